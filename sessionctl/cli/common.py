@@ -1,0 +1,55 @@
+"""Shared pieces of the CLI layer: option types, the workspace lookup, output mode."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+
+from sessionctl import console
+from sessionctl.reporting import NULL, Reporter
+from sessionctl.workspace import Workspace, find_workspace, resolve_campaign
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout instead of tables.")]
+CampaignArg = Annotated[
+    str | None,
+    typer.Argument(
+        help="Campaign name (prompts/NAME.yaml). Default: $SESSIONCTL_CAMPAIGN, or the only one.",
+        show_default=False,
+    ),
+]
+
+
+def workspace() -> Workspace:
+    """The workspace for this invocation (``--root``, ``$SESSIONCTL_ROOT`` or the nearest up)."""
+    ctx = click.get_current_context()
+    root = ctx.find_root().params.get("root")
+    if root:
+        return Workspace(Path(root).expanduser().resolve())
+    return find_workspace()
+
+
+def campaign(name: str | None) -> tuple[Workspace, str]:
+    """Resolve the workspace and the campaign name in one step."""
+    ws = workspace()
+    return ws, resolve_campaign(ws, name)
+
+
+def reporter(json_output: bool = False) -> Reporter:
+    """The reporter for core calls: rich progress normally, silent under ``--json``."""
+    if json_output:
+        console.set_quiet(True)
+        return NULL
+    return console.reporter()
+
+
+def emit(json_output: bool, data: Any, human: Any = None) -> None:
+    """Print ``data`` as JSON under ``--json``, otherwise call ``human()`` (or print text)."""
+    if json_output:
+        console.print_json(data)
+    elif callable(human):
+        human()
+    elif human is not None:
+        console.print_text(str(human))

@@ -1,0 +1,173 @@
+"""All terminal output goes through here: rich for people, JSON for scripts and agents.
+
+Core modules never import this (or rich); they return data or report through
+:class:`sessionctl.reporting.Reporter`, and the CLI hands them :func:`reporter`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+_quiet = False
+
+
+def set_quiet(quiet: bool) -> None:
+    """Silence progress and info chatter (``--json`` sets this so stdout stays parseable)."""
+    global _quiet
+    _quiet = quiet
+
+
+def print_json(data: Any) -> None:
+    """Write ``data`` as JSON to stdout (one document, nothing else on stdout)."""
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def print_text(text: str) -> None:
+    """Write plain text to stdout without markup interpretation."""
+    out.print(escape(text) if text else "", markup=True)
+
+
+def print_markup(text: str) -> None:
+    """Write rich markup to stdout."""
+    out.print(text)
+
+
+def error(message: str) -> None:
+    """Print the one error line to stderr."""
+    err.print(f"[bold red]error:[/] {escape(message)}")
+
+
+def warn(message: str) -> None:
+    err.print(f"[yellow]warning:[/] {escape(message)}")
+
+
+def info(message: str) -> None:
+    if not _quiet:
+        err.print(escape(message))
+
+
+def table(
+    title: str | None,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    justify_numbers: bool = True,
+) -> None:
+    """Print a table of plain values."""
+    t = Table(title=title, title_justify="left", show_lines=False)
+    for col in columns:
+        t.add_column(col)
+    for row in rows:
+        t.add_row(*("" if v is None else escape(str(v)) for v in row))
+    out.print(t)
+
+
+def kv(title: str | None, items: Mapping[str, Any]) -> None:
+    """Print key/value pairs as a two-column table."""
+    t = Table(title=title, title_justify="left", show_header=False, box=None, padding=(0, 2, 0, 0))
+    t.add_column(style="bold")
+    t.add_column()
+    for k, v in items.items():
+        t.add_row(escape(str(k)), escape("" if v is None else str(v)))
+    out.print(t)
+
+
+class _RichTask:
+    def __init__(self, progress: Progress, task_id: TaskID) -> None:
+        self._progress = progress
+        self._id = task_id
+
+    def advance(self, amount: float = 1.0) -> None:
+        self._progress.advance(self._id, amount)
+
+    def update(self, *, completed: float | None = None, total: float | None = None, **fields: Any) -> None:
+        live = " ".join(f"{k}={_fmt(v)}" for k, v in fields.items())
+        kwargs: dict[str, Any] = {}
+        if completed is not None:
+            kwargs["completed"] = completed
+        if total is not None:
+            kwargs["total"] = total
+        if fields:
+            kwargs["live"] = live
+        self._progress.update(self._id, **kwargs)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:,.1f}" if abs(v) >= 100 else f"{v:.3g}"
+    return str(v)
+
+
+class _NullTask:
+    def advance(self, amount: float = 1.0) -> None:
+        pass
+
+    def update(self, *, completed: float | None = None, total: float | None = None, **fields: Any) -> None:
+        pass
+
+
+class RichReporter:
+    """The CLI's reporter: phases and warnings on stderr, progress bars while work runs."""
+
+    def phase(self, title: str) -> None:
+        if not _quiet:
+            err.rule(f"[bold]{escape(title)}")
+
+    def info(self, message: str) -> None:
+        info(message)
+
+    def warn(self, message: str) -> None:
+        warn(message)
+
+    @contextlib.contextmanager
+    def task(self, description: str, *, total: float | None = None) -> Iterator[Any]:
+        if _quiet or not err.is_terminal and not _force_progress():
+            yield _NullTask()
+            return
+        progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn() if total and float(total).is_integer() else TextColumn(""),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[live]}"),
+            console=err,
+            transient=False,
+        )
+        with progress:
+            task_id = progress.add_task(escape(description), total=total, live="")
+            yield _RichTask(progress, task_id)
+
+
+def _force_progress() -> bool:
+    import os
+
+    return os.environ.get("SESSIONCTL_PROGRESS") == "1"
+
+
+def reporter() -> RichReporter:
+    """Return the reporter the CLI hands to core operations."""
+    return RichReporter()

@@ -1,0 +1,66 @@
+"""Parsing and formatting of durations, rates and sizes that appear in configs and output."""
+
+from __future__ import annotations
+
+import math
+import re
+
+_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_FACTORS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str | float | int) -> float:
+    """Parse ``20s``, ``1m30s``, ``500ms`` or a bare number of seconds into seconds."""
+    if isinstance(text, bool):
+        raise ValueError(f"expected a duration like 20s, got {text!r}")
+    if isinstance(text, (int, float)):
+        if text < 0 or math.isnan(text):
+            raise ValueError(f"duration must be >= 0, got {text}")
+        return float(text)
+    s = text.strip()
+    if not s:
+        raise ValueError("empty duration; use e.g. 20s, 1m30s, 500ms")
+    try:
+        return parse_duration(float(s))
+    except ValueError:
+        pass
+    pos = 0
+    total = 0.0
+    for m in _DURATION_RE.finditer(s):
+        if m.start() != pos:
+            break
+        total += float(m.group(1)) * _FACTORS[m.group(2)]
+        pos = m.end()
+    if pos != len(s):
+        raise ValueError(f"bad duration {text!r}; use e.g. 20s, 1m30s, 500ms")
+    return total
+
+
+def format_duration(seconds: float) -> str:
+    """Format seconds the way configs write them (``20s``, ``1m30s``, ``250ms``)."""
+    if seconds < 1:
+        return f"{seconds * 1000:g}ms"
+    whole = round(seconds)
+    if abs(seconds - whole) > 1e-9:
+        return f"{seconds:g}s"
+    h, rem = divmod(whole, 3600)
+    m, s = divmod(rem, 60)
+    out = (f"{h}h" if h else "") + (f"{m}m" if m else "") + (f"{s}s" if s or not (h or m) else "")
+    return out
+
+
+def format_number(value: float, *, digits: int = 3) -> str:
+    """Human-friendly number: ``307,123``, ``12.3``, ``0.000123``."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    a = abs(value)
+    if a >= 1000:
+        return f"{value:,.0f}"
+    if a >= 1 or a == 0:
+        return f"{value:.{digits}g}" if a < 100 else f"{value:.1f}"
+    return f"{value:.{digits}g}"
+
+
+def format_percent(ratio: float) -> str:
+    """Format a ratio (1.034) as a signed percent change (``+3.4%``)."""
+    return f"{(ratio - 1) * 100:+.1f}%"
