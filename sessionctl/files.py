@@ -12,6 +12,7 @@ import fcntl
 import json
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -75,10 +76,30 @@ class LockTimeout(SessionctlError):
     """Another sessionctl holds the lock for too long."""
 
 
+_held: dict[str, int] = {}
+_held_guard = threading.Lock()
+
+
 @contextlib.contextmanager
 def locked(lock_path: Path, *, timeout: float = 60.0) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``lock_path`` (created if needed) for the block."""
+    """Hold an exclusive ``flock`` on ``lock_path`` (created if needed) for the block.
+
+    Re-entrant within a thread: a nested ``locked`` on the same path (close calling record,
+    say) does not deadlock on its own flock.
+    """
     lock_path = Path(lock_path)
+    key = f"{threading.get_ident()}:{lock_path.resolve()}"
+    with _held_guard:
+        depth = _held.get(key, 0)
+        if depth:
+            _held[key] = depth + 1
+    if depth:
+        try:
+            yield
+        finally:
+            with _held_guard:
+                _held[key] -= 1
+        return
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
     deadline = time.monotonic() + timeout
@@ -94,8 +115,12 @@ def locked(lock_path: Path, *, timeout: float = 60.0) -> Iterator[None]:
                         "wait for it to finish or stop it"
                     ) from None
                 time.sleep(0.05)
+        with _held_guard:
+            _held[key] = 1
         yield
     finally:
+        with _held_guard:
+            _held.pop(key, None)
         with contextlib.suppress(OSError):
             fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)

@@ -94,3 +94,16 @@ def test_embedded_postgres_answers_sql(postgres) -> None:  # type: ignore[no-unt
         (one,) = conn.execute("select 1").fetchone()  # type: ignore[misc]
     assert one == 1
     assert postgres.url.startswith("postgresql://") and "127.0.0.1" in postgres.url
+
+
+def test_lock_is_reentrant_in_one_thread(tmp_path: Path) -> None:
+    lock = tmp_path / "r.lock"
+    with locked(lock, timeout=0.5), locked(lock, timeout=0.5):
+        entered = True
+    assert entered
+    # and released afterwards: another thread can take it
+    got = []
+    t = threading.Thread(target=lambda: got.append(locked(lock, timeout=0.5).__enter__()))
+    t.start()
+    t.join()
+    assert got == [None]
