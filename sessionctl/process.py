@@ -152,7 +152,8 @@ def session_pids(sid: int) -> list[int]:
             continue
         # The command name (field 2) may contain spaces and parentheses: split after the last ')'.
         fields = stat[stat.rfind(")") + 2 :].split()
-        if len(fields) > 3 and int(fields[3]) == sid:
+        # Zombies are already dead; where PID 1 does not reap orphans they would linger forever.
+        if len(fields) > 3 and int(fields[3]) == sid and fields[0] != "Z":
             pids.append(int(entry.name))
     return pids
 

@@ -109,6 +109,16 @@ class DdlSpec:
     probes_per_level: int = 10
     batch_size: int = 100
     txn_batches: tuple[int, ...] = ()
+    names_sql: str | None = field(
+        default=None,
+        metadata={"help": "query listing existing object names (default: pg_class / mz_objects)"},
+    )
+    batch_txn: bool = field(
+        default=True, metadata={"help": "one transaction per growth batch (false: autocommit)"}
+    )
+    txn_kinds: tuple[str, ...] = field(
+        default=(), metadata={"help": "probe kinds run in txn_batches (default: the first probe)"}
+    )
 
 
 @dataclass(frozen=True)
@@ -161,6 +171,7 @@ class Section:
     id: str
     body: str
     title: str | None = None
+    level: int = field(default=2, metadata={"help": "markdown heading level of the title"})
 
 
 @dataclass(frozen=True)
@@ -187,6 +198,9 @@ class StepGroup:
     id: str
     title: str
     intro: str | None = None
+    level: int = field(
+        default=3, metadata={"help": "heading level of the title; 0 renders it as a plain line"}
+    )
 
 
 @dataclass(frozen=True)
@@ -218,6 +232,14 @@ class AgentSpec:
     grace: float = field(default=30.0, metadata=_dur("after SIGINT, before SIGTERM"))
     budget_usd: float | None = None
     max_turns: int | None = None
+    args: tuple[str, ...] = field(
+        default=(),
+        metadata={"argv": True, "help": "extra arguments for a preset, e.g. --model NAME"},
+    )
+    token_prices: dict[str, float] = field(
+        default_factory=dict,
+        metadata={"help": "USD per million tokens (input, cached_input, output) to price token usage"},
+    )
 
 
 @dataclass(frozen=True)
@@ -240,6 +262,10 @@ class AuditSpec:
     forbidden: tuple[ForbiddenPattern, ...] = ()
     max_files: int | None = None
     require_measurements: bool = True
+    max_areas: int | None = field(
+        default=1,
+        metadata={"help": "top-level folders one change may touch (tests/ aside; a step's paths count as one)"},
+    )
 
 
 @dataclass(frozen=True)
@@ -292,6 +318,10 @@ class Campaign:
         default=(), metadata={"help": "render order: built-in section names and section ids"}
     )
     templates: str | None = field(default=None, metadata={"help": "template override folder"})
+    headings: dict[str, str] = field(
+        default_factory=dict,
+        metadata={"help": "heading line per layout item (e.g. rules: '## Constraints'); '' = none"},
+    )
     agent: AgentSpec = field(default_factory=AgentSpec)
     run: RunPolicy = field(default_factory=RunPolicy)
     audit: AuditSpec = field(default_factory=AuditSpec)

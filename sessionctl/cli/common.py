@@ -22,9 +22,18 @@ CampaignArg = Annotated[
 ]
 
 
+def current_context() -> Any:
+    """The running command's context (typer >= 0.20 vendors click as ``typer._click``)."""
+    try:
+        from typer._click.globals import get_current_context
+    except ImportError:  # older typer: plain click
+        get_current_context = click.get_current_context
+    return get_current_context()
+
+
 def workspace() -> Workspace:
     """The workspace for this invocation (``--root``, ``$SESSIONCTL_ROOT`` or the nearest up)."""
-    ctx = click.get_current_context()
+    ctx = current_context()
     root = ctx.find_root().params.get("root")
     if root:
         return Workspace(Path(root).expanduser().resolve())

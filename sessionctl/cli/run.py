@@ -1,9 +1,201 @@
-"""CLI for run: placeholder until the owning work lands (registers no commands yet)."""
+"""CLI for ``sessionctl run``: the agent loop, with a live view and a final table."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
+from typing import Annotated, Any
+
 import typer
+
+from sessionctl import console
+from sessionctl.cli.common import CampaignArg, JsonOpt, campaign, emit, reporter
 
 
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the root app."""
+    app.command("run")(run_cmd)
+
+
+def run_cmd(
+    name: CampaignArg = None,
+    sessions: Annotated[
+        int, typer.Option("--sessions", "-n", min=1, help="How many sessions to run (at most).")
+    ] = 1,
+    agent: Annotated[
+        str | None,
+        typer.Option(
+            "--agent",
+            help="Agent preset: claude, codex or command. Default: the campaign's agent.preset.",
+            show_default=False,
+        ),
+    ] = None,
+    timeout: Annotated[
+        str | None,
+        typer.Option(
+            "--timeout",
+            help="Wall clock per session, e.g. 45m (SIGINT, grace, then SIGTERM/SIGKILL). "
+            "Default: agent.timeout.",
+            show_default=False,
+        ),
+    ] = None,
+    grace: Annotated[
+        str | None,
+        typer.Option(
+            "--grace", help="Wait after SIGINT before SIGTERM, e.g. 30s. Default: agent.grace.", show_default=False
+        ),
+    ] = None,
+    budget: Annotated[
+        float | None,
+        typer.Option("--budget", help="USD per session; the agent is stopped past it. Default: agent.budget_usd."),
+    ] = None,
+    total_budget: Annotated[
+        float | None,
+        typer.Option("--total-budget", help="USD for the whole run; no session starts past it. Default: run.budget_usd."),
+    ] = None,
+    max_turns: Annotated[
+        int | None,
+        typer.Option("--max-turns", min=1, help="Turn limit passed to the agent (Claude Code). Default: agent.max_turns."),
+    ] = None,
+    allow_dirty: Annotated[
+        bool, typer.Option("--allow-dirty", help="Start sessions even if the working copy has changes.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show the agent command, bounds and stop rules; run nothing.")
+    ] = False,
+    json_output: JsonOpt = False,
+) -> None:
+    """Run the agent for up to N sessions: start, launch, bound, audit, close or fail, repeat.
+
+    A killed `sessionctl run` is picked up by the next one: the interrupted session is audited
+    and closed or marked failed, never continued. Touch the campaign's stop file
+    (run.stop_file, default .sessionctl/STOP) to stop after the current session.
+    """
+    from sessionctl.agent import loop
+    from sessionctl.errors import UsageError
+    from sessionctl.units import parse_duration
+
+    ws, cname = campaign(name)
+
+    def seconds(opt: str, value: str | None) -> float | None:
+        if value is None:
+            return None
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            raise UsageError(f"{opt} {value}: {exc}") from None
+
+    options = loop.RunOptions(
+        sessions=sessions,
+        preset=agent,
+        timeout=seconds("--timeout", timeout),
+        grace=seconds("--grace", grace),
+        budget_usd=budget,
+        total_budget_usd=total_budget,
+        max_turns=max_turns,
+        allow_dirty=allow_dirty,
+    )
+    if dry_run:
+        result = loop.plan(ws, cname, options=options)
+        emit(json_output, result.to_dict(), lambda: _show_plan(result.plan or {}))
+        return
+    rep = reporter(json_output)
+    with _live_view(enabled=not json_output) as on_progress:
+        result = loop.run(ws, cname, options=options, reporter=rep, on_progress=on_progress)
+    emit(json_output, result.to_dict(), lambda: _show_result(result))
+
+
+def _show_plan(plan: dict[str, Any]) -> None:
+    from sessionctl.process import describe_argv
+
+    console.kv(
+        "sessionctl run --dry-run",
+        {
+            "next session": plan.get("next_session"),
+            "next step": plan.get("next_step") or "(none)",
+            "agent": describe_argv(plan["agent"]["argv"]),
+            "output format": plan["agent"]["format"],
+            "environment": ", ".join(plan.get("env") or ()),
+            "timeout": _secs(plan.get("timeout_s")),
+            "grace": _secs(plan.get("grace_s")),
+            "session budget": _usd(plan.get("session_budget_usd")),
+            "total budget": _usd(plan.get("total_budget_usd")),
+            "stop after": f"{plan.get('max_without_improvement')} sessions without improvement",
+            "stop file": plan.get("stop_file"),
+            "transcript": plan.get("transcript"),
+            "would stop now": plan.get("would_stop") or "no",
+            "interrupted session": plan.get("interrupted_session") or "none",
+        },
+    )
+
+
+def _show_result(result: Any) -> None:
+    rows = []
+    for s in result.sessions:
+        rows.append(
+            [
+                s.session,
+                s.step or "",
+                s.outcome + (" (recovered)" if s.recovered else ""),
+                s.verdict or "",
+                s.exit_reason if s.exit_reason != "exited" else "exited",
+                s.turns,
+                _usd(s.cost_usd),
+                _secs(s.duration_s),
+                "; ".join(s.problems),
+            ]
+        )
+    if rows:
+        console.table(
+            f"sessionctl run: {result.campaign}",
+            ["session", "step", "outcome", "verdict", "agent", "turns", "cost", "time", "audit"],
+            rows,
+        )
+    console.print_text(f"stopped: {result.stop_reason}; spent {_usd(result.total_cost_usd)}")
+
+
+def _usd(v: float | None) -> str:
+    return "n/a" if v is None else f"${v:.2f}"
+
+
+def _secs(v: float | None) -> str:
+    from sessionctl.units import format_duration
+
+    return "none" if v is None else format_duration(round(float(v), 1))
+
+
+@contextlib.contextmanager
+def _live_view(*, enabled: bool) -> Iterator[Any]:
+    """A rich Live status line on stderr while the loop runs (only on a terminal)."""
+    if not enabled or not (console.err.is_terminal or os.environ.get("SESSIONCTL_PROGRESS") == "1"):
+        yield None
+        return
+    from rich.live import Live
+    from rich.text import Text
+
+    live = Live(Text(""), console=console.err, refresh_per_second=4, transient=True)
+
+    def update(p: Any) -> None:
+        if p.phase == "done" and p.outcome is not None:
+            o = p.outcome
+            live.console.print(
+                f"session {o.session} ({o.step or 'diagnostic'}): {o.outcome}"
+                + (f", {o.verdict}" if o.verdict else "")
+                + f" · {_usd(o.cost_usd)} · {_secs(o.duration_s)}"
+                + (f" · {'; '.join(o.problems)}" if o.problems else ""),
+                markup=False,
+                highlight=False,
+            )
+            live.update(Text(""))
+            return
+        line = Text.assemble(
+            (f"[{p.index + 1}/{p.total}] ", "bold"),
+            f"session {p.session or '?'} · {p.step or 'diagnostic'} · {p.phase} · ",
+            f"{_secs(p.elapsed)} · {_usd(p.cost_usd)} (run {_usd(p.run_cost_usd)}) · {p.turns} turns",
+            ("\n  " + p.activity if p.activity else "", "dim"),
+        )
+        live.update(line)
+
+    with live:
+        yield update

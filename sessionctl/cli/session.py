@@ -1,9 +1,353 @@
-"""CLI for session: placeholder until the owning work lands (registers no commands yet)."""
+"""CLI for sessions: ``start``, ``status``, ``record``, ``close``, ``abort``."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+
+from sessionctl import console
+from sessionctl.cli.common import CampaignArg, JsonOpt, campaign, emit, reporter
+
+StatusOpt = Annotated[
+    str | None,
+    typer.Option("--status", help="New current-status prose for the campaign.", show_default=False),
+]
+
+
+def _plan_human(plan: Any, *, dry_run: bool) -> None:
+    head = "Would make" if dry_run else "Made"
+    console.print_text(f"{head} these changes for session {plan.session}:")
+    for n, change in enumerate((plan.code, plan.prompt), start=1):
+        console.print_text(f"  {n}. {change.title}")
+        for p in change.paths:
+            console.print_text(f"       {p}")
+    if plan.left_out:
+        console.print_text("  Left out (untracked; add with --include PATH):")
+        for p in plan.left_out:
+            console.print_text(f"       {p}")
+    if plan.results:
+        from sessionctl.perflog import format_delta, format_value
+
+        console.table(
+            "Results",
+            ["metric", "before", "after", "delta", "verdict"],
+            [
+                [
+                    r.name,
+                    format_value(r.before, r.unit),
+                    format_value(r.after, r.unit),
+                    format_delta(r),
+                    r.verdict,
+                ]
+                for r in plan.results
+            ],
+        )
+    for w in plan.warnings:
+        console.warn(w)
+    if dry_run:
+        console.print_text("")
+        console.print_text(f"--- log entry ({plan.log_path}) ---")
+        console.print_text(plan.entry)
+        console.print_text("--- change 1 description ---")
+        console.print_text(plan.code.message)
+        console.print_text("--- change 2 description ---")
+        console.print_text(plan.prompt.message)
+
+
+def start_cmd(
+    name: CampaignArg = None,
+    step: Annotated[
+        str | None,
+        typer.Option(
+            "--step", help="Next step id to work on (default: the top one).", show_default=False
+        ),
+    ] = None,
+    diagnostic: Annotated[
+        bool,
+        typer.Option("--diagnostic", help="A findings-only session (no code change required)."),
+    ] = False,
+    allow_dirty: Annotated[
+        bool,
+        typer.Option(
+            "--allow-dirty",
+            help="Start even though the working copy has changes (they join the session).",
+        ),
+    ] = False,
+    json_output: JsonOpt = False,
+) -> None:
+    """Open the next session on a next step, on a clean working copy."""
+    from sessionctl.session import engine
+
+    ws, cname = campaign(name)
+    s = engine.start(
+        ws,
+        cname,
+        step=step,
+        diagnostic=diagnostic,
+        allow_dirty=allow_dirty,
+        reporter=reporter(json_output),
+    )
+    commands = engine.next_commands(s)
+
+    def human() -> None:
+        title = s.extra.get("step_title") or ""
+        what = f"step {s.step_id}: {title}" if s.step_id else "a diagnostic session"
+        console.print_text(f"Session {s.number} of {cname} is open on {what}")
+        console.print_text(f"Prompt: prompts/{cname}.md   Log: logs/{cname}-perf-log.md")
+        console.print_text("Next:")
+        for c in commands:
+            console.print_text(f"  {c}")
+
+    emit(json_output, {**s.to_dict(), "commands": commands}, human)
+
+
+def status_cmd(name: CampaignArg = None, json_output: JsonOpt = False) -> None:
+    """Show the open session: phases, measurements, findings and what close will do."""
+    from sessionctl.session import engine
+
+    ws, cname = campaign(name)
+    st = engine.status(ws, cname)
+
+    def human() -> None:
+        if st.recovered:
+            console.warn(st.recovered)
+        if st.pending_close:
+            p = st.pending_close
+            console.warn(
+                f"an interrupted {p.get('kind', 'close')} of session {p.get('session')} is pending "
+                f"({p.get('error', '')}); run `sessionctl close {cname}` to finish it"
+            )
+        if not st.open:
+            nxt = f"; next step: {st.next_step}" if st.next_step else ""
+            console.print_text(f"{cname}: no open session (last session {st.last_session}{nxt})")
+            console.print_text(f"Start one: {st.commands[0]}")
+            return
+        kind = "diagnostic" if st.diagnostic else "optimization"
+        console.kv(
+            f"{cname}: session {st.session} ({kind})",
+            {"step": f"{st.step_id or '-'}: {st.step_title}", "started": st.started_at},
+        )
+        console.table(
+            "Phases",
+            ["phase", "done", "entries"],
+            [[p.name, "yes" if p.done else "no", p.entries] for p in st.phases],
+        )
+        if st.measurements:
+            rows = [
+                [
+                    m["phase"],
+                    m["name"],
+                    ", ".join(f"{v['name']}={v['value']:g}{v['unit']}" for v in m["values"]),
+                ]
+                for m in st.measurements
+            ]
+            console.table("Measurements", ["phase", "benchmark", "values"], rows)
+        if st.findings:
+            console.table(
+                "Findings",
+                ["phase", "finding"],
+                [[f["phase"] or "", f["text"]] for f in st.findings],
+            )
+        if st.missing:
+            console.print_text("Before close: " + "; ".join(st.missing))
+        if st.close_plan:
+            cp = st.close_plan
+            console.print_text("close will make:")
+            for n, key in enumerate(("code", "prompt"), start=1):
+                console.print_text(f"  {n}. {cp[key]['title']}")
+                console.print_text(f"       {', '.join(cp[key]['paths'])}")
+            if cp["left_out"]:
+                console.print_text(f"  left out: {', '.join(cp['left_out'])}")
+        elif st.plan_error:
+            console.warn(f"close plan unavailable: {st.plan_error}")
+
+    emit(json_output, st.to_dict(), human)
+
+
+def record_cmd(
+    name: CampaignArg = None,
+    phase: Annotated[
+        str | None,
+        typer.Option(
+            "--phase", help="baseline | profile | change | remeasure | note.", show_default=False
+        ),
+    ] = None,
+    finding: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--finding", help="A finding, in one sentence (repeatable).", show_default=False
+        ),
+    ] = None,
+    file: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--file",
+            help="Attach a file (copied into the session's scratch folder; repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+    metric: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--metric",
+            help="A number: name=value[unit], e.g. qps=1234 or p99=3.2ms (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Record work into the open session as it happens."""
+    from sessionctl.session import engine
+
+    ws, cname = campaign(name)
+    s = engine.record(
+        ws, cname, phase=phase, findings=finding or (), files=file or (), metrics=metric or ()
+    )
+    parts = [
+        f"{len(finding or ())} finding(s)",
+        f"{len(file or ())} file(s)",
+        f"{len(metric or ())} metric(s)",
+    ]
+    emit(
+        json_output,
+        {
+            "campaign": cname,
+            "session": s.number,
+            "phase": phase,
+            "findings": finding or [],
+            "metrics": metric or [],
+            "files": [str(f) for f in file or ()],
+        },
+        f"recorded into session {s.number}"
+        + (f" ({phase})" if phase else "")
+        + ": "
+        + ", ".join(parts),
+    )
+
+
+def close_cmd(
+    name: CampaignArg = None,
+    resolve: Annotated[
+        str | None,
+        typer.Option(
+            "--resolve",
+            help="Mark this next step done (moved to the completed list).",
+            show_default=False,
+        ),
+    ] = None,
+    add_step: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--add-step", help="Add a next step: 'id: title' (repeatable).", show_default=False
+        ),
+    ] = None,
+    status_text: StatusOpt = None,
+    summary: Annotated[
+        str | None,
+        typer.Option(
+            "--summary",
+            help="The conclusion, for the log and the change description.",
+            show_default=False,
+        ),
+    ] = None,
+    include: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--include",
+            help="Put this untracked file or folder into the code change (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+    force: Annotated[
+        str | None,
+        typer.Option(
+            "--force",
+            metavar="REASON",
+            help="Close without the required measurements; REASON is logged.",
+            show_default=False,
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Print the plan (texts, files per change); touch nothing."),
+    ] = False,
+    json_output: JsonOpt = False,
+) -> None:
+    """Close the session: log entry, YAML update, the code change, then the prompt change."""
+    from sessionctl.session import close as close_mod
+
+    ws, cname = campaign(name)
+    steps = [close_mod.NewStep.parse(t) for t in add_step or ()]
+    result = close_mod.close(
+        ws,
+        cname,
+        resolve=resolve,
+        add_steps=steps,
+        status_text=status_text,
+        summary=summary,
+        force_reason=force,
+        dry_run=dry_run,
+        include=[p.resolve() for p in include or ()],
+        reporter=reporter(json_output),
+    )
+
+    def human() -> None:
+        if result.recovered:
+            console.warn(result.recovered)
+        _plan_human(result.plan, dry_run=dry_run)
+        if not dry_run:
+            console.print_text(f"Next: sessionctl start {cname}")
+
+    emit(json_output, result.to_dict(), human)
+
+
+def abort_cmd(
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why the session ends without a change (logged).")
+    ],
+    name: CampaignArg = None,
+    status_text: StatusOpt = None,
+    discard: Annotated[
+        bool,
+        typer.Option(
+            "--discard", help="Restore the session's edits of tracked files (otherwise they stay)."
+        ),
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the plan; touch nothing.")
+    ] = False,
+    json_output: JsonOpt = False,
+) -> None:
+    """End the session without a code change: log why, keep the findings."""
+    from sessionctl.session import engine
+
+    ws, cname = campaign(name)
+    result = engine.abort(
+        ws,
+        cname,
+        reason=reason,
+        status_text=status_text,
+        discard=discard,
+        dry_run=dry_run,
+        reporter=reporter(json_output),
+    )
+
+    def human() -> None:
+        _plan_human(result.plan, dry_run=dry_run)
+        if result.kept:
+            console.print_text("Left in the working copy: " + ", ".join(result.kept))
+        if result.discarded:
+            console.print_text("Discarded: " + ", ".join(result.discarded))
+
+    emit(json_output, result.to_dict(), human)
 
 
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the root app."""
+    app.command("start")(start_cmd)
+    app.command("status")(status_cmd)
+    app.command("record")(record_cmd)
+    app.command("close")(close_cmd)
+    app.command("abort")(abort_cmd)

@@ -67,6 +67,11 @@ def entries_path(ws: Workspace, campaign: str, number: int) -> Path:
     return session_path(ws, campaign, number) / "entries.jsonl"
 
 
+def journal_path(ws: Workspace, campaign: str) -> Path:
+    """The journal of a close/abort in progress (see :mod:`sessionctl.session.close`)."""
+    return ws.session_dir(campaign) / "close-journal.json"
+
+
 def current(ws: Workspace, campaign: str) -> OpenSession | None:
     """Return the open session, or None."""
     path = current_path(ws, campaign)
@@ -114,6 +119,12 @@ def append(ws: Workspace, campaign: str, entry: dict[str, Any]) -> OpenSession:
     """Append one entry to the open session, stamped with time and author."""
     with ws.lock(campaign):
         s = require_open(ws, campaign)
+        if journal_path(ws, campaign).exists():
+            # The close already planned its log entry: a late entry would silently miss it.
+            raise SessionStateError(
+                f"{campaign}: session {s.number} is being closed (an interrupted close is pending); "
+                f"run `sessionctl close {campaign}` to finish it, then record into the next session"
+            )
         record = {"at": now_iso(), "by": os.environ.get("SESSIONCTL_AUTHOR", "user"), **entry}
         if record.get("phase") is not None and record["phase"] not in PHASES:
             raise SessionStateError(

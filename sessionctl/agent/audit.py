@@ -1,0 +1,568 @@
+"""Judge what an agent's session left behind, from the session record and the VCS diff.
+
+Checks, each giving a one-line :class:`Problem`:
+
+- the workflow was followed: a baseline and a re-measure recorded (optimization) or a finding
+  (diagnostic);
+- the perf log was written by ``sessionctl close`` only (compared with the log as it stood when
+  the session started, and with the entry close appended);
+- the diff looks like ONE change: at most ``audit.max_files`` files, within ``audit.max_areas``
+  top-level folders (a step's ``paths`` count as one area, ``tests/`` is neutral);
+- no added line matches an ``audit.forbidden`` pattern (e.g. caching query results);
+- the rendered prompt ``.md`` was not edited by hand instead of the YAML;
+- the agent ended on its own (not stopped by a bound) with exit code 0.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from sessionctl import process
+from sessionctl.campaign.model import AuditSpec, NextStep
+from sessionctl.errors import ConfigError, SessionctlError
+from sessionctl.workspace import SCRATCH, Workspace
+
+NEUTRAL_AREAS = frozenset({"tests", "test"})
+_MAX_LINES_KEPT = 2000  # added lines scanned per file for forbidden patterns
+_HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+(\d+)(?:,(\d+))? @@")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One audit failure: a stable code and the line shown in the log and the prompt's status."""
+
+    code: str
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message}
+
+
+@dataclass(frozen=True)
+class FileDiff:
+    """What changed in one file."""
+
+    path: str
+    added: int = 0
+    removed: int = 0
+    hunks: int = 0
+    binary: bool = False
+    new: bool = False
+    added_lines: tuple[tuple[int, str], ...] = ()  # (line number in the new file, text)
+
+    @property
+    def area(self) -> str:
+        return self.path.split("/", 1)[0] if "/" in self.path else "."
+
+
+@dataclass(frozen=True)
+class DiffSummary:
+    """The session's change, file by file."""
+
+    files: tuple[FileDiff, ...] = ()
+
+    @property
+    def hunks(self) -> int:
+        return sum(f.hunks for f in self.files)
+
+    def text(self) -> str:
+        """``2 files, 3 hunks, +12 -1: app/query.py (+10 -1, 2 hunks); lib/cache.py (+2, 1 hunk)``."""
+        if not self.files:
+            return "no changes"
+        added = sum(f.added for f in self.files)
+        removed = sum(f.removed for f in self.files)
+        parts = []
+        for f in self.files:
+            if f.binary:
+                parts.append(f"{f.path} (binary)")
+                continue
+            counts = f"+{f.added}" + (f" -{f.removed}" if f.removed else "")
+            parts.append(f"{f.path} ({counts}, {_n(f.hunks, 'hunk')})")
+        n = len(self.files)
+        return f"{_n(n, 'file')}, {_n(self.hunks, 'hunk')}, +{added} -{removed}: " + "; ".join(
+            parts
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "files": [
+                {
+                    "path": f.path,
+                    "added": f.added,
+                    "removed": f.removed,
+                    "hunks": f.hunks,
+                    "binary": f.binary,
+                }
+                for f in self.files
+            ],
+            "hunks": self.hunks,
+            "text": self.text(),
+        }
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the loop notes before the agent starts, to compare with afterwards."""
+
+    log_text: str | None
+    start_commit: str | None
+    backups: tuple[str, ...] = ()  # hand-edited .md copies kept by re-rendering, before the session
+    dirty: dict[str, str] = field(default_factory=dict)  # changed before the session: path -> hash
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "log_text": self.log_text,
+            "start_commit": self.start_commit,
+            "backups": list(self.backups),
+            "dirty": dict(self.dirty),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Snapshot:
+        return cls(
+            d.get("log_text"),
+            d.get("start_commit"),
+            tuple(d.get("backups") or ()),
+            dict(d.get("dirty") or {}),
+        )
+
+
+@dataclass(frozen=True)
+class Audit:
+    """The verdict on one session."""
+
+    session: int
+    problems: tuple[Problem, ...] = ()
+    diff: DiffSummary = field(default_factory=DiffSummary)
+    notes: tuple[str, ...] = ()
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems
+
+    def reasons(self) -> str:
+        """All problems on one line (what the log and the prompt's status say)."""
+        return "; ".join(p.message for p in self.problems)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "session": self.session,
+            "passed": self.passed,
+            "problems": [p.to_dict() for p in self.problems],
+            "diff": self.diff.to_dict(),
+            "notes": list(self.notes),
+        }
+
+
+# --- before the agent runs -------------------------------------------------------------------------
+
+
+def snapshot(
+    ws: Workspace, campaign: str, *, start_commit: str | None, dirty: Iterable[str] = ()
+) -> Snapshot:
+    """Note the log, the prompt backups and already-dirty files before the agent starts."""
+    return Snapshot(
+        _read(ws.log_path(campaign)),
+        start_commit,
+        tuple(_backups(ws, campaign)),
+        {p: file_hash(ws.root / p) for p in dirty},
+    )
+
+
+def file_hash(path: Path) -> str:
+    """A content hash (``-`` for a missing file) to tell untouched dirty files apart."""
+    import hashlib
+
+    try:
+        return hashlib.sha1(path.read_bytes()).hexdigest()
+    except (FileNotFoundError, IsADirectoryError):
+        return "-"
+
+
+def _backups(ws: Workspace, campaign: str) -> list[str]:
+    folder = ws.scratch / "backups"
+    return sorted(p.name for p in folder.glob(f"{campaign}.md.*")) if folder.is_dir() else []
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+
+
+# --- the diff ----------------------------------------------------------------------------------------
+
+
+def managed_paths(campaign: str) -> frozenset[str]:
+    """Files only sessionctl writes; they are judged by the log and drift checks, not the diff."""
+    return frozenset(
+        {f"prompts/{campaign}.yaml", f"prompts/{campaign}.md", f"logs/{campaign}-perf-log.md"}
+    )
+
+
+def session_diff(
+    ws: Workspace,
+    campaign: str,
+    *,
+    start_commit: str | None,
+    snap: Snapshot | None = None,
+    prefer: str = "auto",
+) -> DiffSummary:
+    """Everything that differs from the session's starting revision (commits and working copy).
+
+    Paths are relative to the workspace root; sessionctl's own files, and files that were
+    already dirty before the session and are still byte-identical, are left out.
+    """
+    from sessionctl.vcs import detect
+
+    try:
+        vcs = detect(ws.root, prefer=prefer)
+    except SessionctlError:
+        return DiffSummary()
+    if vcs.kind == "git":
+        files = _git_diff(vcs.root, start_commit or "HEAD")
+    else:
+        files = _jj_diff(vcs.root, start_commit or "@-")
+    prefix = ws.root.resolve().relative_to(vcs.root.resolve()).as_posix()
+    skip = managed_paths(campaign)
+    keep = []
+    for f in files:
+        if prefix != ".":
+            if not f.path.startswith(prefix + "/"):
+                continue
+            f = replace(f, path=f.path[len(prefix) + 1 :])
+        if f.path in skip or f.path == SCRATCH or f.path.startswith(f"{SCRATCH}/"):
+            continue
+        if (
+            snap is not None
+            and f.path in snap.dirty
+            and snap.dirty[f.path] == file_hash(ws.root / f.path)
+        ):
+            continue
+        keep.append(f)
+    return DiffSummary(tuple(sorted(keep, key=lambda f: f.path)))
+
+
+def _git_diff(root: Path, base: str) -> list[FileDiff]:
+    git = ["git", "-c", "core.quotepath=off", "-C", str(root)]
+    out = process.run(
+        [*git, "diff", "--no-color", "--no-ext-diff", "--no-renames", "-U0", base, "--"]
+    ).stdout
+    files = parse_unified_diff(out)
+    untracked = process.run([*git, "ls-files", "--others", "--exclude-standard", "-z"]).stdout
+    for rel in (p for p in untracked.split("\0") if p):
+        files.append(_new_file(root, rel))
+    return files
+
+
+def _jj_diff(root: Path, base: str) -> list[FileDiff]:
+    out = process.run(
+        ["jj", "--no-pager", "--color=never", "-R", str(root), "diff", "--git", "--from", base]
+    ).stdout
+    return parse_unified_diff(out)
+
+
+def _new_file(root: Path, rel: str) -> FileDiff:
+    try:
+        data = (root / rel).read_bytes()
+    except OSError:
+        return FileDiff(rel, new=True)
+    if b"\0" in data[:8192]:
+        return FileDiff(rel, binary=True, new=True)
+    lines = data.decode("utf-8", "replace").splitlines()
+    kept = tuple((i + 1, text) for i, text in enumerate(lines[:_MAX_LINES_KEPT]))
+    return FileDiff(rel, added=len(lines), hunks=1 if lines else 0, new=True, added_lines=kept)
+
+
+def parse_unified_diff(text: str) -> list[FileDiff]:
+    """Parse ``git diff`` output into per-file counts, hunks and added lines."""
+    files: list[FileDiff] = []
+    cur: dict[str, Any] | None = None
+    new_line = 0
+
+    def flush() -> None:
+        if cur is not None and cur["path"]:
+            files.append(
+                FileDiff(
+                    cur["path"],
+                    cur["added"],
+                    cur["removed"],
+                    cur["hunks"],
+                    cur["binary"],
+                    cur["new"],
+                    tuple(cur["lines"]),
+                )
+            )
+
+    for line in text.splitlines():
+        if line.startswith("diff --git "):
+            flush()
+            m = re.match(r"diff --git a/(.*) b/(.*)$", line)
+            cur = {
+                "path": m.group(2) if m else "",
+                "added": 0,
+                "removed": 0,
+                "hunks": 0,
+                "binary": False,
+                "new": False,
+                "lines": [],
+            }
+            continue
+        if cur is None:
+            continue
+        if line.startswith("new file mode"):
+            cur["new"] = True
+        elif line.startswith("+++ "):
+            target = line[4:]
+            if target != "/dev/null":
+                cur["path"] = target[2:] if target.startswith("b/") else target
+        elif line.startswith("--- "):
+            continue
+        elif line.startswith("Binary files "):
+            cur["binary"] = True
+        elif (hm := _HUNK.match(line)) is not None:
+            cur["hunks"] += 1
+            new_line = int(hm.group(1))
+        elif line.startswith("+"):
+            cur["added"] += 1
+            if len(cur["lines"]) < _MAX_LINES_KEPT:
+                cur["lines"].append((new_line, line[1:]))
+            new_line += 1
+        elif line.startswith("-"):
+            cur["removed"] += 1
+        elif line.startswith(" "):
+            new_line += 1
+    flush()
+    return files
+
+
+# --- the checks ----------------------------------------------------------------------------------
+
+
+def check_records(entries: Sequence[dict[str, Any]], *, diagnostic: bool) -> list[Problem]:
+    """A baseline and a re-measure (optimization), or a finding (diagnostic)."""
+    phases = {e.get("phase") for e in entries if e.get("type") == "measurement"}
+    has_finding = any(_is_finding(e) for e in entries)
+    if diagnostic:
+        if has_finding:
+            return []
+        return [Problem("no-finding", "no finding recorded (`sessionctl record --finding TEXT`)")]
+    out = []
+    if "baseline" not in phases:
+        out.append(Problem("no-baseline", "no baseline measurement recorded before the change"))
+    if "remeasure" not in phases:
+        out.append(Problem("no-remeasure", "no re-measure recorded after the change"))
+    return out
+
+
+def _is_finding(e: dict[str, Any]) -> bool:
+    return e.get("type") == "finding" or bool(e.get("finding")) or bool(e.get("findings"))
+
+
+def check_log(
+    before: str | None, after: str | None, *, number: int, closed: bool, written: str | None = None
+) -> list[Problem]:
+    """The perf log changed only through ``sessionctl close`` (``written``: the entry close added)."""
+    from sessionctl.perflog import has_session
+
+    if not closed:
+        if after != before:
+            return [
+                Problem(
+                    "log-edited",
+                    "the perf log was edited by hand; only `sessionctl close` writes it",
+                )
+            ]
+        return []
+    if not has_session(after, number):
+        return [
+            Problem(
+                "log-missing", f"session {number} was closed but the perf log has no entry for it"
+            )
+        ]
+    if before is not None and (after is None or not after.startswith(before)):
+        return [
+            Problem("log-edited", "earlier perf log entries were edited by hand during the session")
+        ]
+    if (
+        written is not None
+        and after is not None
+        and not after.rstrip("\n").endswith(written.rstrip("\n"))
+    ):
+        return [
+            Problem(
+                "log-edited",
+                f"the perf log entry for session {number} differs from what `sessionctl close` wrote",
+            )
+        ]
+    return []
+
+
+def check_diff(diff: DiffSummary, spec: AuditSpec, *, step: NextStep | None) -> list[Problem]:
+    """One change: few enough files, in one area; no forbidden patterns in added lines."""
+    out: list[Problem] = []
+    if spec.max_files is not None and len(diff.files) > spec.max_files:
+        out.append(
+            Problem(
+                "many-files",
+                f"looks like more than one change: {len(diff.files)} files changed "
+                f"(audit.max_files is {spec.max_files})",
+            )
+        )
+    if spec.max_areas is not None:
+        areas = areas_of(diff.files, step)
+        if len(areas) > spec.max_areas:
+            out.append(
+                Problem(
+                    "many-areas",
+                    "looks like more than one change: edits in unrelated areas "
+                    + ", ".join(_area(a) for a in sorted(areas)),
+                )
+            )
+    out.extend(check_forbidden(diff, spec))
+    return out
+
+
+def areas_of(files: Iterable[FileDiff], step: NextStep | None) -> set[str]:
+    """Top-level folders touched (``tests/`` aside); the step's own folders count as one area."""
+    step_areas = {p.strip("/").split("/")[0] for p in (step.paths if step else ()) if p.strip("/")}
+    touched = {f.area for f in files} - NEUTRAL_AREAS
+    groups = touched - step_areas
+    if touched & step_areas:
+        groups.add("+".join(sorted(touched & step_areas)))
+    return groups
+
+
+def check_forbidden(diff: DiffSummary, spec: AuditSpec) -> list[Problem]:
+    """Each forbidden pattern found in an added line, with where and the configured message."""
+    out: list[Problem] = []
+    for i, fp in enumerate(spec.forbidden):
+        try:
+            rx = re.compile(fp.pattern)
+        except re.error as exc:
+            raise ConfigError(
+                f"audit.forbidden[{i}].pattern: bad regular expression ({exc}); fix it"
+            ) from None
+        for f in diff.files:
+            hit = next(((n, t) for n, t in f.added_lines if rx.search(t)), None)
+            if hit is not None:
+                out.append(
+                    Problem(
+                        "forbidden", f"{f.path}:{hit[0]}: {fp.message} (matches `{fp.pattern}`)"
+                    )
+                )
+    return out
+
+
+def check_prompt_edit(ws: Workspace, campaign: str, *, snap: Snapshot) -> list[Problem]:
+    """The rendered prompt was not edited by hand (drift now, or a copy kept when close re-rendered)."""
+    from sessionctl import render
+
+    md = f"prompts/{campaign}.md"
+    message = f"{md} was edited by hand; change prompts/{campaign}.yaml (or use `sessionctl next`) instead"
+    new_backups = set(_backups(ws, campaign)) - set(snap.backups)
+    if new_backups:
+        return [Problem("prompt-edited", message)]
+    drift = render.check_prompt(ws, campaign)
+    if drift is not None and not drift.missing:
+        return [Problem("prompt-edited", message)]
+    return []
+
+
+def check_agent(exit_reason: str, exit_code: int | None, detail: str) -> list[Problem]:
+    """The agent finished by itself, successfully."""
+    if exit_reason == "exited":
+        if exit_code not in (0, None):
+            return [Problem("agent-failed", f"the agent exited with code {exit_code}")]
+        return []
+    return [Problem("agent-stopped", f"the agent was stopped: {detail or exit_reason}")]
+
+
+def check_commits(
+    ws: Workspace, *, start_commit: str | None, prefer: str = "auto"
+) -> list[Problem]:
+    """With git, nothing was committed behind sessionctl's back while the session was open."""
+    from sessionctl.vcs import detect
+
+    try:
+        vcs = detect(ws.root, prefer=prefer)
+    except SessionctlError:
+        return []
+    if vcs.kind != "git" or not start_commit:
+        return []  # jj rewrites @ on every snapshot; its commit id says nothing here
+    head = process.run(
+        ["git", "-C", str(vcs.root), "rev-parse", "HEAD"], check=False
+    ).stdout.strip()
+    if head and head != start_commit:
+        return [
+            Problem(
+                "self-commit",
+                f"the agent committed by itself (HEAD moved from {start_commit[:10]} to {head[:10]}); "
+                "only `sessionctl close` commits",
+            )
+        ]
+    return []
+
+
+def audit_session(
+    ws: Workspace,
+    campaign: str,
+    *,
+    number: int,
+    diagnostic: bool,
+    step: NextStep | None,
+    spec: AuditSpec,
+    snap: Snapshot,
+    closed: dict[str, Any] | None,
+    exit_reason: str,
+    exit_code: int | None,
+    detail: str = "",
+    prefer: str = "auto",
+) -> Audit:
+    """Run every check on session ``number``; ``closed`` is its archived outcome if it was closed."""
+    from sessionctl.session import record
+
+    problems: list[Problem] = []
+    notes: list[str] = []
+    kind = (closed or {}).get("kind")
+    if spec.require_measurements and kind != "abort":
+        problems += check_records(record.entries(ws, campaign, number), diagnostic=diagnostic)
+    written = ((closed or {}).get("plan") or {}).get("entry")
+    problems += check_log(
+        snap.log_text,
+        _read(ws.log_path(campaign)),
+        number=number,
+        closed=closed is not None,
+        written=written,
+    )
+    if closed is None:
+        problems += check_commits(ws, start_commit=snap.start_commit, prefer=prefer)
+    diff = session_diff(ws, campaign, start_commit=snap.start_commit, snap=snap, prefer=prefer)
+    problems += check_diff(diff, spec, step=step)
+    problems += check_prompt_edit(ws, campaign, snap=snap)
+    left_out = [p for p in (closed or {}).get("left_out") or () if p not in snap.dirty]
+    if left_out:
+        problems.append(
+            Problem(
+                "left-out",
+                "new files were left out of the change: "
+                + ", ".join(left_out)
+                + " (pass them to `sessionctl close --include`)",
+            )
+        )
+    problems += check_agent(exit_reason, exit_code, detail)
+    notes.append(f"diff: {diff.text()}")
+    return Audit(number, tuple(problems), diff, tuple(notes))
+
+
+def _area(label: str) -> str:
+    return "(top level)" if label == "." else "+".join(f"{a}/" for a in label.split("+"))
+
+
+def _n(k: int, word: str) -> str:
+    return f"{k} {word}{'' if k == 1 else 's'}"

@@ -1,0 +1,308 @@
+"""Run one agent for one session, bounded in wall-clock time and money.
+
+The agent starts in its own session (``process.spawn``) so that on a timeout, a blown budget or
+Ctrl-C the whole tree can be stopped: SIGINT to the agent, a grace period, then SIGTERM and
+SIGKILL to every process in its session (``process.stop_tree``). Everything it prints goes to
+one transcript file per session under sessionctl's ignored scratch folder — stdout lines as
+they are (stream-json / JSONL), stderr lines wrapped as ``{"type": "stderr"}`` records, and
+two ``{"type": "sessionctl"}`` records framing the run — never into the repository.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from sessionctl import process
+from sessionctl.agent.presets import AgentCommand
+from sessionctl.agent.transcript import Transcript, TranscriptSummary, over_budget
+from sessionctl.measurement import now_iso
+from sessionctl.workspace import Workspace
+
+EXITED = "exited"
+TIMEOUT = "timeout"
+BUDGET = "budget"
+INTERRUPTED = "interrupted"
+STOPPED = "stopped"  # the loop asked (total budget of the run spent)
+LOST = "lost"  # sessionctl itself died while the agent ran; found on resume
+KILLED_REASONS = frozenset({TIMEOUT, BUDGET, INTERRUPTED, STOPPED, LOST})
+
+
+@dataclass(frozen=True)
+class LiveStatus:
+    """A snapshot of a running agent for the live view."""
+
+    pid: int
+    elapsed: float
+    cost_usd: float | None
+    turns: int
+    tool_calls: int
+    activity: str | None
+
+
+@dataclass(frozen=True)
+class AgentRun:
+    """How one agent run ended."""
+
+    argv: tuple[str, ...]  # as shown (prompt elided)
+    preset: str
+    pid: int | None
+    exit_code: int | None
+    exit_reason: str
+    duration_s: float
+    transcript: str
+    summary: TranscriptSummary
+    detail: str = ""  # e.g. "timeout after 2s", "cost $0.91 > budget $0.50"
+
+    @property
+    def killed(self) -> bool:
+        return self.exit_reason in KILLED_REASONS
+
+    def describe(self) -> str:
+        """One line: how the agent ended."""
+        if self.exit_reason == EXITED:
+            return f"agent exited with {self.exit_code}"
+        return f"agent stopped: {self.detail or self.exit_reason}"
+
+    def to_entry(self) -> dict[str, Any]:
+        """The session entry of type ``agent`` (turns, cost, duration, exit reason, transcript)."""
+        s = self.summary
+        return {
+            "type": "agent",
+            "preset": self.preset,
+            "argv": list(self.argv),
+            "pid": self.pid,
+            "exit_code": self.exit_code,
+            "exit_reason": self.exit_reason,
+            "detail": self.detail,
+            "duration_s": round(self.duration_s, 3),
+            "turns": s.turns,
+            "cost_usd": s.cost_usd,
+            "cost_source": s.cost_source,
+            "tokens": {
+                "input": s.input_tokens,
+                "cached_input": s.cached_input_tokens,
+                "output": s.output_tokens,
+            },
+            "tool_calls": s.tool_calls,
+            "agent_session_id": s.session_id,
+            "model": s.model,
+            "result_subtype": s.result_subtype,
+            "is_error": s.is_error,
+            "transcript": self.transcript,
+            "summary": self.text_summary(),
+        }
+
+    def text_summary(self) -> str:
+        """``12 turns, $0.43, 3m20s, exited 0`` — the line a log entry shows."""
+        from sessionctl.units import format_duration
+
+        s = self.summary
+        cost = f"${s.cost_usd:.2f}" if s.cost_usd is not None else "cost n/a"
+        end = (
+            f"exited {self.exit_code}"
+            if self.exit_reason == EXITED
+            else self.detail or self.exit_reason
+        )
+        return f"{s.turns} turns, {cost}, {format_duration(round(self.duration_s, 1))}, {end}"
+
+
+def transcript_path(ws: Workspace, campaign: str, session: int) -> Path:
+    """Where session ``session``'s transcript lives (scratch, never committed)."""
+    return ws.scratch / "transcripts" / campaign / f"{session}.jsonl"
+
+
+def prompt_path(ws: Workspace, campaign: str, session: int) -> Path:
+    """The prompt file handed to agents whose argv uses ``{prompt_file}``."""
+    return ws.scratch / "transcripts" / campaign / f"{session}.prompt.md"
+
+
+class _Sink:
+    """The transcript file plus the parser, fed from two reader threads."""
+
+    def __init__(self, path: Path, parser: Transcript) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.fh: IO[str] = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed by close()
+        self.parser = parser
+        self.lock = threading.Lock()
+
+    def write(self, line: str, *, stderr: bool = False) -> None:
+        line = line.rstrip("\r\n")
+        with self.lock:
+            if stderr:
+                self.fh.write(json.dumps({"type": "stderr", "text": line}) + "\n")
+            else:
+                self.fh.write(line + "\n")
+                self.parser.feed(line)
+            self.fh.flush()
+
+    def record(self, obj: dict[str, Any]) -> None:
+        with self.lock:
+            self.fh.write(json.dumps({"type": "sessionctl", **obj}, default=str) + "\n")
+            self.fh.flush()
+
+    def close(self) -> None:
+        with self.lock:
+            self.fh.flush()
+            os.fsync(self.fh.fileno())
+            self.fh.close()
+
+
+def _pump(stream: IO[bytes], sink: _Sink, *, stderr: bool) -> None:
+    for raw in iter(stream.readline, b""):
+        sink.write(raw.decode("utf-8", "replace"), stderr=stderr)
+    stream.close()
+
+
+def launch(
+    command: AgentCommand,
+    *,
+    env: Mapping[str, str],
+    cwd: Path,
+    transcript: Path,
+    timeout: float,
+    grace: float,
+    budget_usd: float | None = None,
+    token_prices: Mapping[str, float] | None = None,
+    on_spawn: Callable[[int], None] | None = None,
+    on_tick: Callable[[LiveStatus], None] | None = None,
+    should_stop: Callable[[float | None], str | None] | None = None,
+    tick: float = 0.2,
+    term_grace: float = 5.0,
+) -> AgentRun:
+    """Run ``command`` to completion or until a bound stops it; return how it ended.
+
+    ``should_stop(cost_so_far)`` lets the caller stop the agent for its own reasons (the run's
+    total budget); it returns a one-line reason or None. Ctrl-C stops the agent tree and
+    returns with ``exit_reason == "interrupted"`` rather than raising.
+    """
+    parser = Transcript(command.format, token_prices=token_prices)
+    sink = _Sink(transcript, parser)
+    started = time.monotonic()
+    sink.record(
+        {
+            "event": "launch",
+            "at": now_iso(),
+            "argv": list(command.shown),
+            "preset": command.preset,
+            "format": command.format,
+            "timeout_s": timeout,
+            "budget_usd": budget_usd,
+        }
+    )
+    try:
+        proc = process.spawn(
+            command.argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+    except BaseException as exc:
+        sink.record({"event": "exit", "reason": "spawn_failed", "error": str(exc)})
+        sink.close()
+        raise
+    if on_spawn is not None:
+        on_spawn(proc.pid)
+    sink.record({"event": "spawned", "pid": proc.pid})
+    assert proc.stdout is not None and proc.stderr is not None
+    readers = [
+        threading.Thread(
+            target=_pump, args=(proc.stdout, sink), kwargs={"stderr": False}, daemon=True
+        ),
+        threading.Thread(
+            target=_pump, args=(proc.stderr, sink), kwargs={"stderr": True}, daemon=True
+        ),
+    ]
+    for r in readers:
+        r.start()
+
+    reason, detail = EXITED, ""
+    try:
+        while True:
+            try:
+                proc.wait(timeout=tick)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            elapsed = time.monotonic() - started
+            with sink.lock:
+                cost = parser.cost_usd
+                status = LiveStatus(
+                    proc.pid, elapsed, cost, parser.turns, parser.tool_calls, parser.activity
+                )
+            if on_tick is not None:
+                on_tick(status)
+            if elapsed >= timeout:
+                reason, detail = TIMEOUT, f"timeout after {_secs(timeout)}"
+            elif over_budget(cost, budget_usd):
+                reason, detail = (
+                    BUDGET,
+                    f"cost ${cost:.2f} over the session budget ${budget_usd:.2f}",
+                )
+            elif should_stop is not None and (why := should_stop(cost)):
+                reason, detail = STOPPED, why
+            if reason != EXITED:
+                sink.record({"event": "stop", "reason": reason, "detail": detail, "at": now_iso()})
+                process.stop_tree(
+                    proc, first_signal=signal.SIGINT, grace=grace, term_grace=term_grace
+                )
+                break
+    except KeyboardInterrupt:
+        reason, detail = INTERRUPTED, "interrupted by the user (Ctrl-C)"
+        sink.record({"event": "stop", "reason": reason, "at": now_iso()})
+        process.stop_tree(
+            proc, first_signal=signal.SIGINT, grace=min(grace, 5.0), term_grace=term_grace
+        )
+    # Whatever the agent left running in its session (a server, a benchmark) goes too.
+    process.stop_tree(proc, grace=0.0, term_grace=term_grace)
+    for r in readers:
+        r.join(timeout=2.0)
+    duration = time.monotonic() - started
+    code = proc.returncode
+    sink.record(
+        {"event": "exit", "reason": reason, "exit_code": code, "duration_s": round(duration, 3)}
+    )
+    sink.close()
+    with sink.lock:
+        summary = parser.summary()
+    return AgentRun(
+        argv=command.shown,
+        preset=command.preset,
+        pid=proc.pid,
+        exit_code=code,
+        exit_reason=reason,
+        duration_s=duration,
+        transcript=str(transcript),
+        summary=summary,
+        detail=detail,
+    )
+
+
+def reap_session(sid: int, *, term_grace: float = 3.0) -> list[int]:
+    """Make sure no process of an earlier agent (session id ``sid``) survives; return who was found.
+
+    Used on resume, when the ``sessionctl run`` that spawned the agent is gone and we have only
+    its pid. SIGTERM first, then SIGKILL to whatever is left in that session.
+    """
+    found = process.session_pids(sid)
+    if not found:
+        return []
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        process.signal_session(sid, sig)
+        deadline = time.monotonic() + term_grace
+        while time.monotonic() < deadline and process.session_pids(sid):
+            time.sleep(0.05)
+        if not process.session_pids(sid):
+            break
+    return found
+
+
+def _secs(seconds: float) -> str:
+    from sessionctl.units import format_duration
+
+    return format_duration(seconds)

@@ -1,0 +1,158 @@
+"""Agent presets: the argv sessionctl launches for Claude Code, Codex, or any command.
+
+The prompt travels as one argv element (``{prompt}``) or as a file (``{prompt_file}``), never
+through a shell. Placeholders are replaced textually and only once, so a ``{`` inside the prompt
+is passed through untouched.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from sessionctl.campaign.model import AgentSpec
+from sessionctl.errors import UsageError
+
+Preset = Literal["claude", "codex", "command"]
+Format = Literal["claude", "codex", "auto"]
+PRESETS: tuple[str, ...] = ("claude", "codex", "command")
+
+# Linux refuses a single argv element longer than MAX_ARG_STRLEN (32 pages = 128 KiB).
+MAX_ARG_BYTES = 128 * 1024 - 1
+
+_PLACEHOLDER = re.compile(r"\{(prompt|prompt_file|session|campaign|root)\}")
+
+# `claude -p` is print (headless) mode; stream-json needs --verbose to emit every message.
+CLAUDE_ARGV: tuple[str, ...] = (
+    "claude",
+    "-p",
+    "{prompt}",
+    "--output-format",
+    "stream-json",
+    "--verbose",
+)
+# `codex exec` runs read-only by default; workspace-write lets it edit the checkout it runs in.
+CODEX_ARGV: tuple[str, ...] = (
+    "codex",
+    "exec",
+    "--json",
+    "--sandbox",
+    "workspace-write",
+    "--skip-git-repo-check",
+    "-C",
+    "{root}",
+)
+
+ENV_SESSION = "SESSIONCTL_SESSION"
+ENV_CAMPAIGN = "SESSIONCTL_CAMPAIGN"
+ENV_ROOT = "SESSIONCTL_ROOT"
+ENV_AUTHOR = "SESSIONCTL_AUTHOR"
+
+
+@dataclass(frozen=True)
+class AgentCommand:
+    """What to execute for one session, and how to read what it prints."""
+
+    preset: str
+    argv: tuple[str, ...]
+    shown: tuple[str, ...]  # argv with the prompt text elided (for logs and --dry-run)
+    format: Format
+    native_budget: bool  # the agent CLI stops itself at the budget too (Claude's --max-budget-usd)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "preset": self.preset,
+            "argv": list(self.shown),
+            "format": self.format,
+            "native_budget": self.native_budget,
+        }
+
+
+def expand(template: Sequence[str], values: Mapping[str, str]) -> tuple[str, ...]:
+    """Replace ``{prompt}``-style placeholders in each argv element (unknown braces stay)."""
+    return tuple(_PLACEHOLDER.sub(lambda m: values[m.group(1)], part) for part in template)
+
+
+def build(
+    spec: AgentSpec,
+    *,
+    prompt: str,
+    prompt_file: Path,
+    session: int,
+    campaign: str,
+    root: Path,
+    preset: str | None = None,
+    budget_usd: float | None = None,
+    max_turns: int | None = None,
+    source: str = "agent",
+) -> AgentCommand:
+    """Build the argv for ``spec`` (or ``preset`` overriding it) for one session."""
+    chosen = preset or spec.preset
+    if chosen not in PRESETS:
+        raise UsageError(f"--agent {chosen}: unknown preset; use one of {', '.join(PRESETS)}")
+    turns = max_turns if max_turns is not None else spec.max_turns
+    template: list[str]
+    fmt: Format
+    native_budget = False
+    if chosen == "claude":
+        template = list(spec.argv) if spec.argv and spec.preset == "claude" else list(CLAUDE_ARGV)
+        if turns is not None and "--max-turns" not in template:
+            template += ["--max-turns", str(turns)]
+        # Documented for print mode; checked between turns, so we still watch the stream too.
+        if budget_usd is not None and "--max-budget-usd" not in template:
+            template += ["--max-budget-usd", f"{budget_usd:g}"]
+            native_budget = True
+        template += list(spec.args)
+        fmt = "claude"
+    elif chosen == "codex":
+        if spec.argv and spec.preset == "codex":
+            template = list(spec.argv) + list(spec.args)
+        else:
+            template = [*CODEX_ARGV, *spec.args, "{prompt}"]
+        fmt = "codex"
+    else:
+        if not spec.argv or spec.preset != "command":
+            raise UsageError(
+                f"{source}: agent.argv: preset 'command' needs an argv template, e.g. "
+                "argv: [my-agent, --prompt-file, '{prompt_file}']"
+            )
+        template = list(spec.argv) + list(spec.args)
+        fmt = "auto"
+    values = {
+        "prompt": prompt,
+        "prompt_file": str(prompt_file),
+        "session": str(session),
+        "campaign": campaign,
+        "root": str(root),
+    }
+    argv = expand(template, values)
+    for part in argv:
+        if len(part.encode("utf-8", "surrogateescape")) > MAX_ARG_BYTES:
+            raise UsageError(
+                f"{source}: agent.argv: the prompt ({len(prompt.encode())} bytes) is too long for one "
+                "argument; pass it as a file with '{prompt_file}' in agent.argv"
+            )
+    shown = expand(template, {**values, "prompt": f"<prompt: {len(prompt)} chars>"})
+    return AgentCommand(chosen, argv, shown, fmt, native_budget)
+
+
+def agent_env(
+    spec: AgentSpec,
+    *,
+    session: int,
+    campaign: str,
+    root: Path,
+    base: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The agent's environment: ours, the campaign's extras, and where its records must land."""
+    env = dict(os.environ if base is None else base)
+    env.update(spec.env)
+    env[ENV_SESSION] = str(session)
+    env[ENV_CAMPAIGN] = campaign
+    env[ENV_ROOT] = str(root)
+    env[ENV_AUTHOR] = "agent"
+    return env

@@ -1,0 +1,372 @@
+"""Turn a DDL run into numbers and tables: per-level statistics, growth fit, metric breakdown.
+
+Value names (what a baseline and a re-measure compare):
+
+* ``<kind>.median_ms@n10k``, ``.p90_ms@``, ``.max_ms@`` — probe latency at the level of 10,000
+  objects (the configured level, so names stay stable across runs; the measured count is in
+  ``objects@n10k``). ``@n0`` is "whatever exists at the start".
+* ``<kind>.slope_ms_per_1k`` and ``<kind>.growth_exponent`` — the growth fit over all levels.
+* ``<kind>.txn_ms_per_stmt@b50`` — per-statement cost inside one transaction of 50 statements.
+* ``<series>.ms_per_<kind>@n10k`` (and ``@b50``) — histogram ``Δsum / statements``: how many
+  milliseconds of each statement went into that metric's labelled step.
+
+Growth rule: a least-squares line of median latency against object count gives the slope (ms per
+1k objects). The exponent ``k`` is the least-squares slope of ``ln(y - y0)`` against
+``ln(x - x0)``, where ``(x0, y0)`` is the lowest level: how the latency *added* above the first
+level grows with the objects *added*. Linear growth gives 1 whatever the fixed per-statement cost,
+O(n^2) behaviour gives about 2. Verdicts: ``flat`` when the fitted line rises less than 10 % of
+``y0`` over the measured span; otherwise, with at least two increments above the first level that
+span at least 4x (e.g. levels 1k/10k/50k/100k), ``super-linear`` when ``k > 1.2``, ``linear`` for
+0.8-1.2, ``sub-linear`` below; with fewer levels, ``too few levels`` (the slope is still given).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from sessionctl.measurement import Measurement, Value
+
+if TYPE_CHECKING:
+    from sessionctl.bench.ddl import Growth, ProbeRun, TxnRun
+    from sessionctl.campaign.model import MetricSpec
+
+SUPERLINEAR = 1.2
+LINEAR = 0.8
+FLAT = 0.10
+MIN_STEPS = 2
+MIN_SPAN = 4.0
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Latency statistics of one group of probes, in milliseconds."""
+
+    n: int
+    median: float
+    p90: float
+    max: float
+    mean: float
+
+
+def quantile(sorted_values: Sequence[float], q: float) -> float:
+    """Linear-interpolation quantile (numpy's default) of already sorted values."""
+    if not sorted_values:
+        return math.nan
+    pos = (len(sorted_values) - 1) * q
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
+def stats(values: Sequence[float]) -> Stats:
+    """Median, p90, max and mean of a sample."""
+    s = sorted(values)
+    if not s:
+        return Stats(0, math.nan, math.nan, math.nan, math.nan)
+    return Stats(len(s), quantile(s, 0.5), quantile(s, 0.9), s[-1], statistics.fmean(s))
+
+
+@dataclass(frozen=True)
+class Fit:
+    """Latency growth against object count."""
+
+    points: int
+    slope_ms_per_1k: float
+    intercept_ms: float
+    exponent: float | None
+    verdict: str
+
+
+def fit_growth(points: Sequence[tuple[float, float]]) -> Fit:
+    """Fit ``(object_count, latency_ms)`` points; see the module docstring for the rule."""
+    pts = sorted((float(x), float(y)) for x, y in points if math.isfinite(y))
+    if len(pts) < 2 or len({x for x, _ in pts}) < 2:
+        return Fit(len(pts), math.nan, math.nan, None, "too few levels")
+    slope, intercept = _least_squares(pts)
+    x0, y0 = pts[0]
+    steps = [(math.log(x - x0), math.log(y - y0)) for x, y in pts[1:] if x > x0 and y > y0]
+    exponent = _least_squares(steps)[0] if len({x for x, _ in steps}) >= 2 else None
+    rise = slope * (pts[-1][0] - x0)
+    span = math.exp(max(x for x, _ in steps) - min(x for x, _ in steps)) if steps else 0.0
+    if y0 > 0 and rise < FLAT * y0:
+        verdict = "flat"
+    elif exponent is None or len(steps) < MIN_STEPS or span < MIN_SPAN:
+        verdict = "too few levels"
+    elif exponent > SUPERLINEAR:
+        verdict = "super-linear"
+    elif exponent >= LINEAR:
+        verdict = "linear"
+    else:
+        verdict = "sub-linear"
+    return Fit(len(pts), slope * 1000.0, intercept, exponent, verdict)
+
+
+def _least_squares(pts: Sequence[tuple[float, float]]) -> tuple[float, float]:
+    mx = statistics.fmean(x for x, _ in pts)
+    my = statistics.fmean(y for _, y in pts)
+    sxx = sum((x - mx) ** 2 for x, _ in pts)
+    sxy = sum((x - mx) * (y - my) for x, y in pts)
+    slope = sxy / sxx
+    return slope, my - slope * mx
+
+
+def level_label(level: int) -> str:
+    """``n0``, ``n500``, ``n2k``, ``n100k``: the level part of a value name."""
+    if level >= 1000 and level % 1000 == 0:
+        return f"n{level // 1000}k"
+    return f"n{level}"
+
+
+# --- metric deltas per statement ------------------------------------------------------------
+
+
+def per_statement(delta: Any, specs: Sequence[MetricSpec], statements: int) -> list[dict[str, Any]]:
+    """One row per watched series (split by ``spec.by``): its delta divided by ``statements``.
+
+    Histograms give ``ms_per_stmt`` (Δsum / statements: the wall-clock milliseconds of each
+    statement spent in that step), ``obs_per_stmt`` (Δcount / statements) and ``mean_ms``
+    (Δsum / Δcount); counters of seconds give ``ms_per_stmt`` from their delta. Series that did
+    not move are left out: a step a statement never reaches is not part of its profile.
+    """
+    rows: list[dict[str, Any]] = []
+    for spec in specs:
+        if spec.kind == "histogram":
+            groups: dict[str, list[Any]] = {}
+            for g in delta.select(spec.name, spec.labels):
+                groups.setdefault(_series_label(spec, dict(g.labels)), []).append(g)
+            for label, members in sorted(groups.items()):
+                d_sum = sum(g.sum for g in members)
+                d_count = sum(g.count for g in members)
+                if d_count <= 0:
+                    continue
+                rows.append(
+                    {
+                        "series": label,
+                        "kind": "histogram",
+                        "ms_per_stmt": d_sum / statements * 1000.0,
+                        "obs_per_stmt": d_count / statements,
+                        "mean_ms": d_sum / d_count * 1000.0,
+                        "reset": any(g.reset for g in members),
+                    }
+                )
+        elif spec.kind == "counter":
+            series = delta.select_series(spec.name, spec.labels) or delta.select_series(
+                f"{spec.name}_total", spec.labels
+            )
+            sums: dict[str, float] = {}
+            resets: dict[str, bool] = {}
+            for s in series:
+                label = _series_label(spec, dict(s.labels))
+                sums[label] = sums.get(label, 0.0) + s.delta
+                resets[label] = resets.get(label, False) or s.reset
+            for label, d in sorted(sums.items()):
+                if d <= 0:
+                    continue
+                seconds = spec.name.endswith(("_seconds", "_seconds_total"))
+                rows.append(
+                    {
+                        "series": label,
+                        "kind": "counter",
+                        # A counter of seconds divides into time per statement; others into counts.
+                        "ms_per_stmt": d / statements * (1000.0 if seconds else 1.0),
+                        "obs_per_stmt": None,
+                        "mean_ms": None,
+                        "unit": "ms" if seconds else "",
+                        "reset": resets[label],
+                    }
+                )
+    return rows
+
+
+def _series_label(spec: MetricSpec, labels: dict[str, str]) -> str:
+    """``name{filter labels, by labels}``: the same names as :func:`sessionctl.metrics.summarize`."""
+    parts = [f"{k}={v}" for k, v in spec.labels.items()]
+    parts += [f"{k}={labels.get(k, '')}" for k in spec.by]
+    return spec.name + ("{" + ",".join(parts) + "}" if parts else "")
+
+
+# --- the result -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DdlResult:
+    """Everything one DDL run measured."""
+
+    dialect: str
+    count_sql: str
+    initial_count: int
+    final_count: int
+    levels: tuple[int, ...]
+    growths: tuple[Growth, ...]
+    probes: tuple[ProbeRun, ...]
+    txns: tuple[TxnRun, ...]
+    kept_probes: bool = False
+    leftovers: tuple[str, ...] = ()
+    metrics_note: str | None = None
+
+    def kinds(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for r in self.probes:
+            seen.setdefault(r.kind, None)
+        return list(seen)
+
+    def fits(self) -> dict[str, Fit]:
+        return {
+            k: fit_growth([(r.count, stats(r.ms).median) for r in self.probes if r.kind == k])
+            for k in self.kinds()
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["fits"] = {k: asdict(f) for k, f in self.fits().items()}
+        for g, gd in zip(self.growths, d["growths"], strict=True):
+            gd["seconds_per_1k"] = g.seconds_per_1k
+        return d
+
+
+def values(r: DdlResult) -> tuple[Value, ...]:
+    """The flat values a session compares between baseline and re-measure."""
+    out: list[Value] = []
+    for run in r.probes:
+        s = stats(run.ms)
+        at = level_label(run.level)
+        out += [
+            Value(f"{run.kind}.median_ms@{at}", s.median, "ms", "lower", run.ms),
+            Value(f"{run.kind}.p90_ms@{at}", s.p90, "ms", "lower"),
+            Value(f"{run.kind}.max_ms@{at}", s.max, "ms", "lower"),
+        ]
+        out += [_metric_value(m, run.kind, at) for m in run.metrics]
+    seen_levels: set[int] = set()
+    for run in r.probes:
+        if run.level not in seen_levels:
+            seen_levels.add(run.level)
+            out.append(Value(f"objects@{level_label(run.level)}", float(run.count), "objects"))
+    for kind, f in r.fits().items():
+        if math.isfinite(f.slope_ms_per_1k):
+            out.append(Value(f"{kind}.slope_ms_per_1k", f.slope_ms_per_1k, "ms/1k objects", "lower"))
+        if f.exponent is not None:
+            out.append(Value(f"{kind}.growth_exponent", f.exponent, "", "lower"))
+    for t in r.txns:
+        out.append(Value(f"{t.kind}.txn_ms_per_stmt@b{t.size}", t.per_stmt_ms, "ms", "lower", t.stmt_ms))
+        out += [_metric_value(m, t.kind, f"b{t.size}") for m in t.metrics]
+    created = sum(g.created for g in r.growths)
+    if created:
+        secs = sum(g.seconds for g in r.growths)
+        out.append(Value("growth.s_per_1k", secs / created * 1000.0, "s/1k objects", "lower"))
+    return tuple(out)
+
+
+def _metric_value(m: dict[str, Any], kind: str, at: str) -> Value:
+    if m.get("unit", "ms") == "ms":
+        return Value(f"{m['series']}.ms_per_{kind}@{at}", m["ms_per_stmt"], "ms", "lower")
+    return Value(f"{m['series']}.per_{kind}@{at}", m["ms_per_stmt"], "", None)
+
+
+def _ms(v: float | None) -> str:
+    if v is None or not math.isfinite(v):
+        return "n/a"
+    return f"{v:.3f}" if abs(v) < 10 else f"{v:.1f}"
+
+
+def _row(cells: Sequence[object]) -> str:
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def summary_md(r: DdlResult) -> str:
+    """The markdown block for the log entry: latency per level, growth, txn batches, breakdown."""
+    lines = [
+        f"DDL latency ({r.dialect}; count `{r.count_sql}`): {r.initial_count:,} objects at start, "
+        f"{r.final_count:,} at the end.",
+        "",
+        _row(["objects", "statement", "median ms", "p90 ms", "max ms", "probes", "drop median ms"]),
+        _row(["---:", "---", "---:", "---:", "---:", "---:", "---:"]),
+    ]
+    for run in r.probes:
+        s = stats(run.ms)
+        drop = stats(run.drop_ms).median if run.drop_ms else None
+        lines.append(_row([f"{run.count:,}", run.kind, _ms(s.median), _ms(s.p90), _ms(s.max), s.n, _ms(drop)]))
+    fits = r.fits()
+    if fits:
+        lines += ["", _row(["statement", "ms per 1k objects", "log-log exponent", "growth"])]
+        lines.append(_row(["---", "---:", "---:", "---"]))
+        for kind, f in fits.items():
+            exp = "n/a" if f.exponent is None else f"{f.exponent:.2f}"
+            verdict = f"**{f.verdict}**" if f.verdict == "super-linear" else f.verdict
+            lines.append(_row([kind, _ms(f.slope_ms_per_1k), exp, verdict]))
+    if r.txns:
+        lines += ["", f"Transaction batches at {r.txns[0].count:,} objects (BEGIN; B statements; COMMIT):", ""]
+        lines.append(_row(["statement", "B", "ms/statement", "first ms", "last ms", "commit ms"]))
+        lines.append(_row(["---", "---:", "---:", "---:", "---:", "---:"]))
+        for t in r.txns:
+            lines.append(
+                _row([t.kind, t.size, _ms(t.per_stmt_ms), _ms(t.stmt_ms[0]), _ms(t.stmt_ms[-1]), _ms(t.commit_ms)])
+            )
+    breakdown = breakdown_md(r)
+    if breakdown:
+        lines += ["", *breakdown]
+    growth = [g for g in r.growths if g.created]
+    if growth:
+        created = sum(g.created for g in growth)
+        secs = sum(g.seconds for g in growth)
+        lines += ["", f"Growth: created {created:,} fillers in {secs:.1f} s ({secs / created * 1000:.2f} s per 1k)."]
+    if r.metrics_note:
+        lines += ["", f"Note: {r.metrics_note}"]
+    if r.kept_probes:
+        lines += ["", "Probe objects were kept (--keep-probes)."]
+    if r.leftovers:
+        lines += ["", "Probe cleanup failed; drop these by hand: " + "; ".join(f"`{s}`" for s in r.leftovers)]
+    return "\n".join(lines) + "\n"
+
+
+def breakdown_md(r: DdlResult) -> list[str]:
+    """The per-statement wall-clock breakdown: where each statement's time goes, by metric step."""
+    rows: list[list[object]] = []
+    for run in r.probes:
+        mean = stats(run.ms).mean
+        for m in run.metrics:
+            rows.append(_breakdown_row(f"{run.count:,}", run.kind, m, mean))
+    for t in r.txns:
+        for m in t.metrics:
+            rows.append(_breakdown_row(f"txn B={t.size}", t.kind, m, t.per_stmt_ms))
+    if not rows:
+        return []
+    return [
+        "Per-statement wall-clock breakdown (metric Δsum / statements; share of the mean latency):",
+        "",
+        _row(["objects", "statement", "metric", "ms/statement", "obs/statement", "ms/obs", "share"]),
+        _row(["---:", "---", "---", "---:", "---:", "---:", "---:"]),
+        *(_row(row) for row in rows),
+    ]
+
+
+def _breakdown_row(where: str, kind: str, m: dict[str, Any], wall_ms: float) -> list[object]:
+    timed = m.get("unit", "ms") == "ms"
+    share = m["ms_per_stmt"] / wall_ms if wall_ms and timed else math.nan
+    obs = m["obs_per_stmt"]
+    return [
+        where,
+        kind,
+        f"`{m['series']}`",
+        _ms(m["ms_per_stmt"]) if timed else "n/a",
+        f"{obs:.2f}" if obs is not None else (f"{m['ms_per_stmt']:.2f}" if not timed else "n/a"),
+        _ms(m.get("mean_ms")),
+        f"{share:.0%}" if math.isfinite(share) else "n/a",
+    ]
+
+
+def to_measurement(r: DdlResult, *, name: str, phase: str | None, raw_dir: str | None = None) -> Measurement:
+    """The record handed to the session."""
+    details = r.to_dict()
+    return Measurement(
+        source="ddl",
+        name=name,
+        phase=phase,
+        values=values(r),
+        summary_md=summary_md(r),
+        raw_dir=raw_dir,
+        details=details,
+    )

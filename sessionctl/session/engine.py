@@ -1,0 +1,429 @@
+"""Opening a session, recording into it, looking at it, and aborting it.
+
+A session is one pass of the workflow on one next step: baseline → profile → one change →
+re-measure (an *optimization* session), or findings only (a *diagnostic* one). ``start`` opens
+it on a clean working copy and remembers where the code stood; ``record`` logs work as it
+happens; ``status`` shows what is done and what ``close`` will do; ``abort`` ends it without a
+code change. Closing lives in :mod:`sessionctl.session.close`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sessionctl.errors import NothingToDo, SessionctlError, SessionStateError, UsageError, VcsError
+from sessionctl.files import atomic_write
+from sessionctl.measurement import PHASES, Measurement, Value, now_iso
+from sessionctl.reporting import NULL, Reporter
+from sessionctl.session import record as store_
+from sessionctl.session.close import AbortResult
+from sessionctl.session.plan import (
+    OPTIMIZATION_PHASES,
+    findings,
+    missing_requirements,
+    phase_counts,
+)
+from sessionctl.session.record import OpenSession
+from sessionctl.workspace import Workspace
+
+__all__ = [
+    "AbortResult",
+    "OpenSession",
+    "SessionStatus",
+    "abort",
+    "next_commands",
+    "parse_metric",
+    "record",
+    "start",
+    "status",
+]
+
+_METRIC = re.compile(
+    r"^(?P<name>[^=\s]+)\s*=\s*(?P<value>[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*(?P<unit>[^\d\s=][^\s=]*)?$"
+)
+_LOWER_UNITS = {"ns", "us", "µs", "ms", "s", "sec", "seconds", "min"}
+_LOWER_NAMES = re.compile(
+    r"(latency|p\d+|mean|median|avg|time|duration|_ms|_us|_s$|seconds)", re.IGNORECASE
+)
+_HIGHER_NAMES = re.compile(r"^(qps|tps|ops|rps|throughput)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class PhaseState:
+    """One workflow phase and how many entries it has so far."""
+
+    name: str
+    done: bool
+    entries: int
+
+
+@dataclass(frozen=True)
+class SessionStatus:
+    """The open session (if any), its progress, and what ``close`` would do."""
+
+    campaign: str
+    open: bool
+    session: int | None = None
+    step_id: str | None = None
+    step_title: str | None = None
+    diagnostic: bool = False
+    started_at: str | None = None
+    start_revision: dict[str, Any] = field(default_factory=dict)
+    phases: tuple[PhaseState, ...] = ()
+    measurements: tuple[dict[str, Any], ...] = ()
+    findings: tuple[dict[str, Any], ...] = ()
+    files: tuple[str, ...] = ()
+    missing: tuple[str, ...] = ()
+    close_plan: dict[str, Any] | None = None
+    plan_error: str | None = None
+    pending_close: dict[str, Any] | None = None
+    recovered: str | None = None
+    last_session: int | None = None
+    next_step: str | None = None
+    commands: tuple[str, ...] = ()
+
+    @property
+    def can_close(self) -> bool:
+        return self.open and not self.missing
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["can_close"] = self.can_close
+        return d
+
+
+# --- start ------------------------------------------------------------------------------------
+
+
+def start(
+    ws: Workspace,
+    campaign: str,
+    *,
+    step: str | None = None,
+    diagnostic: bool = False,
+    allow_dirty: bool = False,
+    reporter: Reporter = NULL,
+) -> OpenSession:
+    """Open session N+1 on ``step`` (default: the top next step) on a clean working copy."""
+    from sessionctl import render
+    from sessionctl.campaign import store
+    from sessionctl.session.close import recover
+    from sessionctl.vcs import detect
+
+    done = recover(ws, campaign, reporter=reporter)
+    if done:
+        reporter.warn(done)
+    with ws.lock(campaign):
+        existing = store_.current(ws, campaign)
+        if existing is not None:
+            raise SessionStateError(
+                f"{campaign}: session {existing.number} is already open"
+                f"{f' on step {existing.step_id!r}' if existing.step_id else ''} "
+                f"since {existing.started_at}; finish it with `sessionctl close {campaign}` "
+                f"or `sessionctl abort {campaign} --reason TEXT`"
+            )
+        cf = store.load(ws, campaign)
+        camp = cf.campaign
+        chosen = None
+        if step is not None:
+            chosen = camp.step(step)
+        elif camp.next_steps:
+            chosen = camp.next_steps[0]
+        elif not diagnostic:
+            raise NothingToDo(
+                f"prompts/{campaign}.yaml: next_steps: none left; "
+                "add one with `sessionctl next add` "
+                "or start a diagnostic session with `sessionctl start --diagnostic`"
+            )
+        vcs = detect(ws.root, prefer=camp.vcs)
+        changes = vcs.working_changes()
+        if changes and not allow_dirty:
+            listed = ", ".join(f"{c.status} {c.path}" for c in changes[:10])
+            more = f" (+{len(changes) - 10} more)" if len(changes) > 10 else ""
+            what = "@ is not empty" if vcs.kind == "jj" else "the working tree is not clean"
+            raise VcsError(
+                f"{what}: {listed}{more}; commit, move or ignore these first "
+                "(scratch files: add them to .git/info/exclude), or pass --allow-dirty"
+            )
+        rev = vcs.revision()
+        number = camp.last_session + 1
+        _set_aside_stale(ws, campaign, number)
+        session = OpenSession(
+            campaign=campaign,
+            number=number,
+            step_id=chosen.id if chosen else None,
+            diagnostic=diagnostic,
+            started_at=now_iso(),
+            start_revision=rev.to_dict(),
+            extra={
+                "step_title": chosen.title if chosen else "diagnostic session",
+                "vcs": vcs.kind,
+                "dirty_at_start": [c.path for c in changes],
+            },
+        )
+        store_.write_current(ws, session)
+        # Re-render the prompt so the agent reads what the YAML says right now.
+        md = ws.rendered_path(campaign)
+        text = render.render_prompt(camp, ws=ws)
+        if not md.exists() or md.read_text(encoding="utf-8") != text:
+            atomic_write(md, text)
+            reporter.info(f"re-rendered {md.relative_to(ws.root)}")
+    reporter.info(f"session {number} open" + (f" on {session.step_id}" if session.step_id else ""))
+    return session
+
+
+def _set_aside_stale(ws: Workspace, campaign: str, number: int) -> None:
+    """Move a leftover folder for session ``number`` (from a lost session record) out of the way."""
+    folder = store_.session_path(ws, campaign, number)
+    if not folder.exists() or not any(folder.iterdir()):
+        return
+    k = 1
+    while folder.with_name(f"{number}.stale-{k}").exists():
+        k += 1
+    folder.rename(folder.with_name(f"{number}.stale-{k}"))
+
+
+def next_commands(session: OpenSession) -> list[str]:
+    """The exact commands to run next in this session, in workflow order."""
+    c = session.campaign
+    if session.diagnostic:
+        return [
+            f"sessionctl record {c} --phase profile --finding 'what you found'",
+            f"sessionctl record {c} --file PATH   # attach a profile summary, a metrics diff...",
+            f"sessionctl close {c} --summary 'what we learned' --add-step 'id: title'",
+        ]
+    resolve = f" --resolve {session.step_id}" if session.step_id else ""
+    return [
+        "sessionctl bench --phase baseline"
+        f"   # or: sessionctl record {c} --phase baseline --metric qps=1234",
+        f"sessionctl record {c} --phase profile --finding 'where the time goes'",
+        "# make ONE change, then: "
+        f"sessionctl record {c} --phase change --finding 'what changed and why'",
+        "sessionctl bench --phase remeasure"
+        f"  # or: sessionctl record {c} --phase remeasure --metric qps=1300",
+        f"sessionctl close {c}{resolve} --summary 'what it did'"
+        " [--include NEW_FILE] [--add-step 'id: title']",
+    ]
+
+
+# --- record -----------------------------------------------------------------------------------
+
+
+def parse_metric(text: str) -> Value:
+    """Parse ``name=value[unit]`` (``qps=1234``, ``p99=3.2ms``) into a Value."""
+    m = _METRIC.match(text.strip())
+    if not m:
+        raise UsageError(
+            f"--metric {text!r}: expected name=value[unit], e.g. qps=1234 or p99=3.2ms"
+        )
+    name, unit = m.group("name"), m.group("unit") or ""
+    better: str | None = None
+    if _HIGHER_NAMES.match(name) or unit.lower() in ("qps", "tps", "ops/s", "/s"):
+        better = "higher"
+    elif unit.lower() in _LOWER_UNITS or _LOWER_NAMES.search(name):
+        better = "lower"
+    return Value(name=name, value=float(m.group("value")), unit=unit, better=better)  # type: ignore[arg-type]
+
+
+def record(
+    ws: Workspace,
+    campaign: str,
+    *,
+    phase: str | None = None,
+    findings: Sequence[str] = (),
+    files: Sequence[Path] = (),
+    metrics: Sequence[str] = (),
+) -> OpenSession:
+    """Record a phase mark, findings, attached files and/or metrics into the open session."""
+    if phase is not None and phase not in PHASES:
+        raise UsageError(f"--phase {phase!r}: unknown; use one of {', '.join(PHASES)}")
+    values = [parse_metric(m) for m in metrics]
+    if values and phase is None:
+        raise UsageError(
+            "--metric needs --phase (baseline or remeasure): which side of the change is it?"
+        )
+    paths = [Path(f).expanduser() for f in files]
+    for p in paths:
+        if not p.is_file():
+            raise UsageError(f"--file {p}: no such file")
+    if not (values or paths or [f for f in findings if f.strip()]) and phase is None:
+        raise UsageError("nothing to record: pass --phase, --finding, --file or --metric")
+    session = store_.require_open(ws, campaign)
+    if phase is not None and not (values or paths or findings):
+        session = store_.append(ws, campaign, {"type": "phase", "phase": phase})
+    for text in findings:
+        if text.strip():
+            session = store_.append(
+                ws, campaign, {"type": "finding", "phase": phase, "text": text.strip()}
+            )
+    for p in paths:
+        with ws.lock(campaign):
+            session = store_.require_open(ws, campaign)
+            dest = _attachment_name(
+                store_.session_path(ws, campaign, session.number) / "files", p.name
+            )
+            atomic_write(dest, p.read_bytes())
+            store_.append(
+                ws,
+                campaign,
+                {"type": "file", "phase": phase, "name": f"files/{dest.name}", "source": str(p)},
+            )
+    if values:
+        m = Measurement(source="manual", name="record", phase=phase, values=tuple(values))
+        session = store_.append(
+            ws, campaign, {"type": "measurement", "phase": phase, "measurement": m.to_dict()}
+        )
+    return session
+
+
+def _attachment_name(folder: Path, name: str) -> Path:
+    """A free name in ``folder`` (``perf.txt``, ``perf-2.txt``...)."""
+    dest = folder / name
+    stem, suffix = Path(name).stem, Path(name).suffix
+    k = 2
+    while dest.exists():
+        dest = folder / f"{stem}-{k}{suffix}"
+        k += 1
+    return dest
+
+
+# --- status -----------------------------------------------------------------------------------
+
+
+def status(ws: Workspace, campaign: str, *, plan: bool = True) -> SessionStatus:
+    """The open session's progress and what ``close`` would do (finishing a crashed close first)."""
+    from sessionctl.campaign import store
+    from sessionctl.session import close as close_mod
+
+    recovered = None
+    pending = None
+    try:
+        recovered = close_mod.recover(ws, campaign)
+    except SessionctlError as exc:
+        pending = close_mod.pending(ws, campaign) or {}
+        pending["error"] = str(exc)
+    camp = store.load(ws, campaign).campaign
+    session = store_.current(ws, campaign)
+    top = camp.next_steps[0].id if camp.next_steps else None
+    if session is None:
+        return SessionStatus(
+            campaign=campaign,
+            open=False,
+            pending_close=pending,
+            recovered=recovered,
+            last_session=camp.last_session,
+            next_step=top,
+            commands=(f"sessionctl start {campaign}" + ("" if top else " --diagnostic"),),
+        )
+    entries = store_.entries(ws, campaign, session.number)
+    counts = phase_counts(entries)
+    names = ("finding",) if session.diagnostic else OPTIMIZATION_PHASES
+    phases = []
+    for name in names:
+        n = len(findings(entries)) if name == "finding" else counts.get(name, 0)
+        phases.append(PhaseState(name=name, done=n > 0, entries=n))
+    measurements = tuple(
+        {
+            "phase": e.get("phase"),
+            "at": e.get("at"),
+            "source": e["measurement"].get("source"),
+            "name": e["measurement"].get("name"),
+            "values": [
+                {"name": v["name"], "value": v["value"], "unit": v.get("unit", "")}
+                for v in e["measurement"].get("values", ())
+            ],
+        }
+        for e in entries
+        if e.get("type") == "measurement"
+    )
+    found = tuple(
+        {"phase": e.get("phase"), "text": e.get("text"), "by": e.get("by"), "at": e.get("at")}
+        for e in entries
+        if e.get("type") == "finding"
+    )
+    files = tuple(str(e.get("name")) for e in entries if e.get("type") == "file")
+    close_plan = None
+    plan_error = None
+    if plan and pending is None:
+        try:
+            close_plan = _plan_summary(ws, campaign, session)
+        except SessionctlError as exc:
+            plan_error = str(exc)
+    return SessionStatus(
+        campaign=campaign,
+        open=True,
+        session=session.number,
+        step_id=session.step_id,
+        step_title=str(session.extra.get("step_title") or session.step_id or ""),
+        diagnostic=session.diagnostic,
+        started_at=session.started_at,
+        start_revision=session.start_revision,
+        phases=tuple(phases),
+        measurements=measurements,
+        findings=found,
+        files=files,
+        missing=tuple(missing_requirements(session, entries)),
+        close_plan=close_plan,
+        plan_error=plan_error,
+        pending_close=pending,
+        recovered=recovered,
+        last_session=camp.last_session,
+        next_step=top,
+        commands=tuple(next_commands(session)),
+    )
+
+
+def _plan_summary(ws: Workspace, campaign: str, session: OpenSession) -> dict[str, Any]:
+    from sessionctl.session.close import _vcs
+    from sessionctl.session.plan import build
+
+    p = build(ws, campaign, session, vcs=_vcs(ws, campaign), check=False)
+    return {
+        "code": {"title": p.code.title, "paths": list(p.code.paths)},
+        "prompt": {"title": p.prompt.title, "paths": list(p.prompt.paths)},
+        "left_out": list(p.left_out),
+        "results": [r.to_dict() for r in p.results],
+        "verdict": p.verdict,
+        "warnings": list(p.warnings),
+    }
+
+
+# --- abort ------------------------------------------------------------------------------------
+
+
+def abort(
+    ws: Workspace,
+    campaign: str,
+    *,
+    reason: str,
+    status_text: str | None = None,
+    discard: bool = False,
+    dry_run: bool = False,
+    reporter: Reporter = NULL,
+) -> AbortResult:
+    """End the open session without a code change: log why (findings kept), update the prompt."""
+    from sessionctl.session import close as close_mod
+
+    return close_mod.abort(
+        ws,
+        campaign,
+        reason=reason,
+        status_text=status_text,
+        discard=discard,
+        dry_run=dry_run,
+        reporter=reporter,
+    )
+
+
+def write_note(ws: Workspace, campaign: str, text: str) -> None:
+    """Record a free-form note into the open session (used by the orchestrator's audit)."""
+    store_.append(ws, campaign, {"type": "finding", "phase": "note", "text": text})
+
+
+def archive_path(ws: Workspace, campaign: str, number: int) -> Path:
+    """Where session ``number``'s entries and attachments are kept."""
+    return store_.session_path(ws, campaign, number)

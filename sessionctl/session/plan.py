@@ -1,0 +1,558 @@
+"""The close plan: every text and path ``close`` (or ``abort``) will write, computed up front.
+
+Nothing here touches the disk. :func:`build` reads the open session, the campaign and the
+working copy and returns a :class:`ClosePlan`: the new log text, the new YAML and rendered
+prompt, both change descriptions and the files of each change. ``close --dry-run`` prints it;
+``close`` journals it and then carries it out step by step.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sessionctl import perflog
+from sessionctl.errors import SessionStateError, UsageError
+from sessionctl.measurement import Measurement, now_iso
+from sessionctl.perflog import ResultRow
+from sessionctl.session import record
+from sessionctl.session.record import OpenSession
+from sessionctl.vcs import Vcs, relpath
+from sessionctl.vcs.base import ADDED, UNTRACKED, FileChange
+from sessionctl.workspace import Workspace
+
+COMMIT_TEMPLATE = "commit-message.txt.j2"
+OPTIMIZATION_PHASES = ("baseline", "profile", "change", "remeasure")
+_THROUGHPUT = re.compile(r"^(qps|tps|ops|throughput|rps)", re.IGNORECASE)
+_TITLE_MAX = 72
+
+
+@dataclass(frozen=True)
+class NewStep:
+    """A next step to add while closing (``--add-step 'id: title'``)."""
+
+    id: str
+    title: str
+    body: str | None = None
+    effect: str | None = None
+    paths: tuple[str, ...] = ()
+    group: str | None = None
+    rank: int | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> NewStep:
+        """Parse ``'id: title'`` (the CLI form)."""
+        key, sep, title = text.partition(":")
+        if not sep or not key.strip() or not title.strip():
+            raise UsageError(
+                f"--add-step {text!r}: expected 'id: title', "
+                "e.g. 'batch-observe: Batch histogram observes'"
+            )
+        return cls(id=key.strip(), title=title.strip())
+
+
+@dataclass(frozen=True)
+class ChangePlan:
+    """One change (commit) to make: its title line, full description and exact paths."""
+
+    title: str
+    message: str
+    paths: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"title": self.title, "message": self.message, "paths": list(self.paths)}
+
+
+@dataclass(frozen=True)
+class ClosePlan:
+    """Everything a close (kind ``close``) or abort (kind ``abort``) will do."""
+
+    kind: str
+    campaign: str
+    session: int
+    step_id: str | None
+    step_title: str
+    diagnostic: bool
+    vcs: str
+    log_path: str
+    log_text: str
+    entry: str
+    yaml_path: str
+    yaml_text: str
+    md_path: str
+    md_text: str
+    code: ChangePlan
+    prompt: ChangePlan
+    left_out: tuple[str, ...] = ()
+    discard: tuple[str, ...] = ()
+    kept: tuple[str, ...] = ()
+    results: tuple[ResultRow, ...] = ()
+    verdict: str | None = None
+    warnings: tuple[str, ...] = ()
+    missing: tuple[str, ...] = ()
+    force_reason: str | None = None
+    resolved: str | None = None
+    added_steps: tuple[str, ...] = ()
+    revision: int = 0
+    md_hand_edited: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self, *, texts: bool = True) -> dict[str, Any]:
+        """The plan as JSON-able data (``texts=False`` leaves out the full file texts)."""
+        d = asdict(self)
+        d["code"] = self.code.to_dict()
+        d["prompt"] = self.prompt.to_dict()
+        d["results"] = [r.to_dict() for r in self.results]
+        if not texts:
+            for key in ("log_text", "yaml_text", "md_text"):
+                d.pop(key)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ClosePlan:
+        data = dict(d)
+        data["code"] = ChangePlan(**{**data["code"], "paths": tuple(data["code"]["paths"])})
+        data["prompt"] = ChangePlan(**{**data["prompt"], "paths": tuple(data["prompt"]["paths"])})
+        data["results"] = tuple(ResultRow.from_dict(r) for r in data.get("results", ()))
+        for key in ("left_out", "discard", "kept", "warnings", "missing", "added_steps"):
+            data[key] = tuple(data.get(key, ()))
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+# --- what the session has recorded ----------------------------------------------------------
+
+
+def phase_counts(entries: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """How many entries each phase has (entries without a phase count as ``note``)."""
+    counts: dict[str, int] = {}
+    for e in entries:
+        ph = e.get("phase") or "note"
+        counts[ph] = counts.get(ph, 0) + 1
+    return counts
+
+
+def findings(entries: Sequence[Mapping[str, Any]], *phases: str | None) -> list[str]:
+    """The texts of finding entries in ``phases`` (all phases when none given)."""
+    return [
+        str(e["text"])
+        for e in entries
+        if e.get("type") == "finding" and (not phases or e.get("phase") in phases)
+    ]
+
+
+def missing_requirements(session: OpenSession, entries: Sequence[Mapping[str, Any]]) -> list[str]:
+    """What the workflow still needs before ``close`` (empty when it may close)."""
+    if session.diagnostic:
+        if not findings(entries):
+            return ["a finding (`sessionctl record --finding TEXT`)"]
+        return []
+    phases = {e.get("phase") for e in entries if e.get("type") == "measurement"}
+    missing = []
+    for ph in ("baseline", "remeasure"):
+        if ph not in phases:
+            missing.append(
+                f"a {ph} measurement (`sessionctl bench --phase {ph}` or "
+                f"`sessionctl record --phase {ph} --metric qps=...`)"
+            )
+    return missing
+
+
+def latest_values(measurements: Sequence[Measurement], phase: str) -> dict[str, tuple[str, Any]]:
+    """Each value name's latest (benchmark, value) among the ``phase`` measurements."""
+    out: dict[str, tuple[str, Any]] = {}
+    for m in measurements:
+        if m.phase != phase:
+            continue
+        for v in m.values:
+            out[v.name] = (m.name, v)
+    return out
+
+
+def results(measurements: Sequence[Measurement], compare: Any) -> tuple[list[ResultRow], list[str]]:
+    """The before/after rows for every value name baseline and re-measure share, with verdicts."""
+    before = latest_values(measurements, "baseline")
+    after = latest_values(measurements, "remeasure")
+    judgements, warnings = _judge(measurements, compare)
+    rows = []
+    for name, (bench, b) in before.items():
+        if name not in after:
+            continue
+        a = after[name][1]
+        # The verdict module labels a value "bench:name" when several benchmarks share it.
+        j = judgements.get(name) or judgements.get(f"{bench}:{name}")
+        rows.append(
+            ResultRow(
+                name=name,
+                unit=b.unit or a.unit,
+                better=b.better or a.better,
+                before=b.value,
+                after=a.value,
+                verdict=str(j.verdict) if j is not None else "n/a",
+                ci_low=getattr(j, "ci_low", None),
+                ci_high=getattr(j, "ci_high", None),
+                method=getattr(j, "method", None),
+            )
+        )
+    return rows, warnings
+
+
+def _judge(measurements: Sequence[Measurement], compare: Any) -> tuple[dict[str, Any], list[str]]:
+    """Verdicts from the verdict module; none (the table says n/a) when it is not installed."""
+    try:
+        from sessionctl.verdict import summarize_session
+    except ModuleNotFoundError as exc:
+        if exc.name in ("sessionctl.verdict",):
+            return {}, []
+        raise
+    judged = summarize_session(list(measurements), compare=compare)
+    warnings = [f"{j.metric}: {w}" for j in judged for w in getattr(j, "warnings", ())]
+    return {j.metric: j for j in judged}, warnings
+
+
+def primary(rows: Sequence[ResultRow]) -> ResultRow | None:
+    """The row the title trailers and the overall verdict speak for: throughput first."""
+    for r in rows:
+        if _THROUGHPUT.match(r.name):
+            return r
+    return rows[0] if rows else None
+
+
+def _trailer_key(name: str) -> str:
+    base = name.split("@", 1)[0].split("{", 1)[0]
+    return re.sub(r"[^A-Za-z0-9]+", "-", base).strip("-").upper() or "VALUE"
+
+
+def _plain(value: float, unit: str, key: str) -> str:
+    text = f"{value:.6g}"
+    return f"{text} {unit}" if unit and unit.lower() != key.lower() else text
+
+
+def _short(text: str, limit: int = _TITLE_MAX) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+# --- building the plan ------------------------------------------------------------------------
+
+
+def _classify(
+    changes: Sequence[FileChange],
+    *,
+    kind: str,
+    skip: set[str],
+    include: Sequence[str],
+    discard: bool,
+) -> tuple[list[str], list[str], list[str], list[str]]:
+    """Split working-copy changes into (code, left_out, discard, kept)."""
+    code: list[str] = []
+    left_out: list[str] = []
+    to_discard: list[str] = []
+    kept: list[str] = []
+
+    def included(path: str) -> bool:
+        return any(path == inc or path.startswith(inc.rstrip("/") + "/") for inc in include)
+
+    for ch in changes:
+        if ch.path in skip or ch.path.startswith(".sessionctl/"):
+            continue
+        if kind == "abort":
+            if discard and ch.status not in (UNTRACKED, ADDED):
+                to_discard.append(ch.path)
+            else:
+                kept.append(ch.path)
+        elif ch.is_new and not included(ch.path):
+            left_out.append(ch.path)
+        else:
+            code.append(ch.path)
+    return code, left_out, to_discard, kept
+
+
+def _measurement_view(measurements: Sequence[Measurement], phase: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": m.name,
+            "source": m.source,
+            "summary_md": m.summary_md,
+            "values": [
+                {"name": v.name, "text": perflog.format_value(v.value, v.unit)} for v in m.values
+            ],
+        }
+        for m in measurements
+        if m.phase == phase
+    ]
+
+
+def build(
+    ws: Workspace,
+    campaign: str,
+    session: OpenSession,
+    *,
+    vcs: Vcs,
+    kind: str = "close",
+    resolve: str | None = None,
+    add_steps: Sequence[NewStep] = (),
+    status_text: str | None = None,
+    summary: str | None = None,
+    force_reason: str | None = None,
+    reason: str | None = None,
+    include: Sequence[str] = (),
+    discard: bool = False,
+    check: bool = True,
+) -> ClosePlan:
+    """Compute the plan for closing (or aborting) ``session``; touches nothing."""
+    from sessionctl import render
+    from sessionctl.campaign import next_steps, store
+
+    n = session.number
+    cf = store.load(ws, campaign)
+    camp = cf.campaign
+    entries = record.entries(ws, campaign, n)
+    measurements = record.measurements(ws, campaign, n)
+    missing = missing_requirements(session, entries) if kind == "close" else []
+    if check and missing and not force_reason:
+        raise SessionStateError(
+            f"{campaign}: session {n} cannot close yet: it needs {'; and '.join(missing)}; "
+            "or pass --force REASON (the reason is logged)"
+        )
+    step_title = str(session.extra.get("step_title") or session.step_id or "diagnostic session")
+    step_body = None
+    effect = None
+    for s in camp.next_steps:
+        if s.id == session.step_id:
+            step_title, step_body, effect = s.title, s.body, s.effect
+
+    # The working copy: what goes into the code change, what is left out.
+    log_rel = relpath(vcs, ws.log_path(campaign))
+    yaml_rel = relpath(vcs, ws.campaign_path(campaign))
+    md_rel = relpath(vcs, ws.rendered_path(campaign))
+    include_rel = [_include_rel(vcs, ws, p) for p in include]
+    changes = vcs.working_changes()
+    code, left_out, to_discard, kept = _classify(
+        changes, kind=kind, skip={log_rel, yaml_rel, md_rel}, include=include_rel, discard=discard
+    )
+    warnings: list[str] = []
+    for inc in include_rel:
+        if not any(c == inc or c.startswith(inc.rstrip("/") + "/") for c in code):
+            warnings.append(f"--include {inc}: matches no changed file")
+    diffstat = perflog.format_diffstat(vcs.numstat(code)) if code else ""
+
+    rows, verdict_warnings = results(measurements, camp.compare) if kind == "close" else ([], [])
+    warnings.extend(verdict_warnings)
+    main_row = primary(rows)
+    verdict = None
+    if kind == "close" and not session.diagnostic:
+        verdict = main_row.verdict if main_row is not None else "n/a"
+
+    # The campaign YAML after the session, validated and rendered.
+    if resolve:
+        next_steps.resolve_step(
+            cf.doc,
+            resolve,
+            session=n,
+            kind="diagnostic" if session.diagnostic else "optimization",
+            summary=summary,
+        )
+    for st in add_steps:
+        next_steps.add_step(
+            cf.doc,
+            id=st.id,
+            title=st.title,
+            body=st.body,
+            effect=st.effect,
+            paths=st.paths,
+            added_in=n,
+            group=st.group,
+            rank=st.rank,
+        )
+    if status_text:
+        next_steps.set_status(cf.doc, status_text)
+    next_steps.set_last_session(cf.doc, max(n, camp.last_session))
+    cf.doc["revision"] = camp.revision + 1
+    yaml_text = store.dumps(cf)
+    source = store.display_path(ws, ws.campaign_path(campaign))
+    new_camp = store.loads(
+        yaml_text, name=campaign, source=f"{source} (as it would be written)"
+    ).campaign
+    md_text = render.render_prompt(new_camp, ws=ws)
+    md_path = ws.rendered_path(campaign)
+    md_hand_edited = False
+    if md_path.exists():
+        current_md = md_path.read_text(encoding="utf-8")
+        if current_md != render.render_prompt(camp, ws=ws) and current_md != md_text:
+            md_hand_edited = True
+            warnings.append(
+                f"{md_rel} has hand edits; they are kept in .sessionctl/backups/ "
+                "and the file is re-rendered"
+            )
+
+    # The log entry.
+    kind_word = (
+        "aborted" if kind == "abort" else ("diagnostic" if session.diagnostic else "optimization")
+    )
+    all_findings = findings(entries)
+    existing_log = perflog.read(ws, campaign)
+    if perflog.has_session(existing_log, n):
+        warnings.append(
+            f"{log_rel} already has a heading for session {n}; appending this entry anyway"
+        )
+    table = perflog.results_table(rows)
+    context: dict[str, Any] = {
+        "session": n,
+        "campaign": campaign,
+        "campaign_title": camp.title,
+        "title": step_title,
+        "kind": kind_word,
+        "date": now_iso()[:10],
+        "step_id": session.step_id,
+        "goal": step_title,
+        "step_body": step_body,
+        "effect": effect,
+        "reason": reason,
+        "force_reason": force_reason,
+        "baseline": _measurement_view(measurements, "baseline"),
+        "remeasure": _measurement_view(measurements, "remeasure"),
+        "profile_findings": findings(entries, "profile"),
+        "change_findings": findings(entries, "change"),
+        "findings": all_findings
+        if session.diagnostic
+        else findings(entries, "baseline", "remeasure"),
+        "notes": [] if session.diagnostic else findings(entries, "note", None),
+        "diffstat": diffstat,
+        "results_table": table,
+        "results": [r.to_dict() for r in rows],
+        "verdict": verdict,
+        "warnings": verdict_warnings,
+        "summary": summary,
+        "attachments": [str(e.get("name")) for e in entries if e.get("type") == "file"],
+        "kept": kept,
+        "discarded": to_discard,
+        "left_out": left_out,
+        "resolved": resolve,
+        "added_steps": [{"id": s.id, "title": s.title} for s in add_steps],
+        "status": status_text,
+    }
+    entry = _collapse(perflog.render_entry(context, ws=ws, campaign=new_camp))
+    log_text = perflog.appended(existing_log, entry, title=camp.title)
+
+    # The two change descriptions.
+    if kind == "abort":
+        code_title = f"perf({campaign}): session {n} aborted: {_short(step_title)}"
+    elif session.diagnostic:
+        code_title = f"perf({campaign}): session {n} (diagnostic): {_short(step_title)}"
+    else:
+        code_title = f"perf({campaign}): session {n}: {_short(step_title)}"
+    trailers = [("Session", str(n))]
+    if session.step_id:
+        trailers.append(("Step", session.step_id))
+    trailers.append(("Session-Kind", kind_word))
+    if verdict is not None:
+        trailers.append(("Verdict", verdict))
+    if main_row is not None:
+        key = _trailer_key(main_row.name)
+        if key != main_row.name.upper():
+            trailers.append(("Metric", main_row.name))
+        trailers.append((f"Baseline-{key}", _plain(main_row.before, main_row.unit, key)))
+        trailers.append((f"After-{key}", _plain(main_row.after, main_row.unit, key)))
+    if force_reason:
+        trailers.append(("Forced", " ".join(force_reason.split())))
+    code_message = _render_message(
+        ws,
+        new_camp,
+        {
+            "change": "code",
+            "title": code_title,
+            "summary": summary,
+            "reason": reason,
+            "goal": None,
+            "results_table": table,
+            "diffstat": diffstat,
+            "force_reason": force_reason,
+            "prompt_changes": [],
+            "trailers": [{"key": k, "value": v} for k, v in trailers],
+        },
+    )
+    prompt_lines: list[str] = []
+    what: list[str] = []
+    if resolve:
+        prompt_lines.append(f"resolve next step `{resolve}` (session {n})")
+        what.append(f"resolve {resolve}")
+    if add_steps:
+        prompt_lines.extend(f"add next step `{s.id}`: {s.title}" for s in add_steps)
+        what.append("add " + ", ".join(s.id for s in add_steps))
+    if status_text:
+        prompt_lines.append("update the status")
+        what.append("update status")
+    prompt_lines.append(f"last_session: {max(n, camp.last_session)}, revision {new_camp.revision}")
+    after = f"after session {n}" + (" (aborted)" if kind == "abort" else "")
+    prompt_title = (
+        f"prompt({campaign}): {after}: {_short('; '.join(what) or 'record the session', 60)}"
+    )
+    prompt_message = _render_message(
+        ws,
+        new_camp,
+        {
+            "change": "prompt",
+            "title": prompt_title,
+            "summary": None,
+            "reason": None,
+            "goal": None,
+            "results_table": "",
+            "diffstat": "",
+            "force_reason": None,
+            "prompt_changes": prompt_lines,
+            "trailers": [
+                {"key": "Session", "value": str(n)},
+                {"key": "Prompt-Revision", "value": str(new_camp.revision)},
+            ],
+        },
+    )
+    return ClosePlan(
+        kind=kind,
+        campaign=campaign,
+        session=n,
+        step_id=session.step_id,
+        step_title=step_title,
+        diagnostic=session.diagnostic,
+        vcs=vcs.kind,
+        log_path=log_rel,
+        log_text=log_text,
+        entry=entry,
+        yaml_path=yaml_rel,
+        yaml_text=yaml_text,
+        md_path=md_rel,
+        md_text=md_text,
+        code=ChangePlan(code_title, code_message, tuple([*code, log_rel])),
+        prompt=ChangePlan(prompt_title, prompt_message, (yaml_rel, md_rel)),
+        left_out=tuple(left_out),
+        discard=tuple(to_discard),
+        kept=tuple(kept),
+        results=tuple(rows),
+        verdict=verdict,
+        warnings=tuple(warnings),
+        missing=tuple(missing),
+        force_reason=force_reason,
+        resolved=resolve,
+        added_steps=tuple(s.id for s in add_steps),
+        revision=new_camp.revision,
+        md_hand_edited=md_hand_edited,
+    )
+
+
+def _include_rel(vcs: Vcs, ws: Workspace, path: str | Path) -> str:
+    p = Path(path)
+    return relpath(vcs, p if p.is_absolute() else ws.root / p)
+
+
+def _render_message(ws: Workspace, campaign: Any, context: dict[str, Any]) -> str:
+    from sessionctl.render import render_template
+
+    text = render_template(COMMIT_TEMPLATE, context, ws=ws, campaign=campaign)
+    return _collapse(text).strip("\n") + "\n"
+
+
+def _collapse(text: str) -> str:
+    """Collapse the blank-line runs that optional template sections leave behind."""
+    return re.sub(r"\n{3,}", "\n\n", text).lstrip("\n")

@@ -1,0 +1,569 @@
+"""Statistics for honest verdicts, in pure Python (numpy/scipy are test-only dependencies).
+
+Everything here works on *runs* (or pairs of runs), never on individual requests: a run's QPS or
+its p99 is one observation. Effects are analysed on the log scale, where a ratio becomes a
+difference and a geometric mean becomes an arithmetic one.
+
+Choices, documented once:
+
+- t distribution: CDF from the regularized incomplete beta function (Lentz's continued
+  fraction); quantiles by safeguarded Newton iteration on the tail probability.
+- Wilcoxon signed-rank: zeros handled per **Pratt** (zeros take part in the ranking, then
+  contribute to neither signed sum), ties get mid-ranks. For n <= 25 the p-value is *exact*: the
+  permutation distribution of the signed-rank sum conditional on the observed ranks (integer
+  arithmetic on doubled ranks, so ties and zeros stay exact). Beyond, the normal approximation
+  with Pratt's mean/variance adjustment (Cureton 1967), tie correction and continuity correction
+  (scipy's ``method='asymptotic', zero_method='pratt', correction=True``).
+- Wilcoxon rank-sum (Mann-Whitney) for unpaired data: exact conditional distribution for
+  N <= 30, else the normal approximation with tie and continuity correction.
+- Bootstrap: resampling whole pairs (or each side's runs) with ``random.Random(seed)``; the
+  interval is **BCa** (bias-corrected and accelerated, jackknife acceleration as in scipy); when
+  every resample lands on one side of the estimate BCa is undefined and the percentile interval
+  is used instead.
+- Minimum detectable effect: ``(t_{1-alpha/2,df} + t_{power,df}) * se`` (the usual
+  non-central-t approximation), alpha = 0.05, power = 0.8.
+- Outliers: modified z-score ``0.6745 (x - median) / MAD`` beyond 3.5 (Iglewicz & Hoaglin);
+  when MAD is 0 the mean absolute deviation (x 1.2533) stands in. Outliers are counted, never
+  dropped.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+ALPHA = 0.05
+POWER = 0.8
+EXACT_WILCOXON_MAX = 25
+EXACT_RANKSUM_MAX = 30
+OUTLIER_Z = 3.5
+
+# --- descriptive ----------------------------------------------------------------------------
+
+
+def mean(xs: Sequence[float]) -> float:
+    """Arithmetic mean (exactly the value when all values are equal)."""
+    first = xs[0]
+    if all(x == first for x in xs):
+        return float(first)
+    return math.fsum(xs) / len(xs)
+
+
+def sample_sd(xs: Sequence[float]) -> float:
+    """Sample standard deviation (n - 1 denominator); 0 for fewer than two values."""
+    n = len(xs)
+    if n < 2 or all(x == xs[0] for x in xs):
+        return 0.0
+    m = mean(xs)
+    return math.sqrt(math.fsum((x - m) ** 2 for x in xs) / (n - 1))
+
+
+def median(xs: Sequence[float]) -> float:
+    """Median (mean of the middle two for even n)."""
+    s = sorted(xs)
+    n = len(s)
+    mid = n // 2
+    return s[mid] if n % 2 else (s[mid - 1] + s[mid]) / 2
+
+
+def quantile(xs: Sequence[float], q: float) -> float:
+    """The q-quantile with linear interpolation between order statistics (type 7, numpy's default)."""
+    s = sorted(xs)
+    h = (len(s) - 1) * q
+    lo = math.floor(h)
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (h - lo) * (s[hi] - s[lo])
+
+
+def cv(xs: Sequence[float]) -> float | None:
+    """Coefficient of variation (sample sd / mean); None with fewer than two values."""
+    if len(xs) < 2:
+        return None
+    m = mean(xs)
+    return sample_sd(xs) / abs(m) if m else None
+
+
+def geometric_mean(xs: Sequence[float]) -> float:
+    """Geometric mean of positive values."""
+    if not xs or any(not x > 0 or math.isinf(x) for x in xs):
+        raise ValueError("geometric mean needs finite positive values")
+    return math.exp(mean([math.log(x) for x in xs]))
+
+
+def log_ratios(a: Sequence[float], b: Sequence[float]) -> list[float]:
+    """``ln(b_i / a_i)`` per pair; the mean of these is the log of the ratio of geometric means."""
+    if len(a) != len(b):
+        raise ValueError(f"pairs need equal lengths, got {len(a)} and {len(b)}")
+    if any(not x > 0 or math.isinf(x) for x in (*a, *b)):
+        raise ValueError("log ratios need finite positive values")
+    return [math.log(y) - math.log(x) for x, y in zip(a, b, strict=True)]
+
+
+def ranks(xs: Sequence[float]) -> list[float]:
+    """1-based ranks with ties given their average rank."""
+    order = sorted(range(len(xs)), key=lambda i: xs[i])
+    out = [0.0] * len(xs)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and xs[order[j + 1]] == xs[order[i]]:
+            j += 1
+        r = (i + j) / 2 + 1
+        for k in range(i, j + 1):
+            out[order[k]] = r
+        i = j + 1
+    return out
+
+
+def _tie_sizes(xs: Sequence[float]) -> list[int]:
+    counts: dict[float, int] = {}
+    for x in xs:
+        counts[x] = counts.get(x, 0) + 1
+    return list(counts.values())
+
+
+# --- distributions --------------------------------------------------------------------------
+
+
+def norm_cdf(z: float) -> float:
+    """Standard normal CDF."""
+    return 0.5 * math.erfc(-z / math.sqrt(2))
+
+
+def norm_sf(z: float) -> float:
+    """Standard normal upper tail."""
+    return 0.5 * math.erfc(z / math.sqrt(2))
+
+
+def norm_ppf(p: float) -> float:
+    """Standard normal quantile (Wichura's AS 241, about 16 significant digits)."""
+    if p <= 0:
+        return -math.inf
+    if p >= 1:
+        return math.inf
+    q = p - 0.5
+    if abs(q) <= 0.425:
+        r = 0.180625 - q * q
+        num = (((((((2509.0809287301226727 * r + 33430.575583588128105) * r + 67265.770927008700853) * r
+                   + 45921.953931549871457) * r + 13731.693765509461125) * r + 1971.5909503065514427) * r
+                + 133.14166789178437745) * r + 3.387132872796366608)
+        den = (((((((5226.495278852545925 * r + 28729.085735721942674) * r + 39307.89580009271061) * r
+                   + 21213.794301586595867) * r + 5394.1960214247511077) * r + 687.1870074920579083) * r
+                + 42.313330701600911252) * r + 1.0)
+        return q * num / den
+    r = p if q < 0 else 1 - p
+    r = math.sqrt(-math.log(r))
+    if r <= 5:
+        r -= 1.6
+        num = (((((((7.7454501427834140764e-4 * r + 0.0227238449892691845833) * r + 0.24178072517745061177) * r
+                   + 1.27045825245236838258) * r + 3.64784832476320460504) * r + 5.7694972214606914055) * r
+                + 4.6303378461565452959) * r + 1.42343711074968357734)
+        den = (((((((1.05075007164441684324e-9 * r + 5.475938084995344946e-4) * r + 0.0151986665636164571966) * r
+                   + 0.14810397642748007459) * r + 0.68976733498510000455) * r + 1.6763848301838038494) * r
+                + 2.05319162663775882187) * r + 1.0)
+    else:
+        r -= 5
+        num = (((((((2.01033439929228813265e-7 * r + 2.71155556874348757815e-5) * r + 0.0012426609473880784386) * r
+                   + 0.026532189526576123093) * r + 0.29656057182850489123) * r + 1.7848265399172913358) * r
+                + 5.4637849111641143699) * r + 6.6579046435011037772)
+        den = (((((((2.04426310338993978564e-15 * r + 1.4215117583164458887e-7) * r + 1.8463183175100546818e-5) * r
+                   + 7.868691311456132591e-4) * r + 0.0148753612908506148525) * r + 0.13692988092273580531) * r
+                + 0.59983220655588793769) * r + 1.0)
+    x = num / den
+    return -x if q < 0 else x
+
+
+def _betacf(a: float, b: float, x: float) -> float:
+    """Continued fraction for the incomplete beta function (modified Lentz)."""
+    tiny = 1e-300
+    qab, qap, qam = a + b, a + 1.0, a - 1.0
+    c = 1.0
+    d = 1.0 - qab * x / qap
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 100_000):
+        m2 = 2 * m
+        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + aa / c
+        c = c if abs(c) > tiny else tiny
+        h *= d * c
+        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + aa / c
+        c = c if abs(c) > tiny else tiny
+        delta = d * c
+        h *= delta
+        if abs(delta - 1.0) < 1e-16:
+            break
+    return h
+
+
+def betainc(a: float, b: float, x: float, y: float | None = None) -> float:
+    """Regularized incomplete beta I_x(a, b); pass ``y = 1 - x`` when it is known more precisely."""
+    if y is None:
+        y = 1.0 - x
+    if x <= 0:
+        return 0.0
+    if y <= 0:
+        return 1.0
+    front = math.exp(
+        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log(y)
+    )
+    if x < (a + 1.0) / (a + b + 2.0):
+        return front * _betacf(a, b, x) / a
+    return 1.0 - front * _betacf(b, a, y) / b
+
+
+def t_sf(t: float, df: float) -> float:
+    """Upper tail P(T > t) of Student's t with ``df`` degrees of freedom."""
+    if math.isnan(t):
+        return math.nan
+    if math.isinf(t):
+        return 0.0 if t > 0 else 1.0
+    if df > 1e7:
+        return norm_sf(t)
+    tt = t * t
+    two_tail = betainc(df / 2, 0.5, df / (df + tt), tt / (df + tt))
+    return two_tail / 2 if t > 0 else 1.0 - two_tail / 2
+
+
+def t_cdf(t: float, df: float) -> float:
+    """CDF of Student's t."""
+    return t_sf(-t, df)
+
+
+def t_pdf(t: float, df: float) -> float:
+    """Density of Student's t."""
+    return math.exp(
+        math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
+        - (df + 1) / 2 * math.log1p(t * t / df)
+    )
+
+
+def t_ppf(p: float, df: float) -> float:
+    """Quantile of Student's t (inverse CDF)."""
+    if p <= 0:
+        return -math.inf
+    if p >= 1:
+        return math.inf
+    if p == 0.5:
+        return 0.0
+    q = min(p, 1 - p)  # solve the upper tail sf(x) = q for x > 0, then restore the sign
+    sign = 1.0 if p > 0.5 else -1.0
+    if df > 1e7:
+        return sign * -norm_ppf(q)
+    if df == 1:
+        return sign / math.tan(math.pi * q)
+    if df == 2:
+        return sign * (1 - 2 * q) / math.sqrt(2 * q * (1 - q))
+    z = -norm_ppf(q)
+    x = z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
+    lo, hi = 0.0, math.inf
+    for _ in range(200):
+        if not 0 < x < math.inf or not lo < x < hi:
+            x = (lo + hi) / 2 if hi < math.inf else max(2 * lo, 1.0)
+        f = t_sf(x, df) - q
+        if f > 0:
+            lo = x
+        else:
+            hi = x
+        step = f / t_pdf(x, df)
+        nxt = x + step
+        if abs(step) <= 1e-14 * max(1.0, abs(x)):
+            return sign * nxt
+        x = nxt
+        if hi < math.inf and hi - lo <= 1e-15 * hi:
+            break
+    return sign * x
+
+
+# --- tests ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TTest:
+    """A t-based estimate (mean, or difference of means), its standard error, test and interval."""
+
+    estimate: float
+    se: float
+    df: float
+    statistic: float
+    p: float
+    low: float
+    high: float
+
+
+def _t_result(est: float, se: float, df: float, alpha: float) -> TTest:
+    if se == 0:
+        # No spread at all: the estimate is exact; scipy returns nan here, we decide.
+        return TTest(est, 0.0, df, math.copysign(math.inf, est) if est else math.nan,
+                     0.0 if est else 1.0, est, est)
+    stat = est / se
+    half = t_ppf(1 - alpha / 2, df) * se
+    return TTest(est, se, df, stat, min(1.0, 2 * t_sf(abs(stat), df)), est - half, est + half)
+
+
+def one_sample_t(d: Sequence[float], *, alpha: float = ALPHA) -> TTest | None:
+    """Paired t on differences ``d`` (e.g. log ratios): mean, p for mean == 0, and CI."""
+    n = len(d)
+    if n < 2:
+        return None
+    return _t_result(mean(d), sample_sd(d) / math.sqrt(n), n - 1, alpha)
+
+
+def welch_t(x: Sequence[float], y: Sequence[float], *, alpha: float = ALPHA) -> TTest | None:
+    """Welch's t for ``mean(y) - mean(x)`` with Welch-Satterthwaite degrees of freedom."""
+    n1, n2 = len(x), len(y)
+    if n1 < 2 or n2 < 2:
+        return None
+    v1, v2 = sample_sd(x) ** 2 / n1, sample_sd(y) ** 2 / n2
+    se = math.sqrt(v1 + v2)
+    df = (v1 + v2) ** 2 / (v1**2 / (n1 - 1) + v2**2 / (n2 - 1)) if se else float(n1 + n2 - 2)
+    return _t_result(mean(y) - mean(x), se, df, alpha)
+
+
+@dataclass(frozen=True)
+class RankTest:
+    """A rank test's statistic, two-sided p-value and which distribution gave it."""
+
+    statistic: float
+    p: float
+    method: str  # 'exact' | 'normal'
+
+
+def _subset_sum_counts(weights: Sequence[int]) -> list[int]:
+    """Number of sign assignments (subsets) reaching each sum of integer weights."""
+    counts = [1] + [0] * sum(weights)
+    top = 0
+    for w in weights:
+        top += w
+        for s in range(top, w - 1, -1):
+            counts[s] += counts[s - w]
+    return counts
+
+
+def _two_sided(counts: Sequence[int], observed: int) -> float:
+    total = sum(counts)
+    low = sum(counts[: observed + 1])
+    high = sum(counts[observed:])
+    return min(1.0, 2 * min(low, high) / total)
+
+
+def wilcoxon_signed_rank(d: Sequence[float]) -> RankTest | None:
+    """Two-sided Wilcoxon signed-rank test of ``d`` against 0 (Pratt zeros; exact for n <= 25)."""
+    n = len(d)
+    if n == 0:
+        return None
+    r = ranks([abs(x) for x in d])
+    r_plus = math.fsum(ri for ri, x in zip(r, d, strict=True) if x > 0)
+    r_minus = math.fsum(ri for ri, x in zip(r, d, strict=True) if x < 0)
+    nonzero = [ri for ri, x in zip(r, d, strict=True) if x != 0]
+    stat = min(r_plus, r_minus)
+    if not nonzero:
+        return RankTest(stat, 1.0, "exact")
+    if n <= EXACT_WILCOXON_MAX:
+        counts = _subset_sum_counts([round(2 * ri) for ri in nonzero])
+        return RankTest(stat, _two_sided(counts, round(2 * r_plus)), "exact")
+    n0 = n - len(nonzero)
+    mn = n * (n + 1) / 4 - n0 * (n0 + 1) / 4
+    var = n * (n + 1) * (2 * n + 1) - n0 * (n0 + 1) * (2 * n0 + 1)
+    var -= sum(t**3 - t for t in _tie_sizes([abs(x) for x in d if x != 0])) / 2
+    se = math.sqrt(var / 24)
+    z = (r_plus - mn) / se
+    z -= math.copysign(0.5 / se, z) if z else 0.0
+    return RankTest(stat, min(1.0, 2 * norm_sf(abs(z))), "normal")
+
+
+def mann_whitney(x: Sequence[float], y: Sequence[float]) -> RankTest | None:
+    """Two-sided Wilcoxon rank-sum (Mann-Whitney U) test; exact for N <= 30 total runs."""
+    n1, n2 = len(x), len(y)
+    if n1 == 0 or n2 == 0:
+        return None
+    r = ranks([*x, *y])
+    u1 = math.fsum(r[:n1]) - n1 * (n1 + 1) / 2
+    u = max(u1, n1 * n2 - u1)
+    if n1 + n2 <= EXACT_RANKSUM_MAX:
+        # counts[k][s]: ways to pick k of the runs with doubled-rank sum s (ties stay exact)
+        w = [round(2 * ri) for ri in r]
+        counts = [[0] * (sum(w) + 1) for _ in range(n1 + 1)]
+        counts[0][0] = 1
+        for wi in w:
+            for k in range(n1, 0, -1):
+                row, prev = counts[k], counts[k - 1]
+                for s in range(len(row) - 1, wi - 1, -1):
+                    if prev[s - wi]:
+                        row[s] += prev[s - wi]
+        return RankTest(u, _two_sided(counts[n1], round(2 * math.fsum(r[:n1]))), "exact")
+    nn = n1 + n2
+    ties = sum(t**3 - t for t in _tie_sizes([*x, *y]))
+    s = math.sqrt(n1 * n2 / 12 * ((nn + 1) - ties / (nn * (nn - 1))))
+    if s == 0:
+        return RankTest(u, 1.0, "normal")
+    z = (u - n1 * n2 / 2 - 0.5) / s
+    return RankTest(u, min(1.0, 2 * norm_sf(z)), "normal")
+
+
+def wilcoxon_min_p(n: int) -> float:
+    """Smallest two-sided p the exact signed-rank test can reach with ``n`` nonzero pairs."""
+    return min(1.0, 2 / 2**n) if n else 1.0
+
+
+@dataclass(frozen=True)
+class Correlation:
+    """A rank correlation and its two-sided p-value."""
+
+    rho: float
+    p: float
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> Correlation | None:
+    """Spearman's rho with the t-approximation p-value (scipy's default); None if undefined."""
+    n = len(x)
+    if n < 3 or len(set(x)) < 2 or len(set(y)) < 2:
+        return None
+    rx, ry = ranks(x), ranks(y)
+    mx, my = mean(rx), mean(ry)
+    sxy = math.fsum((a - mx) * (b - my) for a, b in zip(rx, ry, strict=True))
+    sxx = math.fsum((a - mx) ** 2 for a in rx)
+    syy = math.fsum((b - my) ** 2 for b in ry)
+    rho = max(-1.0, min(1.0, sxy / math.sqrt(sxx * syy)))
+    if abs(rho) >= 1 or n == 3 and abs(rho) > 1 - 1e-12:
+        return Correlation(rho, 0.0)
+    t = rho * math.sqrt((n - 2) / (1 - rho * rho))
+    return Correlation(rho, min(1.0, 2 * t_sf(abs(t), n - 2)))
+
+
+@dataclass(frozen=True)
+class OrderEffect:
+    """How much faster/larger the second run of a pair is (log scale), and its p-value."""
+
+    log_effect: float
+    p: float
+    balanced: bool
+
+
+def order_effect(lr: Sequence[float], b_second: Sequence[bool]) -> OrderEffect | None:
+    """Fit ``lr_i = effect + o * s_i`` (s = +1 when B ran second); ``o`` is the second-run gain."""
+    n = len(lr)
+    s = [1.0 if bs else -1.0 for bs in b_second]
+    if n < 3 or len(set(s)) < 2:
+        return None
+    ms, ml = mean(s), mean(lr)
+    sxx = math.fsum((si - ms) ** 2 for si in s)
+    o = math.fsum((si - ms) * (li - ml) for si, li in zip(s, lr, strict=True)) / sxx
+    c = ml - o * ms
+    sse = math.fsum((li - c - o * si) ** 2 for si, li in zip(s, lr, strict=True))
+    balanced = abs(sum(s)) < 0.5
+    if sse <= 1e-30 * max(1.0, sxx):
+        return OrderEffect(o, 0.0 if o else 1.0, balanced)
+    se = math.sqrt(sse / (n - 2) / sxx)
+    return OrderEffect(o, min(1.0, 2 * t_sf(abs(o / se), n - 2)), balanced)
+
+
+# --- bootstrap ------------------------------------------------------------------------------
+
+
+def bootstrap_ci(
+    samples: Sequence[Sequence[float]],
+    statistic: Callable[..., float],
+    *,
+    alpha: float = ALPHA,
+    n_resamples: int = 4000,
+    seed: int = 0,
+) -> tuple[float, float] | None:
+    """BCa bootstrap interval of ``statistic(*samples)``, resampling each sample independently."""
+    if any(len(s) < 2 for s in samples):
+        return None
+    rng = random.Random(seed)
+    theta = statistic(*samples)
+    boots = sorted(statistic(*(rng.choices(s, k=len(s)) for s in samples)) for _ in range(n_resamples))
+    if boots[0] == boots[-1]:
+        return boots[0], boots[0]
+    below = sum(1 for b in boots if b < theta) + 0.5 * sum(1 for b in boots if b == theta)
+    frac = below / n_resamples
+    lo_q, hi_q = alpha / 2, 1 - alpha / 2
+    if 0 < frac < 1:
+        z0 = norm_ppf(frac)
+        num = den = 0.0
+        for j, s in enumerate(samples):
+            jack = [
+                statistic(*(t if k != j else [*t[:i], *t[i + 1:]] for k, t in enumerate(samples)))
+                for i in range(len(s))
+            ]
+            jm = mean(jack)
+            num += math.fsum((len(s) - 1) ** 3 * (jm - v) ** 3 for v in jack)
+            den += math.fsum((len(s) - 1) ** 2 * (jm - v) ** 2 for v in jack)
+        acc = num / (6 * den**1.5) if den else 0.0
+
+        def adjust(q: float) -> float:
+            zq = z0 + norm_ppf(q)
+            return norm_cdf(z0 + zq / (1 - acc * zq))
+
+        lo_q, hi_q = adjust(lo_q), adjust(hi_q)
+    return quantile(boots, lo_q), quantile(boots, hi_q)
+
+
+# --- power ----------------------------------------------------------------------------------
+
+
+def mde(se: float, df: float, *, alpha: float = ALPHA, power: float = POWER) -> float:
+    """Smallest true effect (same scale as ``se``) detected with ``power`` at two-sided ``alpha``."""
+    return (t_ppf(1 - alpha / 2, df) + t_ppf(power, df)) * se
+
+
+def units_needed(
+    unit_var: float,
+    delta: float,
+    *,
+    groups: int = 1,
+    alpha: float = ALPHA,
+    power: float = POWER,
+    limit: int = 100_000,
+) -> int | None:
+    """Pairs (groups=1) or runs per side (groups=2) so that the MDE is at most ``delta``.
+
+    ``unit_var`` is the variance of one pair's log ratio (paired) or the sum of both sides'
+    per-run log variances (unpaired); the standard error with n units is ``sqrt(unit_var / n)``.
+    """
+    if delta <= 0:
+        return None
+    if unit_var <= 0:
+        return 2
+    z = norm_ppf(1 - alpha / 2) + norm_ppf(power)
+    n = max(2, math.ceil(unit_var * (z / delta) ** 2))  # the normal answer is a lower bound
+    def enough(k: int) -> bool:
+        return mde(math.sqrt(unit_var / k), groups * (k - 1), alpha=alpha, power=power) <= delta
+
+    if n > limit:
+        return None
+    step = 1
+    while not enough(n):
+        if n > limit:
+            return None
+        n += step
+        step = max(1, n // 50)  # coarse steps for large n, then walk back to the smallest
+    while n > 2 and enough(n - 1):
+        n -= 1
+    return n
+
+
+# --- robustness -----------------------------------------------------------------------------
+
+
+def mad_outliers(xs: Sequence[float], *, cutoff: float = OUTLIER_Z) -> list[int]:
+    """Indices whose modified z-score exceeds ``cutoff`` (counted by callers, never dropped)."""
+    if len(xs) < 3:
+        return []
+    med = median(xs)
+    mad = median([abs(x - med) for x in xs])
+    scale = mad / 0.6745
+    if scale == 0:
+        scale = mean([abs(x - med) for x in xs]) * 1.2533
+    if scale == 0:
+        return []
+    return [i for i, x in enumerate(xs) if abs(x - med) / scale > cutoff]

@@ -1,0 +1,490 @@
+"""The server under test: start it, wait until it answers, prepare it, check it, stop it.
+
+A campaign's ``target:`` says how (see :class:`sessionctl.campaign.model.Target`). When it has a
+``start`` command, :class:`TargetHandle` runs it in its own session with output in a log file and
+stops the whole session with the configured signal (SIGINT by default: Materialize's launcher
+cleans up its children on SIGINT and orphans them on SIGTERM). Without one, the user runs the
+server and we only probe it, briefly, so a dead server is one clear line instead of a long hang.
+
+Connection URLs may hold passwords (or ``$VARS`` expanded from the environment); every URL that
+is printed, logged or stored goes through :func:`redact`, and text that may echo one (server
+logs, driver output) through :func:`scrub`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+from urllib.parse import unquote, urlsplit
+
+from sessionctl.campaign.model import Campaign, Preflight, Target
+from sessionctl.errors import TargetError
+from sessionctl.process import describe_argv, session_pids, spawn, stop_tree
+from sessionctl.reporting import NULL, Reporter
+from sessionctl.workspace import Workspace
+
+MASK = "***"
+_URL_PW = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)(?P<pw>[^@\s]*)(?P<at>@)")
+_KW_PW = re.compile(r"(?P<head>\bpassword\s*=\s*)(?P<pw>'(?:[^'\\]|\\.)*'|[^\s&;]+)", re.IGNORECASE)
+_UNREACHABLE_PROBE = 5.0  # how long to probe a server we did not start before calling it dead
+
+
+def redact(url: str) -> str:
+    """Mask the password of a URL or keyword DSN: ``postgres://u:secret@h/db`` → ``postgres://u:***@h/db``."""
+    if not url:
+        return url
+    out = _URL_PW.sub(lambda m: f"{m['head']}{MASK}{m['at']}", url)
+    return _KW_PW.sub(lambda m: f"{m['head']}{MASK}", out)
+
+
+def secrets_of(*urls: str | None) -> list[str]:
+    """Return the passwords inside ``urls`` (raw and URL-decoded), for :func:`scrub`."""
+    found: list[str] = []
+    for url in urls:
+        if not url:
+            continue
+        for m in (*_URL_PW.finditer(url), *_KW_PW.finditer(url)):
+            pw = m["pw"].strip("'")
+            for s in (pw, unquote(pw)):
+                if s and s not in found:
+                    found.append(s)
+    return found
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    """Replace every occurrence of each secret in ``text`` (and redact any URL in it)."""
+    for s in sorted(secrets, key=len, reverse=True):
+        if s:
+            text = text.replace(s, MASK)
+    return redact(text)
+
+
+def expand(url: str | None) -> str | None:
+    """Expand ``$VAR``/``${VAR}`` in a configured URL (so passwords can live in the environment)."""
+    return os.path.expandvars(url) if url else url
+
+
+@dataclass(frozen=True)
+class PreflightResult:
+    """The outcome of one preflight check."""
+
+    name: str
+    expect: str
+    value: Any
+    ok: bool
+
+
+def check_expectation(expect: str, value: Any) -> bool:
+    """Evaluate a preflight ``expect`` (``>= N``, ``> N``, ``== X``, ``<= N``, ``< N``, ``!= X``,
+    ``true``, ``false``, ``~ regex``) against the query's first value."""
+    e = expect.strip()
+    low = e.lower()
+    if low in ("true", "false"):
+        truthy = _truthy(value)
+        return truthy if low == "true" else not truthy
+    if e.startswith("~"):
+        return value is not None and re.search(e[1:].strip(), str(value)) is not None
+    m = re.fullmatch(r"(>=|<=|==|!=|>|<)\s*(.+)", e)
+    if not m:
+        raise TargetError(f"preflight expect {expect!r}: use '>= N', '> N', '== N', '<= N', 'true' or '~ regex'")
+    op, rhs = m.group(1), m.group(2).strip().strip("'\"")
+    if value is None:
+        return False
+    try:
+        a, b = float(value), float(rhs)
+    except (TypeError, ValueError):
+        if op in ("==", "!="):
+            return (str(value) == rhs) == (op == "==")
+        return False
+    return {
+        ">=": a >= b,
+        "<=": a <= b,
+        "==": a == b,
+        "!=": a != b,
+        ">": a > b,
+        "<": a < b,
+    }[op]
+
+
+def _truthy(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("t", "true", "on", "yes", "1")
+    return bool(value)
+
+
+class TargetHandle:
+    """One campaign's server: ``start`` (when configured), ``wait_ready``, ``run_setup``,
+    ``preflight``, ``stop``, ``pids``; a context manager that starts on entry and stops on exit."""
+
+    def __init__(
+        self,
+        ws: Workspace,
+        campaign: Campaign,
+        *,
+        start: bool = True,
+        reporter: Reporter = NULL,
+        artifacts_dir: Path | None = None,
+    ) -> None:
+        self.ws = ws
+        self.campaign = campaign
+        self.spec: Target = campaign.target
+        self.reporter = reporter
+        self.artifacts_dir = artifacts_dir
+        self.should_start = bool(start and self.spec.start)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path: Path | None = None
+        self.ready = False
+        self._log: IO[bytes] | None = None
+
+    # --- addresses ------------------------------------------------------------------------------
+
+    @property
+    def _where(self) -> str:
+        return f"prompts/{self.campaign.name}.yaml"
+
+    @property
+    def sql_url(self) -> str:
+        url = expand(self.spec.sql_url)
+        if not url:
+            raise TargetError(
+                f"{self._where}: target.sql_url: not set; add the server's connection URL "
+                "(e.g. postgresql://materialize@localhost:6875/materialize)"
+            )
+        return url
+
+    @property
+    def system_sql_url(self) -> str:
+        return expand(self.spec.system_sql_url) or self.sql_url
+
+    @property
+    def metrics_url(self) -> str | None:
+        return expand(self.spec.metrics_url)
+
+    @property
+    def secrets(self) -> list[str]:
+        return secrets_of(expand(self.spec.sql_url), expand(self.spec.system_sql_url), self.metrics_url)
+
+    def describe(self) -> dict[str, Any]:
+        """Redacted facts about this target (for run records and ``--json``)."""
+        return {
+            "sql_url": redact(expand(self.spec.sql_url) or ""),
+            "system_sql_url": redact(expand(self.spec.system_sql_url) or ""),
+            "metrics_url": redact(self.metrics_url or ""),
+            "started": self.proc is not None,
+            "start": describe_argv(self._argv()) if self.spec.start else None,
+            "log": str(self.log_path) if self.log_path else None,
+        }
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    def _argv(self) -> list[str]:
+        argv = list(self.spec.start or ())
+        ph = self.spec.artifacts_param
+        if not ph:
+            return argv
+        if self.artifacts_dir is None:
+            # No preserved build to point at: leave out the arguments that would name it.
+            return [a for a in argv if ph not in a]
+        return [a.replace(ph, str(self.artifacts_dir)) for a in argv]
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update({k: os.path.expandvars(v) for k, v in self.spec.env.items()})
+        return env
+
+    def _cwd(self) -> Path:
+        return (self.ws.root / self.spec.cwd).resolve() if self.spec.cwd else self.ws.root
+
+    def start(self) -> TargetHandle:
+        """Start the server if the campaign says how (and we were asked to); idempotent."""
+        if not self.should_start or self.proc is not None:
+            return self
+        argv = self._argv()
+        if self.spec.log:
+            self.log_path = (self.ws.root / self.spec.log).resolve()
+        else:
+            stamp = time.strftime("%Y%m%dT%H%M%S")
+            self.log_path = self.ws.runs_dir(self.campaign.name) / f"target-{stamp}-{os.getpid()}.log"
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        cwd = self._cwd()
+        if not cwd.is_dir():
+            raise TargetError(f"{self._where}: target.cwd: {cwd} is not a folder; fix target.cwd")
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - the server writes to it until stop()
+        self.reporter.info(f"starting target: {describe_argv(argv)} (log: {self.log_path})")
+        try:
+            self.proc = spawn(argv, cwd=cwd, env=self._env(), stdout=self._log, stderr=subprocess.STDOUT)
+        except BaseException:
+            self._close_log()
+            raise
+        return self
+
+    def _close_log(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def log_tail(self, lines: int = 5) -> str:
+        """The last lines of the server log on one line (secrets scrubbed), or ''."""
+        if self.log_path is None:
+            return ""
+        try:
+            with open(self.log_path, "rb") as fh:
+                fh.seek(0, os.SEEK_END)
+                fh.seek(max(0, fh.tell() - 8192))
+                text = fh.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+        tail = [ln.strip() for ln in text.splitlines() if ln.strip()][-lines:]
+        return scrub(" | ".join(tail), self.secrets)
+
+    def _died(self) -> TargetError | None:
+        if self.proc is None or self.proc.poll() is None:
+            return None
+        tail = self.log_tail()
+        return TargetError(
+            f"target `{describe_argv(self._argv())}` exited with {self.proc.returncode} before it was "
+            f"ready; log {self.log_path}: {tail or '(empty)'}"
+        )
+
+    def _probe(self) -> tuple[bool, str]:
+        """Try the readiness probe once: (ready, what went wrong)."""
+        ready = self.spec.ready
+        if ready is not None and ready.url:
+            url = expand(ready.url) or ""
+            try:
+                with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - configured URL
+                    if resp.status == 200:
+                        return True, ""
+                    return False, f"HTTP {resp.status}"
+            except urllib.error.HTTPError as exc:
+                return False, f"HTTP {exc.code}"
+            except (urllib.error.URLError, OSError) as exc:
+                reason = getattr(exc, "reason", exc)
+                return False, str(reason)
+        sql = ready.sql if ready is not None and ready.sql else "select 1"
+        return self._sql_probe(sql)
+
+    def _sql_probe(self, sql: str) -> tuple[bool, str]:
+        import psycopg
+
+        try:
+            with psycopg.connect(self.sql_url, autocommit=True, connect_timeout=3) as conn:
+                conn.execute(sql)  # type: ignore[arg-type] - configured text, not an injection
+            return True, ""
+        except psycopg.Error as exc:
+            return False, _first_line(str(exc))
+
+    def _probe_target(self) -> str:
+        ready = self.spec.ready
+        if ready is not None and ready.url:
+            return redact(expand(ready.url) or "")
+        return redact(self.sql_url)
+
+    def wait_ready(self) -> TargetHandle:
+        """Block until the readiness probe passes; raise naming the URL/command and the log tail."""
+        ready = self.spec.ready
+        started = self.proc is not None
+        timeout = ready.timeout if ready is not None else 300.0
+        interval = ready.interval if ready is not None else 0.5
+        if not started:
+            timeout = min(timeout, _UNREACHABLE_PROBE)
+        deadline = time.monotonic() + timeout
+        what = ""
+        while True:
+            dead = self._died()
+            if dead is not None:
+                raise dead
+            ok, what = self._probe()
+            if ok:
+                self.ready = True
+                return self
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(interval)
+        where = self._probe_target()
+        what = scrub(what, self.secrets)
+        if started:
+            raise TargetError(
+                f"target not ready after {timeout:g}s at {where} ({what}); started with "
+                f"`{describe_argv(self._argv())}`; log {self.log_path}: {self.log_tail() or '(empty)'}"
+            )
+        how = (
+            "start it, or pass --start"
+            if self.spec.start
+            else f"start the server (or add target.start to {self._where}) and check target.sql_url"
+        )
+        raise TargetError(f"target not reachable at {where} ({what}); {how}")
+
+    def stop(self) -> int | None:
+        """Stop the server we started (configured signal, then SIGTERM/SIGKILL); return its exit code."""
+        if self.proc is None:
+            return None
+        sig = signal.Signals[self.spec.stop_signal]
+        try:
+            return stop_tree(self.proc, first_signal=sig, grace=self.spec.stop_timeout)
+        finally:
+            self.proc = None
+            self.ready = False
+            self._close_log()
+
+    # --- SQL --------------------------------------------------------------------------------
+
+    def connect(self, system: bool = False, *, autocommit: bool = True, timeout: float = 10.0) -> Any:
+        """Open a psycopg connection as the normal (or system) user; fail naming the redacted URL."""
+        import psycopg
+
+        url = self.system_sql_url if system else self.sql_url
+        try:
+            return psycopg.connect(url, autocommit=autocommit, connect_timeout=max(1, int(timeout)))
+        except psycopg.Error as exc:
+            msg = scrub(_first_line(str(exc)), self.secrets)
+            field_name = "target.system_sql_url" if system and self.spec.system_sql_url else "target.sql_url"
+            raise TargetError(
+                f"cannot connect to {redact(url)}: {msg}; is the server running? check {field_name} "
+                f"in {self._where}"
+            ) from None
+
+    def run_setup(self, extra: Iterable[str] = ()) -> None:
+        """Run ``target.setup_sql`` as the system user (autocommit), then ``extra`` as the normal user."""
+        import psycopg
+
+        for system, statements, label in ((True, self.spec.setup_sql, "target.setup_sql"), (False, tuple(extra), "benchmark setup_sql")):
+            if not statements:
+                continue
+            with self.connect(system=system) as conn:
+                for i, sql in enumerate(statements):
+                    try:
+                        conn.execute(sql)
+                    except psycopg.Error as exc:
+                        msg = scrub(_first_line(str(exc)), self.secrets)
+                        url = self.system_sql_url if system else self.sql_url
+                        raise TargetError(
+                            f"{self._where}: {label}[{i}]: `{_short(sql)}` failed on {redact(url)}: {msg}"
+                        ) from None
+
+    def preflight(self) -> list[PreflightResult]:
+        """Run every preflight check; raise on the first failure with its name, value and fix."""
+        results: list[PreflightResult] = []
+        for i, check in enumerate(self.spec.preflight):
+            value = self._preflight_value(i, check)
+            ok = check_expectation(check.expect, value)
+            results.append(PreflightResult(check.name, check.expect, value, ok))
+            if not ok:
+                fix = check.fix or f"fix the target's state, or edit target.preflight[{i}] in {self._where}"
+                raise TargetError(
+                    f"preflight {check.name!r} failed: expected {check.expect}, got {value!r}; {fix}"
+                )
+        return results
+
+    def _preflight_value(self, i: int, check: Preflight) -> Any:
+        import psycopg
+
+        with self.connect(system=check.system) as conn:
+            try:
+                row = conn.execute(check.sql).fetchone()
+            except psycopg.Error as exc:
+                msg = scrub(_first_line(str(exc)), self.secrets)
+                raise TargetError(
+                    f"preflight {check.name!r}: `{_short(check.sql)}` failed: {msg}; "
+                    f"fix target.preflight[{i}].sql in {self._where}"
+                ) from None
+        return None if row is None else row[0]
+
+    # --- processes --------------------------------------------------------------------------
+
+    def pids(self) -> list[int]:
+        """Server process ids for profiling: our started session, ``target.pid`` (+ children) or
+        ``target.processes`` (a regex over process names and command lines)."""
+        pattern = re.compile(self.spec.processes) if self.spec.processes else None
+        if self.proc is not None:
+            pids = session_pids(self.proc.pid)
+            return sorted(p for p in pids if pattern is None or _matches(p, pattern))
+        if self.spec.pid is not None:
+            return sorted({self.spec.pid, *_descendants(self.spec.pid)})
+        if pattern is not None:
+            return sorted(p for p in _all_pids() if p != os.getpid() and _matches(p, pattern))
+        return []
+
+    # --- context manager --------------------------------------------------------------------
+
+    def __enter__(self) -> TargetHandle:
+        if not self.ready:
+            self.start()
+            try:
+                self.wait_ready()
+            except BaseException:
+                self.stop()
+                raise
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def open_target(
+    ws: Workspace,
+    campaign: Campaign,
+    *,
+    start: bool = True,
+    reporter: Reporter = NULL,
+    artifacts_dir: Path | None = None,
+) -> TargetHandle:
+    """Start (when configured and ``start``) and wait for the campaign's target; return it ready.
+
+    Use it as a context manager (``with open_target(...) as t:``) so a started server is stopped.
+    """
+    handle = TargetHandle(ws, campaign, start=start, reporter=reporter, artifacts_dir=artifacts_dir)
+    return handle.__enter__()
+
+
+def _first_line(text: str) -> str:
+    return next((ln.strip() for ln in text.splitlines() if ln.strip()), text.strip())
+
+
+def _short(sql: str, width: int = 80) -> str:
+    one = " ".join(sql.split())
+    return one if len(one) <= width else one[: width - 1] + "…"
+
+
+def _all_pids() -> list[int]:
+    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
+
+
+def _matches(pid: int, pattern: re.Pattern[str]) -> bool:
+    base = Path("/proc") / str(pid)
+    try:
+        comm = (base / "comm").read_text().strip()
+        cmdline = (base / "cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
+    except OSError:
+        return False
+    return bool(pattern.search(comm) or pattern.search(cmdline))
+
+
+def _descendants(root: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for pid in _all_pids():
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            stat = (Path("/proc") / str(pid) / "stat").read_text()
+            ppid = int(stat[stat.rfind(")") + 2 :].split()[1])
+            children.setdefault(ppid, []).append(pid)
+    out: set[int] = set()
+    todo = [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in out:
+                out.add(child)
+                todo.append(child)
+    return out

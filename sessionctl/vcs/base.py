@@ -1,0 +1,122 @@
+"""The small VCS interface the session engine needs, and the records it returns.
+
+Paths handed to and returned by a backend are relative to the repository root (``Vcs.root``),
+with forward slashes. A *checkpoint* is an opaque string (git: the HEAD sha; jj: an operation
+id) that :meth:`Vcs.restore` can return the repository to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+# FileChange.status values: modified, added (and known to the VCS), deleted, new and unknown.
+MODIFIED = "M"
+ADDED = "A"
+DELETED = "D"
+UNTRACKED = "?"
+
+
+@dataclass(frozen=True)
+class Revision:
+    """Where the repository stood: a commit id, and for jj the change and operation ids too."""
+
+    vcs: str
+    commit: str
+    change: str | None = None
+    op: str | None = None
+    branch: str | None = None
+    empty: bool | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Revision:
+        return cls(
+            vcs=str(d.get("vcs", "")),
+            commit=str(d.get("commit", "")),
+            change=d.get("change"),
+            op=d.get("op"),
+            branch=d.get("branch"),
+            empty=d.get("empty"),
+        )
+
+
+@dataclass(frozen=True)
+class FileChange:
+    """One path that differs in the working copy, with its status letter (M, A, D or ?)."""
+
+    path: str
+    status: str
+
+    @property
+    def is_new(self) -> bool:
+        """True for files the VCS did not know before (left out of a change unless included)."""
+        return self.status == UNTRACKED
+
+
+@dataclass(frozen=True)
+class NumStat:
+    """Lines added and removed in one file (None for binary files)."""
+
+    path: str
+    added: int | None
+    removed: int | None
+
+
+@dataclass(frozen=True)
+class Commit:
+    """A commit (change) made by a backend: its id and, for jj, its change id."""
+
+    commit: str
+    change: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Vcs(Protocol):
+    """What the session engine asks of git or jj."""
+
+    kind: str
+    root: Path
+
+    def revision(self) -> Revision:
+        """Describe the current state (HEAD, or @ with its change, commit and operation ids)."""
+
+    def working_changes(self) -> list[FileChange]:
+        """The paths that differ from the last commit (git) or in the working-copy change (jj)."""
+
+    def checkpoint(self) -> str:
+        """Return a token :meth:`restore` can roll the repository back to."""
+
+    def restore(self, checkpoint: str) -> None:
+        """Return to ``checkpoint``, keeping the working-tree files (git) / as recorded (jj)."""
+
+    def numstat(self, paths: Sequence[str]) -> list[NumStat]:
+        """Lines added/removed per path in the working-copy change, for the log's diff stat."""
+
+    def commit_paths(
+        self, *, title: str, message: str, paths: Sequence[str], scratch: Path
+    ) -> Commit:
+        """Commit exactly ``paths`` (nothing else) with ``message``; jj leaves a new @ on top."""
+
+    def discard(self, paths: Sequence[str]) -> None:
+        """Throw away the working-copy edits of ``paths`` (tracked files only)."""
+
+
+def count_lines(path: Path) -> int | None:
+    """Count lines in a new file for the diff stat (None when it looks binary or is unreadable)."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    if b"\0" in data[:8192]:
+        return None
+    if not data:
+        return 0
+    return data.count(b"\n") + (0 if data.endswith(b"\n") else 1)

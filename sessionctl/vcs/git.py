@@ -1,0 +1,175 @@
+"""The git backend (gitpython, imported lazily).
+
+Commits take exactly the paths they are given (``git commit --only -- PATHS``), so whatever else
+is staged or lying around stays out; messages go through a file (``-F``), never argv or a shell.
+A checkpoint is the HEAD sha; restoring it is ``git reset --mixed`` (the working tree is kept).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sessionctl.errors import VcsError
+from sessionctl.files import atomic_write
+from sessionctl.vcs.base import (
+    ADDED,
+    DELETED,
+    MODIFIED,
+    UNTRACKED,
+    Commit,
+    FileChange,
+    NumStat,
+    Revision,
+    count_lines,
+)
+
+if TYPE_CHECKING:
+    import git
+
+
+class GitVcs:
+    """git through gitpython; ``root`` is the repository's top-level folder."""
+
+    kind = "git"
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self._repo: git.Repo | None = None
+
+    @property
+    def repo(self) -> git.Repo:
+        if self._repo is None:
+            import git
+
+            try:
+                self._repo = git.Repo(self.root)
+            except (git.InvalidGitRepositoryError, git.NoSuchPathError) as exc:
+                raise VcsError(
+                    f"{self.root}: not a git repository ({exc}); run `git init`"
+                ) from None
+        return self._repo
+
+    def _git(self, *args: str) -> str:
+        """Run a git subcommand through gitpython (argv list, no shell); raise VcsError."""
+        import git
+
+        try:
+            out: Any = self.repo.git.execute(["git", *args], strip_newline_in_stdout=False)
+        except git.GitCommandError as exc:
+            err = " | ".join(line for line in str(exc.stderr).splitlines() if line.strip())
+            raise VcsError(f"`git {' '.join(args)}` failed ({exc.status}): {err.strip()}") from None
+        return str(out)
+
+    def head(self) -> str:
+        """The HEAD commit sha (a VcsError on a repository without commits)."""
+        try:
+            return str(self.repo.head.commit.hexsha)
+        except ValueError:
+            raise VcsError(
+                f"{self.root}: the repository has no commits yet; make an initial commit first"
+            ) from None
+
+    def revision(self) -> Revision:
+        sha = self.head()
+        branch = None if self.repo.head.is_detached else self.repo.active_branch.name
+        return Revision(vcs="git", commit=sha, branch=branch, empty=not self.working_changes())
+
+    def working_changes(self) -> list[FileChange]:
+        out = self._git("status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames")
+        changes: list[FileChange] = []
+        for rec in out.split("\0"):
+            if len(rec) < 4:
+                continue
+            xy, path = rec[:2], rec[3:]
+            if xy == "??":
+                changes.append(FileChange(path, UNTRACKED))
+            elif "D" in xy:
+                changes.append(FileChange(path, DELETED))
+            elif xy[0] == "A":
+                changes.append(FileChange(path, ADDED))
+            else:
+                changes.append(FileChange(path, MODIFIED))
+        return sorted(changes, key=lambda c: c.path)
+
+    def checkpoint(self) -> str:
+        return self.head()
+
+    def restore(self, checkpoint: str) -> None:
+        if self.head() != checkpoint:
+            self._git("reset", "-q", "--mixed", checkpoint)
+
+    def numstat(self, paths: Sequence[str]) -> list[NumStat]:
+        if not paths:
+            return []
+        untracked = {c.path for c in self.working_changes() if c.status == UNTRACKED}
+        tracked = [p for p in paths if p not in untracked]
+        stats: dict[str, NumStat] = {}
+        if tracked:
+            out = self._git("diff", "--numstat", "-z", "--no-renames", "HEAD", "--", *tracked)
+            for rec in out.split("\0"):
+                parts = rec.split("\t", 2)
+                if len(parts) != 3:
+                    continue
+                a, r, p = parts
+                stats[p] = NumStat(p, None if a == "-" else int(a), None if r == "-" else int(r))
+        for p in paths:
+            if p in untracked:
+                n = count_lines(self.root / p)
+                stats[p] = NumStat(p, n, None if n is None else 0)
+        return [stats[p] for p in paths if p in stats]
+
+    def commit_paths(
+        self, *, title: str, message: str, paths: Sequence[str], scratch: Path
+    ) -> Commit:
+        if not paths:
+            raise VcsError("nothing to commit: no paths given")
+        msg_file = scratch / "commit-message.txt"
+        atomic_write(msg_file, message if message.endswith("\n") else message + "\n")
+        # `add -A -- PATHS` stages new files and deletions of exactly these paths; `--only`
+        # then commits them alone, whatever else the user has staged.
+        self._git("add", "-A", "--", *paths)
+        self._git(
+            "commit", "-q", "--cleanup=whitespace", "-F", str(msg_file), "--only", "--", *paths
+        )
+        return Commit(commit=self.head())
+
+    def discard(self, paths: Sequence[str]) -> None:
+        if not paths:
+            return
+        head_paths = [p for p in paths if self._in_head(p)]
+        self._git("reset", "-q", "HEAD", "--", *paths)
+        if head_paths:
+            self._git("checkout", "HEAD", "--", *head_paths)
+
+    def _in_head(self, path: str) -> bool:
+        try:
+            self.repo.head.commit.tree[path]
+        except KeyError:
+            return False
+        return True
+
+    def commits_since(self, checkpoint: str) -> list[str]:
+        out = self._git("log", "--format=%s", f"{checkpoint}..HEAD")
+        return [line for line in out.splitlines() if line]
+
+    def message(self, rev: str = "HEAD") -> str:
+        """The full message of ``rev``."""
+        return str(self.repo.commit(rev).message)
+
+    def files_in(self, rev: str = "HEAD") -> list[str]:
+        """Paths touched by ``rev`` relative to its first parent."""
+        out = self._git("show", "--name-only", "--format=", "--no-renames", "-z", rev)
+        return sorted(p for p in out.split("\0") if p.strip())
+
+
+def find_root(start: Path) -> Path | None:
+    """The nearest folder at or above ``start`` holding ``.git`` (a folder or a worktree file)."""
+    for folder in (start, *start.parents):
+        if (folder / ".git").exists():
+            return folder
+    return None
+
+
+__all__ = ["DELETED", "GitVcs", "find_root"]

@@ -1,0 +1,194 @@
+#!/usr/bin/env python3
+"""A scripted stand-in for an AI agent: does what a session asks (or misbehaves on purpose).
+
+Usage: scripted_agent.py [--plan N=MODE,N=MODE...] [--cost USD] [MODE]
+
+The mode for session $SESSIONCTL_SESSION comes from --plan, else MODE (default ``close``).
+It prints Claude Code stream-json lines (init, tool calls, a final result with total_cost_usd)
+and calls ``sessionctl`` the way an agent would: ``python -m sessionctl record/close``.
+
+Modes:
+  close        baseline, one change, remeasure, ``sessionctl close``          (well behaved)
+  record       baseline, one change, remeasure, then exit without closing   (loop closes it)
+  worse        like record, but the remeasure is slower (no improvement)
+  diagnostic   record a finding only (for a diagnostic session)
+  nolog        one change, nothing recorded                                  (audit fails)
+  two          baseline, changes in two unrelated areas, remeasure           (audit fails)
+  forbidden    baseline, a change that caches query results, remeasure      (audit fails)
+  edit-md      baseline, change, remeasure, and a hand edit of prompts/*.md (audit fails)
+  edit-log     baseline, change, remeasure, and a hand edit of the perf log (audit fails)
+  hang         starts a child process and sleeps forever                     (timeout)
+  budget       reports growing cost in stream-json result lines, then sleeps (budget)
+  slow         baseline, then sleeps 60 s before finishing like ``record``  (resume tests)
+  wait         baseline, then waits for .sessionctl/test-agent/release, then like ``record``
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(os.environ.get("SESSIONCTL_ROOT", "."))
+SESSION = int(os.environ.get("SESSIONCTL_SESSION", "0"))
+CAMPAIGN = os.environ.get("SESSIONCTL_CAMPAIGN", "")
+STATE = ROOT / ".sessionctl" / "test-agent"
+_n = 0
+
+
+def emit(obj: dict) -> None:
+    print(json.dumps(obj), flush=True)
+
+
+def tool(name: str, args: dict, output: str) -> None:
+    global _n
+    _n += 1
+    emit(
+        {
+            "type": "assistant",
+            "message": {
+                "id": f"msg_{_n}",
+                "role": "assistant",
+                "content": [{"type": "tool_use", "id": f"toolu_{_n}", "name": name, "input": args}],
+            },
+            "session_id": "scripted",
+        }
+    )
+    emit(
+        {
+            "type": "user",
+            "message": {
+                "role": "user",
+                "content": [
+                    {"tool_use_id": f"toolu_{_n}", "type": "tool_result", "content": output}
+                ],
+            },
+            "session_id": "scripted",
+        }
+    )
+
+
+def sessionctl(*args: str) -> None:
+    cmd = [sys.executable, "-m", "sessionctl", *args]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    tool("Bash", {"command": "sessionctl " + " ".join(args)}, (proc.stdout + proc.stderr)[-500:])
+    if proc.returncode != 0:
+        print(
+            f"sessionctl {' '.join(args)} failed: {proc.stderr.strip()}",
+            file=sys.stderr,
+            flush=True,
+        )
+        sys.exit(1)
+
+
+def edit(rel: str, line: str) -> None:
+    path = ROOT / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fh.write(line + "\n")
+    tool("Edit", {"file_path": str(path)}, f"The file {path} has been updated.")
+
+
+def result(cost: float) -> None:
+    emit(
+        {
+            "type": "result",
+            "subtype": "success",
+            "is_error": False,
+            "duration_ms": 1200,
+            "num_turns": _n + 1,
+            "result": "done",
+            "session_id": "scripted",
+            "total_cost_usd": cost,
+        }
+    )
+
+
+def change(n: int = SESSION) -> None:
+    edit("app/query.py", f"LOOKUP_{n} = 'SELECT total FROM orders_by_customer WHERE id = %s'")
+
+
+def main(argv: list[str]) -> int:
+    plan: dict[int, str] = {}
+    mode = "close"
+    cost = 0.05
+    it = iter(argv)
+    for arg in it:
+        if arg == "--plan":
+            for part in next(it).split(","):
+                k, v = part.split("=")
+                plan[int(k)] = v
+        elif arg == "--cost":
+            cost = float(next(it))
+        else:
+            mode = arg
+    mode = plan.get(SESSION, mode)
+    STATE.mkdir(parents=True, exist_ok=True)
+    (STATE / f"{SESSION}.pid").write_text(str(os.getpid()))
+    emit(
+        {
+            "type": "system",
+            "subtype": "init",
+            "session_id": "scripted",
+            "model": "scripted-agent",
+            "cwd": str(ROOT),
+        }
+    )
+
+    if mode == "hang":
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+        (STATE / f"{SESSION}.child").write_text(str(child.pid))
+        tool("Bash", {"command": "sleep 120"}, "")
+        time.sleep(120)
+        return 0
+    if mode == "budget":
+        for i in range(1, 50):
+            emit(
+                {
+                    "type": "result",
+                    "subtype": "success",
+                    "is_error": False,
+                    "num_turns": i,
+                    "session_id": "scripted",
+                    "total_cost_usd": round(0.1 * i, 2),
+                }
+            )
+            time.sleep(0.1)
+        return 0
+    if mode == "diagnostic":
+        sessionctl("record", "--finding", "planning is 3% of the lookup latency")
+        result(cost)
+        return 0
+    if mode == "nolog":
+        change()
+        result(cost)
+        return 0
+
+    sessionctl("record", "--phase", "baseline", "--metric", "qps=100")
+    if mode == "slow":
+        time.sleep(60)
+    if mode == "wait":
+        while not (STATE / "release").exists():
+            time.sleep(0.05)
+    change()
+    if mode == "two":
+        edit("lib/cache.py", "CACHE_SIZE = 1024")
+    if mode == "forbidden":
+        edit("app/query.py", "_result_cache = {}  # remember query results per customer")
+    if mode == "edit-md":
+        edit(f"prompts/{CAMPAIGN}.md", "Note to self: skip the baseline next time.")
+    if mode == "edit-log":
+        edit(f"logs/{CAMPAIGN}-perf-log.md", "## Session notes written by hand")
+    after = "90" if mode == "worse" else "150"
+    sessionctl("record", "--phase", "remeasure", "--metric", f"qps={after}")
+    if mode == "close":
+        sessionctl("close", "--summary", f"session {SESSION}: indexed lookup")
+    result(cost)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

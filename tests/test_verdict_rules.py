@@ -1,0 +1,208 @@
+"""Verdicts: the rule, the cross-checks, the warnings, thresholds and the session summary."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+
+from sessionctl.campaign.model import CompareSpec
+from sessionctl.measurement import Measurement, Value
+from sessionctl.verdict import (
+    VERDICTS,
+    Judgement,
+    classify,
+    infer_better,
+    judge_paired,
+    judge_unpaired,
+    summarize_session,
+    threshold_for,
+)
+
+D = math.log(1.02)
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "better", "want"),
+    [
+        (0.03, 0.05, "higher", "improved"),
+        (0.03, 0.05, "lower", "regressed"),
+        (-0.05, -0.03, "lower", "improved"),
+        (-0.01, 0.015, "higher", "no change"),
+        (-0.01, 0.015, None, "no change"),
+        (0.005, 0.04, "higher", "probably improved"),  # significant, crosses the threshold
+        (-0.04, -0.001, "higher", "probably regressed"),
+        (-0.01, 0.05, "higher", "inconclusive"),  # includes no change, reaches beyond threshold
+        (0.03, 0.05, None, "inconclusive"),  # direction unknown
+        (D, 0.05, "higher", "probably improved"),  # a bound exactly on the threshold is not beyond it
+    ],
+)
+def test_classify(low: float, high: float, better: str | None, want: str) -> None:
+    assert classify(low, high, delta=D, better=better) == want
+    assert want in VERDICTS
+
+
+def _noisy(rng: random.Random, n: int, effect: float, noise: float) -> tuple[list[float], list[float]]:
+    a = [1000 * rng.lognormvariate(0, 0.05) for _ in range(n)]
+    b = [x * effect * rng.lognormvariate(0, noise) for x in a]
+    return a, b
+
+
+def test_clear_improvement_is_improved_with_all_three_methods() -> None:
+    a, b = _noisy(random.Random(0), 8, 1.20, 0.01)
+    j = judge_paired("qps@c4", a, b, better="higher", threshold=0.02)
+    assert j.verdict == "improved"
+    assert j.ci_low is not None and j.ci_high is not None and 1.02 < j.ci_low < 1.2 < j.ci_high
+    assert j.boot_low is not None and j.boot_high is not None and j.boot_low > 1.02
+    assert j.p_t is not None and j.p_t < 1e-6
+    assert j.p_wilcoxon == pytest.approx(2 / 2**8)
+    assert j.mde is not None and 0 < j.mde < 0.05 and j.pairs_needed is not None
+    assert j.a is not None and j.b is not None and j.b / j.a == pytest.approx(j.ratio)
+    assert j.method == "paired" and j.n == 8
+
+
+def test_lower_is_better_latency() -> None:
+    a, b = _noisy(random.Random(1), 6, 0.7, 0.01)
+    assert judge_paired("p99_ms@c4", a, b, better="lower", threshold=0.05).verdict == "improved"
+    assert judge_paired("p99_ms@c4", b, a, better="lower", threshold=0.05).verdict == "regressed"
+
+
+def test_identical_sides_are_no_change() -> None:
+    a = [100.0, 101.0, 99.0, 100.5]
+    j = judge_paired("qps", a, list(a), better="higher", threshold=0.02)
+    assert j.verdict == "no change" and j.ratio == 1.0 and j.ci_low == j.ci_high == 1.0
+    assert j.p_wilcoxon == 1.0
+
+
+def test_wilcoxon_disagreement_downgrades() -> None:
+    a = [100.0] * 6
+    b = [110.5, 110.5, 110.5, 110.5, 110.5, 99.9]  # t says beyond 2 %; one pair points the other way
+    j = judge_paired("qps", a, b, better="higher", threshold=0.02)
+    assert j.verdict == "probably improved"
+    assert any("cross-checks disagree" in w and "rank test" in w for w in j.warnings)
+
+
+def test_few_pairs_say_wilcoxon_cannot_reach_significance() -> None:
+    a, b = _noisy(random.Random(2), 4, 1.3, 0.01)
+    j = judge_paired("qps", a, b, better="higher", threshold=0.02)
+    assert j.verdict == "improved"  # the rank test is not held against n that cannot reach p < .05
+    assert any("cannot reach p<0.05" in w for w in j.warnings)
+
+
+def test_single_pair_is_inconclusive() -> None:
+    j = judge_paired("qps", [100.0], [120.0], better="higher", threshold=0.02)
+    assert j.verdict == "inconclusive" and j.ci_low is None and j.ratio == pytest.approx(1.2)
+    assert j.warnings == ("single pair: no interval",)
+
+
+def test_zero_values_give_no_ratio() -> None:
+    j = judge_paired("errors@c4", [0.0, 0.0], [0.0, 1.0], better="lower", threshold=0.02)
+    assert j.verdict == "inconclusive" and j.ratio is None
+    with pytest.raises(ValueError):
+        judge_paired("qps", [1.0, 2.0], [1.0], better="higher", threshold=0.02)
+
+
+def test_warnings_spread_drift_order_outliers() -> None:
+    first = ["A", "B", "B", "A", "A", "B", "B", "A"]
+    a = [1000.0 * (1 + 0.08 * i) for i in range(8)]  # drifting machine, 8 % per pair
+    b = [x * (1.06 if f == "A" else 1 / 1.06) for x, f in zip(a, first, strict=True)]
+    j = judge_paired("qps", a, b, better="higher", threshold=0.02, first=first)
+    text = " | ".join(j.warnings)
+    assert "high run-to-run spread on A" in text
+    assert "drift across run order" in text
+    assert "order effect: second run in a pair +6.0%" in text
+    assert "unbalanced" not in text
+    c = [100.0, 101.0, 99.0, 100.0, 100.5, 99.5, 100.2]
+    d = [100.0, 101.0, 99.0, 100.0, 100.5, 99.5, 140.0]
+    j2 = judge_paired("qps", c, d, better="higher", threshold=0.02)
+    assert any("1 outlier pair(s)" in w and "#7" in w for w in j2.warnings)
+
+
+def test_unknown_direction() -> None:
+    a, b = _noisy(random.Random(4), 6, 1.3, 0.01)
+    j = judge_paired("widgets", a, b, better=None, threshold=0.02)
+    assert j.verdict == "inconclusive"
+    assert any("which direction is better is unknown" in w for w in j.warnings)
+
+
+def test_aa_noise_rarely_gives_a_false_verdict() -> None:
+    rng = random.Random(5)
+    false = 0
+    for _ in range(200):
+        a, b = _noisy(rng, 6, 1.0, 0.05)
+        j = judge_paired("qps", a, b, better="higher", threshold=0.02, seed=rng.randint(0, 99))
+        false += j.verdict in ("improved", "regressed")
+    assert false <= 6  # nominal rate is far below 5 % because the CI must clear the threshold
+
+
+def test_unpaired_is_widened_and_says_so() -> None:
+    rng = random.Random(6)
+    before = [1000 * rng.lognormvariate(0, 0.005) for _ in range(5)]
+    after = [x * rng.lognormvariate(0, 0.005) for x in before]
+    j = judge_unpaired("qps", before, after, better="higher", threshold=0.02)
+    assert j.method == "unpaired" and j.verdict == "inconclusive"  # never 'no change' at 2 %
+    assert j.warnings[0].startswith("unpaired: drift between the before and after runs is not controlled")
+    assert j.ci_low is not None and j.ci_low < 1 / 1.05 + 0.01
+    big = judge_unpaired("qps", before, [x * 1.5 for x in after], better="higher", threshold=0.02)
+    assert big.verdict == "improved" and big.p_wilcoxon is not None
+    one = judge_unpaired("qps", [100.0], [120.0], better="higher", threshold=0.02)
+    assert one.verdict == "inconclusive" and "single run per side" in one.warnings
+
+
+def test_thresholds_and_directions() -> None:
+    spec = CompareSpec(threshold_throughput=0.03, threshold_median=0.02, threshold_tail=0.05)
+    assert threshold_for("qps@c64", spec) == 0.03
+    assert threshold_for("tps", spec) == 0.03
+    assert threshold_for("p50_ms@c4", spec) == 0.02
+    assert threshold_for("p99_ms@r500", spec) == 0.05
+    assert threshold_for("p999_ms", spec) == 0.05
+    assert threshold_for("max_ms@c1", spec) == 0.05
+    assert threshold_for("mz_peek_seconds{method=p99}.mean_us@c64", spec) == 0.02
+    assert threshold_for("mz_peek_seconds{method=x}.p99_us@c64", spec) == 0.05
+    assert infer_better("qps@c4") == "higher"
+    assert infer_better("p99_ms@c4") == "lower"
+    assert infer_better("widgets") is None
+
+
+def test_judgement_round_trips_and_describes() -> None:
+    a, b = _noisy(random.Random(7), 6, 1.2, 0.01)
+    j = judge_paired("qps@c4", a, b, better="higher", threshold=0.02)
+    assert Judgement.from_dict(j.to_dict()) == j
+    line = j.describe()
+    assert line.startswith("qps@c4: improved +") and "95% CI" in line and "n=6 pairs" in line
+
+
+def _m(source: str, phase: str | None, values: list[Value], details: dict | None = None) -> Measurement:
+    return Measurement(source=source, name="lookup", phase=phase, values=tuple(values), details=details or {})
+
+
+def test_summarize_prefers_a_paired_comparison() -> None:
+    a, b = _noisy(random.Random(8), 6, 1.2, 0.01)
+    j = judge_paired("qps@c4", a, b, better="higher", threshold=0.02)
+    ms = [
+        _m("builtin", "baseline", [Value("qps@c4", 100, better="higher", samples=(100, 101, 99))]),
+        _m("builtin", "remeasure", [Value("qps@c4", 120, better="higher", samples=(120, 121, 119))]),
+        _m("compare", "remeasure", [], {"judgements": [j.to_dict()]}),
+    ]
+    assert summarize_session(ms, compare=CompareSpec()) == [j]
+
+
+def test_summarize_falls_back_to_unpaired_and_single_runs() -> None:
+    ms = [
+        _m("builtin", "baseline", [
+            Value("qps@c4", 100, better="higher", samples=(100, 101, 99)),
+            Value("p99_ms@c4", 5.0, better="lower"),
+            Value("only_before", 1.0),
+        ]),
+        _m("builtin", "remeasure", [
+            Value("qps@c4", 150, better="higher", samples=(150, 151, 149)),
+            Value("p99_ms@c4", 4.0, better="lower"),
+        ]),
+    ]
+    out = summarize_session(ms, compare=CompareSpec())
+    assert [j.metric for j in out] == ["qps@c4", "p99_ms@c4"]
+    assert out[0].method == "unpaired" and out[0].verdict == "improved"
+    assert out[1].verdict == "inconclusive" and out[1].warnings == ("single run per side",)
+    assert out[1].ratio == pytest.approx(0.8) and out[1].threshold == 0.05
+    assert summarize_session([], compare=CompareSpec()) == []
