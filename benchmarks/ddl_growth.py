@@ -60,10 +60,15 @@ def reference(url: str, objects: int, batch: int) -> float:
 
 def sessionctl_growth(url: str, objects: int, batch: int) -> list[float]:
     """Seconds for each 1k-object step of ``grow`` up to ``objects``."""
-    from sessionctl.bench.ddl import connector, grow, plan
+    from sessionctl.bench.ddl_population import connector, grow, plan
     from sessionctl.campaign.model import DdlSpec
 
-    spec = DdlSpec(count_sql=COUNT, filler=FILLER, batch_size=batch, probes={"t": "CREATE TABLE probe_{n} (a int)"})
+    spec = DdlSpec(
+        count_sql=COUNT,
+        filler=FILLER,
+        batch_size=batch,
+        probes={"t": "CREATE TABLE probe_{n} (a int)"},
+    )
     p = plan(spec)
     steps: list[float] = []
     for level in range(1000, objects + 1, 1000):
@@ -74,9 +79,13 @@ def sessionctl_growth(url: str, objects: int, batch: int) -> list[float]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--objects", type=int, default=5000, help="objects to create (multiple of 1000)")
+    ap.add_argument(
+        "--objects", type=int, default=5000, help="objects to create (multiple of 1000)"
+    )
     ap.add_argument("--batch", type=int, default=100, help="statements per growth transaction")
-    ap.add_argument("--url", help="an existing server (its databases are left alone); default: embedded")
+    ap.add_argument(
+        "--url", help="an existing server (its databases are left alone); default: embedded"
+    )
     args = ap.parse_args()
     objects = max(1000, args.objects // 1000 * 1000)
 
@@ -95,8 +104,10 @@ def main() -> int:
             steps = sessionctl_growth(db, objects, args.batch)
     ours = sum(steps)
     print(f"objects: {objects:,}  batch: {args.batch} statements/transaction")
-    print(f"reference (bare psycopg loop): {ref / objects * 1000:.3f} s per 1k objects ({ref:.2f} s total)")
-    print(f"sessionctl grow:               {ours / objects * 1000:.3f} s per 1k objects ({ours:.2f} s total)")
+    print(f"reference (bare psycopg loop): {ref / objects * 1000:.3f} s per 1k ({ref:.2f} s total)")
+    print(
+        f"sessionctl grow:               {ours / objects * 1000:.3f} s per 1k ({ours:.2f} s total)"
+    )
     print("sessionctl per 1k step:        " + ", ".join(f"{s:.3f}" for s in steps) + " s")
     print(f"ratio sessionctl / reference:  {ours / ref:.2f}x")
     return 0

@@ -16,7 +16,9 @@ import argparse
 import random
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -37,7 +39,8 @@ def generate(n_families: int = 2000, series_per_family: int = 2, seed: int = 42)
         for s in range(series_per_family):
             labels = (
                 f'instance="10.0.{f % 256}.{s}:9090",job="bench",namespace="production",'
-                f'method="{METHODS[s % 4]}",route="/api/v1/items/{{id}}",status="{200 + (s % 3) * 100}"'
+                f'method="{METHODS[s % 4]}",route="/api/v1/items/{{id}}",'
+                f'status="{200 + (s % 3) * 100}"'
             )
             c = 0
             for b in BOUNDS:
@@ -48,20 +51,24 @@ def generate(n_families: int = 2000, series_per_family: int = 2, seed: int = 42)
     return "".join(out)
 
 
-def _best(fn: object, repeat: int) -> float:
+def _best(fn: Callable[[], object], repeat: int) -> float:
     best = float("inf")
     for _ in range(repeat):
         t0 = time.perf_counter()
-        fn()  # type: ignore[operator]
+        fn()
         best = min(best, time.perf_counter() - t0)
     return best
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--families", type=int, default=2000, help="histogram families (2000 = 10.46 MB)")
+    ap.add_argument(
+        "--families", type=int, default=2000, help="histogram families (2000 = 10.46 MB)"
+    )
     ap.add_argument("--repeat", type=int, default=3, help="runs of our parser (best is kept)")
-    ap.add_argument("--ref-repeat", type=int, default=1, help="runs of prometheus_client (best kept)")
+    ap.add_argument(
+        "--ref-repeat", type=int, default=1, help="runs of prometheus_client (best kept)"
+    )
     args = ap.parse_args()
 
     from prometheus_client.parser import text_string_to_metric_families
@@ -74,15 +81,18 @@ def main() -> int:
         f"app_subsystem_{i}_request_duration_seconds"
         for i in (7, args.families // 2, args.families - 1)
     ]
-    print(f"exposition: {mb:.2f} MB, {text.count(chr(10)):,} lines, {args.families:,} histogram families")
+    print(
+        f"exposition: {mb:.2f} MB, {text.count(chr(10)):,} lines, "
+        f"{args.families:,} histogram families"
+    )
 
-    ref_families: list[object] = []
+    ref_families: list[Any] = []
 
     def run_ref() -> None:
         ref_families[:] = list(text_string_to_metric_families(text))
 
     t_ref = _best(run_ref, args.ref_repeat)
-    ref_samples = sum(len(f.samples) for f in ref_families)  # type: ignore[attr-defined]
+    ref_samples = sum(len(f.samples) for f in ref_families)
 
     full = parse(text)
     ours_samples = full.sample_count()
@@ -98,12 +108,18 @@ def main() -> int:
     t_full = _best(lambda: parse(text), args.repeat)
     t_filt = _best(lambda: parse(text, families=wanted), args.repeat)
     r_full, r_filt = t_ref / t_full, t_ref / t_filt
-    print(f"prometheus_client {_version()} text_string_to_metric_families: "
-          f"{t_ref:7.3f} s  {mb / t_ref:8.2f} MB/s  (reference)")
-    print(f"sessionctl parse, full:                 {t_full:7.3f} s  {mb / t_full:8.2f} MB/s  "
-          f"{r_full:6.1f}x  (target >= {TARGET_FULL:g}x)")
-    print(f"sessionctl parse, 3 families:           {t_filt:7.3f} s  {mb / t_filt:8.2f} MB/s  "
-          f"{r_filt:6.1f}x  (target >= {TARGET_FILTERED:g}x)")
+    print(
+        f"prometheus_client {_version()} text_string_to_metric_families: "
+        f"{t_ref:7.3f} s  {mb / t_ref:8.2f} MB/s  (reference)"
+    )
+    print(
+        f"sessionctl parse, full:                 {t_full:7.3f} s  {mb / t_full:8.2f} MB/s  "
+        f"{r_full:6.1f}x  (target >= {TARGET_FULL:g}x)"
+    )
+    print(
+        f"sessionctl parse, 3 families:           {t_filt:7.3f} s  {mb / t_filt:8.2f} MB/s  "
+        f"{r_filt:6.1f}x  (target >= {TARGET_FILTERED:g}x)"
+    )
     ok = r_full >= TARGET_FULL and r_filt >= TARGET_FILTERED
     print("PASS" if ok else "FAIL: a target was missed")
     return 0 if ok else 1

@@ -26,23 +26,22 @@ import math
 import os
 import random
 import shutil
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from sessionctl.campaign.model import Benchmark, Campaign
-from sessionctl.errors import SessionctlError, TargetError, UsageError
+from sessionctl.errors import TargetError, UsageError
 from sessionctl.files import atomic_write_json
 from sessionctl.measurement import Measurement, Value
 from sessionctl.reporting import NULL, Reporter
-from sessionctl.verdict import Judgement, judge_paired, pct, threshold_for
+from sessionctl.verdict import Judgement, judge_paired, markdown_table, threshold_for
 from sessionctl.workspace import Workspace
 
 TAIL_SATURATED = (
-    "tail latency read off the saturated closed-loop run; set the benchmark's `rate` (or pass "
-    "--rate) for a fixed-rate open-loop measurement"
+    "latency read off the saturated closed-loop run (its tail is mostly queueing); set the "
+    "benchmark's `rate` (or pass --rate) for a fixed-rate open-loop measurement"
 )
 
 
@@ -86,7 +85,7 @@ class ComparisonSides:
         return {"kind": self.kind, "A": self.a.to_dict(), "B": self.b.to_dict()}
 
 
-def SqlSides(*, a_sql: Sequence[str] = (), b_sql: Sequence[str] = ()) -> ComparisonSides:  # noqa: N802
+def SqlSides(*, a_sql: Sequence[str] = (), b_sql: Sequence[str] = ()) -> ComparisonSides:
     """Two sides of one server that differ by setup SQL (e.g. without vs with an index)."""
     return ComparisonSides(
         "sql",
@@ -95,16 +94,18 @@ def SqlSides(*, a_sql: Sequence[str] = (), b_sql: Sequence[str] = ()) -> Compari
     )
 
 
-def ArtifactSides(artifacts_dir: Path) -> ComparisonSides:  # noqa: N802
+def ArtifactSides(artifacts_dir: Path) -> ComparisonSides:
     """A runs the build preserved at start, B the current one."""
     return ComparisonSides(
         "artifacts",
-        Side("A", f"baseline build preserved at start ({artifacts_dir})", artifacts_dir=artifacts_dir),
+        Side(
+            "A", f"baseline build preserved at start ({artifacts_dir})", artifacts_dir=artifacts_dir
+        ),
         Side("B", "current build"),
     )
 
 
-def WorktreeSides(worktree: Path) -> ComparisonSides:  # noqa: N802
+def WorktreeSides(worktree: Path) -> ComparisonSides:
     """A runs from a worktree of the starting revision, B from the workspace."""
     return ComparisonSides(
         "worktree",
@@ -113,7 +114,7 @@ def WorktreeSides(worktree: Path) -> ComparisonSides:  # noqa: N802
     )
 
 
-def AaSides(base: ComparisonSides | None = None) -> ComparisonSides:  # noqa: N802
+def AaSides(base: ComparisonSides | None = None) -> ComparisonSides:
     """Both sides are the baseline (A of ``base``, or the target as it is): an A/A calibration."""
     a = base.a if base is not None else Side("A", "the target as it is")
     return ComparisonSides("aa", a, replace(a, label="B"))
@@ -138,7 +139,11 @@ def preserve_artifacts(ws: Workspace, campaign: Campaign, session: Any) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         for i, pattern in enumerate(patterns):
-            matches = sorted(ws.root.glob(pattern)) if any(c in pattern for c in "*?[") else [ws.root / pattern]
+            matches = (
+                sorted(ws.root.glob(pattern))
+                if any(c in pattern for c in "*?[")
+                else [ws.root / pattern]
+            )
             matches = [m for m in matches if m.exists()]
             if not matches:
                 raise UsageError(
@@ -169,7 +174,9 @@ def baseline_worktree(
     rev = dict(getattr(session, "start_revision", {}) or {})
     commit, kind = rev.get("commit"), rev.get("vcs")
     if not commit or kind not in ("git", "jj"):
-        raise UsageError(f"{campaign}: the open session has no starting revision to build a baseline from")
+        raise UsageError(
+            f"{campaign}: the open session has no starting revision to build a baseline from"
+        )
     path = ws.session_dir(campaign) / str(session.number) / "baseline"
     if path.exists():
         return path
@@ -178,8 +185,21 @@ def baseline_worktree(
         run(["git", "worktree", "add", "--detach", str(path), commit], cwd=ws.root)
     else:
         name = f"sessionctl-baseline-{session.number}"
-        run(["jj", "--no-pager", "--color=never", "workspace", "add", "--name", name,
-             "--revision", commit, str(path)], cwd=ws.root)
+        run(
+            [
+                "jj",
+                "--no-pager",
+                "--color=never",
+                "workspace",
+                "add",
+                "--name",
+                name,
+                "--revision",
+                commit,
+                str(path),
+            ],
+            cwd=ws.root,
+        )
     return path
 
 
@@ -229,9 +249,12 @@ class RunSpec:
     concurrency: int
     duration: float
     rate: float | None = None  # None: closed loop (saturating)
+    label: str = ""
 
 
-MeasureFn = Callable[[Any, Benchmark, RunSpec], Any]  # (target handle, benchmark, spec) -> RunResult
+MeasureFn = Callable[
+    [Any, Benchmark, RunSpec], Any
+]  # (target handle, benchmark, spec) -> RunResult
 
 
 @dataclass(frozen=True)
@@ -264,32 +287,312 @@ class CompareResult:
 
         out = []
         for j in self.judgements:
-            a = [r["values"][j.metric] for r in self.runs if r["side"] == "A" and j.metric in r["values"]]
-            b = [r["values"][j.metric] for r in self.runs if r["side"] == "B" and j.metric in r["values"]]
-            out.append({"metric": j.metric, "cv_a": stats.cv(a), "cv_b": stats.cv(b), "mde": j.mde,
-                        "pairs_needed": j.pairs_needed, "threshold": j.threshold})
+            a = [
+                r["values"][j.metric]
+                for r in self.runs
+                if r["side"] == "A" and j.metric in r["values"]
+            ]
+            b = [
+                r["values"][j.metric]
+                for r in self.runs
+                if r["side"] == "B" and j.metric in r["values"]
+            ]
+            floor = {"metric": j.metric, "cv_a": stats.cv(a), "cv_b": stats.cv(b), "mde": j.mde}
+            out.append(floor | {"pairs_needed": j.pairs_needed, "threshold": j.threshold})
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {
-            "benchmark": self.benchmark,
-            "sides": self.sides.to_dict(),
-            "order": self.order,
-            "seed": self.seed,
-            "plan": list(self.plan),
-            "tail": self.tail,
-            "aa": self.aa,
-            "judgements": [j.to_dict() for j in self.judgements],
-            "runs": list(self.runs),
-            "raw_dir": self.raw_dir,
-            "session": self.session,
-            "warnings": list(self.warnings),
-            **self.extra,
-        }
+        d = {k: getattr(self, k) for k in ("benchmark", "order", "seed", "tail", "aa", "raw_dir")}
+        d |= {"session": self.session, "sides": self.sides.to_dict(), "plan": list(self.plan)}
+        d |= {"judgements": [j.to_dict() for j in self.judgements], "runs": list(self.runs)}
+        d |= {"warnings": list(self.warnings), **self.extra}
         if self.aa:
-            d["calibration"] = {
-                "false_verdicts": self.false_verdicts,
-                "metrics": len(self.judgements),
-                "noise_floor": self.noise_floor(),
-            }
+            floor = {"false_verdicts": self.false_verdicts, "metrics": len(self.judgements)}
+            d["calibration"] = floor | {"noise_floor": self.noise_floor()}
         return d
+
+
+class _Sides:
+    """Keeps the target in the state of the side about to run (restart, setup SQL), then measures."""
+
+    def __init__(
+        self,
+        ws: Workspace,
+        camp: Campaign,
+        bench: Benchmark,
+        sides: ComparisonSides,
+        measure: MeasureFn,
+        reporter: Reporter,
+    ) -> None:
+        self.ws, self.camp, self.bench, self.sides = ws, camp, bench, sides
+        self.measure, self.reporter = measure, reporter
+        self.restart_each = camp.target.restart == "per_run"
+        self.current: str | None = None
+        self.handle: Any = None
+        if (self.restart_each or not sides.same_server) and not camp.target.start:
+            why = (
+                "target.restart is per_run"
+                if self.restart_each
+                else f"the {sides.kind} sides need their own server"
+            )
+            raise UsageError(
+                f"prompts/{camp.name}.yaml: target.start: not set, but {why}; add the start command"
+            )
+
+    def run(self, label: str, spec: RunSpec) -> Any:
+        side = self.sides.side(label)
+        fresh = (
+            self.handle is None
+            or self.restart_each
+            or (label != self.current and not self.sides.same_server)
+        )
+        if fresh:
+            self._open(side)
+        self.handle.run_setup(self.bench.setup_sql)
+        if (fresh or label != self.current) and side.setup_sql:
+            self._apply(side)
+        self.current = label
+        return self.measure(self.handle, self.bench, spec)
+
+    @property
+    def server(self) -> str | None:
+        """The start command of the server we run (None when the user runs it)."""
+        return self.handle.describe().get("start") if self.handle and self.handle.proc else None
+
+    def _open(self, side: Side) -> None:
+        from sessionctl.target import TargetHandle
+
+        self.close()
+        side_ws = Workspace(side.root) if side.root else self.ws
+        handle = TargetHandle(
+            side_ws, self.camp, reporter=self.reporter, artifacts_dir=side.artifacts_dir
+        )
+        handle.__enter__()
+        self.handle = handle
+        handle.preflight()
+
+    def _apply(self, side: Side) -> None:
+        import psycopg
+
+        with self.handle.connect() as conn:
+            for i, sql in enumerate(side.setup_sql):
+                try:
+                    conn.execute(sql)
+                except psycopg.Error as exc:
+                    msg = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                    raise TargetError(
+                        f"side {side.label} setup SQL [{i}] `{sql}` failed: {msg}"
+                    ) from None
+
+    def close(self) -> None:
+        if self.handle is not None:
+            handle, self.handle = self.handle, None
+            handle.stop()
+
+
+def default_measure(ws: Workspace, camp: Campaign, run_dir: Path, reporter: Reporter) -> MeasureFn:
+    """One run through the drivers' ``run_once`` (closed loop, or open loop when ``spec.rate``)."""
+    from sessionctl.bench.runner import bench_context, run_once
+
+    def measure(handle: Any, bench: Benchmark, spec: RunSpec) -> Any:
+        ctx = bench_context(ws, camp, handle, bench=bench.name, reporter=reporter, run_dir=run_dir)
+        ctx = replace(ctx, bench=replace(bench, rate=spec.rate))
+        return run_once(
+            ctx,
+            concurrency=spec.concurrency,
+            duration=spec.duration,
+            setup=False,
+            label=spec.label or None,
+        )
+
+    return measure
+
+
+def _values(r: Any, spec: RunSpec, open_loop: bool) -> dict[str, tuple[float, str | None]]:
+    """The judged numbers of one run: name -> (value, better)."""
+    out: dict[str, tuple[float, str | None]] = {}
+    sfx = f"@c{spec.concurrency}"
+    lat = dict(r.latency_ms or {})
+    if spec.rate is None:
+        out[f"qps{sfx}"] = (float(r.qps), "higher")
+        for v in r.metrics or ():
+            out[f"{v.name}{sfx}"] = (float(v.value), v.better)
+    if spec.rate is not None or not open_loop:  # latency from the open-loop run when there is one
+        for q in ("p50", "p99"):
+            if q in lat:
+                out[f"{q}_ms{sfx}"] = (float(lat[q]), "lower")
+    return out
+
+
+def run_compare(
+    ws: Workspace,
+    campaign: str,
+    *,
+    sides: ComparisonSides | None = None,
+    bench: str | None = None,
+    pairs: int | None = None,
+    order: str | None = None,
+    seed: int | None = None,
+    aa: bool = False,
+    concurrency: int | None = None,
+    duration: float | None = None,
+    rate: float | None = None,
+    record: bool = True,
+    reporter: Reporter = NULL,
+    measure: MeasureFn | None = None,
+) -> CompareResult:
+    """Run the paired A/B protocol for one benchmark, judge every metric, record the result."""
+    from sessionctl.bench.runner import check_driver, load_campaign, new_run_dir
+    from sessionctl.session.record import record_measurement
+
+    camp = load_campaign(ws, campaign)
+    b = camp.benchmark(bench)
+    check_driver(b)
+    spec = camp.compare
+    sides = AaSides(sides) if aa and sides is not None else sides or default_sides(ws, camp, aa=aa)
+    n_pairs = pairs if pairs is not None else spec.pairs
+    order = order or spec.order
+    if seed is None:
+        seed = random.SystemRandom().randrange(2**31) if order == "random" else 0
+    plan = schedule(n_pairs, order, seed)
+    conc = concurrency or max(b.concurrency)
+    dur = b.duration if duration is None else duration
+    rate = rate if rate is not None else b.rate
+    warnings: list[str] = []
+    if rate and b.driver != "builtin":
+        warnings.append(
+            f"the {b.driver} driver has no open-loop mode here; latency is from the saturated run"
+        )
+        rate = None
+    tail = f"open-loop run at {rate:g} queries/s" if rate else "saturated closed-loop run"
+    reporter.info(
+        f"compare {b.name}: {n_pairs} pairs, order {order} (seed {seed}): {' '.join(plan)}; "
+        f"A = {sides.a.description}; B = {sides.b.description}; latency from the {tail}"
+    )
+    raw = new_run_dir(ws, campaign, f"{b.name}-compare")
+    runs: list[dict[str, Any]] = []
+    driver = _Sides(
+        ws, camp, b, sides, measure or default_measure(ws, camp, raw, reporter), reporter
+    )
+    slots = [(lbl, 0) for lbl in plan[0]] * spec.warmup_runs + [
+        (lbl, i + 1) for i, o in enumerate(plan) for lbl in o
+    ]
+    try:
+        for pos, (label, pair) in enumerate(slots):
+            what = f"pair {pair}/{n_pairs} side {label}" if pair else f"warm-up side {label}"
+            for rs in [RunSpec(conc, dur)] + ([RunSpec(conc, dur, rate)] if rate else []):
+                rs = replace(rs, label=f"{what}{' (open loop)' if rs.rate else ''}")
+                r = driver.run(label, rs)
+                vals = _values(r, rs, bool(rate))
+                rec = {"slot": pos, "pair": pair, "side": label, "warmup": pair == 0}
+                rec |= {
+                    "mode": "open" if rs.rate else "closed",
+                    "concurrency": conc,
+                    "rate": rs.rate,
+                }
+                rec |= {
+                    k: getattr(r, k)
+                    for k in ("qps", "latency_ms", "errors", "duration", "raw_path")
+                }
+                rec["server"] = driver.server
+                rec["values"] = {k: v for k, (v, _) in vals.items()}
+                rec["better"] = {k: bt for k, (_, bt) in vals.items()}
+                runs.append(rec)
+                reporter.info(
+                    f"{what}{' open loop' if rs.rate else ''}: {r.qps:,.0f} QPS, "
+                    f"p50 {r.latency_ms.get('p50', math.nan):.3f} ms, p99 {r.latency_ms.get('p99', math.nan):.3f} ms"
+                )
+    finally:
+        driver.close()
+    judgements = _judge(runs, plan, spec, seed, rate, warnings)
+    extra = {"concurrency": conc, "duration": dur, "rate": rate}
+    result = CompareResult(b.name, sides, order, seed, tuple(plan), tuple(runs), tuple(judgements),
+                           tail, aa, "", os.path.relpath(raw, ws.root), None, tuple(warnings), extra)  # fmt: skip
+    result = replace(result, summary_md=summary_markdown(result))
+    atomic_write_json(raw / "compare.json", result.to_dict())
+    if record:
+        result = replace(result, session=record_measurement(ws, campaign, to_measurement(result)))
+    return result
+
+
+def _judge(
+    runs: Sequence[dict[str, Any]],
+    plan: Sequence[str],
+    spec: Any,
+    seed: int,
+    rate: float | None,
+    warnings: list[str],
+) -> list[Judgement]:
+    """Judge every metric the counted runs share; latency judgements say which run they came from."""
+    counted = [r for r in runs if not r["warmup"]]
+    errors = sum(int(r["errors"]) for r in counted)
+    if errors:
+        warnings.append(f"{errors} failed queries during the counted runs (see the per-run data)")
+    names: list[str] = []
+    for r in counted:
+        names.extend(k for k in r["values"] if k not in names)
+    first = [o[0] for o in plan]
+    out = []
+    for name in names:
+        a = [r["values"][name] for r in counted if r["side"] == "A" and name in r["values"]]
+        b = [r["values"][name] for r in counted if r["side"] == "B" and name in r["values"]]
+        better = next(r["better"][name] for r in counted if name in r["better"])
+        if len(a) != len(b):
+            warnings.append(f"{name}: {len(a)} A runs but {len(b)} B runs; not judged")
+            continue
+        j = judge_paired(
+            name, a, b, better=better, threshold=threshold_for(name, spec), seed=seed, first=first
+        )
+        extra = list(j.warnings)
+        if name.startswith(("p50_ms@", "p99_ms@")):
+            extra.append(
+                f"latency from a fixed-rate open-loop run at {rate:g}/s" if rate else TAIL_SATURATED
+            )
+        out.append(replace(j, warnings=tuple(extra)))
+    return out
+
+
+def to_measurement(result: CompareResult) -> Measurement:
+    """The session record of a comparison: per-pair ratios as values, everything in details."""
+    values = []
+    for j in result.judgements:
+        if j.ratio is not None:
+            pairs = _pair_ratios(result.runs, j.metric)
+            values.append(Value(f"{j.metric}:ratio", j.ratio, "B/A", j.better, tuple(pairs)))  # type: ignore[arg-type]
+    details = result.to_dict()
+    if result.aa:
+        details.pop("judgements")  # a calibration is not the session's verdict
+    return Measurement("compare", result.benchmark, None, tuple(values), result.summary_md,
+                       result.raw_dir, details)  # fmt: skip
+
+
+def _pair_ratios(runs: Sequence[dict[str, Any]], metric: str) -> list[float]:
+    by_pair: dict[int, dict[str, float]] = {}
+    for r in runs:
+        if not r["warmup"] and metric in r["values"]:
+            by_pair.setdefault(r["pair"], {})[r["side"]] = r["values"][metric]
+    return [p["B"] / p["A"] for _, p in sorted(by_pair.items()) if p.get("A") and "B" in p]
+
+
+def summary_markdown(result: CompareResult) -> str:
+    """The comparison as a markdown paragraph and table (for the session log)."""
+    kind = "A/A calibration" if result.aa else "paired A/B"
+    lines = [
+        f"`{result.benchmark}` {kind}: {len(result.plan)} pairs, order {result.order} (seed "
+        f"{result.seed}: {' '.join(result.plan)}); A = {result.sides.a.description}; B = "
+        f"{result.sides.b.description}; latency from the {result.tail}.",
+        "",
+        markdown_table(result.judgements),
+    ]
+    notes = [f"`{j.metric}`: {w}" for j in result.judgements for w in j.warnings] + list(
+        result.warnings
+    )
+    if notes:
+        lines += ["", *[f"- {w}" for w in notes]]
+    if result.aa:
+        lines += [
+            "",
+            f"False verdicts (improved/regressed on identical sides): {result.false_verdicts} "
+            f"of {len(result.judgements)} metrics.",
+        ]
+    return "\n".join(lines) + "\n"

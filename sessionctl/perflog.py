@@ -8,12 +8,14 @@ also format what an entry and a commit message share: the results table and the 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from sessionctl.files import atomic_write
+from sessionctl.measurement import Measurement, Value
 from sessionctl.units import format_number
 from sessionctl.vcs.base import NumStat
 from sessionctl.workspace import Workspace
@@ -120,6 +122,129 @@ def format_diffstat(stats: Iterable[NumStat]) -> str:
     return "\n".join(lines)
 
 
+# --- results: the before/after rows a baseline and a re-measure share ------------------------
+
+_THROUGHPUT = re.compile(r"^(qps|tps|ops|throughput|rps)", re.IGNORECASE)
+
+
+def latest_values(measurements: Sequence[Measurement], phase: str) -> dict[str, tuple[str, Value]]:
+    """Each value name's latest (benchmark, value) among the ``phase`` measurements."""
+    out: dict[str, tuple[str, Value]] = {}
+    for m in measurements:
+        if m.phase == phase:
+            for v in m.values:
+                out[v.name] = (m.name, v)
+    return out
+
+
+def results(
+    measurements: Sequence[Measurement], compare: Any, *, judge: bool = True
+) -> tuple[list[ResultRow], list[str], list[dict[str, Any]]]:
+    """Rows for every value name baseline and re-measure share, their warnings and judgements.
+
+    ``judge=False`` skips the statistics (verdicts read "n/a"): for quick previews.
+    """
+    before = latest_values(measurements, "baseline")
+    after = latest_values(measurements, "remeasure")
+    judgements, warnings = _judge(measurements, compare) if judge else ({}, [])
+    rows = []
+    for name, (bench, b) in before.items():
+        if name not in after:
+            continue
+        a = after[name][1]
+        # The verdict module labels a value "bench:name" when several benchmarks share it.
+        j = judgements.get(name) or judgements.get(f"{bench}:{name}")
+        rows.append(
+            ResultRow(
+                name=name,
+                unit=b.unit or a.unit,
+                better=b.better or a.better,
+                before=b.value,
+                after=a.value,
+                verdict=str(j.verdict) if j is not None else "n/a",
+                ci_low=getattr(j, "ci_low", None),
+                ci_high=getattr(j, "ci_high", None),
+                method=getattr(j, "method", None),
+            )
+        )
+    judged = [j.to_dict() for j in judgements.values()]
+    return rows, warnings, judged
+
+
+def _judge(measurements: Sequence[Measurement], compare: Any) -> tuple[dict[str, Any], list[str]]:
+    """Verdicts from the verdict module (none, so "n/a", when it is not installed)."""
+    try:
+        from sessionctl.verdict import summarize_session
+    except ModuleNotFoundError as exc:
+        if exc.name == "sessionctl.verdict":
+            return {}, []
+        raise
+    judged = summarize_session(list(measurements), compare=compare)
+    warnings = [f"{j.metric}: {w}" for j in judged for w in j.warnings]
+    return {j.metric: j for j in judged}, warnings
+
+
+def primary(rows: Sequence[ResultRow]) -> ResultRow | None:
+    """The row the trailers and the overall verdict speak for: throughput first."""
+    for r in rows:
+        if _THROUGHPUT.match(r.name):
+            return r
+    return rows[0] if rows else None
+
+
+def measurement_view(measurements: Sequence[Measurement], phase: str) -> list[dict[str, Any]]:
+    """The ``phase`` measurements as template data (summary, or values as text)."""
+    return [
+        {
+            "name": m.name,
+            "source": m.source,
+            "summary_md": m.summary_md,
+            "values": [{"name": v.name, "text": format_value(v.value, v.unit)} for v in m.values],
+        }
+        for m in measurements
+        if m.phase == phase
+    ]
+
+
+def trailers(
+    *,
+    session: int,
+    step_id: str | None,
+    kind: str,
+    verdict: str | None,
+    main: ResultRow | None,
+    force_reason: str | None,
+) -> list[tuple[str, str]]:
+    """Machine-readable trailers for change #1 (``Session: 47``, ``Baseline-QPS: ...``)."""
+    out = [("Session", str(session))]
+    if step_id:
+        out.append(("Step", step_id))
+    out.append(("Session-Kind", kind))
+    if verdict is not None:
+        out.append(("Verdict", verdict))
+    if main is not None:
+        base = main.name.split("@", 1)[0].split("{", 1)[0]
+        key = re.sub(r"[^A-Za-z0-9]+", "-", base).strip("-").upper() or "VALUE"
+        if key != main.name.upper():
+            out.append(("Metric", main.name))
+        for side, value in (("Baseline", main.before), ("After", main.after)):
+            text = f"{value:.6g}"
+            if main.unit and main.unit.lower() != key.lower():
+                text += f" {main.unit}"
+            out.append((f"{side}-{key}", text))
+    if force_reason:
+        out.append(("Forced", " ".join(force_reason.split())))
+    return out
+
+
+def collapse(text: str) -> str:
+    """Collapse the blank-line runs that optional template sections leave behind."""
+    return re.sub(r"\n{3,}", "\n\n", text).lstrip("\n")
+
+
+# --- the log file -------------------------------------------------------------------------------
+
+
 def header(title: str) -> str:
     """The first lines of a log sessionctl creates itself."""
     return f"# {title}: performance log\n\nOne entry per session, appended by `sessionctl close`.\n"
@@ -141,9 +266,8 @@ def render_entry(context: Mapping[str, Any], *, ws: Workspace, campaign: Any = N
     """Render one log entry from the template (the user's override folder wins)."""
     from sessionctl.render import render_template
 
-    return (
-        render_template(LOG_TEMPLATE, dict(context), ws=ws, campaign=campaign).rstrip("\n") + "\n"
-    )
+    text = render_template(LOG_TEMPLATE, dict(context), ws=ws, campaign=campaign)
+    return collapse(text).rstrip("\n") + "\n"
 
 
 def read(ws: Workspace, campaign: str) -> str | None:
@@ -166,8 +290,6 @@ def has_session(text: str | None, number: int) -> bool:
     """True when the log already has a heading for session ``number`` (hand-written or ours)."""
     if not text:
         return False
-    import re
-
     return (
         re.search(rf"^#+\s*Session\s+{number}\b", text, flags=re.MULTILINE | re.IGNORECASE)
         is not None

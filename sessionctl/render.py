@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sessionctl.campaign.schema import LAYOUT_BUILTIN
 from sessionctl.errors import ConfigError, InternalError, UsageError
 from sessionctl.files import atomic_write
 from sessionctl.workspace import Workspace
@@ -27,20 +28,7 @@ if TYPE_CHECKING:
 
 PROMPT_TEMPLATE = "prompt.md.j2"
 # Layout items with a template of their own ("partials/<name>.md.j2"), in default order.
-BUILTIN = (
-    "context",
-    "goal",
-    "rules",
-    "workflow",
-    "target",
-    "benchmarks",
-    "metrics",
-    "status",
-    "completed",
-    "profiling_notes",
-    "next_steps",
-    "sessionctl",
-)
+BUILTIN = LAYOUT_BUILTIN
 # Built-in items that also take a ".<id>" suffix: one benchmark / step group / completed list.
 SUBITEMS = ("benchmarks", "next_steps", "completed")
 COMPLETED_KINDS = ("optimizations", "diagnostics")
@@ -114,9 +102,17 @@ def template_env(ws: Workspace | None, campaign: Campaign | None = None) -> jinj
 
 
 def _template_error(exc: Exception, name: str) -> ConfigError:
-    where = getattr(exc, "filename", None) or name
+    """Name the innermost template (a partial, not the prompt that included it) and its line."""
+    import traceback
+
+    where = getattr(exc, "filename", None)
     line = getattr(exc, "lineno", None)
-    loc = f"{where}:{line}" if line else where
+    if where is None:
+        # jinja rewrites tracebacks so template frames carry the template's file and line.
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.endswith(".j2")]
+        if frames:
+            where, line = frames[-1].filename, frames[-1].lineno
+    loc = f"{where or name}:{line}" if line else (where or name)
     message = " ".join(str(getattr(exc, "message", None) or exc).split())
     return ConfigError(f"{loc}: template error: {message}")
 
@@ -156,7 +152,7 @@ _BLOCK_START = re.compile(r"^\s*(?:[-*+]\s|\d{1,9}[.)]\s|```|~~~|#{1,6}\s|>|\|)"
 
 def lead(title: str, rest: str | None = None, suffix: str = "", *, bold: bool = True) -> str:
     """``**title**`` then ``rest``: on the same line after ': ' (or ' ' after punctuation)."""
-    head = f"**{title}**" if bold and title else title
+    head = f"**{title}**" if bold and title and "**" not in title else title
     head += suffix
     if not rest or not rest.strip():
         return head

@@ -137,6 +137,42 @@ def norm_sf(z: float) -> float:
     return 0.5 * math.erfc(z / math.sqrt(2))
 
 
+# Wichura's AS 241 (PPND16): numerator and denominator coefficients, highest power first.
+_AS241 = (
+    (
+        (2509.0809287301226727, 33430.575583588128105, 67265.770927008700853,
+         45921.953931549871457, 13731.693765509461125, 1971.5909503065514427,
+         133.14166789178437745, 3.387132872796366608),
+        (5226.495278852545925, 28729.085735721942674, 39307.89580009271061,
+         21213.794301586595867, 5394.1960214247511077, 687.1870074920579083,
+         42.313330701600911252, 1.0),
+    ),
+    (
+        (7.7454501427834140764e-4, 0.0227238449892691845833, 0.24178072517745061177,
+         1.27045825245236838258, 3.64784832476320460504, 5.7694972214606914055,
+         4.6303378461565452959, 1.42343711074968357734),
+        (1.05075007164441684324e-9, 5.475938084995344946e-4, 0.0151986665636164571966,
+         0.14810397642748007459, 0.68976733498510000455, 1.6763848301838038494,
+         2.05319162663775882187, 1.0),
+    ),
+    (
+        (2.01033439929228813265e-7, 2.71155556874348757815e-5, 0.0012426609473880784386,
+         0.026532189526576123093, 0.29656057182850489123, 1.7848265399172913358,
+         5.4637849111641143699, 6.6579046435011037772),
+        (2.04426310338993978564e-15, 1.4215117583164458887e-7, 1.8463183175100546818e-5,
+         7.868691311456132591e-4, 0.0148753612908506148525, 0.13692988092273580531,
+         0.59983220655588793769, 1.0),
+    ),
+)  # fmt: skip
+
+
+def _horner(coefs: Sequence[float], x: float) -> float:
+    acc = 0.0
+    for c in coefs:
+        acc = acc * x + c
+    return acc
+
+
 def norm_ppf(p: float) -> float:
     """Standard normal quantile (Wichura's AS 241, about 16 significant digits)."""
     if p <= 0:
@@ -146,59 +182,31 @@ def norm_ppf(p: float) -> float:
     q = p - 0.5
     if abs(q) <= 0.425:
         r = 0.180625 - q * q
-        num = (((((((2509.0809287301226727 * r + 33430.575583588128105) * r + 67265.770927008700853) * r
-                   + 45921.953931549871457) * r + 13731.693765509461125) * r + 1971.5909503065514427) * r
-                + 133.14166789178437745) * r + 3.387132872796366608)
-        den = (((((((5226.495278852545925 * r + 28729.085735721942674) * r + 39307.89580009271061) * r
-                   + 21213.794301586595867) * r + 5394.1960214247511077) * r + 687.1870074920579083) * r
-                + 42.313330701600911252) * r + 1.0)
-        return q * num / den
-    r = p if q < 0 else 1 - p
-    r = math.sqrt(-math.log(r))
-    if r <= 5:
-        r -= 1.6
-        num = (((((((7.7454501427834140764e-4 * r + 0.0227238449892691845833) * r + 0.24178072517745061177) * r
-                   + 1.27045825245236838258) * r + 3.64784832476320460504) * r + 5.7694972214606914055) * r
-                + 4.6303378461565452959) * r + 1.42343711074968357734)
-        den = (((((((1.05075007164441684324e-9 * r + 5.475938084995344946e-4) * r + 0.0151986665636164571966) * r
-                   + 0.14810397642748007459) * r + 0.68976733498510000455) * r + 1.6763848301838038494) * r
-                + 2.05319162663775882187) * r + 1.0)
-    else:
-        r -= 5
-        num = (((((((2.01033439929228813265e-7 * r + 2.71155556874348757815e-5) * r + 0.0012426609473880784386) * r
-                   + 0.026532189526576123093) * r + 0.29656057182850489123) * r + 1.7848265399172913358) * r
-                + 5.4637849111641143699) * r + 6.6579046435011037772)
-        den = (((((((2.04426310338993978564e-15 * r + 1.4215117583164458887e-7) * r + 1.8463183175100546818e-5) * r
-                   + 7.868691311456132591e-4) * r + 0.0148753612908506148525) * r + 0.13692988092273580531) * r
-                + 0.59983220655588793769) * r + 1.0)
-    x = num / den
+        num, den = _AS241[0]
+        return q * _horner(num, r) / _horner(den, r)
+    r = math.sqrt(-math.log(p if q < 0 else 1 - p))
+    (num, den), r = (_AS241[1], r - 1.6) if r <= 5 else (_AS241[2], r - 5)
+    x = _horner(num, r) / _horner(den, r)
     return -x if q < 0 else x
+
+
+def _nz(v: float) -> float:
+    return v if abs(v) > 1e-300 else 1e-300
 
 
 def _betacf(a: float, b: float, x: float) -> float:
     """Continued fraction for the incomplete beta function (modified Lentz)."""
-    tiny = 1e-300
-    qab, qap, qam = a + b, a + 1.0, a - 1.0
-    c = 1.0
-    d = 1.0 - qab * x / qap
-    d = 1.0 / (d if abs(d) > tiny else tiny)
+    c, d = 1.0, 1.0 / _nz(1.0 - (a + b) * x / (a + 1.0))
     h = d
     for m in range(1, 100_000):
         m2 = 2 * m
-        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + aa / c
-        c = c if abs(c) > tiny else tiny
-        h *= d * c
-        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + aa / c
-        c = c if abs(c) > tiny else tiny
-        delta = d * c
-        h *= delta
-        if abs(delta - 1.0) < 1e-16:
+        even = m * (b - m) * x / ((a - 1.0 + m2) * (a + m2))
+        odd = -(a + m) * (a + b + m) * x / ((a + m2) * (a + 1.0 + m2))
+        for aa in (even, odd):
+            d = 1.0 / _nz(1.0 + aa * d)
+            c = _nz(1.0 + aa / c)
+            h *= d * c
+        if abs(d * c - 1.0) < 1e-16:
             break
     return h
 
@@ -240,7 +248,9 @@ def t_cdf(t: float, df: float) -> float:
 def t_pdf(t: float, df: float) -> float:
     """Density of Student's t."""
     return math.exp(
-        math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
+        math.lgamma((df + 1) / 2)
+        - math.lgamma(df / 2)
+        - 0.5 * math.log(df * math.pi)
         - (df + 1) / 2 * math.log1p(t * t / df)
     )
 
@@ -301,8 +311,8 @@ class TTest:
 def _t_result(est: float, se: float, df: float, alpha: float) -> TTest:
     if se == 0:
         # No spread at all: the estimate is exact; scipy returns nan here, we decide.
-        return TTest(est, 0.0, df, math.copysign(math.inf, est) if est else math.nan,
-                     0.0 if est else 1.0, est, est)
+        stat = math.copysign(math.inf, est) if est else math.nan
+        return TTest(est, 0.0, df, stat, 0.0 if est else 1.0, est, est)
     stat = est / se
     half = t_ppf(1 - alpha / 2, df) * se
     return TTest(est, se, df, stat, min(1.0, 2 * t_sf(abs(stat), df)), est - half, est + half)
@@ -432,7 +442,7 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> Correlation | None:
     sxx = math.fsum((a - mx) ** 2 for a in rx)
     syy = math.fsum((b - my) ** 2 for b in ry)
     rho = max(-1.0, min(1.0, sxy / math.sqrt(sxx * syy)))
-    if abs(rho) >= 1 or n == 3 and abs(rho) > 1 - 1e-12:
+    if abs(rho) >= 1 or (n == 3 and abs(rho) > 1 - 1e-12):
         return Correlation(rho, 0.0)
     t = rho * math.sqrt((n - 2) / (1 - rho * rho))
     return Correlation(rho, min(1.0, 2 * t_sf(abs(t), n - 2)))
@@ -481,7 +491,9 @@ def bootstrap_ci(
         return None
     rng = random.Random(seed)
     theta = statistic(*samples)
-    boots = sorted(statistic(*(rng.choices(s, k=len(s)) for s in samples)) for _ in range(n_resamples))
+    boots = sorted(
+        statistic(*(rng.choices(s, k=len(s)) for s in samples)) for _ in range(n_resamples)
+    )
     if boots[0] == boots[-1]:
         return boots[0], boots[0]
     below = sum(1 for b in boots if b < theta) + 0.5 * sum(1 for b in boots if b == theta)
@@ -492,7 +504,7 @@ def bootstrap_ci(
         num = den = 0.0
         for j, s in enumerate(samples):
             jack = [
-                statistic(*(t if k != j else [*t[:i], *t[i + 1:]] for k, t in enumerate(samples)))
+                statistic(*(t if k != j else [*t[:i], *t[i + 1 :]] for k, t in enumerate(samples)))
                 for i in range(len(s))
             ]
             jm = mean(jack)
@@ -536,6 +548,7 @@ def units_needed(
         return 2
     z = norm_ppf(1 - alpha / 2) + norm_ppf(power)
     n = max(2, math.ceil(unit_var * (z / delta) ** 2))  # the normal answer is a lower bound
+
     def enough(k: int) -> bool:
         return mde(math.sqrt(unit_var / k), groups * (k - 1), alpha=alpha, power=power) <= delta
 

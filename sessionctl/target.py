@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 from sessionctl.campaign.model import Campaign, Preflight, Target
 from sessionctl.errors import TargetError
@@ -37,7 +37,7 @@ from sessionctl.workspace import Workspace
 MASK = "***"
 _URL_PW = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)(?P<pw>[^@\s]*)(?P<at>@)")
 _KW_PW = re.compile(r"(?P<head>\bpassword\s*=\s*)(?P<pw>'(?:[^'\\]|\\.)*'|[^\s&;]+)", re.IGNORECASE)
-_UNREACHABLE_PROBE = 5.0  # how long to probe a server we did not start before calling it dead
+_UNREACHABLE_PROBE = 2.0  # how long to probe a server we did not start before calling it dead
 
 
 def redact(url: str) -> str:
@@ -97,7 +97,9 @@ def check_expectation(expect: str, value: Any) -> bool:
         return value is not None and re.search(e[1:].strip(), str(value)) is not None
     m = re.fullmatch(r"(>=|<=|==|!=|>|<)\s*(.+)", e)
     if not m:
-        raise TargetError(f"preflight expect {expect!r}: use '>= N', '> N', '== N', '<= N', 'true' or '~ regex'")
+        raise TargetError(
+            f"preflight expect {expect!r}: use '>= N', '> N', '== N', '<= N', 'true' or '~ regex'"
+        )
     op, rhs = m.group(1), m.group(2).strip().strip("'\"")
     if value is None:
         return False
@@ -173,7 +175,9 @@ class TargetHandle:
 
     @property
     def secrets(self) -> list[str]:
-        return secrets_of(expand(self.spec.sql_url), expand(self.spec.system_sql_url), self.metrics_url)
+        return secrets_of(
+            expand(self.spec.sql_url), expand(self.spec.system_sql_url), self.metrics_url
+        )
 
     def describe(self) -> dict[str, Any]:
         """Redacted facts about this target (for run records and ``--json``)."""
@@ -215,7 +219,9 @@ class TargetHandle:
             self.log_path = (self.ws.root / self.spec.log).resolve()
         else:
             stamp = time.strftime("%Y%m%dT%H%M%S")
-            self.log_path = self.ws.runs_dir(self.campaign.name) / f"target-{stamp}-{os.getpid()}.log"
+            self.log_path = (
+                self.ws.runs_dir(self.campaign.name) / f"target-{stamp}-{os.getpid()}.log"
+            )
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         cwd = self._cwd()
         if not cwd.is_dir():
@@ -223,7 +229,9 @@ class TargetHandle:
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - the server writes to it until stop()
         self.reporter.info(f"starting target: {describe_argv(argv)} (log: {self.log_path})")
         try:
-            self.proc = spawn(argv, cwd=cwd, env=self._env(), stdout=self._log, stderr=subprocess.STDOUT)
+            self.proc = spawn(
+                argv, cwd=cwd, env=self._env(), stdout=self._log, stderr=subprocess.STDOUT
+            )
         except BaseException:
             self._close_log()
             raise
@@ -253,7 +261,8 @@ class TargetHandle:
             return None
         tail = self.log_tail()
         return TargetError(
-            f"target `{describe_argv(self._argv())}` exited with {self.proc.returncode} before it was "
+            f"target `{describe_argv(self._argv())}` exited with {self.proc.returncode} "
+            "before it was "
             f"ready; log {self.log_path}: {tail or '(empty)'}"
         )
 
@@ -263,7 +272,7 @@ class TargetHandle:
         if ready is not None and ready.url:
             url = expand(ready.url) or ""
             try:
-                with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - configured URL
+                with urllib.request.urlopen(url, timeout=5) as resp:
                     if resp.status == 200:
                         return True, ""
                     return False, f"HTTP {resp.status}"
@@ -280,7 +289,7 @@ class TargetHandle:
 
         try:
             with psycopg.connect(self.sql_url, autocommit=True, connect_timeout=3) as conn:
-                conn.execute(sql)  # type: ignore[arg-type] - configured text, not an injection
+                conn.execute(sql)  # type: ignore[arg-type]  # configured text, not user input
             return True, ""
         except psycopg.Error as exc:
             return False, _first_line(str(exc))
@@ -317,7 +326,8 @@ class TargetHandle:
         if started:
             raise TargetError(
                 f"target not ready after {timeout:g}s at {where} ({what}); started with "
-                f"`{describe_argv(self._argv())}`; log {self.log_path}: {self.log_tail() or '(empty)'}"
+                f"`{describe_argv(self._argv())}`; "
+                f"log {self.log_path}: {self.log_tail() or '(empty)'}"
             )
         how = (
             "start it, or pass --start"
@@ -327,7 +337,7 @@ class TargetHandle:
         raise TargetError(f"target not reachable at {where} ({what}); {how}")
 
     def stop(self) -> int | None:
-        """Stop the server we started (configured signal, then SIGTERM/SIGKILL); return its exit code."""
+        """Stop the server we started (stop signal, then SIGTERM/SIGKILL); return its exit code."""
         if self.proc is None:
             return None
         sig = signal.Signals[self.spec.stop_signal]
@@ -340,8 +350,10 @@ class TargetHandle:
 
     # --- SQL --------------------------------------------------------------------------------
 
-    def connect(self, system: bool = False, *, autocommit: bool = True, timeout: float = 10.0) -> Any:
-        """Open a psycopg connection as the normal (or system) user; fail naming the redacted URL."""
+    def connect(
+        self, system: bool = False, *, autocommit: bool = True, timeout: float = 10.0
+    ) -> Any:
+        """Connect as the normal (or system) user; fail naming the redacted URL."""
         import psycopg
 
         url = self.system_sql_url if system else self.sql_url
@@ -349,17 +361,23 @@ class TargetHandle:
             return psycopg.connect(url, autocommit=autocommit, connect_timeout=max(1, int(timeout)))
         except psycopg.Error as exc:
             msg = scrub(_first_line(str(exc)), self.secrets)
-            field_name = "target.system_sql_url" if system and self.spec.system_sql_url else "target.sql_url"
+            field_name = (
+                "target.system_sql_url" if system and self.spec.system_sql_url else "target.sql_url"
+            )
             raise TargetError(
-                f"cannot connect to {redact(url)}: {msg}; is the server running? check {field_name} "
+                f"cannot connect to {redact(url)}: {msg}; is the server running? "
+                f"check {field_name} "
                 f"in {self._where}"
             ) from None
 
     def run_setup(self, extra: Iterable[str] = ()) -> None:
-        """Run ``target.setup_sql`` as the system user (autocommit), then ``extra`` as the normal user."""
+        """Run ``target.setup_sql`` as the system user (autocommit), then ``extra`` as the user."""
         import psycopg
 
-        for system, statements, label in ((True, self.spec.setup_sql, "target.setup_sql"), (False, tuple(extra), "benchmark setup_sql")):
+        for system, statements, label in (
+            (True, self.spec.setup_sql, "target.setup_sql"),
+            (False, tuple(extra), "benchmark setup_sql"),
+        ):
             if not statements:
                 continue
             with self.connect(system=system) as conn:
@@ -370,7 +388,8 @@ class TargetHandle:
                         msg = scrub(_first_line(str(exc)), self.secrets)
                         url = self.system_sql_url if system else self.sql_url
                         raise TargetError(
-                            f"{self._where}: {label}[{i}]: `{_short(sql)}` failed on {redact(url)}: {msg}"
+                            f"{self._where}: {label}[{i}]: `{_short(sql)}` failed on "
+                            f"{redact(url)}: {msg}"
                         ) from None
 
     def preflight(self) -> list[PreflightResult]:
@@ -381,9 +400,13 @@ class TargetHandle:
             ok = check_expectation(check.expect, value)
             results.append(PreflightResult(check.name, check.expect, value, ok))
             if not ok:
-                fix = check.fix or f"fix the target's state, or edit target.preflight[{i}] in {self._where}"
+                fix = (
+                    check.fix
+                    or f"fix the target's state, or edit target.preflight[{i}] in {self._where}"
+                )
                 raise TargetError(
-                    f"preflight {check.name!r} failed: expected {check.expect}, got {value!r}; {fix}"
+                    f"preflight {check.name!r} failed: expected {check.expect}, "
+                    f"got {value!r}; {fix}"
                 )
         return results
 
@@ -429,7 +452,10 @@ class TargetHandle:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.stop()
 

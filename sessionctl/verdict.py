@@ -40,14 +40,21 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from sessionctl import stats
 from sessionctl.campaign.model import CompareSpec
 from sessionctl.measurement import Measurement, Value
 
-VERDICTS = ("improved", "regressed", "no change", "probably improved", "probably regressed", "inconclusive")
+VERDICTS = (
+    "improved",
+    "regressed",
+    "no change",
+    "probably improved",
+    "probably regressed",
+    "inconclusive",
+)
 UNPAIRED_DRIFT_ALLOWANCE = 0.05
 HIGH_CV = 0.10
 N_RESAMPLES = 4000
@@ -82,54 +89,18 @@ class Judgement:
         return None if self.ratio is None else self.ratio - 1
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "metric": self.metric,
-            "verdict": self.verdict,
-            "ratio": self.ratio,
-            "ci_low": self.ci_low,
-            "ci_high": self.ci_high,
-            "method": self.method,
-            "p_t": self.p_t,
-            "p_wilcoxon": self.p_wilcoxon,
-            "boot_low": self.boot_low,
-            "boot_high": self.boot_high,
-            "threshold": self.threshold,
-            "n": self.n,
-            "mde": self.mde,
-            "pairs_needed": self.pairs_needed,
-            "warnings": list(self.warnings),
-            "better": self.better,
-            "a": self.a,
-            "b": self.b,
-        }
+        d = asdict(self)
+        d["warnings"] = list(self.warnings)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Judgement:
-        def opt(key: str) -> float | None:
-            v = d.get(key)
-            return None if v is None else float(v)
-
-        needed = d.get("pairs_needed")
-        return cls(
-            metric=d["metric"],
-            verdict=d["verdict"],
-            ratio=opt("ratio"),
-            ci_low=opt("ci_low"),
-            ci_high=opt("ci_high"),
-            method=d.get("method", "paired"),
-            p_t=opt("p_t"),
-            p_wilcoxon=opt("p_wilcoxon"),
-            boot_low=opt("boot_low"),
-            boot_high=opt("boot_high"),
-            threshold=float(d.get("threshold", 0.0)),
-            n=int(d.get("n", 0)),
-            mde=opt("mde"),
-            pairs_needed=None if needed is None else int(needed),
-            warnings=tuple(d.get("warnings") or ()),
-            better=d.get("better"),
-            a=opt("a"),
-            b=opt("b"),
-        )
+        known = {f.name: d.get(f.name) for f in fields(cls) if f.name in d}
+        known["warnings"] = tuple(d.get("warnings") or ())
+        floats = ("ratio", "ci_low", "ci_high", "p_t", "p_wilcoxon", "boot_low", "boot_high", "mde")
+        for key in (*floats, "a", "b"):
+            known[key] = None if known.get(key) is None else float(known[key])
+        return cls(**known)
 
     def describe(self) -> str:
         """One line for a log table or a commit trailer, e.g. ``qps@c16: improved +12.3% [...]``."""
@@ -147,6 +118,34 @@ class Judgement:
 def pct(ratio: float) -> str:
     """A ratio as a signed percent change: 1.034 -> ``+3.4%``."""
     return f"{(ratio - 1) * 100:+.1f}%"
+
+
+def interval(lo: float | None, hi: float | None) -> str:
+    """A ratio interval as percent changes: ``+3.1% … +9.8%``."""
+    return "n/a" if lo is None or hi is None else f"{pct(lo)} … {pct(hi)}"
+
+
+def markdown_table(judgements: Sequence[Judgement]) -> str:
+    """Judgements as a markdown table: A, B, ratio, t interval, p-values, bootstrap, verdict."""
+    from sessionctl.units import format_number
+
+    def num(x: float | None) -> str:
+        return "n/a" if x is None else format_number(x)
+
+    def p(x: float | None) -> str:
+        return "n/a" if x is None else f"{x:.3g}"
+
+    lines = [
+        "| metric | A | B | ratio | 95% CI | p (t) | p (Wilcoxon) | bootstrap | verdict |",
+        "|---|---:|---:|---:|---|---:|---:|---|---|",
+    ]
+    for j in judgements:
+        lines.append(
+            f"| `{j.metric}` | {num(j.a)} | {num(j.b)} | {pct(j.ratio) if j.ratio else 'n/a'} "
+            f"| {interval(j.ci_low, j.ci_high)} | {p(j.p_t)} | {p(j.p_wilcoxon)} "
+            f"| {interval(j.boot_low, j.boot_high)} | {j.verdict} |"
+        )
+    return "\n".join(lines)
 
 
 # --- thresholds and directions ---------------------------------------------------------------
@@ -236,7 +235,9 @@ def _cross_check(
 def _spread_warnings(label: str, values: Sequence[float], warnings: list[str]) -> None:
     c = stats.cv(values)
     if c is not None and c > HIGH_CV:
-        warnings.append(f"high run-to-run spread on {label}: CV {c * 100:.0f}% (> {HIGH_CV * 100:.0f}%)")
+        warnings.append(
+            f"high run-to-run spread on {label}: CV {c * 100:.0f}% (> {HIGH_CV * 100:.0f}%)"
+        )
 
 
 def _direction_warning(ratio: float, better: str | None, verdict: str, warnings: list[str]) -> None:
@@ -248,11 +249,38 @@ def _positive(values: Sequence[float]) -> bool:
     return bool(values) and all(v > 0 and math.isfinite(v) for v in values)
 
 
-def _empty(metric: str, method: str, *, threshold: float, better: str | None, n: int,
-           warning: str, a: float | None = None, b: float | None = None) -> Judgement:
+def _empty(
+    metric: str,
+    method: str,
+    *,
+    threshold: float,
+    better: str | None,
+    n: int,
+    warning: str,
+    a: float | None = None,
+    b: float | None = None,
+) -> Judgement:
     ratio = b / a if a and b and a > 0 and b > 0 else None
-    return Judgement(metric, "inconclusive", ratio, None, None, method, None, None, None, None,
-                     threshold, n, None, None, (warning,), better, a, b)
+    return Judgement(
+        metric,
+        "inconclusive",
+        ratio,
+        None,
+        None,
+        method,
+        None,
+        None,
+        None,
+        None,
+        threshold,
+        n,
+        None,
+        None,
+        (warning,),
+        better,
+        a,
+        b,
+    )
 
 
 def judge_paired(
@@ -270,24 +298,46 @@ def judge_paired(
         raise ValueError(f"{metric}: {len(a)} A runs but {len(b)} B runs; pairs need both")
     n = len(a)
     if not (_positive(a) and _positive(b)):
-        return _empty(metric, "paired", threshold=threshold, better=better, n=n,
-                      warning="non-positive or missing values: a ratio is undefined")
+        return _empty(
+            metric,
+            "paired",
+            threshold=threshold,
+            better=better,
+            n=n,
+            warning="non-positive or missing values: a ratio is undefined",
+        )
     ga, gb = stats.geometric_mean(a), stats.geometric_mean(b)
     if n < 2:
-        return _empty(metric, "paired", threshold=threshold, better=better, n=n,
-                      warning="single pair: no interval", a=ga, b=gb)
+        return _empty(
+            metric,
+            "paired",
+            threshold=threshold,
+            better=better,
+            n=n,
+            warning="single pair: no interval",
+            a=ga,
+            b=gb,
+        )
     lr = stats.log_ratios(a, b)
     delta = math.log1p(threshold)
     warnings: list[str] = []
     t = stats.one_sample_t(lr)
     assert t is not None
     w = stats.wilcoxon_signed_rank(lr)
-    boot = stats.bootstrap_ci([lr], stats.mean, n_resamples=N_RESAMPLES, seed=seed) if n >= 3 else None
+    boot = (
+        stats.bootstrap_ci([lr], stats.mean, n_resamples=N_RESAMPLES, seed=seed) if n >= 3 else None
+    )
     verdict = classify(t.low, t.high, delta=delta, better=better)
     nonzero = sum(1 for x in lr if x != 0)
     min_p = stats.wilcoxon_min_p(nonzero)
-    verdict = _cross_check(verdict, better=better, p_rank=w.p if w else None, min_p_rank=min_p,
-                           boot=boot, warnings=warnings)
+    verdict = _cross_check(
+        verdict,
+        better=better,
+        p_rank=w.p if w else None,
+        min_p_rank=min_p,
+        boot=boot,
+        warnings=warnings,
+    )
     sd = stats.sample_sd(lr)
     mde = math.expm1(stats.mde(sd / math.sqrt(n), n - 1))
     needed = stats.units_needed(sd * sd, delta)
@@ -295,25 +345,45 @@ def judge_paired(
         warnings.append(f"{n} pairs: the Wilcoxon test cannot reach p<0.05 (needs >= 6 pairs)")
     _spread_warnings("A", a, warnings)
     _spread_warnings("B", b, warnings)
-    drift = stats.spearman(list(range(n)), [(math.log(x) + math.log(y)) / 2 for x, y in zip(a, b, strict=True)])
+    drift = stats.spearman(
+        list(range(n)), [(math.log(x) + math.log(y)) / 2 for x, y in zip(a, b, strict=True)]
+    )
     if drift is not None and drift.p < stats.ALPHA:
         warnings.append(f"drift across run order (Spearman rho {drift.rho:+.2f}, p={drift.p:.3g})")
     if first is not None:
         oe = stats.order_effect(lr, [f.upper() == "A" for f in first])
         if oe is not None and oe.p < stats.ALPHA:
             note = "" if oe.balanced else "; order unbalanced, so it biases the effect"
-            warnings.append(f"order effect: second run in a pair {pct(math.exp(oe.log_effect))} "
-                            f"(p={oe.p:.3g}){note}")
+            warnings.append(
+                f"order effect: second run in a pair {pct(math.exp(oe.log_effect))} "
+                f"(p={oe.p:.3g}){note}"
+            )
     out = stats.mad_outliers(lr)
     if out:
-        warnings.append(f"{len(out)} outlier pair(s) by MAD (kept): #{', #'.join(str(i + 1) for i in out)}")
+        warnings.append(
+            f"{len(out)} outlier pair(s) by MAD (kept): #{', #'.join(str(i + 1) for i in out)}"
+        )
     ratio = math.exp(t.estimate)
     _direction_warning(ratio, better, verdict, warnings)
     return Judgement(
-        metric, verdict, ratio, math.exp(t.low), math.exp(t.high), "paired", t.p,
+        metric,
+        verdict,
+        ratio,
+        math.exp(t.low),
+        math.exp(t.high),
+        "paired",
+        t.p,
         w.p if w else None,
-        math.exp(boot[0]) if boot else None, math.exp(boot[1]) if boot else None,
-        threshold, n, mde, needed, tuple(warnings), better, ga, gb,
+        math.exp(boot[0]) if boot else None,
+        math.exp(boot[1]) if boot else None,
+        threshold,
+        n,
+        mde,
+        needed,
+        tuple(warnings),
+        better,
+        ga,
+        gb,
     )
 
 
@@ -329,28 +399,51 @@ def judge_unpaired(
     """Judge a block of after-runs against before-runs (drift uncontrolled: interval widened)."""
     n = min(len(before), len(after))
     if not (_positive(before) and _positive(after)):
-        return _empty(metric, "unpaired", threshold=threshold, better=better, n=n,
-                      warning="non-positive or missing values: a ratio is undefined")
+        return _empty(
+            metric,
+            "unpaired",
+            threshold=threshold,
+            better=better,
+            n=n,
+            warning="non-positive or missing values: a ratio is undefined",
+        )
     ga, gb = stats.geometric_mean(before), stats.geometric_mean(after)
     if n < 2:
-        return _empty(metric, "unpaired", threshold=threshold, better=better, n=n,
-                      warning="single run per side", a=ga, b=gb)
+        return _empty(
+            metric,
+            "unpaired",
+            threshold=threshold,
+            better=better,
+            n=n,
+            warning="single run per side",
+            a=ga,
+            b=gb,
+        )
     lx, ly = [math.log(v) for v in before], [math.log(v) for v in after]
     delta = math.log1p(threshold)
     allow = math.log1p(UNPAIRED_DRIFT_ALLOWANCE)
-    warnings = [f"unpaired: drift between the before and after runs is not controlled; interval "
-                f"widened by ±{UNPAIRED_DRIFT_ALLOWANCE * 100:.0f}% (use `sessionctl compare` for a paired A/B)"]
+    warnings = [
+        f"unpaired: drift between the before and after runs is not controlled; interval "
+        f"widened by ±{UNPAIRED_DRIFT_ALLOWANCE * 100:.0f}% (use `sessionctl compare` for a paired A/B)"
+    ]
     t = stats.welch_t(lx, ly)
     assert t is not None
     lo, hi = t.low - allow, t.high + allow
     mw = stats.mann_whitney(lx, ly)
-    boot_raw = stats.bootstrap_ci([lx, ly], lambda x, y: stats.mean(y) - stats.mean(x),
-                                  n_resamples=N_RESAMPLES, seed=seed)
+    boot_raw = stats.bootstrap_ci(
+        [lx, ly], lambda x, y: stats.mean(y) - stats.mean(x), n_resamples=N_RESAMPLES, seed=seed
+    )
     boot = (boot_raw[0] - allow, boot_raw[1] + allow) if boot_raw else None
     verdict = classify(lo, hi, delta=delta, better=better)
     min_p = min(1.0, 2 / math.comb(len(lx) + len(ly), len(lx)))
-    verdict = _cross_check(verdict, better=better, p_rank=mw.p if mw else None, min_p_rank=min_p,
-                           boot=boot, warnings=warnings)
+    verdict = _cross_check(
+        verdict,
+        better=better,
+        p_rank=mw.p if mw else None,
+        min_p_rank=min_p,
+        boot=boot,
+        warnings=warnings,
+    )
     unit_var = stats.sample_sd(lx) ** 2 + stats.sample_sd(ly) ** 2
     mde = math.expm1(stats.mde(t.se, t.df) + allow) if t.se else math.expm1(allow)
     needed = stats.units_needed(unit_var, delta, groups=2)
@@ -359,17 +452,33 @@ def judge_unpaired(
     for label, vals in (("before", lx), ("after", ly)):
         drift = stats.spearman(list(range(len(vals))), vals)
         if drift is not None and drift.p < stats.ALPHA:
-            warnings.append(f"drift within the {label} runs (Spearman rho {drift.rho:+.2f}, p={drift.p:.3g})")
+            warnings.append(
+                f"drift within the {label} runs (Spearman rho {drift.rho:+.2f}, p={drift.p:.3g})"
+            )
         out = stats.mad_outliers(vals)
         if out:
             warnings.append(f"{len(out)} outlier run(s) {label} by MAD (kept)")
     ratio = math.exp(t.estimate)
     _direction_warning(ratio, better, verdict, warnings)
     return Judgement(
-        metric, verdict, ratio, math.exp(lo), math.exp(hi), "unpaired", t.p,
+        metric,
+        verdict,
+        ratio,
+        math.exp(lo),
+        math.exp(hi),
+        "unpaired",
+        t.p,
         mw.p if mw else None,
-        math.exp(boot[0]) if boot else None, math.exp(boot[1]) if boot else None,
-        threshold, n, mde, needed, tuple(warnings), better, ga, gb,
+        math.exp(boot[0]) if boot else None,
+        math.exp(boot[1]) if boot else None,
+        threshold,
+        n,
+        mde,
+        needed,
+        tuple(warnings),
+        better,
+        ga,
+        gb,
     )
 
 
@@ -380,12 +489,16 @@ def _samples(v: Value) -> tuple[float, ...]:
     return v.samples if v.samples else (v.value,)
 
 
-def summarize_session(measurements: Sequence[Measurement], *, compare: CompareSpec) -> list[Judgement]:
+def summarize_session(
+    measurements: Sequence[Measurement], *, compare: CompareSpec
+) -> list[Judgement]:
     """The session's verdicts: a paired comparison's if there is one, else baseline vs re-measure."""
     paired: dict[str, list[Judgement]] = {}
     for m in measurements:
         if m.source == "compare" and m.details.get("judgements"):
-            paired[m.name] = [Judgement.from_dict(d) for d in m.details["judgements"]]  # latest wins
+            paired[m.name] = [
+                Judgement.from_dict(d) for d in m.details["judgements"]
+            ]  # latest wins
     if paired:
         return [j for js in paired.values() for j in js]
     before: dict[tuple[str, str], Value] = {}
@@ -407,8 +520,18 @@ def summarize_session(measurements: Sequence[Measurement], *, compare: CompareSp
         if len(xs) < 2 or len(ys) < 2:
             ga = stats.geometric_mean(xs) if _positive(xs) else None
             gb = stats.geometric_mean(ys) if _positive(ys) else None
-            out.append(_empty(label, "unpaired", threshold=thr, better=better,
-                              n=min(len(xs), len(ys)), warning="single run per side", a=ga, b=gb))
+            out.append(
+                _empty(
+                    label,
+                    "unpaired",
+                    threshold=thr,
+                    better=better,
+                    n=min(len(xs), len(ys)),
+                    warning="single run per side",
+                    a=ga,
+                    b=gb,
+                )
+            )
         else:
             out.append(judge_unpaired(label, xs, ys, better=better, threshold=thr))
     return out

@@ -1,4 +1,4 @@
-"""Presets and transcript parsing, on recorded Claude Code stream-json and Codex JSONL transcripts."""
+"""Presets, and transcript parsing on recorded Claude Code stream-json and Codex JSONL files."""
 
 from __future__ import annotations
 
@@ -236,3 +236,22 @@ def test_agent_env_points_the_agent_at_its_session() -> None:
         "SESSIONCTL_ROOT": "/w",
         "SESSIONCTL_AUTHOR": "agent",
     }
+
+
+def test_campaign_agent_fields_for_presets_validate() -> None:
+    from ruamel.yaml import YAML
+
+    from sessionctl.campaign.schema import build as build_campaign
+
+    doc = YAML(typ="rt").load(
+        "schema: 1\nrevision: 1\ntitle: t\n"
+        "agent:\n  preset: codex\n  args: --model gpt-5-codex\n"
+        "  token_prices: {input: 1.25, cached_input: 0.125, output: 10}\n"
+        "audit:\n  max_areas: 2\n"
+    )
+    c = build_campaign(doc, name="t", source="prompts/t.yaml")
+    assert c.agent.args == ("--model", "gpt-5-codex")
+    assert c.agent.token_prices == {"input": 1.25, "cached_input": 0.125, "output": 10.0}
+    assert c.audit.max_areas == 2
+    cmd = build(c.agent)
+    assert cmd.argv[-3:] == ("--model", "gpt-5-codex", "# Prompt\nDo one thing.")

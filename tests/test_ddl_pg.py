@@ -16,11 +16,12 @@ from typing import Any
 import psycopg
 import pytest
 
-from sessionctl.bench.ddl import connector, grow, numbers_in_use, plan, run_ddl_core
+from sessionctl.bench.ddl import run_ddl_core
+from sessionctl.bench.ddl_population import connector, grow, numbers_in_use, plan
 from sessionctl.bench.ddl_report import to_measurement
 from sessionctl.campaign.model import DdlSpec
 from sessionctl.embedded_postgres import EmbeddedPostgres
-from sessionctl.errors import TargetError
+from sessionctl.errors import Interrupted, TargetError
 from sessionctl.reporting import NULL
 
 pytestmark = pytest.mark.postgres
@@ -45,7 +46,10 @@ def spec(**kw: Any) -> DdlSpec:
         "count_sql": COUNT,
         "filler": "CREATE TABLE filler_{n} (a int)",
         "levels": (0, 200, 500),
-        "probes": {"table": "CREATE TABLE probe_{n} (a int)", "view": "CREATE VIEW probe_v_{n} AS SELECT 1 AS a"},
+        "probes": {
+            "table": "CREATE TABLE probe_{n} (a int)",
+            "view": "CREATE VIEW probe_v_{n} AS SELECT 1 AS a",
+        },
         "probes_per_level": 3,
         "batch_size": 50,
     }
@@ -60,7 +64,12 @@ def q(url: str, sql: str) -> list[tuple[Any, ...]]:
 
 
 def names(url: str, like: str) -> list[str]:
-    return [r[0] for r in q(url, f"SELECT relname FROM pg_class WHERE relname LIKE '{like}' ORDER BY relname")]
+    return [
+        r[0]
+        for r in q(
+            url, f"SELECT relname FROM pg_class WHERE relname LIKE '{like}' ORDER BY relname"
+        )
+    ]
 
 
 def fillers(url: str) -> list[int]:
@@ -97,7 +106,9 @@ class Recorder:
             def advance(self, amount: float = 1.0) -> None:
                 pass
 
-            def update(self, *, completed: float | None = None, total: float | None = None, **f: Any) -> None:
+            def update(
+                self, *, completed: float | None = None, total: float | None = None, **f: Any
+            ) -> None:
                 rec.updates.append({"completed": completed, **f})
 
         return contextlib.nullcontext(T())
@@ -130,7 +141,7 @@ def test_growth_counts_objects_not_statements(db: str) -> None:
 GROW_SCRIPT = textwrap.dedent(
     """
     import sys
-    from sessionctl.bench.ddl import connector, grow, plan
+    from sessionctl.bench.ddl_population import connector, grow, plan
     from sessionctl.campaign.model import DdlSpec
 
     spec = DdlSpec(count_sql=sys.argv[2], filler="CREATE TABLE filler_{n} (a int)", batch_size=40,
@@ -143,7 +154,8 @@ GROW_SCRIPT = textwrap.dedent(
 
 def _in_open_batch(admin: psycopg.Connection[Any], app: str) -> bool:
     row = admin.execute(
-        "SELECT state, backend_xid IS NOT NULL FROM pg_stat_activity WHERE application_name = %s", (app,)
+        "SELECT state, backend_xid IS NOT NULL FROM pg_stat_activity WHERE application_name = %s",
+        (app,),
     ).fetchone()
     return row is not None and row[0] == "idle in transaction" and bool(row[1])
 
@@ -153,7 +165,9 @@ def test_growth_killed_mid_batch_resumes_without_duplicates(db: str, tmp_path: P
     script.write_text(GROW_SCRIPT)
     app = f"ddlkill{uuid.uuid4().hex[:6]}"
     url = f"{db}?application_name={app}"
-    proc = subprocess.Popen([sys.executable, str(script), url, COUNT, "1000"], stdout=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), url, COUNT, "1000"], stdout=subprocess.PIPE
+    )
     killed_in_batch = False
     try:
         with psycopg.connect(db, autocommit=True) as admin:
@@ -180,8 +194,15 @@ def test_growth_killed_mid_batch_resumes_without_duplicates(db: str, tmp_path: P
         proc.wait()
     assert killed_in_batch, "growth finished before it could be killed; raise the level"
     after_kill = count(db)
-    assert 80 <= after_kill < 1000 and after_kill % 40 == 0  # whole batches only: the open one rolled back
-    out = subprocess.run([sys.executable, str(script), db, COUNT, "1000"], capture_output=True, text=True, timeout=120)
+    assert (
+        80 <= after_kill < 1000 and after_kill % 40 == 0
+    )  # whole batches only: the open one rolled back
+    out = subprocess.run(
+        [sys.executable, str(script), db, COUNT, "1000"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == [str(1000 - after_kill), "1000"]
     assert count(db) == 1000
@@ -195,9 +216,13 @@ def test_full_run_measures_levels_and_leaves_no_probes(db: str, tmp_path: Path) 
     r = run_ddl_core(url=db, spec=spec(txn_batches=(1, 4)), reporter=rep, run_dir=tmp_path / "run")
     assert r.initial_count == 2
     assert "object count now: 2 (" in rep.lines[0]
-    assert any("1 probe object(s) from an earlier run exist (e.g. probe_7)" in ln for ln in rep.lines)
+    assert any(
+        "1 probe object(s) from an earlier run exist (e.g. probe_7)" in ln for ln in rep.lines
+    )
     assert [(x.level, x.count, x.kind) for x in r.probes] == [
-        (0, 2, "table"), (0, 2, "view"), (200, 200, "table"), (200, 200, "view"), (500, 500, "table"), (500, 500, "view"),
+        (0, 2, "table"), (0, 2, "view"),
+        (200, 200, "table"), (200, 200, "view"),
+        (500, 500, "table"), (500, 500, "view"),
     ]  # fmt: skip
     assert all(len(x.ms) == 3 and all(t > 0 for t in x.ms) and x.warmup_ms > 0 for x in r.probes)
     assert all(len(x.drop_ms) == 4 for x in r.probes)  # 3 timed + the warm-up, all dropped
@@ -208,7 +233,12 @@ def test_full_run_measures_levels_and_leaves_no_probes(db: str, tmp_path: Path) 
     assert (tmp_path / "run" / "ddl.json").is_file()
     m = to_measurement(r, name="ddl", phase="baseline")
     names_ = {v.name for v in m.values}
-    assert {"table.median_ms@n200", "view.p90_ms@n500", "table.txn_ms_per_stmt@b4", "table.slope_ms_per_1k"} <= names_
+    assert {
+        "table.median_ms@n200",
+        "view.p90_ms@n500",
+        "table.txn_ms_per_stmt@b4",
+        "table.slope_ms_per_1k",
+    } <= names_
     assert "| 500 | view |" in m.summary_md
 
 
@@ -221,7 +251,9 @@ def test_rerun_reuses_state(db: str) -> None:
 
 
 def test_keep_probes_keeps_exactly_the_probes(db: str) -> None:
-    run_ddl_core(url=db, spec=spec(levels=(0,), probes_per_level=2, txn_batches=(2,)), keep_probes=True)
+    run_ddl_core(
+        url=db, spec=spec(levels=(0,), probes_per_level=2, txn_batches=(2,)), keep_probes=True
+    )
     assert len(names(db, "probe\\_v\\_%")) == 3
     assert len([n for n in names(db, "probe\\_%") if not n.startswith("probe_v_")]) == 3 + 2
     # The next run numbers its probes after the kept ones instead of colliding with them.
@@ -230,7 +262,13 @@ def test_keep_probes_keeps_exactly_the_probes(db: str) -> None:
 
 
 def test_failing_probe_is_cleaned_up_and_reported(db: str) -> None:
-    bad = spec(levels=(0,), probes={"table": "CREATE TABLE probe_{n} (a int)", "view": "CREATE VIEW probe_v_{n} AS SELECT nope"})
+    bad = spec(
+        levels=(0,),
+        probes={
+            "table": "CREATE TABLE probe_{n} (a int)",
+            "view": "CREATE VIEW probe_v_{n} AS SELECT nope",
+        },
+    )
     with pytest.raises(TargetError, match=r"ddl probe failed: .*nope"):
         run_ddl_core(url=db, spec=bad, reporter=NULL)
     assert names(db, "probe%") == []
@@ -240,3 +278,47 @@ def test_unreachable_server_is_one_line_without_password() -> None:
     with pytest.raises(TargetError, match=r"cannot connect to the target") as exc:
         run_ddl_core(url="postgresql://u:s3cret@127.0.0.1:1/x", spec=spec())
     assert "s3cret" not in str(exc.value) and "\n" not in str(exc.value)
+
+
+def interrupting_connect(url: str, *, when: str, after: bool) -> Any:
+    """Connections whose cursor raises KeyboardInterrupt (Ctrl-C) at one statement."""
+
+    class Cursor(psycopg.Cursor[Any]):
+        def execute(self, query: Any, params: Any = None, **kw: Any) -> Any:
+            if not after and str(query).startswith(when):
+                raise KeyboardInterrupt
+            out = super().execute(query, params, **kw)
+            if after and str(query).startswith(when):
+                raise KeyboardInterrupt  # the server did it; our bookkeeping never hears of it
+            return out
+
+    return lambda: psycopg.connect(url, autocommit=True, cursor_factory=Cursor)
+
+
+def test_ctrl_c_while_probing_drops_this_runs_probes_only(db: str) -> None:
+    q(db, "CREATE TABLE probe_3 (a int)")  # stale, not ours
+    connect = interrupting_connect(db, when="CREATE TABLE probe_13 ", after=True)
+    with pytest.raises(Interrupted, match="probe objects were dropped, fillers kept"):
+        run_ddl_core(spec=spec(levels=(0, 120)), connect=connect)
+    assert names(db, "probe%") == ["probe_3"]
+    assert fillers(db) == list(range(1, 120))  # 119 fillers + probe_3 = the 120 objects asked for
+
+
+def test_ctrl_c_while_growing_keeps_committed_batches(db: str) -> None:
+    connect = interrupting_connect(db, when="CREATE TABLE filler_70 ", after=False)
+    with pytest.raises(Interrupted, match=r"growth interrupted at 50 objects .* rerun to continue"):
+        run_ddl_core(spec=spec(levels=(0, 120)), connect=connect)
+    assert fillers(db) == list(range(1, 51))  # the batch 51..100 rolled back
+    assert names(db, "probe%") == []
+    run_ddl_core(url=db, spec=spec(levels=(120,)))
+    assert fillers(db) == list(range(1, 121))
+
+
+def test_cleanup_that_drops_nothing_is_reported(db: str) -> None:
+    rep = Recorder()
+    s = spec(levels=(0,), probes={"table": "CREATE TABLE probe_{n} (a int)"},
+             cleanup={"table": "DROP TABLE IF EXISTS nothing_{n}"})  # fmt: skip
+    r = run_ddl_core(url=db, spec=s, reporter=rep)
+    assert len(r.leftovers) == 4 and r.leftovers[0] == "DROP TABLE IF EXISTS nothing_1"
+    assert any("4 probe object(s) of this run are still there" in ln for ln in rep.lines)
+    assert "drop these by hand" in to_measurement(r, name="ddl", phase=None).summary_md

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sessionctl.bench.ddl import default_cleanup, dialect_of, fill, name_prefix, plan
+from sessionctl.bench.ddl_population import default_cleanup, dialect_of, fill, name_prefix, plan
 from sessionctl.campaign.model import DdlSpec
 from sessionctl.errors import ConfigError
 
@@ -23,7 +23,9 @@ def spec(**kw: object) -> DdlSpec:
 
 def test_dialect_is_read_from_the_count_query() -> None:
     assert dialect_of("SELECT count(*) FROM mz_objects") == "materialize"
-    assert dialect_of("SELECT count(*) FROM mz_catalog.mz_objects WHERE id LIKE 'u%'") == "materialize"
+    assert (
+        dialect_of("SELECT count(*) FROM mz_catalog.mz_objects WHERE id LIKE 'u%'") == "materialize"
+    )
     assert dialect_of(PG_COUNT) == "postgres"
 
 
@@ -41,7 +43,10 @@ def test_prefix_is_the_identifier_before_n() -> None:
     [
         ("CREATE TABLE probe_{n} (a int)", "DROP TABLE probe_{n}"),
         ("create view probe_v_{n} as select 1", "DROP VIEW probe_v_{n}"),
-        ("CREATE MATERIALIZED  VIEW s.probe_mv_{n} AS SELECT 1", "DROP MATERIALIZED VIEW s.probe_mv_{n}"),
+        (
+            "CREATE MATERIALIZED  VIEW s.probe_mv_{n} AS SELECT 1",
+            "DROP MATERIALIZED VIEW s.probe_mv_{n}",
+        ),
         ("CREATE INDEX probe_i_{n} ON t (a)", "DROP INDEX probe_i_{n}"),
         ("CREATE TABLE IF NOT EXISTS probe_{n}(a int)", "DROP TABLE probe_{n}"),
     ],
@@ -52,7 +57,11 @@ def test_cleanup_is_derived_from_the_create(create: str, drop: str) -> None:
 
 def test_underivable_cleanup_names_the_fix() -> None:
     with pytest.raises(ConfigError, match=r"ddl.probes.fn: cannot derive a DROP .* add `cleanup:"):
-        plan(spec(probes={"fn": "CREATE FUNCTION probe_{n}() RETURNS int AS 'select 1' LANGUAGE sql"}))
+        plan(
+            spec(
+                probes={"fn": "CREATE FUNCTION probe_{n}() RETURNS int AS 'select 1' LANGUAGE sql"}
+            )
+        )
 
 
 def test_explicit_cleanup_wins() -> None:
@@ -89,9 +98,19 @@ def test_bad_specs_fail_with_the_field(kw: dict[str, object], message: str) -> N
 
 
 def test_defaults() -> None:
-    p = plan(spec(probes={"table": "CREATE TABLE probe_{n} (a int)", "view": "CREATE VIEW probe_v_{n} AS SELECT 1"}))
+    p = plan(
+        spec(
+            probes={
+                "table": "CREATE TABLE probe_{n} (a int)",
+                "view": "CREATE VIEW probe_v_{n} AS SELECT 1",
+            }
+        )
+    )
     assert p.filler_prefix == "filler_"
     assert p.txn_kinds == ("table",)
     assert p.dialect == "postgres"
     assert [k.prefix for k in p.probes] == ["probe_", "probe_v_"]
-    assert fill("CREATE TABLE t_{n} (j jsonb DEFAULT '{}')", 7) == "CREATE TABLE t_7 (j jsonb DEFAULT '{}')"
+    assert (
+        fill("CREATE TABLE t_{n} (j jsonb DEFAULT '{}')", 7)
+        == "CREATE TABLE t_7 (j jsonb DEFAULT '{}')"
+    )

@@ -8,8 +8,16 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from sessionctl.bench.ddl import Growth, ProbeRun, TxnRun
-from sessionctl.bench.ddl_report import DdlResult, fit_growth, level_label, stats, summary_md, to_measurement
+from sessionctl.bench.ddl import ProbeRun, TxnRun
+from sessionctl.bench.ddl_population import Growth
+from sessionctl.bench.ddl_report import (
+    DdlResult,
+    fit_growth,
+    level_label,
+    stats,
+    summary_md,
+    to_measurement,
+)
 
 
 def test_stats_match_numpy() -> None:
@@ -29,7 +37,9 @@ def test_fit_slope_matches_scipy_and_linear_growth_is_linear() -> None:
     ref = sps.linregress([x for x, _ in pts], [y for _, y in pts])
     assert f.slope_ms_per_1k == pytest.approx(ref.slope * 1000)
     assert f.intercept_ms == pytest.approx(ref.intercept)
-    steps = sps.linregress([math.log(x - 1000) for x, _ in pts[1:]], [math.log(y - 2.5) for _, y in pts[1:]])
+    steps = sps.linregress(
+        [math.log(x - 1000) for x, _ in pts[1:]], [math.log(y - 2.5) for _, y in pts[1:]]
+    )
     assert f.exponent == pytest.approx(steps.slope)
     assert f.exponent == pytest.approx(1.0)
     assert f.verdict == "linear"
@@ -42,7 +52,10 @@ def test_quadratic_growth_is_flagged_super_linear() -> None:
 
 
 def test_sub_linear_flat_and_too_few_levels() -> None:
-    assert fit_growth([(n, 1.0 + math.sqrt(n) / 10) for n in (0, 1000, 10_000, 100_000)]).verdict == "sub-linear"
+    assert (
+        fit_growth([(n, 1.0 + math.sqrt(n) / 10) for n in (0, 1000, 10_000, 100_000)]).verdict
+        == "sub-linear"
+    )
     assert fit_growth([(1000, 1.0), (10_000, 1.01), (100_000, 1.02)]).verdict == "flat"
     # Fewer than two increments above the first level, or increments spanning less than 4x.
     assert fit_growth([(1000, 1.0), (100_000, 100.0)]).verdict == "too few levels"
@@ -56,7 +69,13 @@ def test_sub_linear_flat_and_too_few_levels() -> None:
 
 
 def test_level_labels() -> None:
-    assert [level_label(n) for n in (0, 500, 1000, 2500, 100_000)] == ["n0", "n500", "n1k", "n2500", "n100k"]
+    assert [level_label(n) for n in (0, 500, 1000, 2500, 100_000)] == [
+        "n0",
+        "n500",
+        "n1k",
+        "n2500",
+        "n100k",
+    ]
 
 
 def _result() -> DdlResult:
@@ -96,7 +115,8 @@ def test_values_and_summary() -> None:
     assert "| 10,000 | table | 10.0 | 11.6 | 12.0 | 3 | n/a |" in md
     assert "| table | 4 | 10.0 | 5.000 | 14.0 | 2.000 |" in md
     # The breakdown: 3 ms of the 10 ms mean statement go into catalog_transact.
-    assert "| 10,000 | table | `mz_catalog_transact_seconds{method=catalog_transact}` | 3.000 | 1.00 | 3.000 | 30% |" in md
+    series = "`mz_catalog_transact_seconds{method=catalog_transact}`"
+    assert f"| 10,000 | table | {series} | 3.000 | 1.00 | 3.000 | 30% |" in md
     assert "created 9,100 fillers in 91.0 s (10.00 s per 1k)" in md
     assert m.details["fits"]["table"]["verdict"] == "too few levels"
 

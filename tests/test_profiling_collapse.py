@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import shutil
@@ -30,13 +31,15 @@ def meta(name: str) -> dict:
     return json.loads((DATA / f"{name}.json").read_text())
 
 
-def collapse(name: str, **kw: object) -> Collapsed:
-    return collapse_file(DATA / f"{name}.perf.txt.gz", window=tuple(meta(name)["window"]), **kw)
+@functools.cache
+def collapse(name: str) -> Collapsed:
+    return collapse_perf_script(lines(name), window=tuple(meta(name)["window"]))
 
 
-def lines(name: str) -> list[str]:
+@functools.cache
+def lines(name: str) -> tuple[str, ...]:
     with gzip.open(DATA / f"{name}.perf.txt.gz", "rt") as fh:
-        return fh.readlines()
+        return tuple(fh.readlines())
 
 
 def incl(c: Collapsed) -> dict[str, int]:
@@ -78,11 +81,21 @@ def test_frames_are_root_first_without_offsets_or_separators(name: str) -> None:
 def test_unstripped_postgres_shows_executor_and_parser_functions() -> None:
     c = collapse(PGSERVER)
     inc = incl(c)
-    for fn in ("exec_simple_query", "PortalRun", "base_yyparse", "raw_parser", "pg_plan_query", "PostgresMain"):
+    for fn in (
+        "exec_simple_query",
+        "PortalRun",
+        "base_yyparse",
+        "raw_parser",
+        "pg_plan_query",
+        "PostgresMain",
+    ):
         assert inc.get(fn, 0) > 0, fn
     assert inc["exec_simple_query"] > 0.5 * c.samples
     chains = [s for s in c.stacks if "base_yyparse" in s]
-    assert chains and all(s.index("exec_simple_query") < s.index("raw_parser") < s.index("base_yyparse") for s in chains)
+    assert chains and all(
+        s.index("exec_simple_query") < s.index("raw_parser") < s.index("base_yyparse")
+        for s in chains
+    )
 
 
 def test_stripped_postgres_names_unresolved_frames_after_the_binary() -> None:
@@ -124,12 +137,20 @@ def test_parse_folded_rejects_garbage_with_a_line_number() -> None:
         parse_folded("a;b 3\nnot-a-count\n", source="x.folded")
     with pytest.raises(ParseError, match="not a number"):
         parse_folded("a;b many\n")
-    assert parse_folded("main (app.py:3);work (app.py:9) 12\n\n") == {("main (app.py:3)", "work (app.py:9)"): 12}
+    assert parse_folded("main (app.py:3);work (app.py:9) 12\n\n") == {
+        ("main (app.py:3)", "work (app.py:9)"): 12
+    }
 
 
 def test_frame_lines_with_parentheses_and_deleted_modules() -> None:
-    assert _split_frame("\t 5330a8 hash_search (/usr/bin/postgres)") == ("5330a8", "hash_search", "/usr/bin/postgres")
-    assert _split_frame("\t 10 std::function<void ()>::operator()() const+0x1d (/usr/lib/libx.so)") == (
+    assert _split_frame("\t 5330a8 hash_search (/usr/bin/postgres)") == (
+        "5330a8",
+        "hash_search",
+        "/usr/bin/postgres",
+    )
+    assert _split_frame(
+        "\t 10 std::function<void ()>::operator()() const+0x1d (/usr/lib/libx.so)"
+    ) == (
         "10",
         "std::function<void ()>::operator()() const+0x1d",
         "/usr/lib/libx.so",
@@ -146,19 +167,28 @@ def test_tidy_names() -> None:
     assert tidy_name("mz_adapter::peek::try_frontend_peek_cached::h0123456789abcdef", "x") == (
         "mz_adapter::peek::try_frontend_peek_cached"
     )
-    assert tidy_name("hashbrown::raw::RawTable<T>::find.llvm.123456789", "x") == "hashbrown::raw::RawTable<T>::find"
+    assert (
+        tidy_name("hashbrown::raw::RawTable<T>::find.llvm.123456789", "x")
+        == "hashbrown::raw::RawTable<T>::find"
+    )
     assert tidy_name("ns::f(int, char const*) const", "x") == "ns::f"
     assert tidy_name("(anonymous namespace)::g(int)", "x") == "(anonymous namespace)::g"
     assert tidy_name("Foo::operator()(int)", "x") == "Foo::operator()"
-    assert tidy_name("std::vector<void (*)(int)>::push_back(int)", "x") == "std::vector<void (*)(int)>::push_back"
+    assert (
+        tidy_name("std::vector<void (*)(int)>::push_back(int)", "x")
+        == "std::vector<void (*)(int)>::push_back"
+    )
     assert tidy_name("a;b", "x") == "a:b"
     assert tidy_name("llseek@GLIBC_2.2.5", "libc.so.6") == "llseek"
-    assert tidy_name("do_syscall_64", "[kernel.kallsyms]", annotate_kernel=True) == "do_syscall_64_[k]"
+    assert (
+        tidy_name("do_syscall_64", "[kernel.kallsyms]", annotate_kernel=True) == "do_syscall_64_[k]"
+    )
 
 
 def test_header_variants_without_callchains() -> None:
     text = [
-        "tokio-runtime-w 4242/4250 [001] 100.500000:     250000 cpu-clock:u:      55aa mz::f+0x1 (/bin/environmentd)\n",
+        "tokio-runtime-w 4242/4250 [001] 100.500000:     250000 cpu-clock:u:      "
+        "55aa mz::f+0x1 (/bin/environmentd)\n",
         "\n",
         "timely:work-0 4242/4251 [000] 100.600000:     250000 cpu-clock:u: \n",
         "\t55ab mz::g+0x2 (/bin/environmentd)\n",
@@ -178,12 +208,20 @@ def test_header_variants_without_callchains() -> None:
 @pytest.mark.skipif(shutil.which("c++filt") is None, reason="c++filt (binutils) is not installed")
 def test_demangles_cxx_and_rust_legacy_names() -> None:
     mapping, note = demangle_names(
-        ["_ZN4core3ptr13drop_in_place17h0123456789abcdefE", "_ZNSt6vectorIiSaIiEE9push_backERKi", "plain_c"]
+        [
+            "_ZN4core3ptr13drop_in_place17h0123456789abcdefE",
+            "_ZNSt6vectorIiSaIiEE9push_backERKi",
+            "plain_c",
+        ]
     )
     assert note is None
     assert mapping["_ZN4core3ptr13drop_in_place17h0123456789abcdefE"] == "core::ptr::drop_in_place"
     assert mapping["_ZNSt6vectorIiSaIiEE9push_backERKi"].startswith("std::vector<int")
     assert mapping["_ZNSt6vectorIiSaIiEE9push_backERKi"].endswith("::push_back")
     assert "plain_c" not in mapping
-    text = ["app 1/1 1.0: 1 cpu-clock: \n", "\t1 _ZN4core3ptr13drop_in_place17h0123456789abcdefE+0x4 (/bin/app)\n", "\n"]
+    text = [
+        "app 1/1 1.0: 1 cpu-clock: \n",
+        "\t1 _ZN4core3ptr13drop_in_place17h0123456789abcdefE+0x4 (/bin/app)\n",
+        "\n",
+    ]
     assert collapse_perf_script(text).stacks == {("core::ptr::drop_in_place",): 1}

@@ -67,12 +67,16 @@ def measurement(phase: str, qps: tuple[float, ...], p99: tuple[float, ...]) -> M
 def work_session(ws: Workspace) -> None:
     """Start, measure, profile, change one file, leave a stray file, re-measure."""
     engine.start(ws, "demo")
-    record.record_measurement(ws, "demo", measurement("baseline", (1000, 1010, 990), (3.2, 3.3, 3.1)))
+    record.record_measurement(
+        ws, "demo", measurement("baseline", (1000, 1010, 990), (3.2, 3.3, 3.1))
+    )
     engine.record(ws, "demo", phase="profile", findings=["observe() is 30% of samples at 64c"])
     (ws.root / "src" / "app.py").write_text("def query():\n    return 2\n\n# batched\n")
     (ws.root / "agent_transcript.jsonl").write_text("{}\n")
     engine.record(ws, "demo", phase="change", findings=["batched the observes"])
-    record.record_measurement(ws, "demo", measurement("remeasure", (1200, 1210, 1190), (2.9, 3.0, 2.8)))
+    record.record_measurement(
+        ws, "demo", measurement("remeasure", (1200, 1210, 1190), (2.9, 3.0, 2.8))
+    )
 
 
 CLOSE_ARGS: dict[str, Any] = {
@@ -114,7 +118,9 @@ def test_full_session_in_a_real_git_repo(ws: Workspace, frozen_now: str) -> None
         "prompts/demo.md",
         "prompts/demo.yaml",
     ]
-    assert git(ws.root, "log", "-1", "--format=%s", "HEAD").startswith("prompt(demo): after session 47: ")
+    assert git(ws.root, "log", "-1", "--format=%s", "HEAD").startswith(
+        "prompt(demo): after session 47: "
+    )
     # The log has exactly one entry for the session, with the results and the diff stat.
     log = (ws.root / "logs" / "demo-perf-log.md").read_text()
     assert log.count("## Session 47") == 1
@@ -127,9 +133,10 @@ def test_full_session_in_a_real_git_repo(ws: Workspace, frozen_now: str) -> None
     assert camp.completed.optimizations[0].sessions == (47,)
     assert (camp.last_session, camp.revision) == (47, 8)
     assert camp.status.strip() == "Observes are batched; allocation is next."
-    assert "# The status is rewritten by close; this comment must survive." in (
-        ws.root / "prompts" / "demo.yaml"
-    ).read_text()
+    assert (
+        "# The status is rewritten by close; this comment must survive."
+        in (ws.root / "prompts" / "demo.yaml").read_text()
+    )
     # Clean state: only the stray file, left out; no open session, no journal.
     assert git(ws.root, "status", "--porcelain").splitlines() == ["?? agent_transcript.jsonl"]
     assert result.plan.left_out == ("agent_transcript.jsonl",)
@@ -137,6 +144,7 @@ def test_full_session_in_a_real_git_repo(ws: Workspace, frozen_now: str) -> None
     assert not close_mod.journal_path(ws, "demo").exists()
     closed = close_mod.load_closed(ws, "demo", 47)
     assert closed is not None and closed["verdict"] == result.plan.verdict
+    assert {j["metric"] for j in result.judgements} == {"qps@c64", "p99_ms@c64"}
     # The next session starts from here.
     (ws.root / "agent_transcript.jsonl").unlink()
     nxt = engine.start(ws, "demo")
@@ -174,7 +182,9 @@ def snapshot_tree(root: Path) -> dict[str, bytes]:
     return {
         str(p.relative_to(root)): p.read_bytes()
         for p in sorted(root.rglob("*"))
-        if p.is_file() and ".git/" not in f"{p.relative_to(root)}/"[:5] and ".sessionctl" not in p.parts
+        if p.is_file()
+        and ".git/" not in f"{p.relative_to(root)}/"[:5]
+        and ".sessionctl" not in p.parts
     }
 
 
@@ -197,22 +207,28 @@ def test_include_puts_a_new_file_into_the_code_change(ws: Workspace, frozen_now:
     setup_campaign(ws.root)
     work_session(ws)
     (ws.root / "src" / "batch.py").write_text("BATCH = 64\n")
+    (ws.root / "src" / "staged_stray.txt").write_text("an agent ran git add -A\n")
+    git(ws.root, "add", "src/staged_stray.txt")
     result = close(ws, "demo", include=["src/batch.py"], **CLOSE_ARGS)
     assert "src/batch.py" in result.plan.code.paths
     assert "src/batch.py" in git(ws.root, "show", "--name-only", "--format=", "HEAD~1").split()
-    assert result.plan.left_out == ("agent_transcript.jsonl",)
+    assert result.plan.left_out == ("agent_transcript.jsonl", "src/staged_stray.txt")
+    assert "src/staged_stray.txt" not in git(ws.root, "ls-tree", "-r", "--name-only", "HEAD")
 
 
 def test_failing_vcs_step_rolls_everything_back(ws: Workspace, frozen_now: str) -> None:
     setup_campaign(ws.root)
     work_session(ws)
     hook = ws.root / ".git" / "hooks" / "commit-msg"
-    hook.write_text('#!/bin/sh\nif head -1 "$1" | grep -q "^prompt("; then echo "no prompt commits" >&2; exit 1; fi\n')
+    hook.write_text(
+        '#!/bin/sh\nif head -1 "$1" | grep -q "^prompt("; then\n'
+        '  echo "no prompt commits" >&2; exit 1\nfi\n'
+    )
     hook.chmod(0o755)
     head = commits(ws.root)
     log_before = (ws.root / "logs").iterdir()
     yaml_before = (ws.root / "prompts" / "demo.yaml").read_text()
-    with pytest.raises(VcsError, match="commit prompt failed.*rolled back"):
+    with pytest.raises(VcsError, match=r"commit prompt failed.*rolled back"):
         close(ws, "demo", **CLOSE_ARGS)
     assert commits(ws.root) == head
     assert list(log_before) == [] and not (ws.root / "logs" / "demo-perf-log.md").exists()
@@ -271,7 +287,9 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         git(repo, "init", "-q", "-b", "main")
         (repo / "prompts").mkdir()
         (repo / "logs").mkdir()
-        (repo / "logs" / "demo-perf-log.md").write_text("# Hand-written log\n\nSession 46: read_ts fast path.\n")
+        (repo / "logs" / "demo-perf-log.md").write_text(
+            "# Hand-written log\n\nSession 46: read_ts fast path.\n"
+        )
         ws = setup_campaign(repo)
         work_session(ws)
         yield repo
@@ -336,15 +354,29 @@ def test_crash_at_every_step_then_rerun_gives_the_same_result(
         assert again.recovered and len(again.commits) == 2
     assert final_state(root) == reference
     assert reference["count"] == len(commits(prepared)) + 2
-    assert reference["log"].startswith("# Hand-written log\n\nSession 46: read_ts fast path.\n\n## Session 47")
+    assert reference["log"].startswith(
+        "# Hand-written log\n\nSession 46: read_ts fast path.\n\n## Session 47"
+    )
     assert recover(ws, "demo") is None
 
 
-def test_crash_in_a_real_cli_process_then_status_finishes(prepared: Path, reference: dict[str, Any], tmp_path: Path) -> None:
+def test_crash_in_a_real_cli_process_then_status_finishes(
+    prepared: Path, reference: dict[str, Any], tmp_path: Path
+) -> None:
     root = tmp_path / "repo"
     shutil.copytree(prepared, root, symlinks=True)
     env = {**os.environ, close_mod.ENV_CRASH: "commit_code", "SESSIONCTL_NOW": NOW}
-    argv = [sys.executable, "-m", "sessionctl", "--root", str(root), "close", "demo", "--resolve", "batch-observe"]
+    argv = [
+        sys.executable,
+        "-m",
+        "sessionctl",
+        "--root",
+        str(root),
+        "close",
+        "demo",
+        "--resolve",
+        "batch-observe",
+    ]
     argv += ["--add-step", "arena: Arena allocation for single-row queries"]
     argv += ["--status", CLOSE_ARGS["status_text"], "--summary", CLOSE_ARGS["summary"], "--json"]
     proc = subprocess.run(argv, env=env, capture_output=True, text=True, cwd=root)
@@ -359,5 +391,8 @@ def test_crash_in_a_real_cli_process_then_status_finishes(prepared: Path, refere
     )
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
-    assert data["open"] is False and "finished the interrupted close of session 47" in data["recovered"]
+    assert (
+        data["open"] is False
+        and "finished the interrupted close of session 47" in data["recovered"]
+    )
     assert final_state(root) == reference

@@ -16,7 +16,9 @@ np = pytest.importorskip("numpy")
 
 @pytest.fixture(autouse=True)
 def _quiet() -> None:
-    warnings.simplefilter("ignore")  # scipy warns about small samples; the numbers are what we check
+    warnings.simplefilter(
+        "ignore"
+    )  # scipy warns about small samples; the numbers are what we check
 
 
 def test_t_quantiles_and_tails_match_scipy() -> None:
@@ -28,7 +30,9 @@ def test_t_quantiles_and_tails_match_scipy() -> None:
         assert st.t_ppf(p, df) == pytest.approx(want, rel=1e-8, abs=1e-10), (p, df)
         t = rng.gauss(0, 6)
         assert st.t_sf(t, df) == pytest.approx(float(scipy_stats.t.sf(t, df)), rel=1e-8, abs=1e-300)
-        assert st.t_cdf(t, df) == pytest.approx(float(scipy_stats.t.cdf(t, df)), rel=1e-8, abs=1e-300)
+        assert st.t_cdf(t, df) == pytest.approx(
+            float(scipy_stats.t.cdf(t, df)), rel=1e-8, abs=1e-300
+        )
         assert st.t_pdf(t, df) == pytest.approx(float(scipy_stats.t.pdf(t, df)), rel=1e-9)
 
 
@@ -40,7 +44,9 @@ def test_normal_quantile_and_betainc_match_scipy() -> None:
         p = rng.random() ** rng.choice([1, 4, 16])
         assert st.norm_ppf(p) == pytest.approx(float(scipy_stats.norm.ppf(p)), rel=1e-13, abs=1e-13)
         a, b, x = rng.uniform(0.1, 50), rng.uniform(0.1, 50), rng.random()
-        assert st.betainc(a, b, x) == pytest.approx(float(special.betainc(a, b, x)), rel=1e-9, abs=1e-14)
+        assert st.betainc(a, b, x) == pytest.approx(
+            float(special.betainc(a, b, x)), rel=1e-9, abs=1e-14
+        )
 
 
 def test_paired_t_on_log_ratios_matches_ttest_rel() -> None:
@@ -87,9 +93,14 @@ def test_wilcoxon_exact_matches_scipy_without_ties() -> None:
 def test_wilcoxon_exact_with_ties_and_zeros_matches_exhaustive_permutation() -> None:
     rng = random.Random(6)
     for _ in range(25):
-        d = [rng.choice([0, 0, 1, -1, 2, 2, -3, 0.5, rng.gauss(0, 2)]) for _ in range(rng.randint(2, 9))]
+        d = [
+            rng.choice([0, 0, 1, -1, 2, 2, -3, 0.5, rng.gauss(0, 2)])
+            for _ in range(rng.randint(2, 9))
+        ]
         got = st.wilcoxon_signed_rank(d)
-        ref = scipy_stats.wilcoxon(d, zero_method="pratt", method=scipy_stats.PermutationMethod(n_resamples=np.inf))
+        ref = scipy_stats.wilcoxon(
+            d, zero_method="pratt", method=scipy_stats.PermutationMethod(n_resamples=np.inf)
+        )
         assert got is not None
         assert got.p == pytest.approx(float(ref.pvalue), abs=1e-12), d
 
@@ -97,7 +108,10 @@ def test_wilcoxon_exact_with_ties_and_zeros_matches_exhaustive_permutation() -> 
 def test_wilcoxon_normal_approximation_matches_scipy_asymptotic() -> None:
     rng = random.Random(7)
     for _ in range(200):
-        d = [rng.choice([0, 1, -1, 2, 3, -2.5, rng.gauss(0.2, 1)]) for _ in range(rng.randint(26, 90))]
+        d = [
+            rng.choice([0, 1, -1, 2, 3, -2.5, rng.gauss(0.2, 1)])
+            for _ in range(rng.randint(26, 90))
+        ]
         got = st.wilcoxon_signed_rank(d)
         ref = scipy_stats.wilcoxon(d, zero_method="pratt", method="asymptotic", correction=True)
         assert got is not None and got.method == "normal"
@@ -112,12 +126,18 @@ def test_rank_sum_matches_mannwhitneyu() -> None:
         y = [rng.gauss(0.7, 1) for _ in range(rng.randint(1, 7))]
         got = st.mann_whitney(x, y)
         assert got is not None
-        assert got.p == pytest.approx(float(scipy_stats.mannwhitneyu(x, y, method="exact").pvalue), abs=1e-13)
-    for _ in range(80):  # ties: our exact conditional distribution vs scipy's exhaustive permutation
+        assert got.p == pytest.approx(
+            float(scipy_stats.mannwhitneyu(x, y, method="exact").pvalue), abs=1e-13
+        )
+    for _ in range(
+        80
+    ):  # ties: our exact conditional distribution vs scipy's exhaustive permutation
         x = [rng.choice([1, 2, 3, 3, 4]) for _ in range(rng.randint(2, 6))]
         y = [rng.choice([2, 3, 4, 5]) for _ in range(rng.randint(2, 6))]
         got = st.mann_whitney(x, y)
-        ref = scipy_stats.mannwhitneyu(x, y, method=scipy_stats.PermutationMethod(n_resamples=np.inf))
+        ref = scipy_stats.mannwhitneyu(
+            x, y, method=scipy_stats.PermutationMethod(n_resamples=np.inf)
+        )
         assert got is not None and got.p == pytest.approx(float(ref.pvalue), abs=1e-12)
     for _ in range(80):  # large samples: normal approximation with tie and continuity correction
         x = [rng.choice([1, 2, 3, rng.random()]) for _ in range(rng.randint(16, 40))]
@@ -146,7 +166,10 @@ def test_bca_bootstrap_agrees_with_scipy_within_resampling_noise() -> None:
     rng = random.Random(10)
     for _ in range(5):
         d = [rng.lognormvariate(0, 0.5) - 1 for _ in range(rng.randint(8, 15))]
-        lo, hi = st.bootstrap_ci([d], st.mean, n_resamples=20000, seed=rng.randint(0, 10**6)) or (0, 0)
+        lo, hi = st.bootstrap_ci([d], st.mean, n_resamples=20000, seed=rng.randint(0, 10**6)) or (
+            0,
+            0,
+        )
         ref = scipy_stats.bootstrap(
             (np.array(d),), np.mean, method="BCa", n_resamples=20000, rng=np.random.default_rng(0)
         ).confidence_interval
@@ -161,8 +184,11 @@ def test_two_sample_bca_agrees_with_scipy() -> None:
     y = [rng.gauss(1, 2) for _ in range(12)]
     got = st.bootstrap_ci([x, y], lambda a, b: st.mean(b) - st.mean(a), n_resamples=20000, seed=3)
     ref = scipy_stats.bootstrap(
-        (np.array(x), np.array(y)), lambda a, b, axis=-1: np.mean(b, axis=axis) - np.mean(a, axis=axis),
-        method="BCa", n_resamples=20000, rng=np.random.default_rng(1),
+        (np.array(x), np.array(y)),
+        lambda a, b, axis=-1: np.mean(b, axis=axis) - np.mean(a, axis=axis),
+        method="BCa",
+        n_resamples=20000,
+        rng=np.random.default_rng(1),
     ).confidence_interval
     assert got is not None
     assert got[0] == pytest.approx(float(ref.low), abs=0.08)

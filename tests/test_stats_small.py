@@ -57,7 +57,10 @@ def _brute_signed_rank_p(d: list[float]) -> float:
     r = st.ranks([abs(x) for x in d])
     obs = sum(ri for ri, x in zip(r, d, strict=True) if x > 0)
     nz = [ri for ri, x in zip(r, d, strict=True) if x != 0]
-    sums = [sum(w for w, s in zip(nz, signs, strict=True) if s) for signs in itertools.product([0, 1], repeat=len(nz))]
+    sums = [
+        sum(w for w, s in zip(nz, signs, strict=True) if s)
+        for signs in itertools.product([0, 1], repeat=len(nz))
+    ]
     low = sum(1 for s in sums if s <= obs + 1e-9) / len(sums)
     high = sum(1 for s in sums if s >= obs - 1e-9) / len(sums)
     return min(1.0, 2 * min(low, high))
@@ -133,10 +136,16 @@ def test_bootstrap_is_seeded_and_sensible() -> None:
 
 def test_mde_and_units_needed() -> None:
     # sd 0.1 over 10 pairs: (t_.975,9 + t_.8,9) * 0.1 / sqrt(10)
-    assert st.mde(0.1 / math.sqrt(10), 9) == pytest.approx((2.2621571627409915 + 0.8834038596544662) * 0.1 / math.sqrt(10))
+    assert st.mde(0.1 / math.sqrt(10), 9) == pytest.approx(
+        (2.2621571627409915 + 0.8834038596544662) * 0.1 / math.sqrt(10)
+    )
     n = st.units_needed(0.05**2, math.log(1.02))
     assert n is not None
-    assert st.mde(0.05 / math.sqrt(n), n - 1) <= math.log(1.02) < st.mde(0.05 / math.sqrt(n - 1), n - 2)
+    assert (
+        st.mde(0.05 / math.sqrt(n), n - 1)
+        <= math.log(1.02)
+        < st.mde(0.05 / math.sqrt(n - 1), n - 2)
+    )
     assert st.units_needed(0.0, 0.02) == 2
     assert st.units_needed(1.0, 1e-6, limit=1000) is None
     per_side = st.units_needed(2 * 0.05**2, math.log(1.02), groups=2)
@@ -145,6 +154,8 @@ def test_mde_and_units_needed() -> None:
 
 def test_mad_outliers_are_counted() -> None:
     assert st.mad_outliers([1.0, 1.1, 0.9, 1.05, 10.0]) == [4]
-    assert st.mad_outliers([1.0, 1.0, 1.0, 1.0, 5.0]) == [4]  # MAD 0: mean absolute deviation stands in
+    assert st.mad_outliers([1.0, 1.0, 1.0, 1.0, 5.0]) == [
+        4
+    ]  # MAD 0: mean absolute deviation stands in
     assert st.mad_outliers([1.0, 1.0, 1.0]) == []
     assert st.mad_outliers([1.0, 2.0]) == []

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import git
 
 from sessionctl.errors import VcsError
 from sessionctl.vcs import detect, relpath
 from sessionctl.vcs.git import GitVcs
 from sessionctl.vcs.jj import JjVcs
-from conftest import git
 
 
 def test_working_changes_statuses_and_ignored(git_repo: Path) -> None:
@@ -39,7 +39,9 @@ def test_commit_paths_commits_exactly_those_paths(git_repo: Path, tmp_path: Path
     (git_repo / "logs" / "x.md").write_text("log\n")
     (git_repo / "stray.txt").write_text("stray\n")
     message = "perf(x): title\n\nbody with `quotes` and $HOME and 'single'\n\nSession: 1\n"
-    made = v.commit_paths(title="perf(x): title", message=message, paths=["README.md", "logs/x.md"], scratch=tmp_path)
+    made = v.commit_paths(
+        title="perf(x): title", message=message, paths=["README.md", "logs/x.md"], scratch=tmp_path
+    )
     assert made.commit == git(git_repo, "rev-parse", "HEAD").strip()
     assert v.files_in("HEAD") == ["README.md", "logs/x.md"]
     assert v.message("HEAD") == message
@@ -98,7 +100,9 @@ def test_revision_and_unborn_head(tmp_path: Path) -> None:
     assert rev.vcs == "git" and rev.branch == "main" and rev.empty is True and len(rev.commit) == 40
 
 
-def test_detect_prefers_jj_in_colocated_repo_and_honours_override(git_repo: Path, tmp_path: Path) -> None:
+def test_detect_prefers_jj_in_colocated_repo_and_honours_override(
+    git_repo: Path, tmp_path: Path
+) -> None:
     sub = git_repo / "prompts"
     assert isinstance(detect(sub), GitVcs)
     assert detect(sub).root == git_repo

@@ -82,10 +82,20 @@ def test_commit_paths_selects_then_describes_via_stdin(tmp_path: Path) -> None:
     rec = Recorder(default_answer)
     message = "perf(x): session 3: t\n\nbody\n\nSession: 3\n"
     made = JjVcs(tmp_path, runner=rec).commit_paths(
-        title="perf(x): session 3: t", message=message, paths=["src/a.rs", "logs/x.md"], scratch=tmp_path
+        title="perf(x): session 3: t",
+        message=message,
+        paths=["src/a.rs", "logs/x.md"],
+        scratch=tmp_path,
     )
     assert rec.argvs == [
-        [*G, "commit", "-m", "perf(x): session 3: t", 'root-file:"src/a.rs"', 'root-file:"logs/x.md"'],
+        [
+            *G,
+            "commit",
+            "-m",
+            "perf(x): session 3: t",
+            'root-file:"src/a.rs"',
+            'root-file:"logs/x.md"',
+        ],
         [*G, "describe", "@-", "--stdin"],
         [*G, "log", "-r", "@-", "--no-graph", "-T", 'change_id ++ " " ++ commit_id ++ "\\n"'],
     ]
@@ -95,13 +105,17 @@ def test_commit_paths_selects_then_describes_via_stdin(tmp_path: Path) -> None:
 
 def test_failure_becomes_vcs_error(tmp_path: Path) -> None:
     def boom(argv: list[str], **kw: Any) -> Result:
-        raise CommandError("`jj op restore x` exited with 1: Error: No operation ID matching", argv=argv)
+        raise CommandError(
+            "`jj op restore x` exited with 1: Error: No operation ID matching", argv=argv
+        )
 
     with pytest.raises(VcsError, match="No operation ID"):
         JjVcs(tmp_path, runner=boom).restore("x")
 
 
-def test_jj_editor_is_disabled_for_every_call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_jj_editor_is_disabled_for_every_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("JJ_EDITOR", raising=False)
     seen: list[str | None] = []
 
@@ -148,7 +162,11 @@ def test_fileset_quotes_literal_paths() -> None:
 
 def _jj(root: Path, *args: str) -> str:
     return subprocess.run(
-        ["jj", "--no-pager", "--color=never", *args], cwd=root, check=True, capture_output=True, text=True
+        ["jj", "--no-pager", "--color=never", *args],
+        cwd=root,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
 
 
@@ -169,5 +187,7 @@ def test_real_jj_commit_paths_and_restore(tmp_path: Path) -> None:
     assert [c.path for c in v.working_changes()] == ["stray.log"]  # left out, in the new @
     assert made.change
     v.restore(cp)
-    assert json.loads(_jj(root, "log", "-r", "@", "--no-graph", "-T", 'json(description) ++ "\\n"')) == ""
-
+    assert (
+        json.loads(_jj(root, "log", "-r", "@", "--no-graph", "-T", 'json(description) ++ "\\n"'))
+        == ""
+    )

@@ -35,7 +35,12 @@ D = math.log(1.02)
         (-0.04, -0.001, "higher", "probably regressed"),
         (-0.01, 0.05, "higher", "inconclusive"),  # includes no change, reaches beyond threshold
         (0.03, 0.05, None, "inconclusive"),  # direction unknown
-        (D, 0.05, "higher", "probably improved"),  # a bound exactly on the threshold is not beyond it
+        (
+            D,
+            0.05,
+            "higher",
+            "probably improved",
+        ),  # a bound exactly on the threshold is not beyond it
     ],
 )
 def test_classify(low: float, high: float, better: str | None, want: str) -> None:
@@ -43,7 +48,9 @@ def test_classify(low: float, high: float, better: str | None, want: str) -> Non
     assert want in VERDICTS
 
 
-def _noisy(rng: random.Random, n: int, effect: float, noise: float) -> tuple[list[float], list[float]]:
+def _noisy(
+    rng: random.Random, n: int, effect: float, noise: float
+) -> tuple[list[float], list[float]]:
     a = [1000 * rng.lognormvariate(0, 0.05) for _ in range(n)]
     b = [x * effect * rng.lognormvariate(0, noise) for x in a]
     return a, b
@@ -77,7 +84,14 @@ def test_identical_sides_are_no_change() -> None:
 
 def test_wilcoxon_disagreement_downgrades() -> None:
     a = [100.0] * 6
-    b = [110.5, 110.5, 110.5, 110.5, 110.5, 99.9]  # t says beyond 2 %; one pair points the other way
+    b = [
+        110.5,
+        110.5,
+        110.5,
+        110.5,
+        110.5,
+        99.9,
+    ]  # t says beyond 2 %; one pair points the other way
     j = judge_paired("qps", a, b, better="higher", threshold=0.02)
     assert j.verdict == "probably improved"
     assert any("cross-checks disagree" in w and "rank test" in w for w in j.warnings)
@@ -142,7 +156,9 @@ def test_unpaired_is_widened_and_says_so() -> None:
     after = [x * rng.lognormvariate(0, 0.005) for x in before]
     j = judge_unpaired("qps", before, after, better="higher", threshold=0.02)
     assert j.method == "unpaired" and j.verdict == "inconclusive"  # never 'no change' at 2 %
-    assert j.warnings[0].startswith("unpaired: drift between the before and after runs is not controlled")
+    assert j.warnings[0].startswith(
+        "unpaired: drift between the before and after runs is not controlled"
+    )
     assert j.ci_low is not None and j.ci_low < 1 / 1.05 + 0.01
     big = judge_unpaired("qps", before, [x * 1.5 for x in after], better="higher", threshold=0.02)
     assert big.verdict == "improved" and big.p_wilcoxon is not None
@@ -173,8 +189,12 @@ def test_judgement_round_trips_and_describes() -> None:
     assert line.startswith("qps@c4: improved +") and "95% CI" in line and "n=6 pairs" in line
 
 
-def _m(source: str, phase: str | None, values: list[Value], details: dict | None = None) -> Measurement:
-    return Measurement(source=source, name="lookup", phase=phase, values=tuple(values), details=details or {})
+def _m(
+    source: str, phase: str | None, values: list[Value], details: dict | None = None
+) -> Measurement:
+    return Measurement(
+        source=source, name="lookup", phase=phase, values=tuple(values), details=details or {}
+    )
 
 
 def test_summarize_prefers_a_paired_comparison() -> None:
@@ -182,7 +202,9 @@ def test_summarize_prefers_a_paired_comparison() -> None:
     j = judge_paired("qps@c4", a, b, better="higher", threshold=0.02)
     ms = [
         _m("builtin", "baseline", [Value("qps@c4", 100, better="higher", samples=(100, 101, 99))]),
-        _m("builtin", "remeasure", [Value("qps@c4", 120, better="higher", samples=(120, 121, 119))]),
+        _m(
+            "builtin", "remeasure", [Value("qps@c4", 120, better="higher", samples=(120, 121, 119))]
+        ),
         _m("compare", "remeasure", [], {"judgements": [j.to_dict()]}),
     ]
     assert summarize_session(ms, compare=CompareSpec()) == [j]
@@ -190,15 +212,23 @@ def test_summarize_prefers_a_paired_comparison() -> None:
 
 def test_summarize_falls_back_to_unpaired_and_single_runs() -> None:
     ms = [
-        _m("builtin", "baseline", [
-            Value("qps@c4", 100, better="higher", samples=(100, 101, 99)),
-            Value("p99_ms@c4", 5.0, better="lower"),
-            Value("only_before", 1.0),
-        ]),
-        _m("builtin", "remeasure", [
-            Value("qps@c4", 150, better="higher", samples=(150, 151, 149)),
-            Value("p99_ms@c4", 4.0, better="lower"),
-        ]),
+        _m(
+            "builtin",
+            "baseline",
+            [
+                Value("qps@c4", 100, better="higher", samples=(100, 101, 99)),
+                Value("p99_ms@c4", 5.0, better="lower"),
+                Value("only_before", 1.0),
+            ],
+        ),
+        _m(
+            "builtin",
+            "remeasure",
+            [
+                Value("qps@c4", 150, better="higher", samples=(150, 151, 149)),
+                Value("p99_ms@c4", 4.0, better="lower"),
+            ],
+        ),
     ]
     out = summarize_session(ms, compare=CompareSpec())
     assert [j.metric for j in out] == ["qps@c4", "p99_ms@c4"]

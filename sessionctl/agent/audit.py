@@ -70,7 +70,7 @@ class DiffSummary:
         return sum(f.hunks for f in self.files)
 
     def text(self) -> str:
-        """``2 files, 3 hunks, +12 -1: app/query.py (+10 -1, 2 hunks); lib/cache.py (+2, 1 hunk)``."""
+        """``2 files, 3 hunks, +12 -1: app/q.py (+10 -1, 2 hunks); lib/c.py (+2, 1 hunk)``."""
         if not self.files:
             return "no changes"
         added = sum(f.added for f in self.files)
@@ -112,6 +112,7 @@ class Snapshot:
     start_commit: str | None
     backups: tuple[str, ...] = ()  # hand-edited .md copies kept by re-rendering, before the session
     dirty: dict[str, str] = field(default_factory=dict)  # changed before the session: path -> hash
+    yaml_text: str | None = None  # the campaign file, to restore if the agent breaks it
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -119,6 +120,7 @@ class Snapshot:
             "start_commit": self.start_commit,
             "backups": list(self.backups),
             "dirty": dict(self.dirty),
+            "yaml_text": self.yaml_text,
         }
 
     @classmethod
@@ -128,6 +130,7 @@ class Snapshot:
             d.get("start_commit"),
             tuple(d.get("backups") or ()),
             dict(d.get("dirty") or {}),
+            d.get("yaml_text"),
         )
 
 
@@ -158,7 +161,7 @@ class Audit:
         }
 
 
-# --- before the agent runs -------------------------------------------------------------------------
+# --- before the agent runs ---------------------------------------------------------------
 
 
 def snapshot(
@@ -170,6 +173,7 @@ def snapshot(
         start_commit,
         tuple(_backups(ws, campaign)),
         {p: file_hash(ws.root / p) for p in dirty},
+        _read(ws.campaign_path(campaign)),
     )
 
 
@@ -195,7 +199,7 @@ def _read(path: Path) -> str | None:
         return None
 
 
-# --- the diff ----------------------------------------------------------------------------------------
+# --- the diff ------------------------------------------------------------------------------
 
 
 def managed_paths(campaign: str) -> frozenset[str]:
@@ -365,41 +369,36 @@ def _is_finding(e: dict[str, Any]) -> bool:
 
 
 def check_log(
-    before: str | None, after: str | None, *, number: int, closed: bool, written: str | None = None
+    before: str | None,
+    after: str | None,
+    *,
+    number: int,
+    closed: bool,
+    entry: str | None = None,
+    log_text: str | None = None,
 ) -> list[Problem]:
-    """The perf log changed only through ``sessionctl close`` (``written``: the entry close added)."""
+    """The perf log changed only through ``sessionctl close``.
+
+    ``entry`` and ``log_text`` are what close appended and the whole log it wrote (from the
+    session's archived close plan): the log must be exactly the one before the session plus
+    that entry.
+    """
     from sessionctl.perflog import has_session
 
+    by_hand = "the perf log was edited by hand; only `sessionctl close` writes it"
     if not closed:
-        if after != before:
-            return [
-                Problem(
-                    "log-edited",
-                    "the perf log was edited by hand; only `sessionctl close` writes it",
-                )
-            ]
-        return []
+        return [] if after == before else [Problem("log-edited", by_hand)]
     if not has_session(after, number):
-        return [
-            Problem(
-                "log-missing", f"session {number} was closed but the perf log has no entry for it"
-            )
-        ]
-    if before is not None and (after is None or not after.startswith(before)):
-        return [
-            Problem("log-edited", "earlier perf log entries were edited by hand during the session")
-        ]
-    if (
-        written is not None
-        and after is not None
-        and not after.rstrip("\n").endswith(written.rstrip("\n"))
-    ):
-        return [
-            Problem(
-                "log-edited",
-                f"the perf log entry for session {number} differs from what `sessionctl close` wrote",
-            )
-        ]
+        return [Problem("log-missing", f"session {number} was closed but the log has no entry")]
+    if log_text is not None and after != log_text:
+        return [Problem("log-edited", f"{by_hand} (changed after close wrote it)")]
+    if before is not None and after is not None:
+        if not after.startswith(before):
+            return [Problem("log-edited", f"{by_hand} (earlier entries changed)")]
+        if entry is not None and after[len(before) :].strip() != entry.strip():
+            return [
+                Problem("log-edited", f"{by_hand} (text added beside session {number}'s entry)")
+            ]
     return []
 
 
@@ -460,11 +459,14 @@ def check_forbidden(diff: DiffSummary, spec: AuditSpec) -> list[Problem]:
 
 
 def check_prompt_edit(ws: Workspace, campaign: str, *, snap: Snapshot) -> list[Problem]:
-    """The rendered prompt was not edited by hand (drift now, or a copy kept when close re-rendered)."""
+    """The rendered prompt was not edited by hand (drift now, or a backup made by close)."""
     from sessionctl import render
 
     md = f"prompts/{campaign}.md"
-    message = f"{md} was edited by hand; change prompts/{campaign}.yaml (or use `sessionctl next`) instead"
+    message = (
+        f"{md} was edited by hand; change prompts/{campaign}.yaml "
+        "(or use `sessionctl next`) instead"
+    )
     new_backups = set(_backups(ws, campaign)) - set(snap.backups)
     if new_backups:
         return [Problem("prompt-edited", message)]
@@ -502,7 +504,8 @@ def check_commits(
         return [
             Problem(
                 "self-commit",
-                f"the agent committed by itself (HEAD moved from {start_commit[:10]} to {head[:10]}); "
+                f"the agent committed by itself (HEAD moved from {start_commit[:10]} "
+                f"to {head[:10]}); "
                 "only `sessionctl close` commits",
             )
         ]
@@ -524,7 +527,7 @@ def audit_session(
     detail: str = "",
     prefer: str = "auto",
 ) -> Audit:
-    """Run every check on session ``number``; ``closed`` is its archived outcome if it was closed."""
+    """Run every check on session ``number`` (``closed``: its archived outcome, if closed)."""
     from sessionctl.session import record
 
     problems: list[Problem] = []
@@ -532,13 +535,14 @@ def audit_session(
     kind = (closed or {}).get("kind")
     if spec.require_measurements and kind != "abort":
         problems += check_records(record.entries(ws, campaign, number), diagnostic=diagnostic)
-    written = ((closed or {}).get("plan") or {}).get("entry")
+    written = (closed or {}).get("plan") or {}
     problems += check_log(
         snap.log_text,
         _read(ws.log_path(campaign)),
         number=number,
         closed=closed is not None,
-        written=written,
+        entry=written.get("entry"),
+        log_text=written.get("log_text"),
     )
     if closed is None:
         problems += check_commits(ws, start_commit=snap.start_commit, prefer=prefer)

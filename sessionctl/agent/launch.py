@@ -3,9 +3,9 @@
 The agent starts in its own session (``process.spawn``) so that on a timeout, a blown budget or
 Ctrl-C the whole tree can be stopped: SIGINT to the agent, a grace period, then SIGTERM and
 SIGKILL to every process in its session (``process.stop_tree``). Everything it prints goes to
-one transcript file per session under sessionctl's ignored scratch folder — stdout lines as
-they are (stream-json / JSONL), stderr lines wrapped as ``{"type": "stderr"}`` records, and
-two ``{"type": "sessionctl"}`` records framing the run — never into the repository.
+one transcript file per session under sessionctl's ignored scratch folder — its stdout and
+stderr as they are (stream-json / JSONL, plus any plain text), framed by ``{"type":
+"sessionctl"}`` records (launch, spawned, stop, exit) — never into the repository.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import json
 import os
 import signal
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -125,41 +124,50 @@ def prompt_path(ws: Workspace, campaign: str, session: int) -> Path:
     return ws.scratch / "transcripts" / campaign / f"{session}.prompt.md"
 
 
-class _Sink:
-    """The transcript file plus the parser, fed from two reader threads."""
+class _Transcript:
+    """The transcript file: the agent writes into it directly, we append our records and tail it.
+
+    The agent's stdout and stderr are the file itself (not pipes), so the agent never blocks on
+    a full pipe and does not die of SIGPIPE if ``sessionctl run`` is killed: a later run finds
+    it finished (or still running, and stops it).
+    """
 
     def __init__(self, path: Path, parser: Transcript) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.fh: IO[str] = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed by close()
+        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self.reader: IO[bytes] = open(path, "rb")  # noqa: SIM115 - closed by close()
+        self.reader.seek(0, os.SEEK_END)
         self.parser = parser
-        self.lock = threading.Lock()
-
-    def write(self, line: str, *, stderr: bool = False) -> None:
-        line = line.rstrip("\r\n")
-        with self.lock:
-            if stderr:
-                self.fh.write(json.dumps({"type": "stderr", "text": line}) + "\n")
-            else:
-                self.fh.write(line + "\n")
-                self.parser.feed(line)
-            self.fh.flush()
+        self.partial = b""
 
     def record(self, obj: dict[str, Any]) -> None:
-        with self.lock:
-            self.fh.write(json.dumps({"type": "sessionctl", **obj}, default=str) + "\n")
-            self.fh.flush()
+        """Append one ``{"type": "sessionctl"}`` line (a single write: atomic with O_APPEND)."""
+        line = json.dumps({"type": "sessionctl", **obj}, default=str) + "\n"
+        os.write(self.fd, line.encode("utf-8"))
+
+    def poll(self) -> None:
+        """Feed the parser whatever complete lines were written since the last poll."""
+        data = self.reader.read()
+        if not data:
+            return
+        *lines, self.partial = (self.partial + data).split(b"\n")
+        for raw in lines:
+            self.parser.feed(raw.decode("utf-8", "replace"))
+
+    def close_with(self, last: dict[str, Any]) -> None:
+        """Read the rest of what the agent wrote, append our last record, close."""
+        self.poll()
+        self.record(last)
+        self.close()
 
     def close(self) -> None:
-        with self.lock:
-            self.fh.flush()
-            os.fsync(self.fh.fileno())
-            self.fh.close()
-
-
-def _pump(stream: IO[bytes], sink: _Sink, *, stderr: bool) -> None:
-    for raw in iter(stream.readline, b""):
-        sink.write(raw.decode("utf-8", "replace"), stderr=stderr)
-    stream.close()
+        self.poll()
+        if self.partial:
+            self.parser.feed(self.partial.decode("utf-8", "replace"))
+            self.partial = b""
+        os.fsync(self.fd)
+        os.close(self.fd)
+        self.reader.close()
 
 
 def launch(
@@ -185,9 +193,9 @@ def launch(
     returns with ``exit_reason == "interrupted"`` rather than raising.
     """
     parser = Transcript(command.format, token_prices=token_prices)
-    sink = _Sink(transcript, parser)
+    out = _Transcript(transcript, parser)
     started = time.monotonic()
-    sink.record(
+    out.record(
         {
             "event": "launch",
             "at": now_iso(),
@@ -199,27 +207,14 @@ def launch(
         }
     )
     try:
-        proc = process.spawn(
-            command.argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-        )
+        proc = process.spawn(command.argv, cwd=cwd, env=env, stdout=out.fd, stderr=out.fd)
     except BaseException as exc:
-        sink.record({"event": "exit", "reason": "spawn_failed", "error": str(exc)})
-        sink.close()
+        out.record({"event": "exit", "reason": "spawn_failed", "error": str(exc)})
+        out.close()
         raise
     if on_spawn is not None:
         on_spawn(proc.pid)
-    sink.record({"event": "spawned", "pid": proc.pid})
-    assert proc.stdout is not None and proc.stderr is not None
-    readers = [
-        threading.Thread(
-            target=_pump, args=(proc.stdout, sink), kwargs={"stderr": False}, daemon=True
-        ),
-        threading.Thread(
-            target=_pump, args=(proc.stderr, sink), kwargs={"stderr": True}, daemon=True
-        ),
-    ]
-    for r in readers:
-        r.start()
+    out.record({"event": "spawned", "pid": proc.pid})
 
     reason, detail = EXITED, ""
     try:
@@ -229,47 +224,41 @@ def launch(
                 break
             except subprocess.TimeoutExpired:
                 pass
+            out.poll()
             elapsed = time.monotonic() - started
-            with sink.lock:
-                cost = parser.cost_usd
-                status = LiveStatus(
-                    proc.pid, elapsed, cost, parser.turns, parser.tool_calls, parser.activity
-                )
+            cost = parser.cost_usd
             if on_tick is not None:
-                on_tick(status)
+                on_tick(
+                    LiveStatus(
+                        proc.pid, elapsed, cost, parser.turns, parser.tool_calls, parser.activity
+                    )
+                )
             if elapsed >= timeout:
                 reason, detail = TIMEOUT, f"timeout after {_secs(timeout)}"
             elif over_budget(cost, budget_usd):
-                reason, detail = (
-                    BUDGET,
-                    f"cost ${cost:.2f} over the session budget ${budget_usd:.2f}",
-                )
+                reason = BUDGET
+                detail = f"cost ${cost:.2f} over the session budget ${budget_usd:.2f}"
             elif should_stop is not None and (why := should_stop(cost)):
                 reason, detail = STOPPED, why
             if reason != EXITED:
-                sink.record({"event": "stop", "reason": reason, "detail": detail, "at": now_iso()})
+                out.record({"event": "stop", "reason": reason, "detail": detail, "at": now_iso()})
                 process.stop_tree(
                     proc, first_signal=signal.SIGINT, grace=grace, term_grace=term_grace
                 )
                 break
     except KeyboardInterrupt:
         reason, detail = INTERRUPTED, "interrupted by the user (Ctrl-C)"
-        sink.record({"event": "stop", "reason": reason, "at": now_iso()})
+        out.record({"event": "stop", "reason": reason, "at": now_iso()})
         process.stop_tree(
             proc, first_signal=signal.SIGINT, grace=min(grace, 5.0), term_grace=term_grace
         )
     # Whatever the agent left running in its session (a server, a benchmark) goes too.
     process.stop_tree(proc, grace=0.0, term_grace=term_grace)
-    for r in readers:
-        r.join(timeout=2.0)
     duration = time.monotonic() - started
     code = proc.returncode
-    sink.record(
+    out.close_with(
         {"event": "exit", "reason": reason, "exit_code": code, "duration_s": round(duration, 3)}
     )
-    sink.close()
-    with sink.lock:
-        summary = parser.summary()
     return AgentRun(
         argv=command.shown,
         preset=command.preset,
@@ -278,7 +267,7 @@ def launch(
         exit_reason=reason,
         duration_s=duration,
         transcript=str(transcript),
-        summary=summary,
+        summary=parser.summary(),
         detail=detail,
     )
 

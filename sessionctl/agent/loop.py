@@ -5,6 +5,7 @@ audit → accept (the agent closed the session itself), ``close`` on its behalf 
 or mark it failed (``abort`` with the audit's reasons in the log and the prompt's status, its
 code edits discarded and its new files moved to ``.sessionctl/failed/<N>/``) → next.
 
+Auditing and settling a session after its agent lives in :mod:`sessionctl.agent.settle`.
 The loop journals where it is in ``.sessionctl/run/<campaign>.json`` (session, phase, agent
 pid, what the log looked like before) after every step. If ``sessionctl run`` dies, the next
 one finds that state, makes sure the old agent's process group is gone, audits the interrupted
@@ -15,28 +16,36 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
-import shutil
 import signal
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sessionctl.agent import audit as audit_mod
 from sessionctl.agent import launch as launch_mod
-from sessionctl.agent import presets
-from sessionctl.agent.transcript import parse_file
+from sessionctl.agent import presets, settle
+from sessionctl.agent.settle import SessionOutcome
 from sessionctl.campaign.model import Campaign
-from sessionctl.errors import Interrupted, SessionctlError, SessionStateError
+from sessionctl.errors import Interrupted, SessionStateError
 from sessionctl.files import LockTimeout, append_line, atomic_write, atomic_write_json, locked
 from sessionctl.measurement import now_iso
 from sessionctl.reporting import NULL, Reporter
 from sessionctl.workspace import Workspace
 
+__all__ = [
+    "Loop",
+    "Progress",
+    "RunOptions",
+    "RunResult",
+    "SessionOutcome",
+    "pending",
+    "plan",
+    "run",
+]
+
 STATE_VERSION = 1
-_FAIL_MARK = re.compile(r"\n*^Session \d+ was marked failed by the audit:.*$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -52,35 +61,6 @@ class RunOptions:
     max_turns: int | None = None
     allow_dirty: bool = False
     term_grace: float = 5.0
-
-
-@dataclass(frozen=True)
-class SessionOutcome:
-    """One row of the final table."""
-
-    session: int
-    step: str | None
-    outcome: str  # closed | closed by agent | aborted by agent | failed
-    verdict: str | None = None
-    exit_reason: str = ""
-    detail: str = ""
-    turns: int = 0
-    cost_usd: float | None = None
-    duration_s: float = 0.0
-    problems: tuple[str, ...] = ()
-    transcript: str = ""
-    recovered: bool = False
-    moved: tuple[str, ...] = ()  # new files set aside into .sessionctl/failed/<N>/
-
-    @property
-    def improved(self) -> bool:
-        return self.verdict == "improved"
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["problems"] = list(self.problems)
-        d["moved"] = list(self.moved)
-        return d
 
 
 @dataclass(frozen=True)
@@ -132,7 +112,9 @@ def journal_path(ws: Workspace, campaign: str) -> Path:
 
 
 @dataclass
-class _Loop:
+class Loop:
+    """The running loop: options, persisted state, outcomes so far (passed to :mod:`settle`)."""
+
     ws: Workspace
     campaign: str
     opts: RunOptions
@@ -231,7 +213,7 @@ def run(
     """Run up to ``options.sessions`` agent sessions; recover an interrupted one first."""
     ws.ensure_scratch()
     with _run_lock(ws, campaign), _sigterm_as_interrupt():
-        loop = _Loop(ws, campaign, options, reporter, on_progress)
+        loop = Loop(ws, campaign, options, reporter, on_progress)
         loop.state = _load_state(ws, campaign)
         interrupted = loop.state.get("current")
         loop.state.update(
@@ -243,8 +225,9 @@ def run(
             }
         )
         loop.log("run", options=asdict(options))
+        _warn_unpriced(loop, loop.campaign_now())
         if interrupted:
-            outcome = _recover(loop, interrupted)
+            outcome = settle.recover(loop, interrupted)
             if outcome is not None:
                 loop.outcomes.append(outcome)
                 loop.total_cost += outcome.cost_usd or 0.0
@@ -266,11 +249,11 @@ def run(
 
 
 def plan(ws: Workspace, campaign: str, *, options: RunOptions) -> RunResult:
-    """What ``run`` would do (``--dry-run``): the agent command, bounds, stop rules; touches nothing."""
+    """What ``run`` would do (``--dry-run``): agent command, bounds, stop rules; touches nothing."""
     from sessionctl.campaign import store
 
     camp = store.load(ws, campaign).campaign
-    loop = _Loop(ws, campaign, options, NULL, None)
+    loop = Loop(ws, campaign, options, NULL, None)
     n = camp.last_session + 1
     prompt = "<the rendered prompt>"
     cmd = presets.build(
@@ -316,7 +299,7 @@ def pending(ws: Workspace, campaign: str) -> dict[str, Any] | None:
 # --- one session -------------------------------------------------------------------------------
 
 
-def _one_session(loop: _Loop, camp: Campaign) -> SessionOutcome:
+def _one_session(loop: Loop, camp: Campaign) -> SessionOutcome:
     from sessionctl.session import engine
 
     ws, c, opts = loop.ws, loop.campaign, loop.opts
@@ -395,7 +378,7 @@ def _one_session(loop: _Loop, camp: Campaign) -> SessionOutcome:
         term_grace=opts.term_grace,
     )
     loop.total_cost += run.summary.cost_usd or 0.0
-    outcome = _finish(loop, camp, n, opened.step_id, opened.diagnostic, snap, run)
+    outcome = settle.finish(loop, camp, n, opened.step_id, opened.diagnostic, snap, run)
     if run.exit_reason == launch_mod.INTERRUPTED:
         loop.outcomes.append(outcome)
         loop.save(clear=True)
@@ -403,7 +386,18 @@ def _one_session(loop: _Loop, camp: Campaign) -> SessionOutcome:
     return outcome
 
 
-def _command(loop: _Loop, camp: Campaign, n: int, prompt: str) -> presets.AgentCommand:
+def _warn_unpriced(loop: Loop, camp: Campaign) -> None:
+    """Say so when a budget is set but the agent reports no money and no prices are known."""
+    preset = loop.opts.preset or camp.agent.preset
+    budget = loop.session_budget(camp) is not None or loop.total_budget(camp) is not None
+    if budget and preset == "codex" and not camp.agent.token_prices:
+        loop.reporter.warn(
+            "Codex reports tokens, not money: set agent.token_prices (USD per million tokens: "
+            "input, cached_input, output) in the campaign, or the budget cannot be enforced"
+        )
+
+
+def _command(loop: Loop, camp: Campaign, n: int, prompt: str) -> presets.AgentCommand:
     return presets.build(
         camp.agent,
         prompt=prompt,
@@ -420,286 +414,9 @@ def _command(loop: _Loop, camp: Campaign, n: int, prompt: str) -> presets.AgentC
 
 def _install_hint(preset: str) -> str:
     return {
-        "claude": "install Claude Code (npm install -g @anthropic-ai/claude-code) or set agent.argv",
+        "claude": "install Claude Code (npm i -g @anthropic-ai/claude-code) or set agent.argv",
         "codex": "install Codex (npm install -g @openai/codex) or set agent.argv",
     }.get(preset, "fix agent.argv in the campaign file")
-
-
-# --- after the agent: audit, then accept, close or fail -----------------------------------------
-
-
-def _finish(
-    loop: _Loop,
-    camp: Campaign,
-    n: int,
-    step_id: str | None,
-    diagnostic: bool,
-    snap: audit_mod.Snapshot,
-    run: launch_mod.AgentRun,
-    *,
-    recovered: bool = False,
-) -> SessionOutcome:
-    from sessionctl.session import close as close_mod
-    from sessionctl.session import record
-
-    ws, c = loop.ws, loop.campaign
-    loop.save(phase="auditing", exit_reason=run.exit_reason)
-    loop.progress("auditing", n, step_id, cost_usd=run.summary.cost_usd, turns=run.summary.turns)
-    still_open = (cur := record.current(ws, c)) is not None and cur.number == n
-    closed = close_mod.load_closed(ws, c, n)
-    step = next((s for s in camp.next_steps if s.id == step_id), None)
-    result = audit_mod.audit_session(
-        ws,
-        c,
-        number=n,
-        diagnostic=diagnostic,
-        step=step,
-        spec=camp.audit,
-        snap=snap,
-        closed=None if still_open else closed,
-        exit_reason=run.exit_reason,
-        exit_code=run.exit_code,
-        detail=run.detail,
-        prefer=camp.vcs,
-    )
-    _record_agent(ws, c, n, run, result, still_open=still_open)
-    base: dict[str, Any] = {
-        "session": n,
-        "step": step_id,
-        "exit_reason": run.exit_reason,
-        "detail": run.detail,
-        "turns": run.summary.turns,
-        "cost_usd": run.summary.cost_usd,
-        "duration_s": round(run.duration_s, 3),
-        "transcript": _rel(ws, Path(run.transcript)),
-        "recovered": recovered,
-    }
-    problems = tuple(p.message for p in result.problems)
-    if not still_open:
-        kind = (closed or {}).get("kind")
-        moved = _set_aside(
-            ws, n, [p for p in (closed or {}).get("left_out") or () if p not in snap.dirty]
-        )
-        word = "aborted by agent" if kind == "abort" else "closed by agent"
-        if closed is None:
-            word = "lost"
-            problems += (f"session {n} is no longer open but was neither closed nor aborted",)
-        outcome = SessionOutcome(
-            outcome=word,
-            verdict=(closed or {}).get("verdict"),
-            problems=problems,
-            moved=moved,
-            **base,
-        )
-    elif result.passed:
-        loop.save(phase="closing")
-        loop.progress("closing", n, step_id)
-        try:
-            done = close_mod.close(
-                ws,
-                c,
-                summary=run.summary.result_text,
-                status_text=_cleaned_status(camp.status),
-                include=[f.path for f in result.diff.files if f.new],
-                reporter=loop.reporter,
-            )
-            outcome = SessionOutcome(outcome="closed", verdict=done.plan.verdict, **base)
-        except SessionctlError as exc:
-            problems = (f"close failed: {exc}",)
-            outcome = _fail(loop, camp, n, snap, problems, run, base)
-    else:
-        outcome = _fail(loop, camp, n, snap, problems, run, base)
-    loop.log("outcome", **outcome.to_dict())
-    loop.save(clear=True)
-    said = f"session {n}: {outcome.outcome}" + (f" ({outcome.verdict})" if outcome.verdict else "")
-    loop.reporter.info(said + (f": {'; '.join(outcome.problems)}" if outcome.problems else ""))
-    return outcome
-
-
-def _fail(
-    loop: _Loop,
-    camp: Campaign,
-    n: int,
-    snap: audit_mod.Snapshot,
-    problems: tuple[str, ...],
-    run: launch_mod.AgentRun,
-    base: dict[str, Any],
-) -> SessionOutcome:
-    """Abort the session with the audit's reasons in the log and the prompt's status."""
-    from sessionctl.session import close as close_mod
-
-    ws, c = loop.ws, loop.campaign
-    loop.save(phase="failing")
-    loop.progress("failing", n, base.get("step"))
-    log = ws.log_path(c)
-    current_log = log.read_text(encoding="utf-8") if log.exists() else None
-    if current_log != snap.log_text:
-        # Only sessionctl writes the log: keep the hand edit aside, restore what close wrote.
-        atomic_write(ws.scratch / "backups" / f"{c}-perf-log.session{n}.md", current_log or "")
-        if snap.log_text is None:
-            log.unlink(missing_ok=True)
-        else:
-            atomic_write(log, snap.log_text)
-    reasons = "; ".join(problems)
-    status = _failed_status(camp.status, n, reasons)
-    done = close_mod.abort(
-        ws,
-        c,
-        reason=f"audit failed: {reasons}",
-        status_text=status,
-        discard=True,
-        reporter=loop.reporter,
-    )
-    moved = _set_aside(ws, n, [p for p in done.kept if p not in snap.dirty])
-    return SessionOutcome(outcome="failed", problems=problems, moved=moved, **base)
-
-
-def _record_agent(
-    ws: Workspace,
-    campaign: str,
-    n: int,
-    run: launch_mod.AgentRun,
-    result: audit_mod.Audit,
-    *,
-    still_open: bool,
-) -> None:
-    """Record the agent's summary (an ``agent`` entry) and a note the log entry shows."""
-    import json
-
-    from sessionctl.session import record
-
-    entry = {
-        **run.to_entry(),
-        "transcript": _rel(ws, Path(run.transcript)),
-        "audit": result.to_dict(),
-        "by": "sessionctl",
-    }
-    note = f"Agent ({run.preset}): {run.text_summary()}; transcript {entry['transcript']}"
-    if still_open:
-        record.append(ws, campaign, entry)
-        record.append(
-            ws, campaign, {"type": "finding", "phase": "note", "text": note, "by": "sessionctl"}
-        )
-        return
-    # Closed by the agent itself: the entry still belongs with the session's archived record.
-    with ws.lock(campaign):
-        line = json.dumps({"at": now_iso(), **entry}, default=str)
-        append_line(record.entries_path(ws, campaign, n), line)
-
-
-def _set_aside(ws: Workspace, n: int, paths: list[str]) -> tuple[str, ...]:
-    """Move new files a failed or half-closed session left behind into the scratch folder."""
-    moved = []
-    for rel in paths:
-        src = ws.root / rel
-        if not src.exists():
-            continue
-        dest = ws.scratch / "failed" / str(n) / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(src), str(dest))
-        moved.append(rel)
-        # Drop folders the move emptied, so the next session starts from a clean tree.
-        parent = src.parent
-        while parent != ws.root and parent.is_dir() and not any(parent.iterdir()):
-            parent.rmdir()
-            parent = parent.parent
-    return tuple(moved)
-
-
-def _cleaned_status(status: str | None) -> str | None:
-    """The status without an earlier audit-failure paragraph (None when there was none)."""
-    if not status or not _FAIL_MARK.search(status):
-        return None
-    return _FAIL_MARK.sub("", status).strip() or "(no status)"
-
-
-def _failed_status(status: str | None, n: int, reasons: str) -> str:
-    base = _FAIL_MARK.sub("", status or "").strip()
-    line = f"Session {n} was marked failed by the audit: {reasons}. Avoid this in the next session."
-    return f"{base}\n\n{line}" if base else line
-
-
-def _rel(ws: Workspace, path: Path) -> str:
-    try:
-        return str(path.relative_to(ws.root))
-    except ValueError:
-        return str(path)
-
-
-# --- resume ------------------------------------------------------------------------------------
-
-
-def _recover(loop: _Loop, cur: dict[str, Any]) -> SessionOutcome | None:
-    """Settle the session a killed ``sessionctl run`` left: reap its agent, audit, close or fail."""
-    from sessionctl.session import close as close_mod
-    from sessionctl.session import record
-
-    ws, c = loop.ws, loop.campaign
-    n = cur.get("session")
-    loop.reporter.warn(
-        f"a previous `sessionctl run` stopped during session {n} ({cur.get('phase')}); settling it"
-    )
-    loop.log("recover", **{k: v for k, v in cur.items() if k != "snapshot"})
-    pid = cur.get("agent_pid")
-    found = launch_mod.reap_session(int(pid)) if pid else []
-    close_mod.recover(ws, c, reporter=loop.reporter)
-    camp = loop.campaign_now()
-    open_now = record.current(ws, c)
-    if n is None or (open_now is None and close_mod.load_closed(ws, c, int(n)) is None):
-        # It died before the session opened: nothing was started, nothing to settle.
-        loop.save(clear=True)
-        return None
-    n = int(n)
-    if open_now is not None and open_now.number != n:
-        loop.save(clear=True)
-        raise SessionStateError(
-            f"{c}: the interrupted run was in session {n} but session {open_now.number} is open; "
-            f"settle it with `sessionctl close {c}` or `sessionctl abort {c} --reason TEXT`"
-        )
-    transcript = Path(cur.get("transcript") or launch_mod.transcript_path(ws, c, n))
-    parsed = parse_file(
-        transcript, cur.get("format") or "auto", token_prices=camp.agent.token_prices
-    )
-    if found:
-        reason, detail = (
-            launch_mod.LOST,
-            f"sessionctl run died; its agent (pid {pid}) was stopped on resume",
-        )
-    elif pid:
-        reason, detail = launch_mod.EXITED, "the agent ended while sessionctl run was down"
-    else:
-        reason, detail = (
-            launch_mod.LOST,
-            f"sessionctl run died during {cur.get('phase')} before the agent ran",
-        )
-    run = launch_mod.AgentRun(
-        argv=tuple(cur.get("argv") or ()),
-        preset=str(cur.get("preset") or "?"),
-        pid=int(pid) if pid else None,
-        exit_code=None,
-        exit_reason=reason,
-        duration_s=_since(cur.get("started_at")),
-        transcript=str(transcript),
-        summary=parsed.summary(),
-        detail=detail,
-    )
-    snap = audit_mod.Snapshot.from_dict(cur.get("snapshot") or {})
-    outcome = _finish(
-        loop, camp, n, cur.get("step"), bool(cur.get("diagnostic")), snap, run, recovered=True
-    )
-    return replace(outcome, recovered=True)
-
-
-def _since(stamp: str | None) -> float:
-    import datetime as dt
-
-    if not stamp:
-        return 0.0
-    try:
-        t = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    except ValueError:
-        return 0.0
-    return max((dt.datetime.now(dt.UTC) - t).total_seconds(), 0.0)
 
 
 def _load_state(ws: Workspace, campaign: str) -> dict[str, Any]:
@@ -726,7 +443,8 @@ def _run_lock(ws: Workspace, campaign: str) -> Iterator[None]:
     except LockTimeout:
         pid = _load_state(ws, campaign).get("pid")
         raise SessionStateError(
-            f"{campaign}: another `sessionctl run` is running (pid {pid}); wait for it, or touch its stop file"
+            f"{campaign}: another `sessionctl run` is running (pid {pid}); "
+            "wait for it, or touch its stop file"
         ) from None
 
 

@@ -133,8 +133,8 @@ def build(
     for part in argv:
         if len(part.encode("utf-8", "surrogateescape")) > MAX_ARG_BYTES:
             raise UsageError(
-                f"{source}: agent.argv: the prompt ({len(prompt.encode())} bytes) is too long for one "
-                "argument; pass it as a file with '{prompt_file}' in agent.argv"
+                f"{source}: agent.argv: the prompt ({len(prompt.encode())} bytes) is too long "
+                "for one argument; pass it as a file with '{prompt_file}' in agent.argv"
             )
     shown = expand(template, {**values, "prompt": f"<prompt: {len(prompt)} chars>"})
     return AgentCommand(chosen, argv, shown, fmt, native_budget)

@@ -20,7 +20,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from sessionctl.bench.results import RunResult
 from sessionctl.errors import MeasurementError, ToolNotFound
@@ -36,13 +35,23 @@ ProgressFn = Callable[[float, float, int], None]
 
 _TS = re.compile(r"^\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2} ")
 _STATS = re.compile(
-    r"^(?P<job>.+): (?P<tx>\d+) transactions \((?P<tps>\S+) TPS\), latency (?P<lat>\S+)±(?P<laterr>\S+); "
+    r"^(?P<job>.+): (?P<tx>\d+) transactions \((?P<tps>\S+) TPS\), "
+    r"latency (?P<lat>\S+)±(?P<laterr>\S+); "
     r"(?P<rows>\d+) rows \((?P<rps>\S+) RPS\), (?P<q>\d+) queries \((?P<qps>\S+) QPS\); "
     r"(?P<ab>\d+) aborts \((?P<abpct>\S+)%\), latency (?P<alat>\S+)±(?P<alaterr>\S+)$"
 )
 _ROW = re.compile(r"^\s*(\S+) - \s*(\S+) \[\s*(\d+)\]:")
 _GO_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|μs|ms|h|m|s)")
-_GO_UNIT = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_GO_UNIT = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "μs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+}
 _FATAL = (
     "Unexpected errors while running",
     "Error connecting to the database",
@@ -86,7 +95,7 @@ def format_go_duration(seconds: float) -> str:
     if float(seconds).is_integer():
         return f"{int(seconds)}s"
     ms = seconds * 1000
-    if abs(ms - round(ms)) < 1e-6:
+    if seconds < 1 and abs(ms - round(ms)) < 1e-6:
         return f"{round(ms)}ms"
     return f"{seconds:g}s"
 
@@ -115,7 +124,7 @@ class DbbenchStats:
 
 @dataclass(frozen=True)
 class DbbenchJob:
-    """A job's final summary, its histograms ``(low s, high s, count)``, and its intermediate lines."""
+    """A job's final summary, its histograms ``(low s, high s, count)``, its intermediate lines."""
 
     final: DbbenchStats
     histogram: tuple[tuple[float, float, int], ...]
@@ -205,7 +214,8 @@ def parse_output(stderr: str, *, returncode: int | None = 0) -> DbbenchOutput:
                     aborts, i = _rows(lines, i + 1)
                 if sum(c for _, _, c in hist) != stats.transactions:
                     raise MeasurementError(
-                        f"dbbench output is truncated: job {stats.job!r} reports {stats.transactions} "
+                        f"dbbench output is truncated: job {stats.job!r} reports "
+                        f"{stats.transactions} "
                         f"transactions but its histogram holds {sum(c for _, _, c in hist)}"
                     )
                 jobs[stats.job] = DbbenchJob(stats, hist, aborts, tuple(inter.get(stats.job, ())))
@@ -221,15 +231,21 @@ def parse_output(stderr: str, *, returncode: int | None = 0) -> DbbenchOutput:
             teardown = True
         i += 1
     if returncode is not None and returncode < 0:
-        raise MeasurementError(f"dbbench was killed by signal {-returncode}; no trustworthy summary")
+        raise MeasurementError(
+            f"dbbench was killed by signal {-returncode}; no trustworthy summary"
+        )
     if returncode not in (0, None):
         tail = " | ".join(ln.strip() for ln in lines[-3:] if ln.strip())
         raise MeasurementError(f"dbbench exited with {returncode}: {tail or '(no output)'}")
     missing = [job for job in inter if job not in jobs]
     if missing:
-        raise MeasurementError(f"dbbench output is truncated: no final summary for job {missing[0]!r}")
+        raise MeasurementError(
+            f"dbbench output is truncated: no final summary for job {missing[0]!r}"
+        )
     if not jobs:
-        why = "it ran no job (is the config file there?)" if not started else "no final summary line"
+        why = (
+            "it ran no job (is the config file there?)" if not started else "no final summary line"
+        )
         raise MeasurementError(f"dbbench exited without a final summary: {why}")
     return DbbenchOutput(jobs=jobs, dsn=dsn, started=tuple(started), setup=setup, teardown=teardown)
 
@@ -256,7 +272,9 @@ def _clean_query(sql: str) -> str:
     if not one:
         raise MeasurementError("dbbench: empty query")
     if ";" in one:
-        raise MeasurementError(f"dbbench queries cannot contain ';' (dbbench refuses them): {one[:60]!r}")
+        raise MeasurementError(
+            f"dbbench queries cannot contain ';' (dbbench refuses them): {one[:60]!r}"
+        )
     return one
 
 
@@ -297,14 +315,30 @@ def override_config(config: str, *, duration: float, concurrency: int | None = N
     """The user's ini verbatim, except the global ``duration`` (and, for a single-job config,
     its ``concurrency`` when a different level is asked for)."""
     lines = config.splitlines()
-    first = next((i for i, ln in enumerate(lines) if ln.strip().startswith("[") and ln[:1] not in (";", "#")), len(lines))
-    head = [ln for ln in lines[:first] if ln[:1] in (";", "#") or ln.partition("=")[0].strip() != "duration"]
+    first = next(
+        (
+            i
+            for i, ln in enumerate(lines)
+            if ln.strip().startswith("[") and ln[:1] not in (";", "#")
+        ),
+        len(lines),
+    )
+    head = [
+        ln
+        for ln in lines[:first]
+        if ln[:1] in (";", "#") or ln.partition("=")[0].strip() != "duration"
+    ]
     out = [f"duration={format_go_duration(duration)}", *head, *lines[first:]]
     jobs = config_jobs(config)
-    if concurrency is not None and len(jobs) == 1 and next(iter(jobs.values())) not in (None, concurrency):
+    if (
+        concurrency is not None
+        and len(jobs) == 1
+        and next(iter(jobs.values())) not in (None, concurrency)
+    ):
         out = [
             f"{ln.partition('=')[0]}={concurrency}"
-            if ln[:1] not in (";", "#") and ln.partition("=")[0].strip() in ("concurrency", "queue-depth")
+            if ln[:1] not in (";", "#")
+            and ln.partition("=")[0].strip() in ("concurrency", "queue-depth")
             else ln
             for ln in out
         ]
@@ -315,9 +349,15 @@ def find_dbbench(binary: str | None) -> str:
     """Return the dbbench binary to run, or raise naming how to get one."""
     if binary:
         path = os.path.expanduser(binary)
-        found = shutil.which(path) if os.sep not in path else (path if os.access(path, os.X_OK) else None)
+        found = (
+            shutil.which(path)
+            if os.sep not in path
+            else (path if os.access(path, os.X_OK) else None)
+        )
         if found is None:
-            raise ToolNotFound(f"dbbench: configured binary {binary!r} is not executable; {INSTALL}")
+            raise ToolNotFound(
+                f"dbbench: configured binary {binary!r} is not executable; {INSTALL}"
+            )
         return found
     found = shutil.which("dbbench")
     if found is None:
@@ -326,7 +366,7 @@ def find_dbbench(binary: str | None) -> str:
 
 
 def build_argv(binary: str, *, url: str, ini: Path, extra: Sequence[str] = ()) -> list[str]:
-    """The dbbench command line: postgres driver, connection flags from ``url``, flags before the ini."""
+    """The dbbench command line: postgres driver, connection flags from ``url``, then the ini."""
     from psycopg.conninfo import conninfo_to_dict
 
     p = conninfo_to_dict(url)
@@ -340,7 +380,11 @@ def build_argv(binary: str, *, url: str, ini: Path, extra: Sequence[str] = ()) -
         argv.append(f"--database={p['dbname']}")
     if p.get("password"):
         argv.append(f"--password={p['password']}")
-    params = {k: str(v) for k, v in p.items() if k not in ("host", "port", "user", "dbname", "password") and v is not None}
+    params = {
+        k: str(v)
+        for k, v in p.items()
+        if k not in ("host", "port", "user", "dbname", "password") and v is not None
+    }
     if params:
         # --params replaces dbbench's default sslmode=disable, and lib/pq then defaults to require.
         params.setdefault("sslmode", "disable")
@@ -352,7 +396,10 @@ def build_argv(binary: str, *, url: str, ini: Path, extra: Sequence[str] = ()) -
 
 def redact_argv(argv: Sequence[str]) -> list[str]:
     """argv with ``--password=…`` masked (for logs, records and error messages)."""
-    return [f"--password={MASK}" if a.startswith(("--password=", "-password=")) else redact(a) for a in argv]
+    return [
+        f"--password={MASK}" if a.startswith(("--password=", "-password=")) else redact(a)
+        for a in argv
+    ]
 
 
 def _os_user() -> str:
@@ -361,7 +408,14 @@ def _os_user() -> str:
     return getpass.getuser()
 
 
-def to_result(out: DbbenchOutput, *, concurrency: int, duration: float, window: tuple[float, float], raw_dir: Path) -> RunResult:
+def to_result(
+    out: DbbenchOutput,
+    *,
+    concurrency: int,
+    duration: float,
+    window: tuple[float, float],
+    raw_dir: Path,
+) -> RunResult:
     """Fold the parsed jobs into one RunResult (several jobs: rates add up, histograms merge)."""
     finals = [j.final for j in out.jobs.values()]
     rows: dict[tuple[float, float], int] = {}
@@ -411,7 +465,7 @@ def run_dbbench(
     extra_args: Sequence[str] = (),
     progress: ProgressFn | None = None,
 ) -> RunResult:
-    """Render the ini, run dbbench once, parse it; raise MeasurementError on anything untrustworthy."""
+    """Render the ini, run dbbench once, parse it; raise MeasurementError if untrustworthy."""
     exe = find_dbbench(binary)
     raw_dir.mkdir(parents=True, exist_ok=True)
     if config is not None:
@@ -427,10 +481,19 @@ def run_dbbench(
     atomic_write(raw_dir / "command.txt", shown + "\n")
     secrets = secrets_of(url)
     start = time.monotonic()
-    rc, stderr = _execute(argv, raw_dir=raw_dir, timeout=duration + 120, secrets=secrets, progress=progress, started=start)
+    rc, stderr = _execute(
+        argv,
+        raw_dir=raw_dir,
+        timeout=duration + 120,
+        secrets=secrets,
+        progress=progress,
+        started=start,
+    )
     end = time.monotonic()
     out = parse_output(stderr, returncode=rc)
-    result = to_result(out, concurrency=concurrency, duration=duration, window=(start, end), raw_dir=raw_dir)
+    result = to_result(
+        out, concurrency=concurrency, duration=duration, window=(start, end), raw_dir=raw_dir
+    )
     atomic_write_json(raw_dir / "result.json", result.to_dict())
     return result
 
@@ -486,5 +549,7 @@ def _execute(
     text = scrub(err.decode("utf-8", "replace"), secrets)
     atomic_write(raw_dir / "dbbench.stderr", text)
     if killed:
-        raise MeasurementError(f"dbbench ran past its {timeout:g}s limit and was stopped; output in {raw_dir}")
+        raise MeasurementError(
+            f"dbbench ran past its {timeout:g}s limit and was stopped; output in {raw_dir}"
+        )
     return rc, text

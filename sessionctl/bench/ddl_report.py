@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING, Any
 from sessionctl.measurement import Measurement, Value
 
 if TYPE_CHECKING:
-    from sessionctl.bench.ddl import Growth, ProbeRun, TxnRun
+    from sessionctl.bench.ddl import ProbeRun, TxnRun
+    from sessionctl.bench.ddl_population import Growth
     from sessionctl.campaign.model import MetricSpec
 
 SUPERLINEAR = 1.2
@@ -183,7 +184,7 @@ def per_statement(delta: Any, specs: Sequence[MetricSpec], statements: int) -> l
 
 
 def _series_label(spec: MetricSpec, labels: dict[str, str]) -> str:
-    """``name{filter labels, by labels}``: the same names as :func:`sessionctl.metrics.summarize`."""
+    """``name{filter labels,by labels}``, named as :func:`sessionctl.metrics.summarize` does."""
     parts = [f"{k}={v}" for k, v in spec.labels.items()]
     parts += [f"{k}={labels.get(k, '')}" for k in spec.by]
     return spec.name + ("{" + ",".join(parts) + "}" if parts else "")
@@ -247,11 +248,15 @@ def values(r: DdlResult) -> tuple[Value, ...]:
             out.append(Value(f"objects@{level_label(run.level)}", float(run.count), "objects"))
     for kind, f in r.fits().items():
         if math.isfinite(f.slope_ms_per_1k):
-            out.append(Value(f"{kind}.slope_ms_per_1k", f.slope_ms_per_1k, "ms/1k objects", "lower"))
+            out.append(
+                Value(f"{kind}.slope_ms_per_1k", f.slope_ms_per_1k, "ms/1k objects", "lower")
+            )
         if f.exponent is not None:
             out.append(Value(f"{kind}.growth_exponent", f.exponent, "", "lower"))
     for t in r.txns:
-        out.append(Value(f"{t.kind}.txn_ms_per_stmt@b{t.size}", t.per_stmt_ms, "ms", "lower", t.stmt_ms))
+        out.append(
+            Value(f"{t.kind}.txn_ms_per_stmt@b{t.size}", t.per_stmt_ms, "ms", "lower", t.stmt_ms)
+        )
         out += [_metric_value(m, t.kind, f"b{t.size}") for m in t.metrics]
     created = sum(g.created for g in r.growths)
     if created:
@@ -288,7 +293,11 @@ def summary_md(r: DdlResult) -> str:
     for run in r.probes:
         s = stats(run.ms)
         drop = stats(run.drop_ms).median if run.drop_ms else None
-        lines.append(_row([f"{run.count:,}", run.kind, _ms(s.median), _ms(s.p90), _ms(s.max), s.n, _ms(drop)]))
+        lines.append(
+            _row(
+                [f"{run.count:,}", run.kind, _ms(s.median), _ms(s.p90), _ms(s.max), s.n, _ms(drop)]
+            )
+        )
     fits = r.fits()
     if fits:
         lines += ["", _row(["statement", "ms per 1k objects", "log-log exponent", "growth"])]
@@ -298,12 +307,25 @@ def summary_md(r: DdlResult) -> str:
             verdict = f"**{f.verdict}**" if f.verdict == "super-linear" else f.verdict
             lines.append(_row([kind, _ms(f.slope_ms_per_1k), exp, verdict]))
     if r.txns:
-        lines += ["", f"Transaction batches at {r.txns[0].count:,} objects (BEGIN; B statements; COMMIT):", ""]
+        lines += [
+            "",
+            f"Transaction batches at {r.txns[0].count:,} objects (BEGIN; B statements; COMMIT):",
+            "",
+        ]
         lines.append(_row(["statement", "B", "ms/statement", "first ms", "last ms", "commit ms"]))
         lines.append(_row(["---", "---:", "---:", "---:", "---:", "---:"]))
         for t in r.txns:
             lines.append(
-                _row([t.kind, t.size, _ms(t.per_stmt_ms), _ms(t.stmt_ms[0]), _ms(t.stmt_ms[-1]), _ms(t.commit_ms)])
+                _row(
+                    [
+                        t.kind,
+                        t.size,
+                        _ms(t.per_stmt_ms),
+                        _ms(t.stmt_ms[0]),
+                        _ms(t.stmt_ms[-1]),
+                        _ms(t.commit_ms),
+                    ]
+                )
             )
     breakdown = breakdown_md(r)
     if breakdown:
@@ -312,13 +334,20 @@ def summary_md(r: DdlResult) -> str:
     if growth:
         created = sum(g.created for g in growth)
         secs = sum(g.seconds for g in growth)
-        lines += ["", f"Growth: created {created:,} fillers in {secs:.1f} s ({secs / created * 1000:.2f} s per 1k)."]
+        lines += [
+            "",
+            f"Growth: created {created:,} fillers in {secs:.1f} s "
+            f"({secs / created * 1000:.2f} s per 1k).",
+        ]
     if r.metrics_note:
         lines += ["", f"Note: {r.metrics_note}"]
     if r.kept_probes:
         lines += ["", "Probe objects were kept (--keep-probes)."]
     if r.leftovers:
-        lines += ["", "Probe cleanup failed; drop these by hand: " + "; ".join(f"`{s}`" for s in r.leftovers)]
+        lines += [
+            "",
+            "Probe cleanup failed; drop these by hand: " + "; ".join(f"`{s}`" for s in r.leftovers),
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -337,7 +366,9 @@ def breakdown_md(r: DdlResult) -> list[str]:
     return [
         "Per-statement wall-clock breakdown (metric Δsum / statements; share of the mean latency):",
         "",
-        _row(["objects", "statement", "metric", "ms/statement", "obs/statement", "ms/obs", "share"]),
+        _row(
+            ["objects", "statement", "metric", "ms/statement", "obs/statement", "ms/obs", "share"]
+        ),
         _row(["---:", "---", "---", "---:", "---:", "---:", "---:"]),
         *(_row(row) for row in rows),
     ]
@@ -358,9 +389,31 @@ def _breakdown_row(where: str, kind: str, m: dict[str, Any], wall_ms: float) -> 
     ]
 
 
-def to_measurement(r: DdlResult, *, name: str, phase: str | None, raw_dir: str | None = None) -> Measurement:
-    """The record handed to the session."""
+def table_rows(r: DdlResult) -> list[dict[str, Any]]:
+    """Per level and statement kind: the numbers a terminal table shows."""
+    rows: list[dict[str, Any]] = []
+    for run in r.probes:
+        s = stats(run.ms)
+        rows.append(
+            {
+                "level": run.level,
+                "objects": run.count,
+                "statement": run.kind,
+                "median_ms": s.median,
+                "p90_ms": s.p90,
+                "max_ms": s.max,
+                "probes": s.n,
+            }
+        )
+    return rows
+
+
+def to_measurement(
+    r: DdlResult, *, name: str, phase: str | None, raw_dir: str | None = None
+) -> Measurement:
+    """The record handed to the session (``details["per_level"]``: one row per level and kind)."""
     details = r.to_dict()
+    details["per_level"] = table_rows(r)
     return Measurement(
         source="ddl",
         name=name,

@@ -152,7 +152,9 @@ class LatencyHistogram:
         return h
 
     @classmethod
-    def from_counts(cls, counts: list[int], *, total_ns: int, min_ns: int | None, max_ns: int | None) -> LatencyHistogram:
+    def from_counts(
+        cls, counts: list[int], *, total_ns: int, min_ns: int | None, max_ns: int | None
+    ) -> LatencyHistogram:
         """Wrap a raw bucket list filled by a worker's inlined recording loop."""
         if len(counts) != N_BUCKETS:
             raise ValueError(f"expected {N_BUCKETS} buckets, got {len(counts)}")

@@ -39,9 +39,16 @@ def find_pgbench(binary: str | None = None) -> str:
     """Return the pgbench to run: the configured ``binary``, PATH, or beside a PostgreSQL server."""
     if binary:
         path = os.path.expanduser(binary)
-        found = shutil.which(path) if os.sep not in path else (path if os.access(path, os.X_OK) else None)
+        found = (
+            shutil.which(path)
+            if os.sep not in path
+            else (path if os.access(path, os.X_OK) else None)
+        )
         if found is None:
-            raise ToolNotFound(f"pgbench: configured binary {binary!r} is not executable; fix the benchmark's `binary:`")
+            raise ToolNotFound(
+                f"pgbench: configured binary {binary!r} is not executable; "
+                "fix the benchmark's `binary:`"
+            )
         return found
     on_path = shutil.which("pgbench")
     if on_path:
@@ -80,7 +87,9 @@ def conninfo_without_password(url: str) -> tuple[str, str | None]:
     try:
         params = conninfo_to_dict(url)
     except Exception as exc:  # psycopg.ProgrammingError: a malformed URL
-        raise MeasurementError(f"cannot parse connection URL {redact(url)}: {scrub(str(exc), secrets_of(url))}") from None
+        raise MeasurementError(
+            f"cannot parse connection URL {redact(url)}: {scrub(str(exc), secrets_of(url))}"
+        ) from None
     password = params.pop("password", None)
     return make_conninfo("", **{k: v for k, v in params.items() if v is not None}), (
         None if password is None else str(password)
@@ -101,7 +110,18 @@ def build_argv(
 ) -> list[str]:
     """The pgbench command line (flags first, the conninfo last)."""
     threads = max(1, min(concurrency, cores or os.cpu_count() or 1))
-    argv = [binary, "-n", "-f", str(script_path), "-c", str(concurrency), "-j", str(threads), "-T", str(duration)]
+    argv = [
+        binary,
+        "-n",
+        "-f",
+        str(script_path),
+        "-c",
+        str(concurrency),
+        "-j",
+        str(threads),
+        "-T",
+        str(duration),
+    ]
     if progress:
         argv += ["-P", "1"]
     if log_prefix is not None:
@@ -123,7 +143,10 @@ class PgbenchSummary:
     connection_ms: float | None
 
 
-_TPS = re.compile(r"^tps = ([0-9.]+) \((without initial connection time|excluding connections establishing)\)", re.M)
+_TPS = re.compile(
+    r"^tps = ([0-9.]+) \((without initial connection time|excluding connections establishing)\)",
+    re.M,
+)
 _TPS_ANY = re.compile(r"^tps = ([0-9.]+)", re.M)
 _TXNS = re.compile(r"^number of transactions actually processed: (\d+)", re.M)
 _FAILED = re.compile(r"^number of failed transactions: (\d+)", re.M)
@@ -214,16 +237,41 @@ def run_pgbench(
     secrets = secrets_of(url)
     seconds = max(1, math.ceil(duration))
     if warmup > 0:
-        warm = build_argv(exe, script_path=script_path, concurrency=concurrency, duration=max(1, math.ceil(warmup)),
-                          conninfo=conninfo, log_prefix=None, extra=extra_args, progress=False)
-        _execute(warm, env=env, raw_dir=raw_dir, name="warmup", timeout=warmup + 120, secrets=secrets)
+        warm = build_argv(
+            exe,
+            script_path=script_path,
+            concurrency=concurrency,
+            duration=max(1, math.ceil(warmup)),
+            conninfo=conninfo,
+            log_prefix=None,
+            extra=extra_args,
+            progress=False,
+        )
+        _execute(
+            warm, env=env, raw_dir=raw_dir, name="warmup", timeout=warmup + 120, secrets=secrets
+        )
     prefix = raw_dir / "pgbench_log" if log_transactions else None
-    argv = build_argv(exe, script_path=script_path, concurrency=concurrency, duration=seconds,
-                      conninfo=conninfo, log_prefix=prefix, extra=extra_args)
+    argv = build_argv(
+        exe,
+        script_path=script_path,
+        concurrency=concurrency,
+        duration=seconds,
+        conninfo=conninfo,
+        log_prefix=prefix,
+        extra=extra_args,
+    )
     atomic_write(raw_dir / "command.txt", describe_argv(argv) + "\n")
     start = time.monotonic()
-    stdout, _stderr = _execute(argv, env=env, raw_dir=raw_dir, name="pgbench", timeout=seconds + 120,
-                               secrets=secrets, progress=progress, started=start)
+    stdout, _stderr = _execute(
+        argv,
+        env=env,
+        raw_dir=raw_dir,
+        name="pgbench",
+        timeout=seconds + 120,
+        secrets=secrets,
+        progress=progress,
+        started=start,
+    )
     end = time.monotonic()
     summary = parse_summary(stdout)
     hist = LatencyHistogram()
@@ -330,9 +378,15 @@ def _execute(
     atomic_write(raw_dir / f"{name}.stderr", stderr)
     rc = proc.wait()
     if killed:
-        raise MeasurementError(f"pgbench ran past its {timeout:g}s limit and was stopped; output in {raw_dir}")
+        raise MeasurementError(
+            f"pgbench ran past its {timeout:g}s limit and was stopped; output in {raw_dir}"
+        )
     if rc != 0:
-        tail = " | ".join(ln.strip() for ln in stderr.splitlines() if ln.strip() and not ln.startswith("progress:"))
+        tail = " | ".join(
+            ln.strip()
+            for ln in stderr.splitlines()
+            if ln.strip() and not ln.startswith("progress:")
+        )
         raise MeasurementError(f"pgbench exited with {rc}: {tail[-600:] or '(no error output)'}")
     return stdout, stderr
 

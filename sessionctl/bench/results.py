@@ -70,7 +70,9 @@ class RunResult:
             queries=int(d["queries"]),
             errors=int(d["errors"]),
             latency_ms={k: float(v) for k, v in (d.get("latency_ms") or {}).items()},
-            window=(float(d["window"][0]), float(d["window"][1])) if d.get("window") else (0.0, 0.0),
+            window=(float(d["window"][0]), float(d["window"][1]))
+            if d.get("window")
+            else (0.0, 0.0),
             raw_path=d.get("raw_path"),
             metrics=tuple(Value.from_dict(v) for v in d.get("metrics", ())),
             details=dict(d.get("details") or {}),

@@ -179,7 +179,10 @@ def _cut(text: str) -> tuple[int, int] | None:
     """Where the title ends: (end of title, start of rest); the title keeps a sentence's '.'."""
     for m in re.finditer(r":(?:\s|$)", text):
         pos = m.start()
-        if 3 <= pos <= 120 and text[:pos].count("`") % 2 == 0:
+        # After punctuation ("e.g.:") the renderer could not tell ': ' from ' ': don't cut there.
+        if not text[m.end() :].strip():
+            break  # "Title:" with nothing after it on the line: keep the colon in the title
+        if 3 <= pos <= 120 and text[:pos].count("`") % 2 == 0 and text[pos - 1] not in ".:!?;,—–":
             return pos, m.end()
         if pos > 120:
             break
@@ -263,6 +266,10 @@ def import_prompt(text: str, *, name: str, source: str = "prompt.md") -> ImportR
         prev = units[idx - 1] if idx > 0 else None
         lead = prev if prev is not None and idx - 1 not in consumed and _is_lead_in(prev) else None
         lead_text = _lead_text(lead) if lead else ""
+        if lead is not None and lead.kind == "prose" and not (_NEXT.search(lead_text) or _COMPLETED.search(lead_text)):
+            # Under a "Next steps" heading only a one-line "...:" paragraph introduces a list.
+            if len(lead.lines) > 1 or not lead_text.rstrip().endswith(":"):
+                lead, lead_text = None, ""
         done = _COMPLETED.search(lead_text) if lead else None
         if lead is not None and done is not None:
             kind = "diagnostics" if done.group(1).lower().startswith("diag") else "optimizations"

@@ -284,6 +284,7 @@ def check_semantics(data: Any, c: model.Campaign, source: str) -> None:
             raise error(loc_of("benchmarks", i), p, "driver dbbench needs `config` (the ini text) or `query`")
         if b.driver == "ddl" and b.ddl is None:
             raise error(loc_of("benchmarks", i), p, "driver ddl needs a `ddl:` mapping")
+    _check_layout(data, c, source)
 
 
 def _unique(ids: list[str], where: Any) -> None:
@@ -293,3 +294,48 @@ def _unique(ids: list[str], where: Any) -> None:
             loc, path = where(i)
             raise error(loc, path, f"duplicate id {ident!r}")
         seen.add(ident)
+
+
+# Render layout: built-in items (see sessionctl.render.BUILTIN), their ".<id>" forms, section ids.
+LAYOUT_BUILTIN = (
+    "context", "goal", "rules", "workflow", "target", "benchmarks", "metrics", "status",
+    "completed", "profiling_notes", "next_steps", "sessionctl",
+)
+
+
+def _check_layout(data: Any, c: model.Campaign, source: str) -> None:
+    """``layout`` and ``headings`` may only name things that exist."""
+    top = Location(source, 1, 1)
+    sections = {s.id for s in c.sections}
+    for i, s in enumerate(c.sections):
+        if s.id in LAYOUT_BUILTIN or "." in s.id:
+            seq = data.get("sections")
+            raise error(
+                _value_loc(seq[i], "id", source, top) if seq else top,
+                f"sections[{i}].id",
+                f"{s.id!r} is reserved for a built-in section (or has a '.'); rename it",
+            )
+    subs = {
+        "benchmarks": {b.name for b in c.benchmarks},
+        "next_steps": {g.id for g in c.next_step_groups},
+        "completed": {"optimizations", "diagnostics"},
+    }
+    known = set(LAYOUT_BUILTIN) | sections | {f"{k}.{v}" for k, vs in subs.items() for v in vs}
+
+    def describe(item: str) -> str:
+        base, dot, sub = item.partition(".")
+        if dot and base in subs:
+            return f"no {base[:-1] if base != 'completed' else 'completed list'} {sub!r} (have: {', '.join(sorted(subs[base])) or 'none'})"
+        return f"unknown item {item!r} (built-in: {', '.join(LAYOUT_BUILTIN)}; or a section id)"
+
+    seen: set[str] = set()
+    for i, item in enumerate(c.layout):
+        loc = _key_loc(data.get("layout"), i, source, top)
+        if item not in known:
+            raise error(loc, f"layout[{i}]", describe(item))
+        if item in seen:
+            raise error(loc, f"layout[{i}]", f"{item!r} is listed twice")
+        seen.add(item)
+    for key in c.headings:
+        if key != "title" and key not in known:
+            raise error(_value_loc(data.get("headings"), key, source, top), f"headings.{key}", describe(key))

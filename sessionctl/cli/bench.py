@@ -1,9 +1,183 @@
-"""CLI for bench: placeholder until the owning work lands (registers no commands yet)."""
+"""CLI for ``sessionctl bench``: run a campaign's benchmark sweep and record it into the session."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Annotated, Any
+
 import typer
+
+from sessionctl.cli.common import JsonOpt, emit, reporter, workspace
+
+if TYPE_CHECKING:
+    from sessionctl.bench.runner import BenchOutcome
+    from sessionctl.workspace import Workspace
 
 
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the root app."""
+    app.command("bench", no_args_is_help=False)(bench_cmd)
+
+
+def bench_cmd(
+    name: Annotated[
+        str | None,
+        typer.Argument(
+            help="Benchmark to run (default: the campaign's first). A campaign name also works "
+            "when --campaign is not given.",
+            show_default=False,
+        ),
+    ] = None,
+    campaign: Annotated[
+        str | None,
+        typer.Option(
+            "--campaign",
+            "-C",
+            help="Campaign (prompts/NAME.yaml). Default: $SESSIONCTL_CAMPAIGN, or the only one.",
+        ),
+    ] = None,
+    phase: Annotated[
+        str | None,
+        typer.Option("--phase", help="Session phase to record under: baseline, remeasure, change..."),
+    ] = None,
+    concurrency: Annotated[
+        str | None,
+        typer.Option("--concurrency", "-c", help="Comma-separated levels, e.g. 1,16,64,128."),
+    ] = None,
+    duration: Annotated[
+        str | None, typer.Option("--duration", "-d", help="Measured time per run, e.g. 20s, 1m.")
+    ] = None,
+    repeat: Annotated[
+        int | None, typer.Option("--repeat", "-r", min=1, help="Runs per concurrency level.")
+    ] = None,
+    no_record: Annotated[
+        bool, typer.Option("--no-record", help="Do not record into the open session.")
+    ] = False,
+    no_start: Annotated[
+        bool,
+        typer.Option("--no-start", help="Use the running server even if target.start is configured."),
+    ] = False,
+    ddl_levels: Annotated[
+        str | None,
+        typer.Option(
+            "--levels",
+            help="ddl driver: object counts to measure at, e.g. 0,2000,5000 (overrides the "
+            "campaign's levels).",
+        ),
+    ] = None,
+    keep_probes: Annotated[
+        bool,
+        typer.Option("--keep-probes", help="ddl driver: leave the probe objects in place."),
+    ] = False,
+    json_output: JsonOpt = False,
+) -> None:
+    """Run a benchmark across concurrency levels; print the sweep table and record it."""
+    from sessionctl.bench.runner import run_bench
+    from sessionctl.errors import UsageError
+    from sessionctl.units import parse_duration
+
+    levels = _levels(concurrency)
+    try:
+        secs = parse_duration(duration) if duration is not None else None
+    except ValueError as exc:
+        raise UsageError(f"--duration: {exc}") from None
+    ws = workspace()
+    camp, bench = resolve(ws, name, campaign)
+    outcome = run_bench(
+        ws,
+        camp,
+        bench=bench,
+        phase=phase,
+        concurrency=levels,
+        duration=secs,
+        repeat=repeat,
+        record=not no_record,
+        reporter=reporter(json_output),
+        start=not no_start,
+        options=_ddl_options(ddl_levels, keep_probes),
+    )
+    emit(json_output, outcome.to_dict(), lambda: _show(outcome, recorded=not no_record))
+
+
+def _levels(text: str | None) -> list[int] | None:
+    from sessionctl.errors import UsageError
+
+    if text is None:
+        return None
+    try:
+        levels = [int(p) for p in text.replace(" ", "").split(",") if p]
+    except ValueError:
+        raise UsageError(f"--concurrency {text!r}: use comma-separated integers like 1,16,64") from None
+    if not levels or any(n < 1 for n in levels):
+        raise UsageError(f"--concurrency {text!r}: levels must be integers >= 1")
+    return levels
+
+
+def _ddl_options(levels: str | None, keep_probes: bool) -> dict[str, Any]:
+    """Driver extras for ``driver: ddl`` (ignored by the other drivers)."""
+    from sessionctl.errors import UsageError
+
+    out: dict[str, Any] = {"keep_probes": True} if keep_probes else {}
+    if levels is not None:
+        try:
+            out["levels"] = [int(p) for p in levels.replace(" ", "").split(",") if p]
+        except ValueError:
+            raise UsageError(
+                f"--levels {levels!r}: use comma-separated object counts like 0,2000"
+            ) from None
+        if not out["levels"] or any(n < 0 for n in out["levels"]):
+            raise UsageError(f"--levels {levels!r}: object counts must be integers >= 0")
+    return out
+
+
+def resolve(ws: Workspace, name: str | None, campaign: str | None) -> tuple[str, str | None]:
+    """Decide (campaign, benchmark) from ``bench [NAME] [--campaign C]``.
+
+    NAME is a benchmark of the chosen campaign; when no campaign is given and NAME is not one of
+    the default campaign's benchmarks but is a campaign, it names the campaign instead.
+    """
+    from sessionctl.bench.runner import load_campaign
+    from sessionctl.errors import CampaignNotFound
+    from sessionctl.workspace import resolve_campaign
+
+    if campaign is not None or name is None:
+        return resolve_campaign(ws, campaign), name
+    names = ws.campaign_names()
+    try:
+        default = resolve_campaign(ws, None)
+    except CampaignNotFound:
+        if name in names:
+            return name, None
+        raise
+    if name in names and name not in {b.name for b in load_campaign(ws, default).benchmarks}:
+        return name, None
+    return default, name
+
+
+def _show(outcome: BenchOutcome, *, recorded: bool) -> None:
+    from sessionctl import console
+    from sessionctl.units import format_number
+
+    m = outcome.measurement
+    rows = outcome.table
+    keys: list[str] = []
+    for row in rows:
+        keys += [k for k in row if k not in keys and k != "runs"]
+    titles = {"concurrency": "conc", "qps": "QPS", "p50_ms": "p50 ms", "p99_ms": "p99 ms"}
+
+    def cell(v: Any) -> str:
+        return format_number(v) if isinstance(v, float) else str(v)
+
+    if rows:
+        console.table(
+            f"{m.name} ({m.source})",
+            [titles.get(k, k) for k in keys],
+            [[cell(row.get(k, "")) for k in keys] for row in rows],
+        )
+    else:
+        console.print_text(m.summary_md)
+    if outcome.session is not None:
+        phase = f" as {m.phase}" if m.phase else ""
+        console.print_text(f"recorded into session {outcome.session}{phase}")
+    elif recorded:
+        console.print_text("not recorded: no session is open (`sessionctl start` opens one)")
+    console.print_text(f"raw data: {outcome.run_dir}")

@@ -1,9 +1,195 @@
-"""CLI for compare: placeholder until the owning work lands (registers no commands yet)."""
+"""CLI for compare: the paired, interleaved A/B protocol and the A/A calibration."""
 
 from __future__ import annotations
 
+from typing import Annotated, Any
+
 import typer
+
+from sessionctl.cli.common import JsonOpt
 
 
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the root app."""
+    app.command("compare")(compare)
+
+
+def compare(
+    bench: Annotated[
+        str | None, typer.Argument(help="Benchmark name (default: the campaign's first).")
+    ] = None,
+    campaign: Annotated[
+        str | None,
+        typer.Option(
+            "--campaign",
+            "-c",
+            help="Campaign name (default: $SESSIONCTL_CAMPAIGN or the only one).",
+        ),
+    ] = None,
+    pairs: Annotated[
+        int | None, typer.Option("--pairs", "-n", help="A/B pairs to run (default: compare.pairs).")
+    ] = None,
+    order: Annotated[
+        str | None,
+        typer.Option(
+            "--order", help="abba (AB BA BA AB ...) or random (balanced shuffle; seed printed)."
+        ),
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Seed for --order random and the bootstrap.")
+    ] = None,
+    aa: Annotated[
+        bool,
+        typer.Option(
+            "--aa",
+            help="A/A calibration: the baseline against itself; shows false verdicts and the noise floor.",
+        ),
+    ] = False,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            "--concurrency", help="Connections per run (default: the benchmark's highest level)."
+        ),
+    ] = None,
+    duration: Annotated[
+        str | None,
+        typer.Option("--duration", help="Seconds per run, e.g. 5s (default: the benchmark's)."),
+    ] = None,
+    rate: Annotated[
+        float | None,
+        typer.Option(
+            "--rate", help="Queries/s of an extra open-loop run per slot for tail latency."
+        ),
+    ] = None,
+    a_sql: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--a-sql", help="SQL putting the server in state A (repeatable); with --b-sql."
+        ),
+    ] = None,
+    b_sql: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--b-sql", help="SQL putting the server in state B (repeatable); with --a-sql."
+        ),
+    ] = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Compare a baseline (A) and the candidate (B) in interleaved pairs and judge every metric."""
+    from sessionctl import console
+    from sessionctl.cli import common
+    from sessionctl.compare import SqlSides, run_compare
+    from sessionctl.errors import UsageError
+    from sessionctl.units import parse_duration
+
+    ws, name = common.campaign(campaign)
+    seconds = None
+    if duration is not None:
+        try:
+            seconds = parse_duration(duration)
+        except ValueError as exc:
+            raise UsageError(f"--duration: {exc}") from None
+    sides = SqlSides(a_sql=tuple(a_sql or ()), b_sql=tuple(b_sql or ())) if a_sql or b_sql else None
+    result = run_compare(
+        ws,
+        name,
+        sides=sides,
+        bench=bench,
+        pairs=pairs,
+        order=order,
+        seed=seed,
+        aa=aa,
+        concurrency=concurrency,
+        duration=seconds,
+        rate=rate,
+        reporter=common.reporter(json_output),
+    )
+    common.emit(json_output, result.to_dict(), lambda: _show(console, result))
+
+
+def _show(console: Any, result: Any) -> None:
+    from sessionctl.verdict import interval
+    from sessionctl.verdict import pct
+
+    def num(x: float | None) -> str:
+        from sessionctl.units import format_number
+
+        return "n/a" if x is None else format_number(x)
+
+    def p(x: float | None) -> str:
+        return "n/a" if x is None else f"{x:.3g}"
+
+    kind = "A/A calibration" if result.aa else "A/B comparison"
+    console.print_text(
+        f"{kind} of {result.benchmark}: {len(result.plan)} pairs, order {result.order} "
+        f"(seed {result.seed}): {' '.join(result.plan)}"
+    )
+    console.print_text(f"A: {result.sides.a.description}")
+    console.print_text(f"B: {result.sides.b.description}")
+    console.print_text(f"tail latency from the {result.tail}")
+    rows = [
+        (
+            j.metric,
+            num(j.a),
+            num(j.b),
+            pct(j.ratio) if j.ratio else "n/a",
+            interval(j.ci_low, j.ci_high),
+            p(j.p_t),
+            p(j.p_wilcoxon),
+            interval(j.boot_low, j.boot_high),
+            j.verdict,
+            f"{j.mde * 100:.1f}%" if j.mde is not None else "n/a",
+            str(j.pairs_needed) if j.pairs_needed is not None else "n/a",
+        )
+        for j in result.judgements
+    ]
+    console.table(
+        None,
+        [
+            "metric",
+            "A",
+            "B",
+            "ratio",
+            "95% CI (t)",
+            "p t",
+            "p Wilcoxon",
+            "bootstrap CI",
+            "verdict",
+            "MDE",
+            "pairs for thr.",
+        ],
+        rows,
+    )
+    for j in result.judgements:
+        for w in j.warnings:
+            console.warn(f"{j.metric}: {w}")
+    for w in result.warnings:
+        console.warn(w)
+    if result.aa:
+        floor = result.noise_floor()
+        console.table(
+            "noise floor on this machine",
+            ["metric", "CV A", "CV B", "MDE", "pairs for threshold"],
+            [
+                (
+                    f["metric"],
+                    _pct(f["cv_a"]),
+                    _pct(f["cv_b"]),
+                    _pct(f["mde"]),
+                    str(f["pairs_needed"]) if f["pairs_needed"] is not None else "n/a",
+                )
+                for f in floor
+            ],
+        )
+        console.print_text(
+            f"false verdicts (improved/regressed on identical sides): {result.false_verdicts} of "
+            f"{len(result.judgements)} metrics"
+        )
+    if result.session is not None:
+        console.print_text(f"recorded into session {result.session}; raw data in {result.raw_dir}")
+    else:
+        console.print_text(f"no open session: not recorded; raw data in {result.raw_dir}")
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{x * 100:.1f}%"

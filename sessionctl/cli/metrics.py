@@ -25,27 +25,51 @@ metrics_app = typer.Typer(
     rich_markup_mode=None,
 )
 
-SourceArg = Annotated[str, typer.Argument(help="A metrics URL (http://host:port/metrics) or a saved snapshot file.")]
+SourceArg = Annotated[
+    str,
+    typer.Argument(
+        metavar="SOURCE", help="A metrics URL (http://host:port/metrics) or a saved snapshot file."
+    ),
+]
 MetricOpt = Annotated[
     list[str] | None,
-    typer.Option("--metric", "-m", help="Metric family to keep (repeatable); default: all."),
+    typer.Option(
+        "--metric", "-m", metavar="NAME", help="Metric family to keep (repeatable); default: all."
+    ),
 ]
 LabelOpt = Annotated[
     list[str] | None,
-    typer.Option("--label", "-l", help="Keep series with this label value, as k=v (repeatable)."),
+    typer.Option(
+        "--label",
+        "-l",
+        metavar="K=V",
+        help="Keep series with this label value, as k=v (repeatable).",
+    ),
 ]
 ByOpt = Annotated[
     list[str] | None,
-    typer.Option("--by", help="Break statistics down by this label (repeatable); others are summed."),
+    typer.Option(
+        "--by",
+        metavar="LABEL",
+        help="Break statistics down by this label (repeatable); others are summed.",
+    ),
 ]
-TimeoutOpt = Annotated[float, typer.Option("--timeout", help="Seconds to wait for a URL to answer.")]
+TimeoutOpt = Annotated[
+    float, typer.Option("--timeout", metavar="SECONDS", help="Seconds to wait for a URL to answer.")
+]
 
 
 @metrics_app.command("snapshot")
 def snapshot_cmd(
     source: SourceArg,
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Save the exposition here (with a provenance header).")
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            metavar="FILE",
+            help="Save the exposition here (with a provenance header).",
+        ),
     ] = None,
     metric: MetricOpt = None,
     timeout: TimeoutOpt = 10.0,
@@ -65,7 +89,12 @@ def snapshot_cmd(
     if out is not None:
         save(out, snap)
     data: dict[str, Any] = snap.to_dict(samples=bool(metric))
-    data.update(bytes=len(text.encode()), samples=snap.sample_count(), parse_s=parse_s, out=str(out) if out else None)
+    data.update(
+        bytes=len(text.encode()),
+        samples=snap.sample_count(),
+        parse_s=parse_s,
+        out=str(out) if out else None,
+    )
 
     def show() -> None:
         where = f", saved to {out}" if out else ""
@@ -82,7 +111,10 @@ def snapshot_cmd(
 @metrics_app.command("show")
 def show_cmd(
     source: SourceArg,
-    metric: Annotated[list[str], typer.Option("--metric", "-m", help="Metric family to show (repeatable).")],
+    metric: Annotated[
+        list[str],
+        typer.Option("--metric", "-m", metavar="NAME", help="Metric family to show (repeatable)."),
+    ],
     label: LabelOpt = None,
     timeout: TimeoutOpt = 10.0,
     json_output: JsonOpt = False,
@@ -95,25 +127,46 @@ def show_cmd(
     want = _labels(label)
     fams = [f.to_dict() for f in snap.families.values() if f.name in metric]
     for fam in fams:
-        fam["samples"] = [s for s in fam["samples"] if all(s["labels"].get(k) == v for k, v in want.items())]
-    emit(json_output, {"source": snap.source, "taken_at": snap.taken_at, "families": fams}, lambda: _print_samples(snap, want, metric))
+        fam["samples"] = [
+            s for s in fam["samples"] if all(s["labels"].get(k) == v for k, v in want.items())
+        ]
+    emit(
+        json_output,
+        {"source": snap.source, "taken_at": snap.taken_at, "families": fams},
+        lambda: _print_samples(snap, want, metric),
+    )
 
 
 @metrics_app.command("diff")
 def diff_cmd(
-    before: Annotated[str, typer.Argument(help="The earlier scrape: a snapshot file or URL.")],
-    after: Annotated[str, typer.Argument(help="The later scrape: a snapshot file or URL.")],
+    before: Annotated[
+        str, typer.Argument(metavar="BEFORE", help="The earlier scrape: a snapshot file or URL.")
+    ],
+    after: Annotated[
+        str, typer.Argument(metavar="AFTER", help="The later scrape: a snapshot file or URL.")
+    ],
     metric: MetricOpt = None,
     label: LabelOpt = None,
     by: ByOpt = None,
     queries: Annotated[
-        int | None, typer.Option("--queries", help="Queries run between the scrapes: adds time per query.")
+        int | None,
+        typer.Option(
+            "--queries", metavar="N", help="Queries run between the scrapes: adds time per query."
+        ),
     ] = None,
     window: Annotated[
-        float | None, typer.Option("--window", help="Seconds between the scrapes (default: from their times).")
+        float | None,
+        typer.Option(
+            "--window",
+            metavar="SECONDS",
+            help="Seconds between the scrapes (default: from their times).",
+        ),
     ] = None,
     show_all: Annotated[bool, typer.Option("--all", help="List unchanged series too.")] = False,
-    limit: Annotated[int, typer.Option("--limit", help="List at most this many series (0: no limit).")] = 40,
+    limit: Annotated[
+        int,
+        typer.Option("--limit", metavar="N", help="List at most this many series (0: no limit)."),
+    ] = 40,
     timeout: TimeoutOpt = 10.0,
     json_output: JsonOpt = False,
 ) -> None:
@@ -153,13 +206,21 @@ def diff_cmd(
             None,
             ["series", "before", "after", "Δ", ""],
             [
-                [s.name + _fmt_labels(s.labels), _num(s.before), _num(s.after), _num(s.delta), _flags(s.reset, s.new)]
+                [
+                    s.name + _fmt_labels(s.labels),
+                    _num(s.before),
+                    _num(s.after),
+                    _num(s.delta),
+                    _flags(s.reset, s.new),
+                ]
                 for s in shown
             ],
         )
         if len(rows) > len(shown):
-            console.print_text(f"… {len(rows) - len(shown):,} more series (use --limit 0 or --json)")
-        for name, lb in delta.missing[:limit or None]:
+            console.print_text(
+                f"… {len(rows) - len(shown):,} more series (use --limit 0 or --json)"
+            )
+        for name, lb in delta.missing[: limit or None]:
             console.warn(f"gone after: {name}{_fmt_labels(lb)}")
         for w in delta.warnings:
             console.warn(w)
@@ -169,14 +230,32 @@ def diff_cmd(
 
 @metrics_app.command("quantile")
 def quantile_cmd(
-    q: Annotated[float, typer.Argument(help="The quantile, 0..1 (e.g. 0.99); outside that range gives ±Inf like PromQL.")],
+    q: Annotated[
+        float,
+        typer.Argument(
+            metavar="Q",
+            help="The quantile, 0..1 (e.g. 0.99); outside that range gives ±Inf like PromQL.",
+        ),
+    ],
     source: SourceArg,
-    metric: Annotated[str, typer.Option("--metric", "-m", help="The histogram family (without _bucket).")],
+    metric: Annotated[
+        str,
+        typer.Option(
+            "--metric", "-m", metavar="NAME", help="The histogram family (without _bucket)."
+        ),
+    ],
     label: LabelOpt = None,
     by: ByOpt = None,
-    total: Annotated[bool, typer.Option("--sum", help="Sum all matching series first (sum by (le)).")] = False,
+    total: Annotated[
+        bool, typer.Option("--sum", help="Sum all matching series first (sum by (le)).")
+    ] = False,
     since: Annotated[
-        str | None, typer.Option("--since", help="An earlier scrape: compute over the bucket deltas since it.")
+        str | None,
+        typer.Option(
+            "--since",
+            metavar="SOURCE",
+            help="An earlier scrape: compute over the bucket deltas since it.",
+        ),
     ] = None,
     timeout: TimeoutOpt = 10.0,
     json_output: JsonOpt = False,
@@ -193,10 +272,14 @@ def quantile_cmd(
     fam = after.families.get(metric)
     if fam is None or fam.type != "histogram":
         _require_families(after, [metric])
-        raise UsageError(f"{after.source}: {metric} is a {fam.type if fam else '?'}, not a histogram")
+        raise UsageError(
+            f"{after.source}: {metric} is a {fam.type if fam else '?'}, not a histogram"
+        )
     groups = diff(base, after).select(metric, _labels(label))
     if not groups:
-        raise UsageError(f"{after.source}: no {metric} series match {_labels(label)}; drop or fix --label")
+        raise UsageError(
+            f"{after.source}: no {metric} series match {_labels(label)}; drop or fix --label"
+        )
     keys = list(by or [])
     merged: dict[tuple[tuple[str, str], ...], dict[float, float]] = {}
     for g in groups:
@@ -205,12 +288,20 @@ def quantile_cmd(
         acc = merged.setdefault(key, {})
         for ub, c in g.bounds():
             acc[ub] = acc.get(ub, 0.0) + c
-    results = []
+    results: list[dict[str, Any]] = []
     for key, buckets in merged.items():
         r = bucket_quantile(q, sorted(buckets.items()))
         count = buckets.get(float("inf"), 0.0)
-        results.append({"labels": dict(key), "quantile": q, "value": _jnum(r.value), "count": count,
-                        "forced_monotonic": r.forced_monotonic, "fixed_precision": r.fixed_precision})
+        results.append(
+            {
+                "labels": dict(key),
+                "quantile": q,
+                "value": _jnum(r.value),
+                "count": count,
+                "forced_monotonic": r.forced_monotonic,
+                "fixed_precision": r.fixed_precision,
+            }
+        )
 
     def show() -> None:
         console.table(
@@ -240,27 +331,39 @@ def _labels(items: list[str] | None) -> dict[str, str]:
     for item in items or []:
         k, sep, v = item.partition("=")
         if not sep or not k.strip():
-            raise UsageError(f"--label {item!r}: expected NAME=VALUE, e.g. --label method=try_frontend_peek_cached")
+            raise UsageError(
+                f"--label {item!r}: expected NAME=VALUE, "
+                "e.g. --label method=try_frontend_peek_cached"
+            )
         out[k.strip()] = v.strip().strip('"')
     return out
 
 
-def _specs(delta: Delta, names: list[str], labels: dict[str, str], by: list[str], queries: int | None) -> list[MetricSpec]:
+def _specs(
+    delta: Delta, names: list[str], labels: dict[str, str], by: list[str], queries: int | None
+) -> list[MetricSpec]:
     from sessionctl.campaign.model import MetricSpec
 
+    stats: dict[str, tuple[str, ...]] = {
+        "histogram": ("count", "rate", "mean", "p50", "p90", "p99"),
+        "summary": ("count", "rate", "mean"),
+        "counter": ("delta", "rate"),
+        "gauge": ("value",),
+    }
     specs = []
     for name in names:
         kind = delta.families.get(name, "histogram")
-        if kind == "histogram":
-            stats: tuple[str, ...] = ("count", "rate", "mean", "p50", "p90", "p99")
-        elif kind == "summary":
-            stats = ("count", "rate", "mean")
-        elif kind == "counter":
-            stats = ("delta", "rate")
-        else:
-            kind, stats = "gauge", ("value",)
-        specs.append(MetricSpec(name=name, kind=kind, labels=labels, by=tuple(by), stats=stats,  # type: ignore[arg-type]
-                                per_query=bool(queries)))
+        kind = kind if kind in stats else "gauge"
+        specs.append(
+            MetricSpec(
+                name=name,
+                kind=kind,  # type: ignore[arg-type]
+                labels=labels,
+                by=tuple(by),
+                stats=stats[kind],
+                per_query=bool(queries),
+            )
+        )
     return specs
 
 
@@ -272,7 +375,11 @@ def _require_families(snap: Snapshot, names: list[str]) -> None:
     for name in names:
         if name not in snap.families:
             known = sorted(
-                {p[2] for line in snap.text.splitlines() if line.startswith("# TYPE ") and len(p := line.split()) > 2}
+                {
+                    p[2]
+                    for line in snap.text.splitlines()
+                    if line.startswith("# TYPE ") and len(p := line.split()) > 2
+                }
             )
             close = difflib.get_close_matches(name, known, n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else ""

@@ -43,33 +43,50 @@ def run_cmd(
     grace: Annotated[
         str | None,
         typer.Option(
-            "--grace", help="Wait after SIGINT before SIGTERM, e.g. 30s. Default: agent.grace.", show_default=False
+            "--grace",
+            help="Wait after SIGINT before SIGTERM, e.g. 30s. Default: agent.grace.",
+            show_default=False,
         ),
     ] = None,
     budget: Annotated[
         float | None,
-        typer.Option("--budget", help="USD per session; the agent is stopped past it. Default: agent.budget_usd."),
+        typer.Option(
+            "--budget",
+            help="USD per session; the agent is stopped past it. Default: agent.budget_usd.",
+        ),
     ] = None,
     total_budget: Annotated[
         float | None,
-        typer.Option("--total-budget", help="USD for the whole run; no session starts past it. Default: run.budget_usd."),
+        typer.Option(
+            "--total-budget",
+            help="USD for the whole run; no session starts past it. Default: run.budget_usd.",
+        ),
     ] = None,
     max_turns: Annotated[
         int | None,
-        typer.Option("--max-turns", min=1, help="Turn limit passed to the agent (Claude Code). Default: agent.max_turns."),
+        typer.Option(
+            "--max-turns",
+            min=1,
+            help="Turn limit passed to the agent (Claude Code). Default: agent.max_turns.",
+        ),
     ] = None,
     allow_dirty: Annotated[
-        bool, typer.Option("--allow-dirty", help="Start sessions even if the working copy has changes.")
+        bool,
+        typer.Option("--allow-dirty", help="Start sessions even if the working copy has changes."),
     ] = False,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Show the agent command, bounds and stop rules; run nothing.")
+        bool,
+        typer.Option(
+            "--dry-run", help="Show the agent command, bounds and stop rules; run nothing."
+        ),
     ] = False,
     json_output: JsonOpt = False,
 ) -> None:
     """Run the agent for up to N sessions: start, launch, bound, audit, close or fail, repeat.
 
     A killed `sessionctl run` is picked up by the next one: the interrupted session is audited
-    and closed or marked failed, never continued. Touch the campaign's stop file
+    and closed or marked failed, never continued (it does not count toward N). Touch the
+    campaign's stop file
     (run.stop_file, default .sessionctl/STOP) to stop after the current session.
     """
     from sessionctl.agent import loop
@@ -177,22 +194,14 @@ def _live_view(*, enabled: bool) -> Iterator[Any]:
     live = Live(Text(""), console=console.err, refresh_per_second=4, transient=True)
 
     def update(p: Any) -> None:
-        if p.phase == "done" and p.outcome is not None:
-            o = p.outcome
-            live.console.print(
-                f"session {o.session} ({o.step or 'diagnostic'}): {o.outcome}"
-                + (f", {o.verdict}" if o.verdict else "")
-                + f" · {_usd(o.cost_usd)} · {_secs(o.duration_s)}"
-                + (f" · {'; '.join(o.problems)}" if o.problems else ""),
-                markup=False,
-                highlight=False,
-            )
-            live.update(Text(""))
+        if p.phase == "done":
+            live.update(Text(""))  # the loop reports the outcome itself; the table follows
             return
         line = Text.assemble(
             (f"[{p.index + 1}/{p.total}] ", "bold"),
             f"session {p.session or '?'} · {p.step or 'diagnostic'} · {p.phase} · ",
-            f"{_secs(p.elapsed)} · {_usd(p.cost_usd)} (run {_usd(p.run_cost_usd)}) · {p.turns} turns",
+            f"{_secs(p.elapsed)} · {_usd(p.cost_usd)} (run {_usd(p.run_cost_usd)}) · ",
+            f"{p.turns} turns",
             ("\n  " + p.activity if p.activity else "", "dim"),
         )
         live.update(line)

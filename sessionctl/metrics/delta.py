@@ -117,7 +117,9 @@ class Delta:
         """Histogram/summary groups of ``family`` whose labels include all of ``labels``."""
         return [g for g in self.groups if g.family == family and _matches(g.labels, labels)]
 
-    def select_series(self, name: str, labels: Mapping[str, str] | None = None) -> list[SeriesDelta]:
+    def select_series(
+        self, name: str, labels: Mapping[str, str] | None = None
+    ) -> list[SeriesDelta]:
         """Series named ``name`` (a sample name, e.g. a counter) matching ``labels``."""
         return [s for s in self.series if s.name == name and _matches(s.labels, labels)]
 
@@ -144,8 +146,8 @@ def diff(before: Snapshot, after: Snapshot) -> Delta:
     restarted = _restarted(before, after)
     if restarted:
         warnings.append(
-            f"{RESTART_FAMILY} changed between the scrapes: the process restarted, so every counter "
-            "and histogram counts from the restart (a lower bound for the window)"
+            f"{RESTART_FAMILY} changed between the scrapes: the process restarted, so every "
+            "counter and histogram counts from the restart (a lower bound for the window)"
         )
     kinds: dict[str, str] = {}
     for snap in (before, after):
@@ -295,10 +297,14 @@ def _diff_groups(
                 or any(_lt(v, b.buckets.get(le)) for le, v in a.buckets.items())
             )
             if b.buckets and set(a.buckets) != set(b.buckets):
-                warnings.append(f"{where}: bucket layout changed between the scrapes; treated as a restart")
+                warnings.append(
+                    f"{where}: bucket layout changed between the scrapes; treated as a restart"
+                )
                 reset = True
             if reset and not restarted:
-                warnings.append(f"{where}: counter reset detected; the delta counts from the restart")
+                warnings.append(
+                    f"{where}: counter reset detected; the delta counts from the restart"
+                )
         base = b if (b is not None and not new and not reset) else _Group()
         ordered = sorted(a.buckets, key=_le_order)
         buckets = tuple((le, a.buckets[le] - base.buckets.get(le, 0.0)) for le in ordered)
@@ -309,21 +315,36 @@ def _diff_groups(
         for le, d in buckets:
             lb = tuple(sorted((*labels, ("le", le))))
             bv = None if b is None else b.buckets.get(le)
-            series.append(SeriesDelta(family + "_bucket", lb, family, kind, bv, a.buckets[le], d, reset, new))
+            series.append(
+                SeriesDelta(family + "_bucket", lb, family, kind, bv, a.buckets[le], d, reset, new)
+            )
         if a.sum is not None:
             bv = None if b is None else b.sum
-            series.append(SeriesDelta(family + "_sum", labels, family, kind, bv, a.sum, d_sum, reset, new))
+            series.append(
+                SeriesDelta(family + "_sum", labels, family, kind, bv, a.sum, d_sum, reset, new)
+            )
         if a.count is not None:
             bv = None if b is None else b.count
-            series.append(SeriesDelta(family + "_count", labels, family, kind, bv, a.count, d_count, reset, new))
+            series.append(
+                SeriesDelta(
+                    family + "_count", labels, family, kind, bv, a.count, d_count, reset, new
+                )
+            )
         for name, lb, v in a.other:  # summary quantiles: gauges of the lifetime, not deltas
             bv = b_idx.get((name, lb))
-            series.append(SeriesDelta(name, lb, family, kind, bv, v, v - (bv or 0.0), False, bv is None))
+            series.append(
+                SeriesDelta(name, lb, family, kind, bv, v, v - (bv or 0.0), False, bv is None)
+            )
     return groups, series
 
 
 def _check(
-    where: str, buckets: tuple[tuple[str, float], ...], d_count: float, has_count: bool, reset: bool, warnings: list[str]
+    where: str,
+    buckets: tuple[tuple[str, float], ...],
+    d_count: float,
+    has_count: bool,
+    reset: bool,
+    warnings: list[str],
 ) -> None:
     """Warn about deltas that cannot be right: the +Inf bucket disagreeing with _count, or
     bucket deltas that shrink with ``le`` (an unseen restart or a torn scrape)."""
@@ -331,12 +352,17 @@ def _check(
         return
     inf = next((c for le, c in buckets if parse_go_float(le) == math.inf), None)
     if inf is not None and has_count and not math.isclose(inf, d_count, rel_tol=1e-9, abs_tol=1e-9):
-        warnings.append(f"{where}: Δ+Inf bucket {inf:g} differs from Δ_count {d_count:g} (torn scrape?)")
+        warnings.append(
+            f"{where}: Δ+Inf bucket {inf:g} differs from Δ_count {d_count:g} (torn scrape?)"
+        )
     if not reset:
         prev = -math.inf
         for _le, c in buckets:
             if c < prev and not math.isclose(c, prev, rel_tol=1e-9):
-                warnings.append(f"{where}: bucket deltas decrease with le: probably a restart between the scrapes")
+                warnings.append(
+                    f"{where}: bucket deltas decrease with le: "
+                    "probably a restart between the scrapes"
+                )
                 break
             prev = max(prev, c)
 

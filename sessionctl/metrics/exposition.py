@@ -1,18 +1,21 @@
 """A fast parser for the Prometheus text exposition format (0.0.4, plus OpenMetrics input).
 
 Materialize's ``/metrics`` runs to megabytes, and ``prometheus_client.parser`` walks it one
-character at a time in Python. Here the text is split into lines once, and the common line shape
-``name{labels} value [timestamp]`` is recognised by one precompiled regex that also validates the
-label syntax (in C). Everything else (blanks around tokens, quoted UTF-8 names, missing commas,
-OpenMetrics timestamps and exemplars) goes through a careful slow path that names the line on
-error. Samples are plain tuples ``(name, raw_labels, value, timestamp_ms)``; the label text is
-parsed only when someone asks (:func:`label_key`), and cached, because most consumers look at a
-handful of families. With ``families=`` every line that cannot belong to a wanted family is
-skipped by one ``str.startswith`` on a tuple of prefixes, before any tokenising.
+character at a time in Python. Here one precompiled regex runs over the whole text in a single
+``findall`` (in C): it recognises the common line shape ``name{labels} value [timestamp]`` and
+validates its label syntax, and hands every other line over as-is. Those (comments, blanks around
+tokens, quoted UTF-8 names, missing commas, OpenMetrics timestamps and exemplars, garbage) go
+through a careful slow path that names the line on error. Samples are plain tuples
+``(name, raw_labels, value, timestamp_ms)``; the label text is parsed only when someone asks
+(:func:`label_key`), and cached, because most consumers look at a handful of families. With
+``families=`` every line that cannot belong to a wanted family is skipped by one
+``str.startswith`` on a tuple of prefixes, before any tokenising.
 
 Accepted like the Prometheus server: missing final newline, trailing blanks, TYPE/HELP anywhere,
 interleaved families, no comma between labels, unknown escapes kept verbatim. Accepted like
-``expfmt``/the docs: negative timestamps. Rejected with ``<source>:<line>: <what>``: anything else.
+``expfmt``/the docs: negative timestamps. Accepted like prometheus_client: CRLF line ends.
+Rejected with ``<source>:<line>: <what>``: anything else. Duplicate label names inside one
+sample are reported when its labels are first read (:func:`label_key`), not while parsing.
 """
 
 from __future__ import annotations
@@ -92,7 +95,12 @@ class Family:
             "type": self.type,
             "help": self.help,
             "samples": [
-                {"name": n, "labels": dict(label_key(raw)), "value": _json_float(v), "timestamp_ms": ts}
+                {
+                    "name": n,
+                    "labels": dict(label_key(raw)),
+                    "value": _json_float(v),
+                    "timestamp_ms": ts,
+                }
                 for n, raw, v, ts in self.samples
             ],
         }
@@ -124,7 +132,9 @@ class Snapshot:
             if samples:
                 fams.append(f.to_dict())
             else:
-                fams.append({"name": f.name, "type": f.type, "help": f.help, "samples": len(f.samples)})
+                fams.append(
+                    {"name": f.name, "type": f.type, "help": f.help, "samples": len(f.samples)}
+                )
         return {"source": self.source, "taken_at": self.taken_at, "families": fams}
 
 
@@ -145,16 +155,20 @@ def parse(
         wanted = None
     else:
         wanted = set(families)
+        # prometheus_client exposes counter x_total's start time as a separate gauge x_created
+        wanted |= {f.removesuffix("_total") + "_created" for f in families}
         wanted |= {f + "_created" for f in families}
         wanted.add(RESTART_FAMILY)
         out = _parse_filtered(text, source, om, types, helps, tuple(sorted(wanted)))
     return Snapshot(_group(out, types, helps, wanted), taken_at, source, text)
 
 
-def _parse_all(text: str, source: str, om: bool, types: dict[str, str], helps: dict[str, str]) -> list[Sample]:
+def _parse_all(
+    text: str, source: str, om: bool, types: dict[str, str], helps: dict[str, str]
+) -> list[Sample]:
     """Parse every line: one C-level ``findall`` classifies all lines, Python sees tuples only."""
     lines = _LINES.findall(text)  # exactly one tuple per line; the last group is "anything else"
-    eof_line = _last_nonblank([x[4] for x in lines]) if om else 0
+    eof_line = _last_nonblank(text) if om else 0
     out: list[Sample] = []
     append = out.append
     infs = _INFS
@@ -185,7 +199,7 @@ def _parse_filtered(
 ) -> list[Sample]:
     """Parse only lines that can belong to a wanted family; the rest costs one ``startswith``."""
     lines = text.split("\n")
-    eof_line = _last_nonblank(lines) if om else 0
+    eof_line = _last_nonblank(text) if om else 0
     out: list[Sample] = []
     append = out.append
     fast = _FAST.fullmatch
@@ -256,11 +270,9 @@ def format_labels(labels: Labels | Mapping[str, str]) -> str:
 # --- internals ------------------------------------------------------------------------------
 
 
-def _last_nonblank(lines: list[str]) -> int:
-    for i in range(len(lines) - 1, -1, -1):
-        if lines[i].strip():
-            return i + 1
-    return 0
+def _last_nonblank(text: str) -> int:
+    """Line number of the last non-blank line (where an OpenMetrics ``# EOF`` must be)."""
+    return text.rstrip().count("\n") + 1
 
 
 def _is_openmetrics(text: str) -> bool:
@@ -325,7 +337,9 @@ def _comment(
         name, end = _read_quoted(rest, 0, lineno, source)
         tail = rest[end:]
         if tail and tail[0] not in " \t":
-            raise ParseError(f"{source}:{lineno}: expected a blank after the quoted name in # {keyword}")
+            raise ParseError(
+                f"{source}:{lineno}: expected a blank after the quoted name in # {keyword}"
+            )
     else:
         tm = _TOKEN_RE.match(rest)
         name = tm.group() if tm else ""
@@ -339,7 +353,9 @@ def _comment(
         return
     kind = tail.rstrip(" \t\r").lower()
     if not kind:
-        raise ParseError(f"{source}:{lineno}: # TYPE {name} has no type; add counter, gauge, histogram, ...")
+        raise ParseError(
+            f"{source}:{lineno}: # TYPE {name} has no type; add counter, gauge, histogram, ..."
+        )
     if kind == "gauge_histogram":
         kind = "gaugehistogram"
     if kind not in TYPES and kind not in OM_TYPES:
@@ -349,7 +365,9 @@ def _comment(
         )
     old = types.get(name)
     if old is not None and old != kind:
-        raise ParseError(f"{source}:{lineno}: second # TYPE for {name} says {kind}, an earlier one said {old}")
+        raise ParseError(
+            f"{source}:{lineno}: second # TYPE for {name} says {kind}, an earlier one said {old}"
+        )
     types[name] = kind
 
 
@@ -364,7 +382,7 @@ def _slow_sample(line: str, lineno: int, source: str, om: bool) -> Sample:
     if i < n and s[i] != "{":
         m = _NAME_RE.match(s, i)
         if m is None:
-            raise ParseError(f"{where}: expected a metric name, got {s[i:i + 20]!r}")
+            raise ParseError(f"{where}: expected a metric name, got {s[i : i + 20]!r}")
         name = m.group()
         i = m.end()
         if i < n and s[i] not in " \t{":
@@ -384,7 +402,9 @@ def _slow_sample(line: str, lineno: int, source: str, om: bool) -> Sample:
                 i = _skip(s, i)
                 if i < n and s[i] in ",}":  # a quoted metric name inside the braces
                     if name is not None:
-                        raise ParseError(f"{where}: metric name given twice ({name!r} and {text!r})")
+                        raise ParseError(
+                            f"{where}: metric name given twice ({name!r} and {text!r})"
+                        )
                     name = text
                     if s[i] == ",":
                         i += 1
@@ -393,7 +413,7 @@ def _slow_sample(line: str, lineno: int, source: str, om: bool) -> Sample:
             else:
                 m = _LNAME_RE.match(s, i)
                 if m is None:
-                    raise ParseError(f"{where}: expected a label name, got {s[i:i + 20]!r}")
+                    raise ParseError(f"{where}: expected a label name, got {s[i : i + 20]!r}")
                 lname = m.group()
                 i = _skip(s, m.end())
             if i >= n or s[i] != "=":
@@ -419,7 +439,9 @@ def _slow_sample(line: str, lineno: int, source: str, om: bool) -> Sample:
     if om and val == "#":
         raise ParseError(f"{where}: {name} has no value")
     if not _FLOAT_RE.fullmatch(val):
-        raise ParseError(f"{where}: invalid value {val!r} for {name}; expected a float, NaN, +Inf or -Inf")
+        raise ParseError(
+            f"{where}: invalid value {val!r} for {name}; expected a float, NaN, +Inf or -Inf"
+        )
     value_f = float(val)
     if math.isinf(value_f) and val[-1] not in "fFyY":
         raise ParseError(f"{where}: value {val!r} is out of range")
@@ -439,7 +461,7 @@ def _slow_sample(line: str, lineno: int, source: str, om: bool) -> Sample:
         if om and s[i] == "#":
             _check_exemplar(s, i, where, lineno, source)
         else:
-            raise ParseError(f"{where}: unexpected text {s[i:i + 20]!r} after the value")
+            raise ParseError(f"{where}: unexpected text {s[i : i + 20]!r} after the value")
     raw = ",".join(f'{_quote_name(k)}="{_escape(v)}"' for k, v in labels)
     return (name, raw, value_f, ts)
 

@@ -75,7 +75,9 @@ def bucket_quantile(q: float, buckets: Iterable[tuple[float, float]]) -> Quantil
         bucket_start = ubs[b - 1]
         count -= counts[b - 1]
         rank -= counts[b - 1]
-    return QuantileResult(bucket_start + (bucket_end - bucket_start) * _div(rank, count), forced, fixed)
+    return QuantileResult(
+        bucket_start + (bucket_end - bucket_start) * _div(rank, count), forced, fixed
+    )
 
 
 def _coalesce(bs: list[tuple[float, float]]) -> tuple[list[float], list[float]]:
@@ -91,7 +93,9 @@ def _coalesce(bs: list[tuple[float, float]]) -> tuple[list[float], list[float]]:
     return ubs, counts
 
 
-def _ensure_monotonic_and_ignore_small_deltas(counts: list[float], tolerance: float) -> tuple[bool, bool]:
+def _ensure_monotonic_and_ignore_small_deltas(
+    counts: list[float], tolerance: float
+) -> tuple[bool, bool]:
     """Flatten float noise and decreases in place; ``prev`` only advances on real increases."""
     forced = fixed = False
     prev = counts[0]
@@ -204,7 +208,7 @@ def _underscore_ok(s: str) -> bool:
         saw = "0"
     while i < len(s):
         ch = s[i]
-        if ch.isdigit() and ch.isascii() or hexa and ch.lower() in "abcdef":
+        if (ch.isdigit() and ch.isascii()) or (hexa and ch.lower() in "abcdef"):
             saw = "0"
         elif ch == "_":
             if saw != "0":

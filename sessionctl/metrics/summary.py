@@ -15,13 +15,14 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from sessionctl.campaign.model import MetricSpec
 from sessionctl.measurement import Value
 from sessionctl.metrics.delta import Delta, GroupDelta, SeriesDelta
 from sessionctl.metrics.quantile import histogram_quantile, parse_go_float
-from sessionctl.units import format_number
 
+_T = TypeVar("_T", GroupDelta, SeriesDelta)
 _PCT_RE = re.compile(r"p(\d+(?:\.\d+)?)")
 _TIME_UNITS = (("us", "µs", 1e6), ("ms", "ms", 1e3), ("s", "s", 1.0))
 TITLES = {
@@ -72,30 +73,35 @@ def summarize(
             if not groups:
                 notes.append(_absent(spec, delta))
                 continue
-            for key, members in _split(groups, spec.by):
+            for key, group_members in _split(groups, spec.by):
                 label = _label(spec, key)
                 row = _Row(label)
-                values.extend(_group_values(spec, label, members, queries, window, suffix, row))
+                values.extend(
+                    _group_values(spec, label, group_members, queries, window, suffix, row)
+                )
                 rows.append(row)
         else:
-            series = [s for s in delta.select_series(spec.name, spec.labels)]
+            series = delta.select_series(spec.name, spec.labels)
             if not series and kind == "counter":
                 series = delta.select_series(spec.name + "_total", spec.labels)
             if not series:
                 notes.append(_absent(spec, delta))
                 continue
-            for key, members in _split(series, spec.by):
+            for key, series_members in _split(series, spec.by):
                 label = _label(spec, key)
                 row = _Row(label)
-                values.extend(_series_values(spec, label, members, queries, window, suffix, row))
+                values.extend(
+                    _series_values(spec, label, series_members, queries, window, suffix, row)
+                )
                 rows.append(row)
     if delta.restarted:
         notes.append("the process restarted between the scrapes: deltas count from the restart")
     return values, _markdown(rows, notes, suffix)
 
 
-def _split(items: Sequence[GroupDelta] | Sequence[SeriesDelta], by: Sequence[str]) -> list[tuple[tuple[str, ...], list]]:  # type: ignore[type-arg]
-    out: dict[tuple[str, ...], list] = {}  # type: ignore[type-arg]
+def _split(items: Sequence[_T], by: Sequence[str]) -> list[tuple[tuple[str, ...], list[_T]]]:
+    """Group items by the values of the ``by`` labels (all in one group when ``by`` is empty)."""
+    out: dict[tuple[str, ...], list[_T]] = {}
     for item in items:
         labels = dict(item.labels)
         out.setdefault(tuple(labels.get(b, "") for b in by), []).append(item)
@@ -104,7 +110,7 @@ def _split(items: Sequence[GroupDelta] | Sequence[SeriesDelta], by: Sequence[str
 
 def _label(spec: MetricSpec, key: tuple[str, ...]) -> str:
     parts = [f"{k}={v}" for k, v in spec.labels.items()]
-    parts += [f"{k}={v}" for k, v in zip(spec.by, key, strict=True)]
+    parts += [f"{k}={v}" for k, v in zip(spec.by, key, strict=True) if v]  # empty = label absent
     return spec.name + ("{" + ",".join(parts) + "}" if parts else "")
 
 
@@ -112,7 +118,12 @@ def _time_unit(spec: MetricSpec, groups: Sequence[GroupDelta]) -> tuple[str, str
     """(name suffix, display unit, factor) for seconds metrics, chosen by the bucket layout."""
     if not _is_seconds(spec.name):
         return None
-    lows = [b for g in groups for le, _ in g.buckets if (b := parse_go_float(le)) is not None and 0 < b < math.inf]
+    lows = [
+        b
+        for g in groups
+        for le, _ in g.buckets
+        if (b := parse_go_float(le)) is not None and 0 < b < math.inf
+    ]
     low = min(lows) if lows else 0.0
     if not lows or low < 1e-3:
         return _TIME_UNITS[0]
@@ -150,7 +161,9 @@ def _group_values(
     def add(stat: str, value: float, disp: str, better: str | None, col: str) -> None:
         _add(out, row, f"{label}.{stat}{suffix}", value, disp, better, col)
 
-    stats = list(spec.stats) + (["per_query"] if spec.per_query and "per_query" not in spec.stats else [])
+    stats = list(spec.stats) + (
+        ["per_query"] if spec.per_query and "per_query" not in spec.stats else []
+    )
     for stat in stats:
         q = quantile_of(stat)
         if stat == "count":
@@ -164,13 +177,25 @@ def _group_values(
             add(f"mean{_sfx(usfx)}", _ratio(total, count) * factor, udisp, "lower", "mean")
         elif q is not None:
             if spec.kind == "histogram":
-                add(f"{stat}{_sfx(usfx)}", histogram_quantile(q, buckets) * factor, udisp, "lower", stat)
+                add(
+                    f"{stat}{_sfx(usfx)}",
+                    histogram_quantile(q, buckets) * factor,
+                    udisp,
+                    "lower",
+                    stat,
+                )
             else:
                 row.notes.append(f"{stat}: summaries have no windowed quantiles")
         elif stat == "per_query":
             if queries:
                 pq_unit = unit or ("", "", 1.0)
-                add(f"per_query{_sfx(pq_unit[0])}", total / queries * pq_unit[2], pq_unit[1], "lower", "per_query")
+                add(
+                    f"per_query{_sfx(pq_unit[0])}",
+                    total / queries * pq_unit[2],
+                    pq_unit[1],
+                    "lower",
+                    "per_query",
+                )
                 add("calls_per_query", count / queries, "", None, "calls_per_query")
             else:
                 row.notes.append("per_query needs the query count")
@@ -219,13 +244,29 @@ def _series_values(
     return out
 
 
-def _add(out: list[Value], row: _Row, name: str, value: float, unit: str, better: str | None, col: str) -> None:
+def _add(
+    out: list[Value], row: _Row, name: str, value: float, unit: str, better: str | None, col: str
+) -> None:
     """Record one statistic as a Value and as a table cell (NaN: no value, the cell says n/a)."""
     if math.isnan(value):
         row.cells.setdefault(col, "n/a")
         return
     out.append(Value(name, value, unit, better, ()))  # type: ignore[arg-type]
-    row.cells[col] = f"{format_number(value)} {unit}".strip()
+    row.cells[col] = _fmt(value) + (
+        "" if not unit else unit if unit.startswith("/") else " " + unit
+    )
+
+
+def _fmt(v: float) -> str:
+    """Table number: integers with thousands separators, else about four significant digits."""
+    if math.isinf(v):
+        return "+Inf" if v > 0 else "-Inf"
+    if v == int(v) and abs(v) < 1e15:
+        return f"{int(v):,}"
+    a = abs(v)
+    if a >= 1000:
+        return f"{v:,.0f}"
+    return f"{v:.1f}" if a >= 100 else f"{v:.3g}"
 
 
 def _sfx(unit_suffix: str) -> str:
@@ -251,11 +292,19 @@ def _markdown(rows: list[_Row], notes: list[str], suffix: str) -> str:
         cols.extend(c for c in r.cells if c not in cols)
     lines: list[str] = []
     if rows:
-        head = ["metric" + (f" ({suffix.lstrip('@')})" if suffix else ""), *(TITLES.get(c, c) for c in cols), "notes"]
+        head = [
+            "metric" + (f" ({suffix.lstrip('@')})" if suffix else ""),
+            *(TITLES.get(c, c) for c in cols),
+            "notes",
+        ]
         lines.append("| " + " | ".join(head) + " |")
         lines.append("|" + "---|" * len(head))
         for r in rows:
-            cells = [f"`{r.label}`", *(r.cells.get(c, "") for c in cols), ", ".join(dict.fromkeys(r.notes))]
+            cells = [
+                f"`{r.label}`",
+                *(r.cells.get(c, "") for c in cols),
+                ", ".join(dict.fromkeys(r.notes)),
+            ]
             lines.append("| " + " | ".join(cells) + " |")
     lines.extend(f"- {n}" for n in notes)
     return "\n".join(lines) + ("\n" if lines else "")

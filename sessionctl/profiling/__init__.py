@@ -10,8 +10,9 @@ and writes the folded stacks, a speedscope JSON and an SVG flame graph next to a
 ``profile.json``. An optional ``unprofiled`` callable runs first, without the profiler, so the
 QPS cost of profiling is reported in the same invocation and never mistaken for a regression.
 
-:func:`sessionctl.profiling.session.profile_benchmark` (in :mod:`.session`) wires this to the
-campaign's target and benchmark driver and records the result into the open session.
+:func:`sessionctl.profiling.benchmark.profile_benchmark` wires this to the campaign's target
+(``TargetHandle.pids()``) and benchmark driver (``run_once``), sweeps concurrency levels, diffs
+against the session's baseline profile and records one ``Measurement(source="profile")``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,15 @@ from sessionctl.measurement import Measurement, Value
 from sessionctl.profiling.report import Profile, ProfileReport, analyze
 from sessionctl.reporting import NULL, Reporter
 
-__all__ = ["Profile", "ProfileReport", "ProfileRun", "RunFacts", "analyze", "profile_run", "run_facts"]
+__all__ = [
+    "Profile",
+    "ProfileReport",
+    "ProfileRun",
+    "RunFacts",
+    "analyze",
+    "profile_run",
+    "run_facts",
+]
 
 # Wall-clock stamps are far above any plausible CLOCK_MONOTONIC value (seconds since boot).
 _EPOCH_THRESHOLD = 1e9
@@ -60,7 +69,9 @@ def run_facts(result: Any) -> RunFacts:
     """
     queries = getattr(result, "queries", None)
     if queries is None:
-        raise MeasurementError(f"profile: the benchmark result {type(result).__name__} has no 'queries'")
+        raise MeasurementError(
+            f"profile: the benchmark result {type(result).__name__} has no 'queries'"
+        )
     window: tuple[float, float] | None = None
     w = getattr(result, "window", None)
     if isinstance(w, (tuple, list)) and len(w) == 2:
@@ -68,7 +79,11 @@ def run_facts(result: Any) -> RunFacts:
     elif w is not None and hasattr(w, "start") and hasattr(w, "end"):
         window = (float(w.start), float(w.end))
     else:
-        for a, b in (("window_start", "window_end"), ("started", "finished"), ("started_at", "ended_at")):
+        for a, b in (
+            ("window_start", "window_end"),
+            ("started", "finished"),
+            ("started_at", "ended_at"),
+        ):
             s, e = getattr(result, a, None), getattr(result, b, None)
             if isinstance(s, (int, float)) and isinstance(e, (int, float)):
                 window = (float(s), float(e))
@@ -83,7 +98,12 @@ def run_facts(result: Any) -> RunFacts:
     qps = getattr(result, "qps", None)
     if qps is None and duration:
         qps = int(queries) / float(duration)
-    return RunFacts(int(queries), float(qps) if qps is not None else None, window, float(duration) if duration else None)
+    return RunFacts(
+        int(queries),
+        float(qps) if qps is not None else None,
+        window,
+        float(duration) if duration else None,
+    )
 
 
 @dataclass(frozen=True)
@@ -110,8 +130,9 @@ class ProfileRun:
         if self.overhead is None:
             return ""
         return (
-            f"Profiler overhead: {self.qps_unprofiled:,.0f} QPS unprofiled → {self.qps_profiled:,.0f} QPS "
-            f"profiled ({self.overhead:+.1%} lost); compare QPS only between runs made the same way.\n"
+            f"Profiler overhead: {self.qps_unprofiled:,.0f} QPS unprofiled → "
+            f"{self.qps_profiled:,.0f} QPS profiled ({self.overhead:.1%} lower); "
+            "compare QPS only between runs made the same way.\n"
         )
 
     def values(self, suffix: str = "") -> tuple[Value, ...]:
@@ -135,7 +156,9 @@ class ProfileRun:
             "details": self.details,
         }
 
-    def measurement(self, *, name: str, phase: str | None, root: Path | None = None, extra_md: str = "") -> Measurement:
+    def measurement(
+        self, *, name: str, phase: str | None, root: Path | None = None, extra_md: str = ""
+    ) -> Measurement:
         """The session record of this profile (values, tables, raw folder and file paths)."""
         suffix = f"@c{self.profile.concurrency}" if self.profile.concurrency else ""
         raw = self.folder
@@ -152,7 +175,13 @@ class ProfileRun:
         )
 
 
-def _new_recorder(spec: ProfileSpec, pids: Sequence[int], folder: Path, duration: float | None, call_graph: str | None) -> tuple[Any, dict[str, Any]]:
+def _new_recorder(
+    spec: ProfileSpec,
+    pids: Sequence[int],
+    folder: Path,
+    duration: float | None,
+    call_graph: str | None,
+) -> tuple[Any, dict[str, Any]]:
     """Build the recorder for ``spec.tool`` and the details worth keeping about it."""
     if spec.tool == "perf":
         from sessionctl.profiling import perf
@@ -161,18 +190,32 @@ def _new_recorder(spec: ProfileSpec, pids: Sequence[int], folder: Path, duration
         reason = perf.unusable_reason(event)
         if reason is not None:
             raise ToolNotFound(reason)
-        options = perf.PerfOptions(event=event, frequency=spec.frequency, call_graph=call_graph or "auto")
+        options = perf.PerfOptions(
+            event=event, frequency=spec.frequency, call_graph=call_graph or "auto"
+        )
         mode, notes = perf.choose_call_graph(options, pids)
-        rec = perf.PerfRecording(pids=pids, data_path=folder / "perf.data", options=options, call_graph=mode)
+        rec = perf.PerfRecording(
+            pids=pids, data_path=folder / "perf.data", options=options, call_graph=mode
+        )
         return rec, {"call_graph": mode, "event": event, "notes": notes}
     if spec.tool == "py-spy":
         from sessionctl.profiling.pyspy import PySpyRecording
 
         rate = min(spec.frequency, 1000)
-        return PySpyRecording(pids=pids, out_dir=folder, rate=rate), {"event": "py-spy", "rate": rate, "notes": []}
+        return PySpyRecording(pids=pids, out_dir=folder, rate=rate), {
+            "event": "py-spy",
+            "rate": rate,
+            "notes": [],
+        }
     from sessionctl.profiling.pyspy import CommandRecording
 
-    rec2 = CommandRecording(template=spec.command, pids=pids, out_dir=folder, frequency=spec.frequency, duration=duration or 0.0)
+    rec2 = CommandRecording(
+        template=spec.command,
+        pids=pids,
+        out_dir=folder,
+        frequency=spec.frequency,
+        duration=duration or 0.0,
+    )
     return rec2, {"event": spec.event or "command", "notes": []}
 
 
@@ -201,7 +244,10 @@ def profile_run(
         qps_unprofiled = run_facts(unprofiled()).qps
     target_pids = list(pids() if callable(pids) else pids)
     if not target_pids:
-        raise MeasurementError("profile: the target has no processes to profile; is it running? (target.pid / target.processes)")
+        raise MeasurementError(
+            "profile: the target has no processes to profile; is it running? "
+            "(set target.pid or target.processes)"
+        )
     recorder, details = _new_recorder(spec, target_pids, folder, None, call_graph)
     for note in details["notes"]:
         reporter.warn(note)
@@ -223,12 +269,12 @@ def profile_run(
         from sessionctl.profiling import perf
         from sessionctl.profiling.folded import collapse_perf_script
 
+        warnings += recorder.check_log()  # raises when perf stopped early at --max-size
         reporter.info("collapsing perf samples")
         copy_to = folder / "perf-script.txt.gz" if keep_script else None
         with perf.script_lines(recorder.data_path, copy_to=copy_to) as lines:
             collapsed = collapse_perf_script(lines, window=window)
-        warnings += list(collapsed.warnings)
-        warnings += [ln.strip() for ln in recorder.record_log().splitlines() if "lost" in ln.lower()]
+        warnings += list(collapsed.warnings) + perf.script_warnings(recorder.data_path)
         stacks, period = collapsed.stacks, collapsed.mean_period
         files["perf_data"] = str(recorder.data_path)
         if copy_to is not None:
@@ -239,8 +285,9 @@ def profile_run(
         details["argv"] = getattr(recorder, "argvs", None) or getattr(recorder, "argv", None)
     if not stacks:
         raise MeasurementError(
-            f"profile: no samples from pids {target_pids[:8]} in the measured window; the target used no CPU "
-            "there, or these are not the processes serving the benchmark (check target.pid/processes)"
+            f"profile: no samples from pids {target_pids[:8]} in the measured window; the target "
+            "used no CPU there, or these are not the processes serving the benchmark "
+            "(check target.pid/processes)"
         )
     details.pop("notes", None)
     profile = Profile(
@@ -253,7 +300,14 @@ def profile_run(
         duration=window[1] - window[0],
         concurrency=concurrency,
         label=label or folder.name,
-        meta={**(meta or {}), "pids": target_pids, "qps": facts.qps, "qps_unprofiled": qps_unprofiled, "warnings": warnings, **details},
+        meta={
+            **(meta or {}),
+            "pids": target_pids,
+            "qps": facts.qps,
+            "qps_unprofiled": qps_unprofiled,
+            "warnings": warnings,
+            **details,
+        },
     )
     files.update(_write_outputs(profile, folder))
     report = analyze(profile, focus=spec.focus, groups=spec.groups, top=top)
@@ -284,7 +338,9 @@ def _write_outputs(profile: Profile, folder: Path) -> dict[str, str]:
         subtitle=f"{profile.tool} {profile.event or ''}: {profile.samples:,} samples{q}",
         queries=profile.queries,
     )
-    speedscope = write_speedscope(folder / "speedscope.json", profile.stacks, name=profile.label, period_ns=profile.period_ns)
+    speedscope = write_speedscope(
+        folder / "speedscope.json", profile.stacks, name=profile.label, period_ns=profile.period_ns
+    )
     return {
         "profile": str(folder / "profile.json"),
         "folded": str(folder / "stacks.folded"),

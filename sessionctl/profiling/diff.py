@@ -14,7 +14,13 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from sessionctl.errors import UsageError
-from sessionctl.profiling.report import Profile, fmt, focus_matcher, function_totals, matched_samples
+from sessionctl.profiling.report import (
+    Profile,
+    fmt,
+    focus_matcher,
+    function_totals,
+    matched_samples,
+)
 
 By = Literal["self", "incl"]
 
@@ -96,7 +102,8 @@ class ProfileDiff:
         per = f"samples/{self.unit}"
         d = self.b_total - self.a_total
         lines = [
-            f"Profile diff {self.a_label} → {self.b_label}: {fmt(self.a_total)} → {fmt(self.b_total)} "
+            f"Profile diff {self.a_label} → {self.b_label}: "
+            f"{fmt(self.a_total)} → {fmt(self.b_total)} "
             f"{per} ({_signed(d)}, {_rel(d, self.a_total)}).",
             "",
             f"**Largest changes by {self.by} {per}**",
@@ -114,14 +121,22 @@ class ProfileDiff:
         for title, rows in (("Focus functions", self.focus), ("Groups", self.groups)):
             if not rows:
                 continue
-            lines += [f"**{title}** (inclusive {per})", "", "| name | A | B | Δ | Δ % |", "|---|---:|---:|---:|---:|"]
             lines += [
-                f"| `{_md(r.name)}` | {fmt(r.a_incl)} | {fmt(r.b_incl)} | {_signed(r.d_incl)} | {_rel(r.d_incl, r.a_incl)} |"
+                f"**{title}** (inclusive {per})",
+                "",
+                "| name | A | B | Δ | Δ % |",
+                "|---|---:|---:|---:|---:|",
+            ]
+            lines += [
+                f"| `{_md(r.name)}` | {fmt(r.a_incl)} | {fmt(r.b_incl)} | {_signed(r.d_incl)} "
+                f"| {_rel(r.d_incl, r.a_incl)} |"
                 for r in rows
             ]
             lines.append("")
         if self.unit == "sample":
-            lines.append("> note: a query count is missing on one side: figures are shares of all samples")
+            lines.append(
+                "> note: a query count is missing on one side: figures are shares of all samples"
+            )
         return "\n".join(lines).rstrip() + "\n"
 
 
@@ -200,7 +215,12 @@ class SweepRow:
         return self.per_query[-1] / self.per_query[0] if self.per_query[0] else None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "per_query": list(self.per_query), "growth": self.growth, "ratio": self.ratio}
+        return {
+            "name": self.name,
+            "per_query": list(self.per_query),
+            "growth": self.growth,
+            "ratio": self.ratio,
+        }
 
 
 @dataclass(frozen=True)
@@ -230,11 +250,13 @@ class Sweep:
             f"| function | {cols} | growth | × |",
             "|---|" + "---:|" * (len(self.concurrency) + 2),
             f"| (all samples) | {' | '.join(fmt(t) for t in self.totals)} | "
-            f"{_signed(self.totals[-1] - self.totals[0])} | {_ratio(self.totals[0], self.totals[-1])} |",
+            f"{_signed(self.totals[-1] - self.totals[0])} "
+            f"| {_ratio(self.totals[0], self.totals[-1])} |",
         ]
         for r in self.rows[:top]:
             lines.append(
-                f"| `{_md(r.name)}` | {' | '.join(fmt(v) for v in r.per_query)} | {_signed(r.growth)} "
+                f"| `{_md(r.name)}` | {' | '.join(fmt(v) for v in r.per_query)} "
+                f"| {_signed(r.growth)} "
                 f"| {_ratio(r.per_query[0], r.per_query[-1])} |"
             )
         return "\n".join(lines) + "\n"
@@ -252,7 +274,9 @@ def sweep(profiles: Sequence[Profile], *, by: By = "self") -> Sweep:
     unit, norms = _normalizer(ordered)
     counters = [function_totals(p)[0 if by == "self" else 1] for p in ordered]
     names = set().union(*counters)
-    rows = [SweepRow(n, tuple(c[n] / k for c, k in zip(counters, norms, strict=True))) for n in names]
+    rows = [
+        SweepRow(n, tuple(c[n] / k for c, k in zip(counters, norms, strict=True))) for n in names
+    ]
     rows.sort(key=lambda r: (-r.growth, r.name))
     return Sweep(
         concurrency=tuple(p.concurrency or 0 for p in ordered),

@@ -48,8 +48,13 @@ def build_tree(stacks: dict[Stack, int]) -> _Node:
     return root
 
 
-def _depth(node: _Node) -> int:
-    return 1 + max((_depth(c) for c in node.children.values()), default=0)
+def _depth(root: _Node) -> int:
+    deepest, work = 0, [(root, 1)]
+    while work:
+        node, d = work.pop()
+        deepest = max(deepest, d)
+        work.extend((c, d + 1) for c in node.children.values())
+    return deepest
 
 
 def _color(name: str) -> str:
@@ -95,7 +100,10 @@ def render_svg(
         f'<text id="title" x="{width / 2:.1f}" y="24" text-anchor="middle">{escape(title)}</text>',
     ]
     if subtitle:
-        out.append(f'<text x="{width / 2:.1f}" y="40" text-anchor="middle" fill="rgb(100,100,100)">{escape(subtitle)}</text>')
+        out.append(
+            f'<text x="{width / 2:.1f}" y="40" text-anchor="middle" fill="rgb(100,100,100)">'
+            f"{escape(subtitle)}</text>"
+        )
     out.append('<g id="frames">')
     # Iterative walk: deep Rust stacks would exhaust Python's recursion limit.
     work: list[tuple[_Node, int, int]] = [(root, 0, 0)]  # node, depth, x offset in samples
@@ -112,10 +120,13 @@ def render_svg(
             tip += f", {node.value / queries:.4g}/query"
         tip += ")"
         out.append(
-            f'<g class="frame" data-x="{x}" data-w="{node.value}" data-d="{d}" data-n={quoteattr(node.name)}>'
+            f'<g class="frame" data-x="{x}" data-w="{node.value}" data-d="{d}" '
+            f"data-n={quoteattr(node.name)}>"
             f"<title>{escape(tip)}</title>"
-            f'<rect x="{px:.2f}" y="{y}" width="{w:.2f}" height="{FRAME_H - 1}" fill="{_color(node.name)}" rx="2"/>'
-            f'<text x="{px + 3:.2f}" y="{y + FRAME_H - 4}">{escape(_label(node.name, w))}</text></g>'
+            f'<rect x="{px:.2f}" y="{y}" width="{w:.2f}" height="{FRAME_H - 1}" '
+            f'fill="{_color(node.name)}" rx="2"/>'
+            f'<text x="{px + 3:.2f}" y="{y + FRAME_H - 4}">{escape(_label(node.name, w))}</text>'
+            "</g>"
         )
         cx = x
         for name in sorted(node.children):

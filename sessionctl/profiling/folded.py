@@ -42,7 +42,9 @@ _HEADER = re.compile(
     r"(?:(?P<period>\d+)\s+)?"
     r"(?P<event>\S+?):(?:\s+(?P<rest>.*))?$"
 )
-_FORK = re.compile(r"PERF_RECORD_FORK\((?P<child>\d+):(?P<ctid>\d+)\):\((?P<parent>\d+):(?P<ptid>\d+)\)")
+_FORK = re.compile(
+    r"PERF_RECORD_FORK\((?P<child>\d+):(?P<ctid>\d+)\):\((?P<parent>\d+):(?P<ptid>\d+)\)"
+)
 _FRAME_START = re.compile(r"^\s*(?P<addr>[0-9a-fA-F]+)\s+(?P<rest>.+)$")
 _OFFSET = re.compile(r"\+0x[0-9a-fA-F]+$")
 _RUST_HASH = re.compile(r"::h[0-9a-f]{16}$")
@@ -74,7 +76,7 @@ class Collapsed:
 
 
 def _split_frame(line: str) -> tuple[str, str, str] | None:
-    """Split ``  addr sym+off (dso)`` into (addr, sym, dso); the dso is the last balanced ``(...)``."""
+    """Split ``  addr sym+off (dso)`` into (addr, sym, dso); dso = the last balanced ``(...)``."""
     m = _FRAME_START.match(line)
     if m is None:
         return None
@@ -353,7 +355,9 @@ def parse_folded(text: str | Iterable[str], *, source: str = "<folded>") -> dict
             continue
         stack_text, sep, count = line.rpartition(" ")
         if not sep or not stack_text:
-            raise ParseError(f"{source}:{lineno}: expected 'frame;frame;... COUNT', got {line[:80]!r}")
+            raise ParseError(
+                f"{source}:{lineno}: expected 'frame;frame;... COUNT', got {line[:80]!r}"
+            )
         try:
             n = int(float(count))
         except ValueError:

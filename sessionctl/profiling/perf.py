@@ -66,7 +66,17 @@ def unusable_reason(event: str = "cpu-clock") -> str | None:
     except ToolNotFound as exc:
         return str(exc)
     with tempfile.TemporaryDirectory(prefix="sessionctl-perf-probe-") as tmp:
-        argv = [perf, "record", "-q", "-e", event, "-o", str(Path(tmp) / "probe.data"), "--", "true"]
+        argv = [
+            perf,
+            "record",
+            "-q",
+            "-e",
+            event,
+            "-o",
+            str(Path(tmp) / "probe.data"),
+            "--",
+            "true",
+        ]
         try:
             proc = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
         except (OSError, subprocess.TimeoutExpired) as exc:
@@ -121,7 +131,9 @@ def _inspect(m: mmap.mmap, path: str, sample: int) -> BinaryInfo | None:
     count = table[5] // 24
     funcs: list[tuple[int, int]] = []  # (file offset, size)
     for i in range(count):
-        _name, info, _other, shndx, value, size = struct.unpack_from("<IBBHQQ", m, table[4] + i * 24)
+        _name, info, _other, shndx, value, size = struct.unpack_from(
+            "<IBBHQQ", m, table[4] + i * 24
+        )
         if info & 0xF != 2 or size < 16 or not 0 < shndx < len(sections):
             continue
         sec = sections[shndx]
@@ -137,11 +149,10 @@ def _inspect(m: mmap.mmap, path: str, sample: int) -> BinaryInfo | None:
         head = m[off : off + 24]
         if head.startswith(_ENDBR64):
             head = head[4:]
-        # The push may be shrink-wrapped or interleaved with argument moves: look a bit further.
-        if machine == 62 and head[:1] == b"\x55" and _X86_MOV_RBP in head[:24]:
-            hits += 1
-        elif machine == 183 and _ARM64_FP in head[:16]:
-            hits += 1
+        # The mov may be interleaved with argument moves after the push: look a bit further.
+        x86 = machine == 62 and head[:1] == b"\x55" and _X86_MOV_RBP in head[:24]
+        arm = machine == 183 and _ARM64_FP in head[:16]
+        hits += x86 or arm
     ratio = hits / len(picked) if machine in (62, 183) else None
     return BinaryInfo(path, symtab is not None, len(funcs), ratio)
 
@@ -213,7 +224,9 @@ class PerfRecording:
     def start(self, *, timeout: float = 60.0) -> None:
         """Attach perf (disabled), then enable sampling once perf confirms it is attached."""
         if not self.pids:
-            raise MeasurementError("profile: no target processes to attach perf to; check target.pid/processes")
+            raise MeasurementError(
+                "profile: no target processes to attach perf to; check target.pid/processes"
+            )
         perf = which("perf", hint=PERF_HINT)
         self.data_path.parent.mkdir(parents=True, exist_ok=True)
         self._fifo_dir = Path(tempfile.mkdtemp(prefix="sessionctl-perf-"))
@@ -301,7 +314,9 @@ class PerfRecording:
         self._close()
         tail = ""
         with contextlib.suppress(OSError):
-            lines = [ln for ln in self.log_path.read_text(errors="replace").splitlines() if ln.strip()]
+            lines = [
+                ln for ln in self.log_path.read_text(errors="replace").splitlines() if ln.strip()
+            ]
             tail = " | ".join(lines[-4:])
         return CommandError(
             f"{head}: `{describe_argv(self.argv)}`: {tail or '(no output)'}",
@@ -309,12 +324,32 @@ class PerfRecording:
             stderr=tail,
         )
 
+    def check_log(self) -> list[str]:
+        """perf's lost-sample warnings; raise when it stopped early at ``--max-size``."""
+        text = self.record_log()
+        if "size limit reached" in text:
+            raise MeasurementError(
+                f"perf stopped at --max-size {self.options.max_size} before the measured window "
+                "ended, so samples per query would be too low; shorten --duration, lower "
+                "--frequency or use --call-graph fp"
+            )
+        return [ln.strip() for ln in text.splitlines() if "lost" in ln.lower()]
+
     def record_log(self) -> str:
         """What perf record printed (lost-sample warnings, the 'Captured and wrote' line)."""
         try:
             return self.log_path.read_text(errors="replace")
         except OSError:
             return ""
+
+
+def script_warnings(data_path: Path) -> list[str]:
+    """Lost-event warnings ``perf script`` printed while reading ``data_path``."""
+    try:
+        text = data_path.with_suffix(".script.log").read_text(errors="replace")
+    except OSError:
+        return []
+    return [ln.strip() for ln in text.splitlines() if "lost" in ln.lower()]
 
 
 def script_argv(data_path: Path, *, inline: bool = False) -> list[str]:
@@ -325,20 +360,24 @@ def script_argv(data_path: Path, *, inline: bool = False) -> list[str]:
 
 
 @contextlib.contextmanager
-def script_lines(data_path: Path, *, inline: bool = False, copy_to: Path | None = None) -> Iterator[Iterator[str]]:
+def script_lines(
+    data_path: Path, *, inline: bool = False, copy_to: Path | None = None
+) -> Iterator[Iterator[str]]:
     """Stream ``perf script`` text line by line (optionally teeing it, gzipped, to ``copy_to``)."""
     import gzip
 
     argv = script_argv(data_path, inline=inline)
     err_path = data_path.with_suffix(".script.log")
-    with err_path.open("wb") as err:
+    with contextlib.ExitStack() as stack:
+        err = stack.enter_context(err_path.open("wb"))
+        sink = stack.enter_context(gzip.open(copy_to, "wt", encoding="utf-8")) if copy_to else None
         proc = spawn(argv, stdout=subprocess.PIPE, stderr=err)
-        assert proc.stdout is not None
-        sink = gzip.open(copy_to, "wt", encoding="utf-8") if copy_to else None
+        out = proc.stdout
+        assert out is not None
+        stack.callback(out.close)
 
         def lines() -> Iterator[str]:
-            assert proc.stdout is not None
-            for raw in proc.stdout:
+            for raw in out:
                 line = raw.decode("utf-8", errors="replace")
                 if sink is not None:
                     sink.write(line)
@@ -346,17 +385,16 @@ def script_lines(data_path: Path, *, inline: bool = False, copy_to: Path | None 
 
         try:
             yield lines()
-            proc.stdout.read()  # drain, so perf never blocks on a full pipe
+            out.read()  # drain, so perf never blocks on a full pipe
         except BaseException:
             proc.kill()
             raise
         finally:
-            if sink is not None:
-                sink.close()
             code = proc.wait()
-            proc.stdout.close()
     if code != 0:
         tail = " | ".join(err_path.read_text(errors="replace").strip().splitlines()[-3:])
         raise CommandError(
-            f"`{describe_argv(argv)}` exited with {code}: {tail or '(no output)'}", argv=argv, returncode=code
+            f"`{describe_argv(argv)}` exited with {code}: {tail or '(no output)'}",
+            argv=argv,
+            returncode=code,
         )

@@ -13,6 +13,7 @@ started before the window, SIGINT after it, and expected to leave folded stacks 
 from __future__ import annotations
 
 import contextlib
+import re
 import signal
 import subprocess
 import time
@@ -26,6 +27,7 @@ from sessionctl.errors import CommandError, UsageError
 from sessionctl.process import describe_argv, spawn, stop_tree, which
 from sessionctl.profiling.folded import Stack, read_folded
 
+_PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 PYSPY_HINT = "install py-spy (`pip install py-spy`) or set profile.tool"
 
 
@@ -64,12 +66,16 @@ class PySpyRecording:
     out_dir: Path
     rate: int = 100
     argvs: list[list[str]] = field(default_factory=list)
-    _procs: list[tuple[subprocess.Popen[bytes], Path, Path, IO[bytes]]] = field(default_factory=list)
+    _procs: list[tuple[subprocess.Popen[bytes], Path, Path, IO[bytes]]] = field(
+        default_factory=list
+    )
 
     def start(self, *, timeout: float = 20.0) -> None:
         """Attach py-spy to every root pid and wait until each reports it is sampling."""
         if not self.pids:
-            raise UsageError("profile: no target processes to attach py-spy to; check target.pid/processes")
+            raise UsageError(
+                "profile: no target processes to attach py-spy to; check target.pid/processes"
+            )
         tool = which("py-spy", hint=PYSPY_HINT)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         for pid in tree_roots(self.pids):
@@ -133,7 +139,10 @@ class CommandRecording:
     def start(self, *, settle: float = 0.5) -> None:
         """Start the command, give it ``settle`` seconds to attach, and check it is still up."""
         if not self.template:
-            raise UsageError("profile.command: empty; set the profiler argv (it must write folded stacks to {output})")
+            raise UsageError(
+                "profile.command: empty; set the profiler argv "
+                "(it must write folded stacks to {output})"
+            )
         values = {
             "pids": ",".join(str(p) for p in self.pids),
             "pid": str(self.pids[0]) if self.pids else "",
@@ -141,10 +150,18 @@ class CommandRecording:
             "frequency": str(self.frequency),
             "duration": f"{self.duration:g}",
         }
-        try:
-            self.argv = [part.format(**values) for part in self.template]
-        except (KeyError, IndexError, ValueError) as exc:
-            raise UsageError(f"profile.command: bad placeholder {exc}; use {{pids}} {{pid}} {{output}} {{frequency}} {{duration}}") from None
+        # Plain replacement, not str.format: an inline script in the argv may hold other braces.
+        unknown = {m for part in self.template for m in _PLACEHOLDER.findall(part)} - set(values)
+        if unknown:
+            raise UsageError(
+                f"profile.command: unknown placeholder {{{sorted(unknown)[0]}}}; "
+                "use {pids} {pid} {output} {frequency} {duration}"
+            )
+        self.argv = []
+        for part in self.template:
+            for key, value in values.items():
+                part = part.replace("{" + key + "}", value)
+            self.argv.append(part)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self._fh = self.log_path.open("wb")
         self._proc = spawn(self.argv, stdout=self._fh, stderr=self._fh)
@@ -159,7 +176,9 @@ class CommandRecording:
         if self._fh is not None:
             self._fh.close()
         if not self.output.exists():
-            raise _failed(self.argv, self.log_path, f"profiler exited with {code} and wrote no {self.output}")
+            raise _failed(
+                self.argv, self.log_path, f"profiler exited with {code} and wrote no {self.output}"
+            )
         return read_folded(self.output)
 
     def abort(self) -> None:
@@ -172,5 +191,9 @@ class CommandRecording:
 def _failed(argv: Sequence[str], log: Path, head: str) -> CommandError:
     tail = ""
     with contextlib.suppress(OSError):
-        tail = " | ".join(ln for ln in log.read_text(errors="replace").splitlines()[-3:] if ln.strip())
-    return CommandError(f"{head}: `{describe_argv(argv)}`: {tail or '(no output)'}", argv=list(argv), stderr=tail)
+        tail = " | ".join(
+            ln for ln in log.read_text(errors="replace").splitlines()[-3:] if ln.strip()
+        )
+    return CommandError(
+        f"{head}: `{describe_argv(argv)}`: {tail or '(no output)'}", argv=list(argv), stderr=tail
+    )

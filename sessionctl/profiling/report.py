@@ -95,11 +95,16 @@ class Profile:
             return cls(stacks=read_folded(path), label=path.stem, tool="folded")
         meta_path = path / PROFILE_JSON
         if not meta_path.is_file():
-            raise UsageError(f"{path}: not a profile folder (no {PROFILE_JSON}); pass the folder `sessionctl profile` printed")
+            raise UsageError(
+                f"{path}: not a profile folder (no {PROFILE_JSON}); "
+                "pass the folder `sessionctl profile` printed"
+            )
         try:
             head = json.loads(meta_path.read_text())
         except json.JSONDecodeError as exc:
-            raise UsageError(f"{meta_path}: unreadable ({exc}); re-run `sessionctl profile`") from None
+            raise UsageError(
+                f"{meta_path}: unreadable ({exc}); re-run `sessionctl profile`"
+            ) from None
         return cls(
             stacks=read_folded(path / FOLDED),
             queries=head.get("queries"),
@@ -122,7 +127,7 @@ class Profile:
 
 
 def function_totals(profile: Profile) -> tuple[Counter[str], Counter[str]]:
-    """Self samples (leaf frame) and inclusive samples (anywhere on the stack, once) per function."""
+    """Self (leaf frame) and inclusive (anywhere on the stack, once) samples per function."""
     self_c: Counter[str] = Counter()
     incl_c: Counter[str] = Counter()
     for stack, n in profile.stacks.items():
@@ -234,35 +239,62 @@ class ProfileReport:
         }
 
     def values(self, suffix: str = "") -> tuple[Value, ...]:
-        """The report as named values (``samples_per_query@c64``, ``<focus>.incl_per_query@c64``...)."""
+        """The report as named values (``samples_per_query@c64``, ``<f>.incl_per_query@c64``)."""
         out: list[Value] = [Value(f"profile_samples{suffix}", float(self.samples), "samples")]
         if self.samples_per_query is not None:
-            out.append(Value(f"samples_per_query{suffix}", self.samples_per_query, "samples/query", "lower"))
+            out.append(
+                Value(
+                    f"samples_per_query{suffix}", self.samples_per_query, "samples/query", "lower"
+                )
+            )
         if self.cpu_us_per_query is not None:
             out.append(Value(f"cpu_us_per_query{suffix}", self.cpu_us_per_query, "us", "lower"))
         for r in self.focus:
             if r.incl_per_query is not None:
-                out.append(Value(f"{r.name}.incl_per_query{suffix}", r.incl_per_query, "samples/query", "lower"))
+                out.append(
+                    Value(
+                        f"{r.name}.incl_per_query{suffix}",
+                        r.incl_per_query,
+                        "samples/query",
+                        "lower",
+                    )
+                )
         for r in self.groups:
             if r.incl_per_query is not None:
-                out.append(Value(f"{r.name}.per_query{suffix}", r.incl_per_query, "samples/query", "lower"))
+                out.append(
+                    Value(f"{r.name}.per_query{suffix}", r.incl_per_query, "samples/query", "lower")
+                )
         return tuple(out)
 
     def to_markdown(self, *, top: int = 15) -> str:
         """The summary tables for the session record and the perf log."""
         spq = fmt(self.samples_per_query)
-        us = f", ≈{fmt(self.cpu_us_per_query)} µs CPU/query" if self.cpu_us_per_query is not None else ""
+        us = (
+            f", ≈{fmt(self.cpu_us_per_query)} µs CPU/query"
+            if self.cpu_us_per_query is not None
+            else ""
+        )
         conc = f" at c{self.concurrency}" if self.concurrency else ""
         q = f"{self.queries:,}" if self.queries is not None else "unknown"
-        lines = [f"Profile {self.label}{conc}: {self.samples:,} samples, {q} queries, {spq} samples/query{us}.", ""]
+        lines = [
+            f"Profile {self.label}{conc}: {self.samples:,} samples, {q} queries, "
+            f"{spq} samples/query{us}.",
+            "",
+        ]
         lines += _function_table("Top functions by self samples", self.top_self[:top])
         lines += _function_table("Top functions by inclusive samples", self.top_incl[:top])
         for title, rows in (("Focus functions", self.focus), ("Groups", self.groups)):
             if not rows:
                 continue
-            lines += [f"**{title}**", "", "| name | incl/query | self/query | incl share |", "|---|---:|---:|---:|"]
             lines += [
-                f"| `{_md(r.name)}` | {fmt(r.incl_per_query)} | {fmt(r.self_per_query)} | {r.incl_share:.1%} |"
+                f"**{title}**",
+                "",
+                "| name | incl/query | self/query | incl share |",
+                "|---|---:|---:|---:|",
+            ]
+            lines += [
+                f"| `{_md(r.name)}` | {fmt(r.incl_per_query)} | {fmt(r.self_per_query)} "
+                f"| {r.incl_share:.1%} |"
                 for r in rows
             ]
             lines.append("")
@@ -272,9 +304,15 @@ class ProfileReport:
 
 
 def _function_table(title: str, rows: Sequence[FunctionRow]) -> list[str]:
-    out = [f"**{title}**", "", "| function | self/query | self % | incl/query | incl % |", "|---|---:|---:|---:|---:|"]
+    out = [
+        f"**{title}**",
+        "",
+        "| function | self/query | self % | incl/query | incl % |",
+        "|---|---:|---:|---:|---:|",
+    ]
     out += [
-        f"| `{_md(r.name)}` | {fmt(r.self_per_query)} | {r.self_share:.1%} | {fmt(r.incl_per_query)} | {r.incl_share:.1%} |"
+        f"| `{_md(r.name)}` | {fmt(r.self_per_query)} | {r.self_share:.1%} "
+        f"| {fmt(r.incl_per_query)} | {r.incl_share:.1%} |"
         for r in rows
     ]
     out.append("")
@@ -322,12 +360,24 @@ def analyze(
             incl_share=i / total if total else 0.0,
         )
 
-    top_self = tuple(row(n) for n, _ in sorted(self_c.items(), key=lambda kv: (-kv[1], kv[0]))[:top])
-    top_incl = tuple(row(n) for n, _ in sorted(incl_c.items(), key=lambda kv: (-kv[1], kv[0]))[:top])
+    top_self = tuple(
+        row(n) for n, _ in sorted(self_c.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
+    )
+    top_incl = tuple(
+        row(n) for n, _ in sorted(incl_c.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
+    )
 
     def match_row(name: str, pattern: re.Pattern[str], shown: str) -> MatchRow:
         i, s = matched_samples(profile, pattern)
-        return MatchRow(name, shown, i, s, profile.per_query(i), profile.per_query(s), i / total if total else 0.0)
+        return MatchRow(
+            name,
+            shown,
+            i,
+            s,
+            profile.per_query(i),
+            profile.per_query(s),
+            i / total if total else 0.0,
+        )
 
     focus_rows = tuple(match_row(_value_name(f), focus_matcher(f), f) for f in focus)
     group_rows: list[MatchRow] = []
@@ -335,13 +385,19 @@ def analyze(
         try:
             compiled = re.compile(pat)
         except re.error as exc:
-            raise UsageError(f"profile.groups.{name}: bad regular expression {pat!r} ({exc}); fix the pattern") from None
+            raise UsageError(
+                f"profile.groups.{name}: bad regular expression {pat!r} ({exc}); fix the pattern"
+            ) from None
         group_rows.append(match_row(name, compiled, pat))
     warnings = list(profile.meta.get("warnings", ()))
     if profile.queries is None:
         warnings.append("queries unknown: per-query figures are n/a (shares are still valid)")
     spq = profile.per_query(total)
-    cpu_us = spq * profile.period_ns / 1000 if spq is not None and profile.period_ns and _is_clock(profile.event) else None
+    cpu_us = (
+        spq * profile.period_ns / 1000
+        if spq is not None and profile.period_ns and _is_clock(profile.event)
+        else None
+    )
     return ProfileReport(
         label=profile.label,
         samples=total,

@@ -21,7 +21,9 @@ from sessionctl.profiling.folded import Stack
 SCHEMA = "https://www.speedscope.app/file-format-schema.json"
 
 
-def to_speedscope(stacks: dict[Stack, int], *, name: str = "profile", period_ns: float | None = None) -> dict[str, Any]:
+def to_speedscope(
+    stacks: dict[Stack, int], *, name: str = "profile", period_ns: float | None = None
+) -> dict[str, Any]:
     """Build the speedscope document for ``stacks`` (weights in ns when ``period_ns`` is known)."""
     index: dict[str, int] = {}
     frames: list[dict[str, str]] = []

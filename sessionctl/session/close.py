@@ -66,6 +66,11 @@ class CloseResult:
     dry_run: bool = False
     recovered: str | None = None
 
+    @property
+    def judgements(self) -> tuple[dict[str, Any], ...]:
+        """The verdict module's judgement of every compared metric (as dicts)."""
+        return self.plan.judgements
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "campaign": self.plan.campaign,
@@ -381,6 +386,7 @@ def _finish(ws: Workspace, plan: ClosePlan, journal: dict[str, Any]) -> None:
         "closed_at": now_iso(),
         "verdict": plan.verdict,
         "results": [r.to_dict() for r in plan.results],
+        "judgements": list(plan.judgements),
         "commits": journal["commits"],
         "left_out": list(plan.left_out),
         "kept": list(plan.kept),

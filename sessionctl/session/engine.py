@@ -26,6 +26,7 @@ from sessionctl.session.plan import (
     findings,
     missing_requirements,
     phase_counts,
+    text_sha,
 )
 from sessionctl.session.record import OpenSession
 from sessionctl.workspace import Workspace
@@ -165,10 +166,11 @@ def start(
                 "dirty_at_start": [c.path for c in changes],
             },
         )
-        store_.write_current(ws, session)
         # Re-render the prompt so the agent reads what the YAML says right now.
         md = ws.rendered_path(campaign)
         text = render.render_prompt(camp, ws=ws)
+        session.extra.update(prompt_revision=camp.revision, prompt_sha=text_sha(text))
+        store_.write_current(ws, session)
         if not md.exists() or md.read_text(encoding="utf-8") != text:
             atomic_write(md, text)
             reporter.info(f"re-rendered {md.relative_to(ws.root)}")
@@ -304,7 +306,10 @@ def status(ws: Workspace, campaign: str, *, plan: bool = True) -> SessionStatus:
     try:
         recovered = close_mod.recover(ws, campaign)
     except SessionctlError as exc:
-        pending = close_mod.pending(ws, campaign) or {}
+        try:
+            pending = close_mod.pending(ws, campaign) or {}
+        except SessionctlError:
+            pending = {"journal": str(close_mod.journal_path(ws, campaign))}
         pending["error"] = str(exc)
     camp = store.load(ws, campaign).campaign
     session = store_.current(ws, campaign)
@@ -379,17 +384,9 @@ def status(ws: Workspace, campaign: str, *, plan: bool = True) -> SessionStatus:
 
 def _plan_summary(ws: Workspace, campaign: str, session: OpenSession) -> dict[str, Any]:
     from sessionctl.session.close import _vcs
-    from sessionctl.session.plan import build
+    from sessionctl.session.plan import preview
 
-    p = build(ws, campaign, session, vcs=_vcs(ws, campaign), check=False)
-    return {
-        "code": {"title": p.code.title, "paths": list(p.code.paths)},
-        "prompt": {"title": p.prompt.title, "paths": list(p.prompt.paths)},
-        "left_out": list(p.left_out),
-        "results": [r.to_dict() for r in p.results],
-        "verdict": p.verdict,
-        "warnings": list(p.warnings),
-    }
+    return preview(ws, campaign, session, vcs=_vcs(ws, campaign))
 
 
 # --- abort ------------------------------------------------------------------------------------

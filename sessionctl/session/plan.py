@@ -8,7 +8,6 @@ prompt, both change descriptions and the files of each change. ``close --dry-run
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 
 from sessionctl import perflog
 from sessionctl.errors import SessionStateError, UsageError
-from sessionctl.measurement import Measurement, now_iso
+from sessionctl.measurement import now_iso
 from sessionctl.perflog import ResultRow
 from sessionctl.session import record
 from sessionctl.session.record import OpenSession
@@ -26,7 +25,6 @@ from sessionctl.workspace import Workspace
 
 COMMIT_TEMPLATE = "commit-message.txt.j2"
 OPTIMIZATION_PHASES = ("baseline", "profile", "change", "remeasure")
-_THROUGHPUT = re.compile(r"^(qps|tps|ops|throughput|rps)", re.IGNORECASE)
 _TITLE_MAX = 72
 
 
@@ -98,6 +96,7 @@ class ClosePlan:
     added_steps: tuple[str, ...] = ()
     revision: int = 0
     md_hand_edited: bool = False
+    judgements: tuple[dict[str, Any], ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self, *, texts: bool = True) -> dict[str, Any]:
@@ -117,7 +116,15 @@ class ClosePlan:
         data["code"] = ChangePlan(**{**data["code"], "paths": tuple(data["code"]["paths"])})
         data["prompt"] = ChangePlan(**{**data["prompt"], "paths": tuple(data["prompt"]["paths"])})
         data["results"] = tuple(ResultRow.from_dict(r) for r in data.get("results", ()))
-        for key in ("left_out", "discard", "kept", "warnings", "missing", "added_steps"):
+        for key in (
+            "left_out",
+            "discard",
+            "kept",
+            "warnings",
+            "missing",
+            "added_steps",
+            "judgements",
+        ):
             data[key] = tuple(data.get(key, ()))
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
@@ -160,76 +167,6 @@ def missing_requirements(session: OpenSession, entries: Sequence[Mapping[str, An
     return missing
 
 
-def latest_values(measurements: Sequence[Measurement], phase: str) -> dict[str, tuple[str, Any]]:
-    """Each value name's latest (benchmark, value) among the ``phase`` measurements."""
-    out: dict[str, tuple[str, Any]] = {}
-    for m in measurements:
-        if m.phase != phase:
-            continue
-        for v in m.values:
-            out[v.name] = (m.name, v)
-    return out
-
-
-def results(measurements: Sequence[Measurement], compare: Any) -> tuple[list[ResultRow], list[str]]:
-    """The before/after rows for every value name baseline and re-measure share, with verdicts."""
-    before = latest_values(measurements, "baseline")
-    after = latest_values(measurements, "remeasure")
-    judgements, warnings = _judge(measurements, compare)
-    rows = []
-    for name, (bench, b) in before.items():
-        if name not in after:
-            continue
-        a = after[name][1]
-        # The verdict module labels a value "bench:name" when several benchmarks share it.
-        j = judgements.get(name) or judgements.get(f"{bench}:{name}")
-        rows.append(
-            ResultRow(
-                name=name,
-                unit=b.unit or a.unit,
-                better=b.better or a.better,
-                before=b.value,
-                after=a.value,
-                verdict=str(j.verdict) if j is not None else "n/a",
-                ci_low=getattr(j, "ci_low", None),
-                ci_high=getattr(j, "ci_high", None),
-                method=getattr(j, "method", None),
-            )
-        )
-    return rows, warnings
-
-
-def _judge(measurements: Sequence[Measurement], compare: Any) -> tuple[dict[str, Any], list[str]]:
-    """Verdicts from the verdict module; none (the table says n/a) when it is not installed."""
-    try:
-        from sessionctl.verdict import summarize_session
-    except ModuleNotFoundError as exc:
-        if exc.name in ("sessionctl.verdict",):
-            return {}, []
-        raise
-    judged = summarize_session(list(measurements), compare=compare)
-    warnings = [f"{j.metric}: {w}" for j in judged for w in getattr(j, "warnings", ())]
-    return {j.metric: j for j in judged}, warnings
-
-
-def primary(rows: Sequence[ResultRow]) -> ResultRow | None:
-    """The row the title trailers and the overall verdict speak for: throughput first."""
-    for r in rows:
-        if _THROUGHPUT.match(r.name):
-            return r
-    return rows[0] if rows else None
-
-
-def _trailer_key(name: str) -> str:
-    base = name.split("@", 1)[0].split("{", 1)[0]
-    return re.sub(r"[^A-Za-z0-9]+", "-", base).strip("-").upper() or "VALUE"
-
-
-def _plain(value: float, unit: str, key: str) -> str:
-    text = f"{value:.6g}"
-    return f"{text} {unit}" if unit and unit.lower() != key.lower() else text
-
-
 def _short(text: str, limit: int = _TITLE_MAX) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
@@ -270,19 +207,109 @@ def _classify(
     return code, left_out, to_discard, kept
 
 
-def _measurement_view(measurements: Sequence[Measurement], phase: str) -> list[dict[str, Any]]:
-    return [
-        {
-            "name": m.name,
-            "source": m.source,
-            "summary_md": m.summary_md,
-            "values": [
-                {"name": v.name, "text": perflog.format_value(v.value, v.unit)} for v in m.values
-            ],
-        }
-        for m in measurements
-        if m.phase == phase
+@dataclass(frozen=True)
+class Split:
+    """The working copy sorted for a close: the code change's paths and everything else."""
+
+    log: str
+    yaml: str
+    md: str
+    code: list[str]
+    left_out: list[str]
+    discard: list[str]
+    kept: list[str]
+    warnings: list[str]
+
+
+def split_changes(
+    ws: Workspace,
+    campaign: str,
+    vcs: Vcs,
+    *,
+    kind: str = "close",
+    include: Sequence[str] = (),
+    discard: bool = False,
+) -> Split:
+    """Sort the working copy's changes into the code change, left-out, discarded and kept."""
+    log_rel = relpath(vcs, ws.log_path(campaign))
+    yaml_rel = relpath(vcs, ws.campaign_path(campaign))
+    md_rel = relpath(vcs, ws.rendered_path(campaign))
+    include_rel = [_include_rel(vcs, ws, p) for p in include]
+    code, left_out, to_discard, kept = _classify(
+        vcs.working_changes(),
+        kind=kind,
+        skip={log_rel, yaml_rel, md_rel},
+        include=include_rel,
+        discard=discard,
+    )
+    warnings = [
+        f"--include {inc}: matches no changed file"
+        for inc in include_rel
+        if not any(c == inc or c.startswith(inc.rstrip("/") + "/") for c in code)
     ]
+    return Split(log_rel, yaml_rel, md_rel, code, left_out, to_discard, kept, warnings)
+
+
+def code_change_title(campaign: str, session: OpenSession, step_title: str, *, kind: str) -> str:
+    """The first line of change #1's description."""
+    n = session.number
+    if kind == "abort":
+        return f"perf({campaign}): session {n} aborted: {_short(step_title)}"
+    if session.diagnostic:
+        return f"perf({campaign}): session {n} (diagnostic): {_short(step_title)}"
+    return f"perf({campaign}): session {n}: {_short(step_title)}"
+
+
+def prompt_change_title(
+    campaign: str,
+    n: int,
+    *,
+    kind: str = "close",
+    resolve: str | None = None,
+    add_steps: Sequence[NewStep] = (),
+    status_text: str | None = None,
+) -> tuple[str, list[str]]:
+    """The first line of change #2's description, and its bullet lines."""
+    lines: list[str] = []
+    what: list[str] = []
+    if resolve:
+        lines.append(f"resolve next step `{resolve}` (session {n})")
+        what.append(f"resolve {resolve}")
+    if add_steps:
+        lines.extend(f"add next step `{s.id}`: {s.title}" for s in add_steps)
+        what.append("add " + ", ".join(s.id for s in add_steps))
+    if status_text:
+        lines.append("update the status")
+        what.append("update status")
+    after = f"after session {n}" + (" (aborted)" if kind == "abort" else "")
+    title = f"prompt({campaign}): {after}: {_short('; '.join(what) or 'record the session', 60)}"
+    return title, lines
+
+
+def preview(ws: Workspace, campaign: str, session: OpenSession, *, vcs: Vcs) -> dict[str, Any]:
+    """What a plain ``close`` would do, cheaply: files per change, titles, before/after.
+
+    No rendering and no statistics (``status`` must stay quick); ``close --dry-run`` shows
+    the full texts and the verdicts.
+    """
+    split = split_changes(ws, campaign, vcs)
+    step_title = str(session.extra.get("step_title") or session.step_id or "diagnostic session")
+    rows, _warnings, _judged = perflog.results(
+        record.measurements(ws, campaign, session.number), None, judge=False
+    )
+    return {
+        "code": {
+            "title": code_change_title(campaign, session, step_title, kind="close"),
+            "paths": [*split.code, split.log],
+        },
+        "prompt": {
+            "title": prompt_change_title(campaign, session.number)[0],
+            "paths": [split.yaml, split.md],
+        },
+        "left_out": split.left_out,
+        "results": [r.to_dict() for r in rows],
+        "warnings": split.warnings,
+    }
 
 
 def build(
@@ -325,23 +352,17 @@ def build(
             step_title, step_body, effect = s.title, s.body, s.effect
 
     # The working copy: what goes into the code change, what is left out.
-    log_rel = relpath(vcs, ws.log_path(campaign))
-    yaml_rel = relpath(vcs, ws.campaign_path(campaign))
-    md_rel = relpath(vcs, ws.rendered_path(campaign))
-    include_rel = [_include_rel(vcs, ws, p) for p in include]
-    changes = vcs.working_changes()
-    code, left_out, to_discard, kept = _classify(
-        changes, kind=kind, skip={log_rel, yaml_rel, md_rel}, include=include_rel, discard=discard
-    )
-    warnings: list[str] = []
-    for inc in include_rel:
-        if not any(c == inc or c.startswith(inc.rstrip("/") + "/") for c in code):
-            warnings.append(f"--include {inc}: matches no changed file")
+    split = split_changes(ws, campaign, vcs, kind=kind, include=include, discard=discard)
+    log_rel, yaml_rel, md_rel = split.log, split.yaml, split.md
+    code, left_out, to_discard, kept = split.code, split.left_out, split.discard, split.kept
+    warnings = list(split.warnings)
     diffstat = perflog.format_diffstat(vcs.numstat(code)) if code else ""
 
-    rows, verdict_warnings = results(measurements, camp.compare) if kind == "close" else ([], [])
+    rows, verdict_warnings, judged = (
+        perflog.results(measurements, camp.compare) if kind == "close" else ([], [], [])
+    )
     warnings.extend(verdict_warnings)
-    main_row = primary(rows)
+    main_row = perflog.primary(rows)
     verdict = None
     if kind == "close" and not session.diagnostic:
         verdict = main_row.verdict if main_row is not None else "n/a"
@@ -381,7 +402,16 @@ def build(
     md_hand_edited = False
     if md_path.exists():
         current_md = md_path.read_text(encoding="utf-8")
-        if current_md != render.render_prompt(camp, ws=ws) and current_md != md_text:
+        # Unchanged since `start` rendered it (same YAML revision)? Then no render is needed
+        # to know it carries no hand edits.
+        untouched = session.extra.get("prompt_revision") == camp.revision and session.extra.get(
+            "prompt_sha"
+        ) == text_sha(current_md)
+        if (
+            not untouched
+            and current_md != md_text
+            and current_md != render.render_prompt(camp, ws=ws)
+        ):
             md_hand_edited = True
             warnings.append(
                 f"{md_rel} has hand edits; they are kept in .sessionctl/backups/ "
@@ -412,8 +442,8 @@ def build(
         "effect": effect,
         "reason": reason,
         "force_reason": force_reason,
-        "baseline": _measurement_view(measurements, "baseline"),
-        "remeasure": _measurement_view(measurements, "remeasure"),
+        "baseline": perflog.measurement_view(measurements, "baseline"),
+        "remeasure": perflog.measurement_view(measurements, "remeasure"),
         "profile_findings": findings(entries, "profile"),
         "change_findings": findings(entries, "change"),
         "findings": all_findings
@@ -434,30 +464,19 @@ def build(
         "added_steps": [{"id": s.id, "title": s.title} for s in add_steps],
         "status": status_text,
     }
-    entry = _collapse(perflog.render_entry(context, ws=ws, campaign=new_camp))
+    entry = perflog.render_entry(context, ws=ws, campaign=new_camp)
     log_text = perflog.appended(existing_log, entry, title=camp.title)
 
     # The two change descriptions.
-    if kind == "abort":
-        code_title = f"perf({campaign}): session {n} aborted: {_short(step_title)}"
-    elif session.diagnostic:
-        code_title = f"perf({campaign}): session {n} (diagnostic): {_short(step_title)}"
-    else:
-        code_title = f"perf({campaign}): session {n}: {_short(step_title)}"
-    trailers = [("Session", str(n))]
-    if session.step_id:
-        trailers.append(("Step", session.step_id))
-    trailers.append(("Session-Kind", kind_word))
-    if verdict is not None:
-        trailers.append(("Verdict", verdict))
-    if main_row is not None:
-        key = _trailer_key(main_row.name)
-        if key != main_row.name.upper():
-            trailers.append(("Metric", main_row.name))
-        trailers.append((f"Baseline-{key}", _plain(main_row.before, main_row.unit, key)))
-        trailers.append((f"After-{key}", _plain(main_row.after, main_row.unit, key)))
-    if force_reason:
-        trailers.append(("Forced", " ".join(force_reason.split())))
+    code_title = code_change_title(campaign, session, step_title, kind=kind)
+    trailers = perflog.trailers(
+        session=n,
+        step_id=session.step_id,
+        kind=kind_word,
+        verdict=verdict,
+        main=main_row,
+        force_reason=force_reason,
+    )
     code_message = _render_message(
         ws,
         new_camp,
@@ -474,22 +493,10 @@ def build(
             "trailers": [{"key": k, "value": v} for k, v in trailers],
         },
     )
-    prompt_lines: list[str] = []
-    what: list[str] = []
-    if resolve:
-        prompt_lines.append(f"resolve next step `{resolve}` (session {n})")
-        what.append(f"resolve {resolve}")
-    if add_steps:
-        prompt_lines.extend(f"add next step `{s.id}`: {s.title}" for s in add_steps)
-        what.append("add " + ", ".join(s.id for s in add_steps))
-    if status_text:
-        prompt_lines.append("update the status")
-        what.append("update status")
-    prompt_lines.append(f"last_session: {max(n, camp.last_session)}, revision {new_camp.revision}")
-    after = f"after session {n}" + (" (aborted)" if kind == "abort" else "")
-    prompt_title = (
-        f"prompt({campaign}): {after}: {_short('; '.join(what) or 'record the session', 60)}"
+    prompt_title, prompt_lines = prompt_change_title(
+        campaign, n, kind=kind, resolve=resolve, add_steps=add_steps, status_text=status_text
     )
+    prompt_lines.append(f"last_session: {max(n, camp.last_session)}, revision {new_camp.revision}")
     prompt_message = _render_message(
         ws,
         new_camp,
@@ -538,7 +545,15 @@ def build(
         added_steps=tuple(s.id for s in add_steps),
         revision=new_camp.revision,
         md_hand_edited=md_hand_edited,
+        judgements=tuple(judged),
     )
+
+
+def text_sha(text: str) -> str:
+    """A short digest of a text (to notice hand edits without re-rendering)."""
+    import hashlib
+
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 def _include_rel(vcs: Vcs, ws: Workspace, path: str | Path) -> str:
@@ -550,9 +565,4 @@ def _render_message(ws: Workspace, campaign: Any, context: dict[str, Any]) -> st
     from sessionctl.render import render_template
 
     text = render_template(COMMIT_TEMPLATE, context, ws=ws, campaign=campaign)
-    return _collapse(text).strip("\n") + "\n"
-
-
-def _collapse(text: str) -> str:
-    """Collapse the blank-line runs that optional template sections leave behind."""
-    return re.sub(r"\n{3,}", "\n\n", text).lstrip("\n")
+    return perflog.collapse(text).strip("\n") + "\n"

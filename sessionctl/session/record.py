@@ -122,8 +122,9 @@ def append(ws: Workspace, campaign: str, entry: dict[str, Any]) -> OpenSession:
         if journal_path(ws, campaign).exists():
             # The close already planned its log entry: a late entry would silently miss it.
             raise SessionStateError(
-                f"{campaign}: session {s.number} is being closed (an interrupted close is pending); "
-                f"run `sessionctl close {campaign}` to finish it, then record into the next session"
+                f"{campaign}: session {s.number} is being closed (an interrupted close is "
+                f"pending); run `sessionctl close {campaign}` to finish it, then record into "
+                "the next session"
             )
         record = {"at": now_iso(), "by": os.environ.get("SESSIONCTL_AUTHOR", "user"), **entry}
         if record.get("phase") is not None and record["phase"] not in PHASES:

@@ -54,8 +54,12 @@ class FileChange:
 
     @property
     def is_new(self) -> bool:
-        """True for files the VCS did not know before (left out of a change unless included)."""
-        return self.status == UNTRACKED
+        """True for files the last commit did not have: left out of a change unless included.
+
+        A file that is merely staged (``git add``) counts as new too: an agent's ``git add -A``
+        must not sweep its transcripts into the session's change.
+        """
+        return self.status in (UNTRACKED, ADDED)
 
 
 @dataclass(frozen=True)

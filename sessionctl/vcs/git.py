@@ -58,8 +58,8 @@ class GitVcs:
         try:
             out: Any = self.repo.git.execute(["git", *args], strip_newline_in_stdout=False)
         except git.GitCommandError as exc:
-            err = " | ".join(line for line in str(exc.stderr).splitlines() if line.strip())
-            raise VcsError(f"`git {' '.join(args)}` failed ({exc.status}): {err.strip()}") from None
+            text = _clean(exc.stderr) or _clean(exc.stdout) or "(no output)"
+            raise VcsError(f"`git {' '.join(args)}` failed ({exc.status}): {text}") from None
         return str(out)
 
     def head(self) -> str:
@@ -162,6 +162,15 @@ class GitVcs:
         """Paths touched by ``rev`` relative to its first parent."""
         out = self._git("show", "--name-only", "--format=", "--no-renames", "-z", rev)
         return sorted(p for p in out.split("\0") if p.strip())
+
+
+def _clean(output: object) -> str:
+    """gitpython's captured output as one line (it wraps it in ``stderr: '...'``)."""
+    text = str(output or "").strip()
+    for prefix in ("stderr: ", "stdout: "):
+        if text.startswith(prefix):
+            text = text[len(prefix) :].strip().strip("'").strip()
+    return " | ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
 def find_root(start: Path) -> Path | None:

@@ -70,14 +70,18 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             res = profile_run(
                 pids=lambda: postmaster_tree(pg.datadir),
-                run=lambda: pgbench(pg.url, mode=args.mode, clients=args.clients, duration=args.duration),
+                run=lambda: pgbench(
+                    pg.url, mode=args.mode, clients=args.clients, duration=args.duration
+                ),
                 out_dir=Path(tmp),
                 spec=ProfileSpec(),
                 concurrency=args.clients,
                 call_graph=args.call_graph,
                 keep_script=True,
             )
-            (HERE / f"{args.name}.perf.txt.gz").write_bytes(Path(res.files["perf_script"]).read_bytes())
+            (HERE / f"{args.name}.perf.txt.gz").write_bytes(
+                Path(res.files["perf_script"]).read_bytes()
+            )
     meta = {
         "queries": res.profile.queries,
         "qps": res.qps_profiled,

@@ -1,0 +1,392 @@
+"""After the agent: audit the session, then accept it, close it on the agent's behalf, or fail it.
+
+Also settles a session a killed ``sessionctl run`` left behind (:func:`recover`): the old
+agent's process group is stopped, the session audited, then closed or failed like any other.
+A failed session is aborted with the audit's reasons in the log and the prompt's status; its
+edits of tracked files are discarded and the new files it made are moved to
+``.sessionctl/failed/<N>/`` so the next session starts from a clean working copy.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sessionctl.agent import audit as audit_mod
+from sessionctl.agent import launch as launch_mod
+from sessionctl.agent.transcript import parse_file
+from sessionctl.campaign.model import Campaign
+from sessionctl.errors import ConfigError, SessionctlError, SessionStateError
+from sessionctl.files import append_line, atomic_write
+from sessionctl.measurement import now_iso
+from sessionctl.workspace import Workspace
+
+if TYPE_CHECKING:
+    from sessionctl.agent.loop import Loop
+
+_FAIL_MARK = re.compile(r"\n*^Session \d+ was marked failed by the audit:.*$", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class SessionOutcome:
+    """One row of the final table."""
+
+    session: int
+    step: str | None
+    outcome: str  # closed | closed by agent | aborted by agent | failed
+    verdict: str | None = None
+    exit_reason: str = ""
+    detail: str = ""
+    turns: int = 0
+    cost_usd: float | None = None
+    duration_s: float = 0.0
+    problems: tuple[str, ...] = ()
+    transcript: str = ""
+    recovered: bool = False
+    moved: tuple[str, ...] = ()  # new files set aside into .sessionctl/failed/<N>/
+
+    @property
+    def improved(self) -> bool:
+        return self.verdict == "improved"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["problems"] = list(self.problems)
+        d["moved"] = list(self.moved)
+        return d
+
+
+# --- after the agent: audit, then accept, close or fail -----------------------------------------
+
+
+def finish(
+    loop: Loop,
+    camp: Campaign,
+    n: int,
+    step_id: str | None,
+    diagnostic: bool,
+    snap: audit_mod.Snapshot,
+    run: launch_mod.AgentRun,
+    *,
+    recovered: bool = False,
+    phase_before: str | None = None,
+) -> SessionOutcome:
+    """Audit session ``n`` after its agent, then accept it, close it, or fail it.
+
+    ``camp`` is the campaign as it stood when the session started: its audit rules are the
+    ones applied, whatever the agent did to the file since.
+    """
+    from sessionctl.session import close as close_mod
+    from sessionctl.session import record
+
+    ws, c = loop.ws, loop.campaign
+    loop.save(phase="auditing", exit_reason=run.exit_reason)
+    broken = _check_campaign_file(loop, n, snap)
+    loop.progress("auditing", n, step_id, cost_usd=run.summary.cost_usd, turns=run.summary.turns)
+    still_open = (cur := record.current(ws, c)) is not None and cur.number == n
+    closed = close_mod.load_closed(ws, c, n)
+    step = next((s for s in camp.next_steps if s.id == step_id), None)
+    result = audit_mod.audit_session(
+        ws,
+        c,
+        number=n,
+        diagnostic=diagnostic,
+        step=step,
+        spec=camp.audit,
+        snap=snap,
+        closed=None if still_open else closed,
+        exit_reason=run.exit_reason,
+        exit_code=run.exit_code,
+        detail=run.detail,
+        prefer=camp.vcs,
+    )
+    _record_agent(ws, c, n, run, result, still_open=still_open)
+    base: dict[str, Any] = {
+        "session": n,
+        "step": step_id,
+        "exit_reason": run.exit_reason,
+        "detail": run.detail,
+        "turns": run.summary.turns,
+        "cost_usd": run.summary.cost_usd,
+        "duration_s": round(run.duration_s, 3),
+        "transcript": _rel(ws, Path(run.transcript)),
+        "recovered": recovered,
+    }
+    problems = tuple(broken) + tuple(p.message for p in result.problems)
+    status = _status_now(loop, camp)
+    if not still_open:
+        kind = (closed or {}).get("kind")
+        moved = _set_aside(
+            ws, n, [p for p in (closed or {}).get("left_out") or () if p not in snap.dirty]
+        )
+        word = "aborted by agent" if kind == "abort" else "closed by agent"
+        if phase_before in ("closing", "failing"):
+            # We were closing or failing it ourselves when the previous run died.
+            word = "failed" if kind == "abort" else "closed"
+        if closed is None:
+            word = "lost"
+            problems += (f"session {n} is no longer open but was neither closed nor aborted",)
+        outcome = SessionOutcome(
+            outcome=word,
+            verdict=(closed or {}).get("verdict"),
+            problems=problems,
+            moved=moved,
+            **base,
+        )
+    elif not problems:
+        loop.save(phase="closing")
+        loop.progress("closing", n, step_id)
+        try:
+            done = close_mod.close(
+                ws,
+                c,
+                summary=run.summary.result_text,
+                status_text=_cleaned_status(status),
+                include=[f.path for f in result.diff.files if f.new],
+                reporter=loop.reporter,
+            )
+            outcome = SessionOutcome(outcome="closed", verdict=done.plan.verdict, **base)
+        except SessionctlError as exc:
+            problems = (f"close failed: {exc}",)
+            outcome = _fail(loop, status, n, snap, problems, base)
+    else:
+        outcome = _fail(loop, status, n, snap, problems, base)
+    loop.log("outcome", **outcome.to_dict())
+    loop.save(clear=True)
+    said = f"session {n}: {outcome.outcome}" + (f" ({outcome.verdict})" if outcome.verdict else "")
+    loop.reporter.info(said + (f": {'; '.join(outcome.problems)}" if outcome.problems else ""))
+    return outcome
+
+
+def _check_campaign_file(loop: Loop, n: int, snap: audit_mod.Snapshot) -> list[str]:
+    """Restore the campaign file if the agent left it unreadable (keeping its version aside)."""
+    try:
+        loop.campaign_now()
+    except ConfigError as exc:
+        path = loop.ws.campaign_path(loop.campaign)
+        if snap.yaml_text is None:
+            raise
+        atomic_write(
+            loop.ws.scratch / "backups" / f"{loop.campaign}.yaml.session{n}",
+            path.read_text(encoding="utf-8") if path.exists() else "",
+        )
+        atomic_write(path, snap.yaml_text)
+        return [f"the campaign file was broken by hand ({exc}); restored it"]
+    return []
+
+
+def _status_now(loop: Loop, camp: Campaign) -> str | None:
+    """The campaign's status prose as it is now (the session may have changed it)."""
+    try:
+        return loop.campaign_now().status
+    except ConfigError:
+        return camp.status
+
+
+def _fail(
+    loop: Loop,
+    status: str | None,
+    n: int,
+    snap: audit_mod.Snapshot,
+    problems: tuple[str, ...],
+    base: dict[str, Any],
+) -> SessionOutcome:
+    """Abort the session with the audit's reasons in the log and the prompt's status."""
+    from sessionctl.session import close as close_mod
+
+    ws, c = loop.ws, loop.campaign
+    loop.save(phase="failing")
+    loop.progress("failing", n, base.get("step"))
+    log = ws.log_path(c)
+    current_log = log.read_text(encoding="utf-8") if log.exists() else None
+    if current_log != snap.log_text:
+        # Only sessionctl writes the log: keep the hand edit aside, restore what close wrote.
+        atomic_write(ws.scratch / "backups" / f"{c}-perf-log.session{n}.md", current_log or "")
+        if snap.log_text is None:
+            log.unlink(missing_ok=True)
+        else:
+            atomic_write(log, snap.log_text)
+    reasons = "; ".join(problems)
+    done = close_mod.abort(
+        ws,
+        c,
+        reason=f"audit failed: {reasons}",
+        status_text=_failed_status(status, n, reasons),
+        discard=True,
+        reporter=loop.reporter,
+    )
+    moved = _set_aside(ws, n, [p for p in done.kept if p not in snap.dirty])
+    return SessionOutcome(outcome="failed", problems=problems, moved=moved, **base)
+
+
+def _record_agent(
+    ws: Workspace,
+    campaign: str,
+    n: int,
+    run: launch_mod.AgentRun,
+    result: audit_mod.Audit,
+    *,
+    still_open: bool,
+) -> None:
+    """Record the agent's summary (an ``agent`` entry) and a note the log entry shows."""
+    from sessionctl.session import record
+
+    entry = {
+        **run.to_entry(),
+        "transcript": _rel(ws, Path(run.transcript)),
+        "audit": result.to_dict(),
+        "by": "sessionctl",
+    }
+    note = f"Agent ({run.preset}): {run.text_summary()}; transcript {entry['transcript']}"
+    if any(
+        e.get("type") == "agent" and e.get("transcript") == entry["transcript"]
+        for e in record.entries(ws, campaign, n)
+    ):
+        return  # recorded before a previous `sessionctl run` died
+    if still_open:
+        record.append(ws, campaign, entry)
+        record.append(
+            ws, campaign, {"type": "finding", "phase": "note", "text": note, "by": "sessionctl"}
+        )
+        return
+    # Closed by the agent itself: the entry still belongs with the session's archived record.
+    with ws.lock(campaign):
+        line = json.dumps({"at": now_iso(), **entry}, default=str)
+        append_line(record.entries_path(ws, campaign, n), line)
+
+
+def _set_aside(ws: Workspace, n: int, paths: list[str]) -> tuple[str, ...]:
+    """Move new files a failed or half-closed session left behind into the scratch folder."""
+    moved = []
+    for rel in paths:
+        src = ws.root / rel
+        if not src.exists():
+            continue
+        dest = ws.scratch / "failed" / str(n) / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(src), str(dest))
+        moved.append(rel)
+        # Drop folders the move emptied, so the next session starts from a clean tree.
+        parent = src.parent
+        while parent != ws.root and parent.is_dir() and not any(parent.iterdir()):
+            parent.rmdir()
+            parent = parent.parent
+    return tuple(moved)
+
+
+def _cleaned_status(status: str | None) -> str | None:
+    """The status without an earlier audit-failure paragraph (None when there was none)."""
+    if not status or not _FAIL_MARK.search(status):
+        return None
+    return _FAIL_MARK.sub("", status).strip() or "(no status)"
+
+
+def _failed_status(status: str | None, n: int, reasons: str) -> str:
+    base = _FAIL_MARK.sub("", status or "").strip()
+    line = f"Session {n} was marked failed by the audit: {reasons}. Avoid this in the next session."
+    return f"{base}\n\n{line}" if base else line
+
+
+def _rel(ws: Workspace, path: Path) -> str:
+    try:
+        return str(path.relative_to(ws.root))
+    except ValueError:
+        return str(path)
+
+
+# --- resume ------------------------------------------------------------------------------------
+
+
+def recover(loop: Loop, cur: dict[str, Any]) -> SessionOutcome | None:
+    """Settle the session a killed ``sessionctl run`` left: reap its agent, audit, close or fail."""
+    from sessionctl.session import close as close_mod
+    from sessionctl.session import record
+
+    ws, c = loop.ws, loop.campaign
+    n = cur.get("session")
+    loop.reporter.warn(
+        f"a previous `sessionctl run` stopped during session {n} ({cur.get('phase')}); settling it"
+    )
+    loop.log("recover", **{k: v for k, v in cur.items() if k != "snapshot"})
+    pid = cur.get("agent_pid")
+    found = launch_mod.reap_session(int(pid)) if pid else []
+    close_mod.recover(ws, c, reporter=loop.reporter)
+    camp = loop.campaign_now()
+    open_now = record.current(ws, c)
+    if n is None or (open_now is None and close_mod.load_closed(ws, c, int(n)) is None):
+        # It died before the session opened: nothing was started, nothing to settle.
+        loop.save(clear=True)
+        return None
+    n = int(n)
+    if open_now is not None and open_now.number != n:
+        loop.save(clear=True)
+        raise SessionStateError(
+            f"{c}: the interrupted run was in session {n} but session {open_now.number} is open; "
+            f"settle it with `sessionctl close {c}` or `sessionctl abort {c} --reason TEXT`"
+        )
+    transcript = Path(cur.get("transcript") or launch_mod.transcript_path(ws, c, n))
+    parsed = parse_file(
+        transcript, cur.get("format") or "auto", token_prices=camp.agent.token_prices
+    )
+    if found:
+        reason, detail = (
+            launch_mod.LOST,
+            f"sessionctl run died; its agent (pid {pid}) was stopped on resume",
+        )
+    elif pid:
+        reason, detail = launch_mod.EXITED, "the agent ended while sessionctl run was down"
+    else:
+        reason, detail = (
+            launch_mod.LOST,
+            f"sessionctl run died during {cur.get('phase')} before the agent ran",
+        )
+    run = launch_mod.AgentRun(
+        argv=tuple(cur.get("argv") or ()),
+        preset=str(cur.get("preset") or "?"),
+        pid=int(pid) if pid else None,
+        exit_code=None,
+        exit_reason=reason,
+        duration_s=_since(cur.get("started_at")),
+        transcript=str(transcript),
+        summary=parsed.summary(),
+        detail=detail,
+    )
+    if cur.get("snapshot"):
+        snap = audit_mod.Snapshot.from_dict(cur["snapshot"])
+    else:
+        # It died between opening the session and noting the snapshot: no agent ran yet.
+        rev = open_now.start_revision if open_now is not None else {}
+        snap = audit_mod.snapshot(
+            ws,
+            c,
+            start_commit=str(rev.get("commit") or "") or None,
+            dirty=(open_now.extra.get("dirty_at_start") or ()) if open_now is not None else (),
+        )
+    outcome = finish(
+        loop,
+        camp,
+        n,
+        cur.get("step"),
+        bool(cur.get("diagnostic")),
+        snap,
+        run,
+        recovered=True,
+        phase_before=cur.get("phase"),
+    )
+    return replace(outcome, recovered=True)
+
+
+def _since(stamp: str | None) -> float:
+    import datetime as dt
+
+    if not stamp:
+        return 0.0
+    try:
+        t = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return 0.0
+    return max((dt.datetime.now(dt.UTC) - t).total_seconds(), 0.0)

@@ -1,0 +1,398 @@
+"""One ``sessionctl bench`` invocation: target up, preflight, a sweep of measured runs, one record.
+
+For each concurrency level, ``repeat`` times: setup SQL (system user, then the benchmark's), a
+metrics scrape, the driver's run, another scrape; raw data of every run goes under
+``<runs dir>/<timestamp>-<bench>/c<N>-r<k>/``. The sweep becomes ONE Measurement (values like
+``qps@c64``, ``p99_ms@c64`` and metric statistics with the same suffix; per-repeat samples) and
+a markdown table, recorded into the open session. Drivers run in their own processes; this
+process only polls them for the progress bar, so scrapes and display stay off the hot path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sessionctl.bench import BenchContext
+from sessionctl.bench.results import RunResult, build_measurement, sweep_table
+from sessionctl.campaign.model import Benchmark, Campaign
+from sessionctl.errors import UsageError
+from sessionctl.files import atomic_write, atomic_write_json
+from sessionctl.measurement import PHASES, Measurement, Value, now_iso
+from sessionctl.reporting import NULL, Reporter
+from sessionctl.target import TargetHandle
+from sessionctl.units import format_duration
+from sessionctl.workspace import Workspace
+
+ProgressFn = Callable[[float, float, int], None]
+RunDriver = Callable[[BenchContext, int, float, Path, ProgressFn | None], RunResult]
+SweepDriver = Callable[[BenchContext], Measurement]
+
+
+# --- the drivers ------------------------------------------------------------------------------
+
+
+def _builtin(
+    ctx: BenchContext, concurrency: int, duration: float, raw: Path, progress: ProgressFn | None
+) -> RunResult:
+    from sessionctl.bench.builtin import BuiltinSpec, run_builtin
+
+    b = ctx.bench
+    queries = tuple((q.sql, q.weight) for q in b.queries) or ((b.query or "", 1.0),)
+    spec = BuiltinSpec(
+        url=ctx.target.sql_url,
+        queries=queries,
+        concurrency=concurrency,
+        duration=duration,
+        warmup=ctx.warmup,
+        rate=b.rate,
+        workers=ctx.options.get("workers"),
+    )
+    return run_builtin(spec, progress=progress, raw_dir=raw)
+
+
+def _pgbench(
+    ctx: BenchContext, concurrency: int, duration: float, raw: Path, progress: ProgressFn | None
+) -> RunResult:
+    from sessionctl.bench.pgbench import run_pgbench, script_text
+
+    b = ctx.bench
+    return run_pgbench(
+        url=ctx.target.sql_url,
+        script=script_text(b.script, b.query),
+        concurrency=concurrency,
+        duration=duration,
+        raw_dir=raw,
+        binary=b.binary,
+        extra_args=b.args,
+        warmup=ctx.warmup,
+        progress=progress,
+    )
+
+
+def _dbbench(
+    ctx: BenchContext, concurrency: int, duration: float, raw: Path, progress: ProgressFn | None
+) -> RunResult:
+    from sessionctl.bench.dbbench import run_dbbench
+
+    b = ctx.bench
+    return run_dbbench(
+        url=ctx.target.sql_url,
+        concurrency=concurrency,
+        duration=duration,
+        raw_dir=raw,
+        query=b.query,
+        config=b.config,
+        binary=b.binary,
+        extra_args=b.args,
+        progress=progress,
+    )
+
+
+def _ddl(ctx: BenchContext) -> Measurement:
+    from sessionctl.bench.ddl import run_ddl
+
+    return run_ddl(ctx)
+
+
+# driver name → one measured run at one level (the runner sweeps and repeats them)
+RUN_DRIVERS: dict[str, RunDriver] = {"builtin": _builtin, "pgbench": _pgbench, "dbbench": _dbbench}
+# driver name → a whole invocation that builds its own Measurement (e.g. ddl's growth levels)
+SWEEP_DRIVERS: dict[str, SweepDriver] = {"ddl": _ddl}
+
+
+def check_driver(bench: Benchmark) -> None:
+    """Fail early (before the target starts) when the driver's tool is missing."""
+    if bench.driver == "pgbench":
+        from sessionctl.bench.pgbench import find_pgbench
+
+        find_pgbench(bench.binary)
+    elif bench.driver == "dbbench":
+        from sessionctl.bench.dbbench import find_dbbench
+
+        find_dbbench(bench.binary)
+    elif bench.driver not in RUN_DRIVERS and bench.driver not in SWEEP_DRIVERS:
+        raise UsageError(f"benchmark {bench.name!r}: unknown driver {bench.driver!r}")
+
+
+# --- outcome ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BenchOutcome:
+    """What one ``bench`` invocation produced."""
+
+    measurement: Measurement
+    runs: tuple[RunResult, ...]
+    table: list[dict[str, Any]]
+    session: int | None  # the session it was recorded into (None: none open, or --no-record)
+    run_dir: Path
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "session": self.session,
+            "run_dir": str(self.run_dir),
+            "measurement": self.measurement.to_dict(),
+            "runs": [r.to_dict() for r in self.runs],
+            "table": self.table,
+        }
+
+
+# --- one run --------------------------------------------------------------------------------
+
+
+def _next_dir(parent: Path, stem: str) -> Path:
+    parent.mkdir(parents=True, exist_ok=True)
+    k = 1
+    while True:
+        cand = parent / f"{stem}{k}"
+        try:
+            cand.mkdir()
+            return cand
+        except FileExistsError:
+            k += 1
+
+
+def new_run_dir(ws: Workspace, campaign: str, bench: str) -> Path:
+    """A fresh ``<runs dir>/<timestamp>-<bench>/`` folder for one invocation's raw data."""
+    ws.ensure_scratch()
+    stamp = now_iso().replace("-", "").replace(":", "")
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in bench)
+    base = ws.runs_dir(campaign)
+    base.mkdir(parents=True, exist_ok=True)
+    k = 1
+    while True:
+        cand = base / (f"{stamp}-{safe}" if k == 1 else f"{stamp}-{safe}-{k}")
+        try:
+            cand.mkdir()
+            return cand
+        except FileExistsError:
+            k += 1
+
+
+def _scrape(ctx: BenchContext, raw: Path, which: str) -> Any:
+    from sessionctl.metrics import save, scrape
+
+    url = ctx.target.metrics_url
+    if not url or not ctx.campaign.metrics:
+        return None
+    snap = scrape(url, families=[m.name for m in ctx.campaign.metrics])
+    save(raw / f"metrics-{which}.prom", snap)
+    return snap
+
+
+def run_once(
+    ctx: BenchContext,
+    *,
+    concurrency: int,
+    duration: float,
+    setup: bool = True,
+    metrics: bool = True,
+    label: str | None = None,
+) -> RunResult:
+    """ONE measured run at one level: setup SQL, scrape, drive, scrape; raw data in a folder."""
+    driver = RUN_DRIVERS.get(ctx.bench.driver)
+    if driver is None:
+        raise UsageError(
+            f"benchmark {ctx.bench.name!r}: driver {ctx.bench.driver!r} has no single-run mode "
+            f"(use one of {', '.join(RUN_DRIVERS)})"
+        )
+    raw = _next_dir(ctx.run_dir, f"c{concurrency}-r")
+    if setup:
+        ctx.target.run_setup(ctx.bench.setup_sql)
+    before = _scrape(ctx, raw, "before") if metrics else None
+    desc = label or f"{ctx.bench.name} c{concurrency}"
+    total = ctx.warmup + duration
+    with ctx.reporter.task(desc, total=total) as task:
+
+        def progress(elapsed: float, qps: float, done: int) -> None:
+            task.update(completed=min(total, max(0.0, elapsed + ctx.warmup)), qps=qps)
+
+        result = driver(ctx, concurrency, duration, raw, progress)
+        task.update(completed=total, qps=result.qps)
+    values: tuple[Value, ...] = ()
+    if before is not None:
+        from sessionctl.metrics import diff, summarize
+
+        after = _scrape(ctx, raw, "after")
+        delta = diff(before, after)
+        vals, table_md = summarize(
+            delta, ctx.campaign.metrics, queries=result.queries, window_s=result.duration
+        )
+        values = tuple(vals)
+        atomic_write(raw / "metrics.md", table_md)
+    result = dataclasses.replace(result, metrics=values, raw_path=_rel(ctx.ws, raw))
+    atomic_write_json(raw / "result.json", result.to_dict())
+    return result
+
+
+def _rel(ws: Workspace, path: Path) -> str:
+    try:
+        return str(path.relative_to(ws.root))
+    except ValueError:
+        return str(path)
+
+
+# --- the invocation -------------------------------------------------------------------------
+
+
+def _levels(bench: Benchmark, given: Sequence[int] | None) -> tuple[int, ...]:
+    if given:
+        levels = tuple(int(c) for c in given)
+    elif bench.driver == "dbbench" and bench.config and bench.concurrency == (1,):
+        from sessionctl.bench.dbbench import config_jobs
+
+        # A dbbench config carries its own level; the benchmark's default (1) must not override it.
+        own = [c for c in config_jobs(bench.config).values() if c]
+        levels = (own[0],) if len(own) == 1 else (1,)
+    else:
+        levels = bench.concurrency
+    if any(c < 1 for c in levels):
+        raise UsageError(f"--concurrency: levels must be >= 1, got {','.join(map(str, levels))}")
+    return levels
+
+
+def load_campaign(ws: Workspace, name: str) -> Campaign:
+    """The validated campaign (through the campaign store)."""
+    from sessionctl.campaign.store import load
+
+    return load(ws, name).campaign
+
+
+def run_bench(
+    ws: Workspace,
+    campaign: str,
+    *,
+    bench: str | None = None,
+    phase: str | None = None,
+    concurrency: Sequence[int] | None = None,
+    duration: float | None = None,
+    repeat: int | None = None,
+    record: bool = True,
+    reporter: Reporter = NULL,
+    start: bool = True,
+    options: dict[str, Any] | None = None,
+) -> BenchOutcome:
+    """Run a benchmark's sweep against the campaign's target and record it into the open session."""
+    if phase is not None and phase not in PHASES:
+        raise UsageError(f"--phase {phase}: unknown; use one of {', '.join(PHASES)}")
+    camp = load_campaign(ws, campaign)
+    b = camp.benchmark(bench)
+    check_driver(b)
+    levels = _levels(b, concurrency)
+    secs = b.duration if duration is None else float(duration)
+    reps = b.repeat if repeat is None else int(repeat)
+    if secs <= 0 or reps < 1:
+        raise UsageError("--duration must be > 0 and --repeat >= 1")
+    run_dir = new_run_dir(ws, campaign, b.name)
+    reporter.phase(f"bench {b.name} ({b.driver}) at concurrency {','.join(map(str, levels))}")
+    runs: list[RunResult] = []
+    with TargetHandle(ws, camp, start=start, reporter=reporter) as target:
+        checks = target.preflight()
+        for c in checks:
+            reporter.info(f"preflight {c.name}: {c.value!r} ({c.expect}) ok")
+        ctx = BenchContext(
+            ws=ws,
+            campaign=camp,
+            bench=b,
+            target=target,
+            phase=phase,
+            reporter=reporter,
+            run_dir=run_dir,
+            concurrency=levels,
+            duration=secs,
+            repeat=reps,
+            warmup=b.warmup,
+            options=dict(options or {}),  # driver extras, e.g. ddl's levels / keep_probes
+        )
+        details: dict[str, Any] = {
+            "driver": b.driver,
+            "concurrency": list(levels),
+            "duration": secs,
+            "repeat": reps,
+            "warmup": b.warmup,
+            "target": target.describe(),
+            "preflight": [{"name": c.name, "expect": c.expect, "value": c.value} for c in checks],
+        }
+        if b.driver in SWEEP_DRIVERS:
+            target.run_setup(b.setup_sql)
+            m = SWEEP_DRIVERS[b.driver](ctx)
+            m = dataclasses.replace(m, phase=phase, raw_dir=m.raw_dir or ctx.raw_dir)
+        else:
+            for level in levels:
+                for r in range(reps):
+                    if r or level != levels[0]:
+                        _maybe_restart(target, camp)
+                    label = f"{b.name} c{level}" + (f" run {r + 1}/{reps}" if reps > 1 else "")
+                    res = run_once(ctx, concurrency=level, duration=secs, label=label)
+                    runs.append(res)
+                    reporter.info(
+                        f"{label}: {res.qps:,.0f} QPS, p50 {res.p50_ms:.3f} ms, "
+                        f"p99 {res.p99_ms:.3f} ms"
+                        + (f", {res.errors} errors" if res.errors else "")
+                    )
+            m = build_measurement(
+                source=b.driver,
+                name=b.name,
+                phase=phase,
+                runs=runs,
+                raw_dir=ctx.raw_dir,
+                details=details,
+            )
+    session = None
+    if record:
+        from sessionctl.session.record import record_measurement
+
+        session = record_measurement(ws, campaign, m, phase=phase)
+    table = list(m.details.get("table") or sweep_table(runs))
+    outcome = BenchOutcome(
+        measurement=m, runs=tuple(runs), table=table, session=session, run_dir=run_dir
+    )
+    atomic_write_json(run_dir / "outcome.json", outcome.to_dict())
+    atomic_write(run_dir / "summary.md", m.summary_md)
+    reporter.info(f"raw data: {_rel(ws, run_dir)} ({format_duration(secs)} per run)")
+    return outcome
+
+
+def _maybe_restart(target: TargetHandle, campaign: Campaign) -> None:
+    """Restart a server we started before each run when the campaign asks for it."""
+    if campaign.target.restart == "per_run" and target.should_start:
+        target.stop()
+        target.start()
+        target.wait_ready()
+        # Give a freshly started server a moment of quiet before it is measured.
+        time.sleep(0.2)
+
+
+def bench_context(
+    ws: Workspace,
+    campaign: Campaign,
+    target: TargetHandle,
+    *,
+    bench: str | None = None,
+    phase: str | None = None,
+    concurrency: Sequence[int] | None = None,
+    duration: float | None = None,
+    repeat: int | None = None,
+    reporter: Reporter = NULL,
+    run_dir: Path | None = None,
+) -> BenchContext:
+    """Build a BenchContext for callers that drive runs themselves (compare, profile)."""
+    b = campaign.benchmark(bench)
+    return BenchContext(
+        ws=ws,
+        campaign=campaign,
+        bench=b,
+        target=target,
+        phase=phase,
+        reporter=reporter,
+        run_dir=run_dir or new_run_dir(ws, campaign.name, b.name),
+        concurrency=_levels(b, concurrency),
+        duration=b.duration if duration is None else float(duration),
+        repeat=b.repeat if repeat is None else int(repeat),
+        warmup=b.warmup,
+    )

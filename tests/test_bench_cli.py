@@ -1,0 +1,122 @@
+"""``sessionctl bench`` through the real CLI app (in-process): JSON output, one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from sessionctl.cli import app
+from sessionctl.cli.bench import resolve
+from sessionctl.embedded_postgres import free_port
+from sessionctl.errors import CampaignNotFound
+from sessionctl.session.record import OpenSession, measurements, write_current
+from sessionctl.workspace import Workspace
+
+runner = CliRunner()
+
+
+def campaign_yaml(sql_url: str, *, bench_name: str = "lookup", extra_bench: str = "") -> str:
+    return f"""\
+schema: 1
+revision: 1
+title: CLI bench
+target:
+  sql_url: {sql_url}
+benchmarks:
+  - name: {bench_name}
+    driver: builtin
+    query: select 1
+    concurrency: [1]
+    duration: 1s
+{extra_bench}
+"""
+
+
+def test_bench_json_records_into_the_session(ws: Workspace, pg_url: str) -> None:
+    (ws.prompts_dir / "cli.yaml").write_text(campaign_yaml(pg_url))
+    write_current(ws, OpenSession("cli", 12, None, False, "2026-11-22T10:00:00Z"))
+    result = runner.invoke(
+        app, ["bench", "lookup", "--concurrency", "1,2", "--duration", "300ms", "--phase", "baseline", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["session"] == 12
+    assert [row["concurrency"] for row in data["table"]] == [1, 2]
+    assert {v["name"] for v in data["measurement"]["values"]} >= {"qps@c1", "qps@c2", "p99_ms@c2"}
+    [m] = measurements(ws, "cli", 12)
+    assert m.phase == "baseline"
+
+
+def test_bench_human_output_shows_the_table(ws: Workspace, pg_url: str) -> None:
+    (ws.prompts_dir / "cli.yaml").write_text(campaign_yaml(pg_url))
+    result = runner.invoke(app, ["bench", "--duration", "0.3s", "--no-record"])
+    assert result.exit_code == 0, result.output
+    assert "QPS" in result.stdout and "p99 ms" in result.stdout
+    assert "raw data:" in result.stdout and "recorded" not in result.stdout
+
+
+def test_dead_server_is_one_line_with_redacted_url(ws: Workspace) -> None:
+    url = f"postgresql://app:verysecret@127.0.0.1:{free_port()}/app"
+    (ws.prompts_dir / "cli.yaml").write_text(campaign_yaml(url))
+    result = runner.invoke(app, ["bench", "--duration", "0.3s"])
+    assert result.exit_code == 1
+    out = result.output.strip()
+    assert out.startswith("error: target not reachable at postgresql://app:***@127.0.0.1:")
+    assert "verysecret" not in result.output and len(out.splitlines()) == 1
+    assert "target.start" in out  # the fix
+
+
+def test_missing_pgbench_binary_names_what_to_configure(ws: Workspace, pg_url: str) -> None:
+    extra = """\
+  - name: pg
+    driver: pgbench
+    binary: /nonexistent/pgbench
+    query: select 1
+"""
+    (ws.prompts_dir / "cli.yaml").write_text(campaign_yaml(pg_url, extra_bench=extra))
+    result = runner.invoke(app, ["bench", "pg"])
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        "error: pgbench: configured binary '/nonexistent/pgbench' is not executable; "
+        "fix the benchmark's `binary:`"
+    )
+
+
+def test_missing_dbbench_names_what_to_install(ws: Workspace, pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    extra = """\
+  - name: db
+    driver: dbbench
+    query: select 1
+"""
+    (ws.prompts_dir / "cli.yaml").write_text(campaign_yaml(pg_url, extra_bench=extra))
+    monkeypatch.setenv("PATH", "/nonexistent")
+    result = runner.invoke(app, ["bench", "db"])
+    assert result.exit_code == 1
+    assert "dbbench: not found on PATH; build it from github.com/memsql/dbbench" in result.output
+
+
+def test_bad_concurrency_is_a_usage_error(ws: Workspace, pg_url: str) -> None:
+    (ws.prompts_dir / "cli.yaml").write_text(campaign_yaml(pg_url))
+    result = runner.invoke(app, ["bench", "--concurrency", "1,x"])
+    assert result.exit_code == 2 and "--concurrency '1,x'" in result.output
+
+
+def test_positional_name_resolves_benchmark_or_campaign(ws: Workspace) -> None:
+    (ws.prompts_dir / "alpha.yaml").write_text(campaign_yaml("postgresql://h/db", bench_name="lookup"))
+    (ws.prompts_dir / "beta.yaml").write_text(campaign_yaml("postgresql://h/db", bench_name="scan"))
+    assert resolve(ws, "alpha", None) == ("alpha", None)  # several campaigns: a campaign name
+    assert resolve(ws, "scan", "beta") == ("beta", "scan")
+    with pytest.raises(CampaignNotFound):
+        resolve(ws, "scan", None)  # a benchmark, but which campaign?
+    (ws.prompts_dir / "beta.yaml").unlink()
+    assert resolve(ws, "lookup", None) == ("alpha", "lookup")  # the only campaign's benchmark
+    assert resolve(ws, "alpha", None) == ("alpha", None)
+
+
+def test_help_mentions_every_option() -> None:
+    result = runner.invoke(app, ["bench", "--help"])
+    assert result.exit_code == 0
+    for opt in ("--campaign", "--phase", "--concurrency", "--duration", "--repeat", "--no-record", "--json"):
+        assert opt in result.output

@@ -1,0 +1,132 @@
+"""The A/B protocol against the real PostgreSQL fixture (short runs: pairs=2, sub-second)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+from typer.testing import CliRunner
+
+from sessionctl.campaign.model import CompareSpec
+from sessionctl.cli import app
+from sessionctl.compare import ArtifactSides, SqlSides, run_compare
+from sessionctl.session.record import OpenSession, measurements, write_current
+from sessionctl.verdict import summarize_session
+from sessionctl.workspace import Workspace
+
+pytestmark = pytest.mark.postgres
+
+TABLE = "compare_lookup"
+DROP = f"DROP INDEX IF EXISTS {TABLE}_k"
+CREATE = f"CREATE INDEX IF NOT EXISTS {TABLE}_k ON {TABLE} (k)"
+
+
+def _campaign(ws: Workspace, url: str, *, target: str = "", top: str = "") -> None:
+    ws.campaign_path("t").write_text(f"""schema: 1
+revision: 1
+title: compare test
+target:
+  sql_url: "{url}"
+{target}{top}benchmarks:
+  - name: lookup
+    driver: builtin
+    query: SELECT count(*) FROM {TABLE} WHERE k = (SELECT (random() * 2000)::int)
+    concurrency: [2]
+    duration: 0.4s
+""")
+
+
+@pytest.fixture
+def table(pg_url: str) -> str:
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (id int, k int)")
+        if conn.execute(f"SELECT count(*) FROM {TABLE}").fetchone() == (0,):
+            conn.execute(f"INSERT INTO {TABLE} SELECT g, g % 2000 FROM generate_series(1, 40000) g")
+        conn.execute(DROP)
+        conn.execute(f"ANALYZE {TABLE}")
+    return TABLE
+
+
+def test_index_ab_is_judged_improved_and_recorded(ws: Workspace, pg_url: str, table: str) -> None:
+    _campaign(ws, pg_url)
+    write_current(ws, OpenSession("t", 1, None, False, "now"))
+    sides = SqlSides(a_sql=(DROP,), b_sql=(CREATE, f"ANALYZE {TABLE}"))
+    res = run_compare(ws, "t", sides=sides, pairs=2)
+    assert res.plan == ("AB", "BA") and res.session == 1
+    assert [(r["side"], r["warmup"]) for r in res.runs] == [
+        ("A", True), ("B", True), ("A", False), ("B", False), ("B", False), ("A", False),
+    ]  # fmt: skip
+    qps = next(j for j in res.judgements if j.metric == "qps@c2")
+    assert qps.verdict == "improved" and qps.ratio is not None and qps.ratio > 2
+    assert qps.method == "paired" and qps.n == 2
+    p99 = next(j for j in res.judgements if j.metric == "p99_ms@c2")
+    assert any("saturated closed-loop run" in w for w in p99.warnings)
+    assert (ws.root / str(res.raw_dir) / "compare.json").is_file()
+    recorded = measurements(ws, "t", 1)
+    assert [m.source for m in recorded] == ["compare"]
+    assert summarize_session(recorded, compare=CompareSpec()) == list(res.judgements)
+
+
+def test_cli_aa_calibration(ws: Workspace, pg_url: str, table: str) -> None:
+    _campaign(ws, pg_url, top="compare:\n  warmup_runs: 0\n")
+    out = CliRunner().invoke(
+        app, ["--root", str(ws.root), "compare", "lookup", "--campaign", "t", "--aa", "--pairs", "2",
+              "--duration", "0.3s", "--json"],
+    )  # fmt: skip
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.stdout)
+    assert data["aa"] and data["sides"]["kind"] == "aa" and data["session"] is None
+    assert [(r["pair"], r["side"], r["mode"]) for r in data["runs"]] == [
+        (1, "A", "closed"), (1, "B", "closed"), (2, "B", "closed"), (2, "A", "closed"),
+    ]  # fmt: skip
+    names = [j["metric"] for j in data["judgements"]]
+    assert names == ["qps@c2", "p50_ms@c2", "p99_ms@c2"]
+    cal = data["calibration"]
+    assert cal["metrics"] == 3 and cal["false_verdicts"] == sum(
+        j["verdict"] in ("improved", "regressed") for j in data["judgements"]
+    )
+    assert {f["metric"] for f in cal["noise_floor"]} == set(names)
+    assert data["runs"][0]["values"]["qps@c2"] == data["runs"][0]["qps"] > 0
+    human = CliRunner().invoke(app, ["--root", str(ws.root), "compare", "--campaign", "t", "--aa",
+                                     "--pairs", "1", "--duration", "0.2s"])  # fmt: skip
+    assert human.exit_code == 0, human.output
+    assert "noise floor on this machine" in human.stdout and "false verdicts" in human.stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_restart_per_run_artifact_side_and_open_loop(
+    ws: Workspace, pg_url: str, table: str, tmp_path: Path
+) -> None:
+    # The "server" we restart is a real process (a tiny HTTP server the readiness probe polls);
+    # the queries still go to the PostgreSQL fixture. A's start command names the preserved build.
+    port = _free_port()
+    target = f"""  start: ["{sys.executable}", -m, http.server, "{port}", --bind, 127.0.0.1, "--directory={{art}}"]
+  artifacts_param: "{{art}}"
+  restart: per_run
+  stop_signal: SIGTERM
+  ready:
+    url: http://127.0.0.1:{port}/
+    interval: 0.05s
+"""
+    _campaign(ws, pg_url, target=target, top="compare:\n  warmup_runs: 0\n")
+    arts = tmp_path / "preserved"
+    arts.mkdir()
+    res = run_compare(ws, "t", sides=ArtifactSides(arts), pairs=1, duration=0.3, rate=150, record=False)
+    assert [(r["side"], r["mode"]) for r in res.runs] == [
+        ("A", "closed"), ("A", "open"), ("B", "closed"), ("B", "open"),
+    ]  # fmt: skip
+    assert all(f"--directory={arts}" in str(r["server"]) for r in res.runs if r["side"] == "A")
+    assert all("--directory" not in str(r["server"]) for r in res.runs if r["side"] == "B")
+    assert res.tail.startswith("open-loop run at 150")
+    p99 = next(j for j in res.judgements if j.metric == "p99_ms@c2")
+    assert any("open-loop run at 150/s" in w for w in p99.warnings)
+    assert res.judgements[0].metric == "qps@c2" and res.session is None

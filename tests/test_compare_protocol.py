@@ -1,0 +1,172 @@
+"""The A/B protocol without a server: schedules, sides, preserved artefacts, baseline worktrees."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sessionctl.campaign.store import loads
+from sessionctl.compare import (
+    AaSides,
+    ArtifactSides,
+    CompareResult,
+    SqlSides,
+    WorktreeSides,
+    baseline_worktree,
+    default_sides,
+    preserve_artifacts,
+    schedule,
+    summary_markdown,
+    to_measurement,
+)
+from sessionctl.errors import UsageError
+from sessionctl.process import Result
+from sessionctl.session.record import OpenSession, write_current
+from sessionctl.verdict import judge_paired
+from sessionctl.workspace import Workspace
+from tests.conftest import git
+
+CAMPAIGN = """schema: 1
+revision: 1
+title: t
+target:
+  sql_url: postgresql://u@127.0.0.1:1/db
+  artifacts: [bin/server, "lib/*.so"]
+  start: [bin/server, --data, "{artifacts}"]
+  artifacts_param: "{artifacts}"
+benchmarks:
+  - name: b
+    query: select 1
+"""
+
+
+def _campaign(ws: Workspace, text: str = CAMPAIGN) -> Any:
+    ws.campaign_path("t").write_text(text)
+    return loads(text, name="t", source="prompts/t.yaml").campaign
+
+
+def test_abba_schedule_is_counterbalanced() -> None:
+    assert schedule(6, "abba", 0) == ["AB", "BA", "BA", "AB", "AB", "BA"]
+    assert schedule(1, "abba", 0) == ["AB"]
+
+
+def test_random_schedule_is_balanced_and_seeded() -> None:
+    one = schedule(8, "random", 42)
+    assert one == schedule(8, "random", 42)
+    assert one.count("AB") == one.count("BA") == 4
+    assert any(schedule(8, "random", s) != one for s in range(1, 5))
+    assert schedule(5, "random", 1).count("AB") == 3
+    with pytest.raises(UsageError, match="--pairs"):
+        schedule(0, "abba", 0)
+    with pytest.raises(UsageError, match="abba or random"):
+        schedule(2, "zigzag", 0)
+
+
+def test_sides_kinds(tmp_path: Path) -> None:
+    sql = SqlSides(a_sql=("DROP INDEX i",), b_sql=("CREATE INDEX i ON t (k)",))
+    assert sql.same_server and sql.side("B").setup_sql == ("CREATE INDEX i ON t (k)",)
+    art = ArtifactSides(tmp_path)
+    assert not art.same_server and art.a.artifacts_dir == tmp_path and art.b.artifacts_dir is None
+    wt = WorktreeSides(tmp_path)
+    assert not wt.same_server and wt.a.root == tmp_path
+    aa = AaSides(art)
+    assert aa.kind == "aa" and aa.same_server and aa.b.artifacts_dir == tmp_path and aa.b.label == "B"
+    assert AaSides().a.description == "the target as it is"
+    assert art.to_dict()["A"]["artifacts_dir"] == str(tmp_path)
+
+
+def test_preserve_artifacts_copies_all_or_nothing(ws: Workspace) -> None:
+    camp = _campaign(ws)
+    (ws.root / "bin").mkdir()
+    server = ws.root / "bin" / "server"
+    server.write_text("#!/bin/sh\n")
+    server.chmod(0o755)
+    (ws.root / "lib").mkdir()
+    (ws.root / "lib" / "a.so").write_text("a")
+    (ws.root / "lib" / "b.so").write_text("b")
+    dest = preserve_artifacts(ws, camp, OpenSession("t", 3, None, False, "now"))
+    assert dest == ws.session_dir("t") / "3" / "artifacts"
+    assert (dest / "bin" / "server").stat().st_mode & stat.S_IXUSR
+    assert sorted(p.name for p in (dest / "lib").iterdir()) == ["a.so", "b.so"]
+    server.write_text("changed\n")  # a second call keeps the start-time copy
+    assert preserve_artifacts(ws, camp, 3) == dest
+    assert (dest / "bin" / "server").read_text() == "#!/bin/sh\n"
+
+
+def test_preserve_artifacts_names_the_missing_entry(ws: Workspace) -> None:
+    camp = _campaign(ws)
+    with pytest.raises(UsageError, match=r"target\.artifacts\[0\]: bin/server does not exist"):
+        preserve_artifacts(ws, camp, 1)
+    assert not (ws.session_dir("t") / "1" / "artifacts").exists()
+    bare = _campaign(ws, CAMPAIGN.replace('  artifacts: [bin/server, "lib/*.so"]\n', ""))
+    with pytest.raises(UsageError, match="target.artifacts: none listed"):
+        preserve_artifacts(ws, bare, 1)
+
+
+def test_git_baseline_worktree_is_the_starting_revision(ws: Workspace) -> None:
+    start = git(ws.root, "rev-parse", "HEAD").strip()
+    (ws.root / "README.md").write_text("changed after start\n")
+    git(ws.root, "commit", "-qam", "later")
+    session = OpenSession("t", 2, None, False, "now", start_revision={"vcs": "git", "commit": start})
+    path = baseline_worktree(ws, "t", session)
+    assert (path / "README.md").read_text() == "demo app\n"
+    assert git(path, "rev-parse", "HEAD").strip() == start
+    assert baseline_worktree(ws, "t", session) == path  # reused, not re-added
+
+
+def test_jj_baseline_workspace_command_line(ws: Workspace) -> None:
+    calls: list[tuple[list[str], Any]] = []
+
+    def runner(argv: list[str], **kw: Any) -> Result:
+        calls.append((argv, kw.get("cwd")))
+        return Result(tuple(argv), 0, "", "")
+
+    session = OpenSession("t", 4, None, False, "now", start_revision={"vcs": "jj", "commit": "abc123"})
+    path = baseline_worktree(ws, "t", session, runner=runner)
+    want = ["jj", "--no-pager", "--color=never", "workspace", "add", "--name",
+            "sessionctl-baseline-4", "--revision", "abc123", str(path)]  # fmt: skip
+    assert calls == [(want, ws.root)]
+    with pytest.raises(UsageError, match="no starting revision"):
+        baseline_worktree(ws, "t", OpenSession("t", 5, None, False, "now"), runner=runner)
+
+
+def test_default_sides(ws: Workspace) -> None:
+    camp = _campaign(ws)
+    with pytest.raises(UsageError, match="--aa"):
+        default_sides(ws, camp)
+    assert default_sides(ws, camp, aa=True).a.description == "the target as it is"
+    write_current(ws, OpenSession("t", 1, None, False, "now", {"vcs": "git", "commit": "x"}))
+    (ws.session_dir("t") / "1" / "artifacts").mkdir(parents=True)
+    sides = default_sides(ws, camp)
+    assert sides.kind == "artifacts" and sides.a.artifacts_dir == ws.session_dir("t") / "1" / "artifacts"
+    assert default_sides(ws, camp, aa=True).b.artifacts_dir == sides.a.artifacts_dir
+
+
+def _result(aa: bool) -> CompareResult:
+    a, b = [100.0, 101.0, 99.0], [120.0, 121.5, 118.0]
+    runs = []
+    for i, (x, y) in enumerate(zip(a, b, strict=True)):
+        for side, v in (("A", x), ("B", y)):
+            runs.append({"pair": i + 1, "side": side, "warmup": False, "values": {"qps@c4": v}})
+    j = judge_paired("qps@c4", a, b, better="higher", threshold=0.02, first=["A", "B", "B"])
+    return CompareResult("b", SqlSides(), "abba", 0, ("AB", "BA", "BA"), tuple(runs), (j,),
+                         "saturated closed-loop run", aa, "", None)  # fmt: skip
+
+
+def test_measurement_and_summary() -> None:
+    res = _result(aa=False)
+    m = to_measurement(res)
+    assert m.source == "compare" and m.phase is None and m.details["judgements"][0]["verdict"] == "improved"
+    v = m.value("qps@c4:ratio")
+    assert v is not None and v.samples == pytest.approx((1.2, 121.5 / 101, 118 / 99))
+    md = summary_markdown(res)
+    assert "| `qps@c4` | 100 | 119.8 | +19.8% | +18.4% … +21.3% |" in md and "| improved |" in md
+    cal = _result(aa=True)
+    m2 = to_measurement(cal)
+    assert "judgements" not in m2.details  # an A/A calibration never becomes the session's verdict
+    assert m2.details["calibration"]["false_verdicts"] == 1
+    floor = cal.noise_floor()[0]
+    assert floor["metric"] == "qps@c4" and floor["cv_a"] == pytest.approx(0.01)

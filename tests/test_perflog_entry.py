@@ -1,0 +1,144 @@
+"""The perf log: appending keeps a hand-written log intact; entries and change descriptions
+are rendered from templates (snapshots beside the tests).
+
+Regenerate the snapshots after an intended template change with
+``SESSIONCTL_UPDATE_SNAPSHOTS=1 python -m pytest tests/test_perflog_entry.py`` and review the diff.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from conftest import git
+
+from sessionctl import perflog
+from sessionctl.measurement import Measurement, Value
+from sessionctl.perflog import ResultRow
+from sessionctl.session import engine, record
+from sessionctl.session.close import NewStep, close
+from sessionctl.vcs.base import NumStat
+from sessionctl.workspace import Workspace
+
+SNAPSHOTS = Path(__file__).parent / "data" / "session"
+
+
+def check_snapshot(name: str, text: str) -> None:
+    path = SNAPSHOTS / name
+    if os.environ.get("SESSIONCTL_UPDATE_SNAPSHOTS") == "1":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    assert text == path.read_text(), f"{path} differs; see the module docstring to regenerate"
+
+
+@pytest.mark.parametrize(
+    ("existing", "expected_prefix"),
+    [
+        ("# My log\n\nSession 46: notes", "# My log\n\nSession 46: notes\n\n## S"),
+        ("# My log\n", "# My log\n\n## S"),
+        ("# My log\n\n\n", "# My log\n\n\n## S"),
+        ("", "## S"),
+        (None, "# Demo: performance log\n\nOne entry per session"),
+    ],
+)
+def test_appended_keeps_the_existing_log_byte_for_byte(
+    existing: str | None, expected_prefix: str
+) -> None:
+    text = perflog.appended(existing, "## Session 47: x\n\nbody\n\n\n", title="Demo")
+    assert text.startswith(expected_prefix)
+    if existing:
+        assert text.startswith(existing)
+    assert text.endswith("## Session 47: x\n\nbody\n")
+
+
+def test_append_writes_under_the_lock(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path)
+    perflog.append(ws, "demo", "## Session 1: a\n", title="Demo")
+    perflog.append(ws, "demo", "## Session 2: b\n", title="Demo")
+    text = ws.log_path("demo").read_text()
+    assert text.index("Session 1") < text.index("Session 2")
+    assert perflog.has_session(text, 2) and not perflog.has_session(text, 3)
+    assert perflog.has_session("### session 12 (hand-written)\n", 12)
+
+
+def test_results_table_and_diffstat() -> None:
+    rows = [
+        ResultRow("qps@c64", "qps", "higher", 307000.0, 312000.0, "improved", 1.01, 1.03, "paired"),
+        ResultRow("errors", "", None, 0.0, 2.0),
+    ]
+    table = perflog.results_table(rows)
+    assert table.splitlines()[2] == (
+        "| `qps@c64` | 307,000 qps | 312,000 qps | +1.6% | improved (95% CI +1.0%..+3.0%) |"
+    )
+    assert table.splitlines()[3] == "| `errors` | 0 | 2 | n/a | n/a |"
+    assert perflog.results_table([]) == ""
+    stat = perflog.format_diffstat([NumStat("src/a.rs", 10, 2), NumStat("img.png", None, None)])
+    assert stat.splitlines() == [
+        "src/a.rs | +10 -2",
+        "img.png  | binary",
+        "2 files changed, 10 insertions(+), 2 deletions(-)",
+    ]
+    row = ResultRow.from_dict(rows[0].to_dict())
+    assert row == rows[0] and rows[0].to_dict()["ratio"] == pytest.approx(312 / 307)
+
+
+CAMPAIGN = """\
+schema: 1
+revision: 3
+title: Demo throughput
+last_session: 46
+next_steps:
+  - id: batch-observe
+    title: Batch histogram observes
+    effect: ~5% QPS
+  - id: btree-cache
+    title: Cache BTreeMap lookups
+"""
+
+
+def _session(ws: Workspace) -> None:
+    (ws.root / "prompts" / "demo.yaml").write_text(CAMPAIGN)
+    (ws.root / "app.py").write_text("a = 1\n")
+    git(ws.root, "add", "-A")
+    git(ws.root, "commit", "-qm", "campaign")
+    engine.start(ws, "demo")
+    for phase, qps in (
+        ("baseline", (1000.0, 1020.0, 980.0)),
+        ("remeasure", (1100.0, 1120.0, 1080.0)),
+    ):
+        values = (Value("qps@c64", sum(qps) / 3, "qps", "higher", qps),)
+        record.record_measurement(
+            ws, "demo", Measurement(source="builtin", name="read", phase=phase, values=values)
+        )
+    engine.record(ws, "demo", phase="profile", findings=["observe() is 30% of samples"])
+    engine.record(ws, "demo", phase="change", findings=["one flush per 64 queries"])
+    engine.record(ws, "demo", phase="note", findings=["the machine was busy"])
+    (ws.root / "app.py").write_text("a = 2\nb = 3\n")
+
+
+def test_entry_and_messages_snapshot(ws: Workspace, frozen_now: str) -> None:
+    _session(ws)
+    plan = close(
+        ws,
+        "demo",
+        resolve="batch-observe",
+        add_steps=[NewStep("arena", "Arena allocation")],
+        status_text="Observes batched.",
+        summary="One flush per 64 queries; +10% QPS.",
+        dry_run=True,
+    ).plan
+    check_snapshot("log-entry.md", plan.entry)
+    check_snapshot("code-message.txt", plan.code.message)
+    check_snapshot("prompt-message.txt", plan.prompt.message)
+
+
+def test_workspace_template_overrides_the_packaged_one(ws: Workspace, frozen_now: str) -> None:
+    _session(ws)
+    (ws.root / "templates").mkdir()
+    (ws.root / "templates" / "log-entry.md.j2").write_text(
+        "## S{{ session }} {{ title }} [{{ verdict }}]\n"
+    )
+    plan = close(ws, "demo", dry_run=True).plan
+    assert plan.entry == f"## S47 Batch histogram observes [{plan.verdict}]\n"
+    assert plan.log_text.endswith(plan.entry)

@@ -1,0 +1,134 @@
+"""The session commands through the real typer app (in-process)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import git
+from typer.testing import CliRunner
+
+from sessionctl.cli import app
+from sessionctl.workspace import Workspace
+
+CAMPAIGN = """\
+schema: 1
+revision: 1
+title: Demo
+last_session: 0
+next_steps:
+  - id: first
+    title: The first step
+"""
+
+runner = CliRunner()
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    res = runner.invoke(app, list(args))
+    return res.exit_code, res.stdout, res.stderr
+
+
+@pytest.fixture
+def demo(ws: Workspace) -> Workspace:
+    (ws.root / "prompts" / "demo.yaml").write_text(CAMPAIGN)
+    (ws.root / "app.py").write_text("x = 1\n")
+    git(ws.root, "add", "-A")
+    git(ws.root, "commit", "-qm", "campaign")
+    return ws
+
+
+def test_full_flow_through_the_cli(demo: Workspace, frozen_now: str, tmp_path: Path) -> None:
+    code, out, err = invoke("start", "--json")
+    assert code == 0, err
+    started = json.loads(out)
+    assert started["number"] == 1 and started["step_id"] == "first"
+    assert any(c.startswith("sessionctl close demo --resolve first") for c in started["commands"])
+
+    code, out, err = invoke("start")
+    assert code == 1 and "session 1 is already open" in err and len(err.strip().splitlines()) == 1
+
+    attachment = tmp_path / "diff.txt"
+    attachment.write_text("metrics diff\n")
+    assert (
+        invoke("record", "--phase", "baseline", "--metric", "qps=1000", "--metric", "p99=3.2ms")[0]
+        == 0
+    )
+    code, out, _ = invoke(
+        "record",
+        "--phase",
+        "profile",
+        "--finding",
+        "a",
+        "--finding",
+        "b",
+        "--file",
+        str(attachment),
+    )
+    assert code == 0 and "2 finding(s), 1 file(s)" in out
+    (demo.root / "app.py").write_text("x = 2\n")
+    assert (
+        invoke("record", "--phase", "remeasure", "--metric", "qps=1100", "--metric", "p99=3.0ms")[0]
+        == 0
+    )
+
+    code, out, err = invoke("record", "--phase", "remeasure", "--metric", "qps=lots")
+    assert code == 2 and "expected name=value[unit]" in err and len(err.strip().splitlines()) == 1
+
+    code, out, _ = invoke("status", "--json")
+    st = json.loads(out)
+    assert (
+        code == 0
+        and st["can_close"]
+        and [p["done"] for p in st["phases"]] == [True, True, False, True]
+    )
+    assert st["files"] == ["files/diff.txt"]
+
+    code, out, _ = invoke("status")
+    assert code == 0 and "session 1" in out and "close will make:" in out
+
+    code, out, _ = invoke("close", "--resolve", "first", "--dry-run")
+    assert code == 0 and "Would make these changes for session 1:" in out and "--- log entry" in out
+    assert git(demo.root, "rev-list", "--count", "HEAD").strip() == "2"
+
+    code, out, err = invoke(
+        "close", "--resolve", "first", "--add-step", "second: The second step", "--json"
+    )
+    assert code == 0, err
+    result = json.loads(out)
+    assert len(result["commits"]) == 2 and result["plan"]["code"]["paths"] == [
+        "app.py",
+        "logs/demo-perf-log.md",
+    ]
+    assert "log_text" not in result["plan"]  # full texts only in --dry-run output
+    assert git(demo.root, "rev-list", "--count", "HEAD").strip() == "4"
+
+    code, out, _ = invoke("status", "--json")
+    assert json.loads(out)["open"] is False and json.loads(out)["next_step"] == "second"
+
+
+def test_abort_and_bad_add_step(demo: Workspace) -> None:
+    assert invoke("start")[0] == 0
+    code, _, err = invoke("close", "--add-step", "no-title-here")
+    assert code == 2 and "expected 'id: title'" in err
+    code, _, err = invoke("abort")
+    assert code == 2 and "--reason" in err
+    code, out, err = invoke("abort", "--reason", "wrong idea", "--json")
+    assert code == 0, err
+    assert json.loads(out)["plan"]["kind"] == "abort"
+    assert "## Session 1 (aborted)" in (demo.root / "logs" / "demo-perf-log.md").read_text()
+
+
+def test_every_session_command_and_option_has_help() -> None:
+    import typer.main
+
+    root = typer.main.get_command(app)
+    commands = root.commands  # type: ignore[attr-defined]
+    for name in ("start", "status", "record", "close", "abort"):
+        sub = commands[name]
+        assert sub.help, name
+        options = [p for p in sub.params if p.param_type_name == "option"]
+        assert options
+        for p in options:
+            assert p.help, f"{name} {p.opts}"
