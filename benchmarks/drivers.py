@@ -134,9 +134,9 @@ def main() -> None:
         print(
             f"cores={os.cpu_count()} duration={args.duration}s rounds={args.rounds} query={QUERY!r}"
         )
-        print(
-            f"{'conc':>5} {'pgbench':>10} {'builtin':>10} {'via-sctl':>10} {'builtin/pgbench':>16} {'via/pgbench':>12}"
-        )
+        heads = ("conc", "pgbench", "builtin", "via-sctl", "builtin/pgbench", "via/pgbench")
+        widths = (5, 10, 10, 10, 16, 12)
+        print(" ".join(f"{h:>{w}}" for h, w in zip(heads, widths, strict=True)))
         for conc in levels:
             got: dict[str, list[float]] = {n: [] for n in names}
             for r in range(args.rounds):
@@ -144,9 +144,10 @@ def main() -> None:
                 for name in order:
                     got[name].append(contenders[name](conc))
             med = {n: statistics.median(v) for n, v in got.items()}
+            ref, own, via = med["pgbench"], med["builtin"], med["via-sessionctl"]
             print(
-                f"{conc:>5} {med['pgbench']:>10,.0f} {med['builtin']:>10,.0f} {med['via-sessionctl']:>10,.0f}"
-                f" {med['builtin'] / med['pgbench']:>16.3f} {med['via-sessionctl'] / med['pgbench']:>12.3f}"
+                f"{conc:>5} {ref:>10,.0f} {own:>10,.0f} {via:>10,.0f}"
+                f" {own / ref:>16.3f} {via / ref:>12.3f}"
             )
             print(
                 "      samples: "

@@ -56,13 +56,8 @@ class Side:
     setup_sql: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "label": self.label,
-            "description": self.description,
-            "root": str(self.root) if self.root else None,
-            "artifacts_dir": str(self.artifacts_dir) if self.artifacts_dir else None,
-            "setup_sql": list(self.setup_sql),
-        }
+        d = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+        return d | {"setup_sql": list(self.setup_sql)}
 
 
 @dataclass(frozen=True)
@@ -124,7 +119,7 @@ def AaSides(base: ComparisonSides | None = None) -> ComparisonSides:
 
 
 def preserve_artifacts(ws: Workspace, campaign: Campaign, session: Any) -> Path:
-    """Copy ``target.artifacts`` into the session's scratch folder (the A side of later compares)."""
+    """Copy ``target.artifacts`` into the session's scratch folder (A of later compares)."""
     number = getattr(session, "number", session)
     dest = ws.session_dir(campaign.name) / str(number) / "artifacts"
     if dest.exists():
@@ -147,7 +142,8 @@ def preserve_artifacts(ws: Workspace, campaign: Campaign, session: Any) -> Path:
             matches = [m for m in matches if m.exists()]
             if not matches:
                 raise UsageError(
-                    f"prompts/{campaign.name}.yaml: target.artifacts[{i}]: {pattern} does not exist "
+                    f"prompts/{campaign.name}.yaml: target.artifacts[{i}]: {pattern} does not "
+                    "exist "
                     "under the workspace; build it before `sessionctl start`, or fix the path"
                 )
             for src in matches:
@@ -230,7 +226,7 @@ def default_sides(ws: Workspace, camp: Campaign, *, aa: bool = False) -> Compari
 
 
 def schedule(pairs: int, order: str, seed: int) -> list[str]:
-    """Per pair, which side runs first: 'AB' or 'BA' (abba: AB BA BA AB …; random: balanced shuffle)."""
+    """Per pair, which side runs first: 'AB' or 'BA' (abba: AB BA BA AB …; random: shuffled)."""
     if pairs < 1:
         raise UsageError(f"--pairs must be at least 1, got {pairs}")
     if order == "abba":
@@ -250,11 +246,6 @@ class RunSpec:
     duration: float
     rate: float | None = None  # None: closed loop (saturating)
     label: str = ""
-
-
-MeasureFn = Callable[
-    [Any, Benchmark, RunSpec], Any
-]  # (target handle, benchmark, spec) -> RunResult
 
 
 @dataclass(frozen=True)
@@ -282,7 +273,7 @@ class CompareResult:
         return sum(1 for j in self.judgements if j.verdict in ("improved", "regressed"))
 
     def noise_floor(self) -> list[dict[str, Any]]:
-        """Per metric: run-to-run CV of each side, MDE and pairs needed (what this machine can see)."""
+        """Per metric: run-to-run CV of each side, MDE and pairs needed (what this machine sees)."""
         from sessionctl import stats
 
         out = []
@@ -313,7 +304,7 @@ class CompareResult:
 
 
 class _Sides:
-    """Keeps the target in the state of the side about to run (restart, setup SQL), then measures."""
+    """Put the target in the state of the side about to run (restart, setup SQL), then measure."""
 
     def __init__(
         self,
@@ -321,11 +312,11 @@ class _Sides:
         camp: Campaign,
         bench: Benchmark,
         sides: ComparisonSides,
-        measure: MeasureFn,
+        run_dir: Path,
         reporter: Reporter,
     ) -> None:
         self.ws, self.camp, self.bench, self.sides = ws, camp, bench, sides
-        self.measure, self.reporter = measure, reporter
+        self.run_dir, self.reporter = run_dir, reporter
         self.restart_each = camp.target.restart == "per_run"
         self.current: str | None = None
         self.handle: Any = None
@@ -352,7 +343,17 @@ class _Sides:
         if (fresh or label != self.current) and side.setup_sql:
             self._apply(side)
         self.current = label
-        return self.measure(self.handle, self.bench, spec)
+        return self._measure(spec)
+
+    def _measure(self, spec: RunSpec) -> Any:
+        """One run through the drivers' ``run_once`` (open loop when ``spec.rate`` is set)."""
+        from sessionctl.bench.runner import bench_context, run_once
+
+        ctx = bench_context(self.ws, self.camp, self.handle, bench=self.bench.name,
+                            reporter=self.reporter, run_dir=self.run_dir)  # fmt: skip
+        ctx = replace(ctx, bench=replace(self.bench, rate=spec.rate))
+        return run_once(ctx, concurrency=spec.concurrency, duration=spec.duration, setup=False,
+                        label=spec.label or None)  # fmt: skip
 
     @property
     def server(self) -> str | None:
@@ -390,24 +391,6 @@ class _Sides:
             handle.stop()
 
 
-def default_measure(ws: Workspace, camp: Campaign, run_dir: Path, reporter: Reporter) -> MeasureFn:
-    """One run through the drivers' ``run_once`` (closed loop, or open loop when ``spec.rate``)."""
-    from sessionctl.bench.runner import bench_context, run_once
-
-    def measure(handle: Any, bench: Benchmark, spec: RunSpec) -> Any:
-        ctx = bench_context(ws, camp, handle, bench=bench.name, reporter=reporter, run_dir=run_dir)
-        ctx = replace(ctx, bench=replace(bench, rate=spec.rate))
-        return run_once(
-            ctx,
-            concurrency=spec.concurrency,
-            duration=spec.duration,
-            setup=False,
-            label=spec.label or None,
-        )
-
-    return measure
-
-
 def _values(r: Any, spec: RunSpec, open_loop: bool) -> dict[str, tuple[float, str | None]]:
     """The judged numbers of one run: name -> (value, better)."""
     out: dict[str, tuple[float, str | None]] = {}
@@ -439,7 +422,6 @@ def run_compare(
     rate: float | None = None,
     record: bool = True,
     reporter: Reporter = NULL,
-    measure: MeasureFn | None = None,
 ) -> CompareResult:
     """Run the paired A/B protocol for one benchmark, judge every metric, record the result."""
     from sessionctl.bench.runner import check_driver, load_campaign, new_run_dir
@@ -498,16 +480,18 @@ def run_compare(
                 rec["values"] = {k: v for k, (v, _) in vals.items()}
                 rec["better"] = {k: bt for k, (_, bt) in vals.items()}
                 runs.append(rec)
+                lat = r.latency_ms
                 reporter.info(
-                    f"{what}{' open loop' if rs.rate else ''}: {r.qps:,.0f} QPS, "
-                    f"p50 {r.latency_ms.get('p50', math.nan):.3f} ms, p99 {r.latency_ms.get('p99', math.nan):.3f} ms"
+                    f"{what}{' open loop' if rs.rate else ''}: {r.qps:,.0f} QPS, p50 "
+                    f"{lat.get('p50', math.nan):.3f} ms, p99 {lat.get('p99', math.nan):.3f} ms"
                 )
     finally:
         driver.close()
     judgements = _judge(runs, plan, spec, seed, rate, warnings)
     extra = {"concurrency": conc, "duration": dur, "rate": rate}
+    rel = os.path.relpath(raw, ws.root)
     result = CompareResult(b.name, sides, order, seed, tuple(plan), tuple(runs), tuple(judgements),
-                           tail, aa, "", os.path.relpath(raw, ws.root), None, tuple(warnings), extra)  # fmt: skip
+                           tail, aa, "", rel, None, tuple(warnings), extra)  # fmt: skip
     result = replace(result, summary_md=summary_markdown(result))
     atomic_write_json(raw / "compare.json", result.to_dict())
     if record:
@@ -523,7 +507,7 @@ def _judge(
     rate: float | None,
     warnings: list[str],
 ) -> list[Judgement]:
-    """Judge every metric the counted runs share; latency judgements say which run they came from."""
+    """Judge every metric the counted runs share; latency judgements say which run gave them."""
     counted = [r for r in runs if not r["warmup"]]
     errors = sum(int(r["errors"]) for r in counted)
     if errors:

@@ -10,6 +10,7 @@ StrictUndefined; campaign content is passed as *data* and never compiled as a te
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -71,12 +72,16 @@ def search_path(ws: Workspace | None, campaign: Campaign | None = None) -> list[
 
 def template_env(ws: Workspace | None, campaign: Campaign | None = None) -> jinja2.Environment:
     """A sandboxed, StrictUndefined environment over the template search path."""
+    return _env_for(tuple(str(folder) for _label, folder in search_path(ws, campaign)))
+
+
+@functools.lru_cache(maxsize=32)
+def _env_for(folders: tuple[str, ...]) -> jinja2.Environment:
+    """One environment per search path: compiled templates are reused (and reloaded on edit)."""
     import jinja2
     from jinja2.sandbox import SandboxedEnvironment
 
-    loader = jinja2.ChoiceLoader(
-        [jinja2.FileSystemLoader(str(folder)) for _label, folder in search_path(ws, campaign)]
-    )
+    loader = jinja2.ChoiceLoader([jinja2.FileSystemLoader(folder) for folder in folders])
     env = SandboxedEnvironment(
         loader=loader,
         undefined=jinja2.StrictUndefined,
@@ -156,7 +161,9 @@ def lead(title: str, rest: str | None = None, suffix: str = "", *, bold: bool = 
     head += suffix
     if not rest or not rest.strip():
         return head
-    rest = rest.strip("\n")
+    if rest.startswith("\n"):  # the rest is a new paragraph
+        return f"{head}\n\n{rest.strip(chr(10))}"
+    rest = rest.rstrip("\n")
     first = rest.splitlines()[0]
     if not first.strip() or _BLOCK_START.match(first):
         return f"{head}\n{rest}"

@@ -18,11 +18,8 @@ The verdict, with the interval ``[L, U]`` of the log ratio turned to the *better
 (``good = log ratio`` when higher is better, ``-log ratio`` when lower is better) and the
 threshold ``d = ln(1 + threshold)`` (so the no-change zone is ``1/(1+t) < ratio < 1+t``):
 
-- **improved**: ``L > d`` — the whole interval lies beyond the threshold on the better side,
-  *and* the cross-checks agree: the rank test's p < 0.05 (when this many pairs can reach it at
-  all) and the bootstrap interval excludes no change on the same side. Otherwise it is
-  downgraded to *probably improved* with a warning saying which check disagreed.
-- **regressed**: ``U < -d``, same cross-checks.
+- **improved**: ``L > d`` — the whole interval lies beyond the threshold on the better side.
+- **regressed**: ``U < -d``.
 - **no change**: ``-d < L`` and ``U < d`` — the whole interval lies inside ±threshold.
 - **probably improved**: otherwise, when ``L > 0`` — the change is significant at 5 % in the
   better direction but the interval crosses the threshold (its practical size is not
@@ -30,6 +27,12 @@ threshold ``d = ln(1 + threshold)`` (so the no-change zone is ``1/(1+t) < ratio 
 - **inconclusive**: the interval contains no change and reaches beyond the threshold. A point
   estimate beyond the threshold does not by itself earn a "probably": that is what the minimum
   detectable effect and the pairs needed are for.
+
+Cross-checks: a directional verdict (improved, regressed, probably …) also needs the rank test's
+p < 0.05 (when this many pairs can reach it at all: the exact signed-rank test needs 6 pairs)
+and a bootstrap interval that excludes no change on the same side. When either disagrees the
+verdict steps down one level (improved → probably improved → inconclusive) with a warning
+naming the check, so every claim of a direction rests on all three methods.
 
 When which direction is better is unknown, a verdict other than no change/inconclusive cannot be
 named; the judgement says "inconclusive" with a warning giving the change.
@@ -95,7 +98,7 @@ class Judgement:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Judgement:
-        known = {f.name: d.get(f.name) for f in fields(cls) if f.name in d}
+        known: dict[str, Any] = {f.name: d[f.name] for f in fields(cls) if f.name in d}
         known["warnings"] = tuple(d.get("warnings") or ())
         floats = ("ratio", "ci_low", "ci_high", "p_t", "p_wilcoxon", "boot_low", "boot_high", "mde")
         for key in (*floats, "a", "b"):
@@ -217,19 +220,21 @@ def _cross_check(
     boot: tuple[float, float] | None,
     warnings: list[str],
 ) -> str:
-    """Downgrade improved/regressed to 'probably' when the rank test or the bootstrap disagree."""
-    if verdict not in ("improved", "regressed"):
+    """Step a directional verdict down one level when the rank test or the bootstrap disagree."""
+    base = verdict.removeprefix("probably ")
+    if base not in ("improved", "regressed"):
         return verdict
-    up = (verdict == "improved") == (better == "higher")  # the log ratio is positive
+    up = (base == "improved") == (better == "higher")  # the log ratio is positive
     problems = []
     if p_rank is not None and min_p_rank <= stats.ALPHA and p_rank >= stats.ALPHA:
         problems.append(f"rank test p={p_rank:.3g}")
     if boot is not None and (boot[0] <= 0 if up else boot[1] >= 0):
         problems.append("bootstrap interval includes no change")
-    if problems:
-        warnings.append(f"cross-checks disagree ({'; '.join(problems)}): downgraded to 'probably'")
-        return "probably " + verdict
-    return verdict
+    if not problems:
+        return verdict
+    lower = "inconclusive" if verdict.startswith("probably") else f"probably {verdict}"
+    warnings.append(f"cross-checks disagree ({'; '.join(problems)}): {verdict} -> {lower}")
+    return lower
 
 
 def _spread_warnings(label: str, values: Sequence[float], warnings: list[str]) -> None:
@@ -293,7 +298,7 @@ def judge_paired(
     seed: int = 0,
     first: Sequence[str] | None = None,
 ) -> Judgement:
-    """Judge B against A from per-pair values; ``first[i]`` ('A'/'B') names who ran first in pair i."""
+    """Judge B against A from per-pair values; ``first[i]`` ('A'/'B') ran first in pair i."""
     if len(a) != len(b):
         raise ValueError(f"{metric}: {len(a)} A runs but {len(b)} B runs; pairs need both")
     n = len(a)
@@ -325,7 +330,9 @@ def judge_paired(
     assert t is not None
     w = stats.wilcoxon_signed_rank(lr)
     boot = (
-        stats.bootstrap_ci([lr], stats.mean, n_resamples=N_RESAMPLES, seed=seed) if n >= 3 else None
+        stats.bootstrap_ci([lr], stats.fast_mean, n_resamples=N_RESAMPLES, seed=seed)
+        if n >= 3
+        else None
     )
     verdict = classify(t.low, t.high, delta=delta, better=better)
     nonzero = sum(1 for x in lr if x != 0)
@@ -424,14 +431,18 @@ def judge_unpaired(
     allow = math.log1p(UNPAIRED_DRIFT_ALLOWANCE)
     warnings = [
         f"unpaired: drift between the before and after runs is not controlled; interval "
-        f"widened by ±{UNPAIRED_DRIFT_ALLOWANCE * 100:.0f}% (use `sessionctl compare` for a paired A/B)"
+        f"widened by ±{UNPAIRED_DRIFT_ALLOWANCE * 100:.0f}% "
+        "(use `sessionctl compare` for a paired A/B)"
     ]
     t = stats.welch_t(lx, ly)
     assert t is not None
     lo, hi = t.low - allow, t.high + allow
     mw = stats.mann_whitney(lx, ly)
     boot_raw = stats.bootstrap_ci(
-        [lx, ly], lambda x, y: stats.mean(y) - stats.mean(x), n_resamples=N_RESAMPLES, seed=seed
+        [lx, ly],
+        lambda x, y: stats.fast_mean(y) - stats.fast_mean(x),
+        n_resamples=N_RESAMPLES,
+        seed=seed,
     )
     boot = (boot_raw[0] - allow, boot_raw[1] + allow) if boot_raw else None
     verdict = classify(lo, hi, delta=delta, better=better)
@@ -492,7 +503,7 @@ def _samples(v: Value) -> tuple[float, ...]:
 def summarize_session(
     measurements: Sequence[Measurement], *, compare: CompareSpec
 ) -> list[Judgement]:
-    """The session's verdicts: a paired comparison's if there is one, else baseline vs re-measure."""
+    """The session's verdicts: a paired comparison's if any, else baseline vs re-measure."""
     paired: dict[str, list[Judgement]] = {}
     for m in measurements:
         if m.source == "compare" and m.details.get("judgements"):

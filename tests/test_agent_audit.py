@@ -183,3 +183,22 @@ def test_session_diff_on_a_real_git_repo(ws: Workspace) -> None:
 def test_snapshot_round_trips(tmp_path: Path) -> None:
     snap = audit.Snapshot("log", "abc", ("x.md.r1",), {"a": "h"})
     assert audit.Snapshot.from_dict(snap.to_dict()) == snap
+
+
+def test_prompt_hand_edit_is_told_apart_from_a_yaml_edit(ws: Workspace) -> None:
+    from sessionctl.render import write_prompt
+
+    ws.campaign_path("shop").write_text("schema: 1\nrevision: 1\ntitle: Shop\nstatus: old\n")
+    write_prompt(ws, "shop")
+    snap = audit.snapshot(ws, "shop", start_commit=None)
+    assert audit.check_prompt_edit(ws, "shop", snap=snap) == []
+    # Editing the YAML (the source of truth) without re-rendering is not a hand edit of the .md.
+    ws.campaign_path("shop").write_text("schema: 1\nrevision: 1\ntitle: Shop\nstatus: new\n")
+    assert audit.check_prompt_edit(ws, "shop", snap=snap) == []
+    # Re-rendering it is fine too; editing the .md by hand is not.
+    write_prompt(ws, "shop")
+    assert audit.check_prompt_edit(ws, "shop", snap=snap) == []
+    md = ws.rendered_path("shop")
+    md.write_text(md.read_text() + "\nSkip the baseline.\n")
+    (p,) = audit.check_prompt_edit(ws, "shop", snap=snap)
+    assert p.code == "prompt-edited" and p.message.startswith("prompts/shop.md was edited by hand")

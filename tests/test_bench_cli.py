@@ -38,7 +38,18 @@ def test_bench_json_records_into_the_session(ws: Workspace, pg_url: str) -> None
     (ws.prompts_dir / "cli.yaml").write_text(campaign_yaml(pg_url))
     write_current(ws, OpenSession("cli", 12, None, False, "2026-11-22T10:00:00Z"))
     result = runner.invoke(
-        app, ["bench", "lookup", "--concurrency", "1,2", "--duration", "300ms", "--phase", "baseline", "--json"]
+        app,
+        [
+            "bench",
+            "lookup",
+            "--concurrency",
+            "1,2",
+            "--duration",
+            "300ms",
+            "--phase",
+            "baseline",
+            "--json",
+        ],
     )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
@@ -59,7 +70,8 @@ def test_bench_human_output_shows_the_table(ws: Workspace, pg_url: str) -> None:
 
 def test_dead_server_is_one_line_with_redacted_url(ws: Workspace) -> None:
     url = f"postgresql://app:verysecret@127.0.0.1:{free_port()}/app"
-    (ws.prompts_dir / "cli.yaml").write_text(campaign_yaml(url))
+    text = campaign_yaml(url).replace("target:\n", "target:\n  ready: {timeout: 0.5s}\n")
+    (ws.prompts_dir / "cli.yaml").write_text(text)
     result = runner.invoke(app, ["bench", "--duration", "0.3s"])
     assert result.exit_code == 1
     out = result.output.strip()
@@ -84,7 +96,9 @@ def test_missing_pgbench_binary_names_what_to_configure(ws: Workspace, pg_url: s
     )
 
 
-def test_missing_dbbench_names_what_to_install(ws: Workspace, pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_dbbench_names_what_to_install(
+    ws: Workspace, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     extra = """\
   - name: db
     driver: dbbench
@@ -104,7 +118,9 @@ def test_bad_concurrency_is_a_usage_error(ws: Workspace, pg_url: str) -> None:
 
 
 def test_positional_name_resolves_benchmark_or_campaign(ws: Workspace) -> None:
-    (ws.prompts_dir / "alpha.yaml").write_text(campaign_yaml("postgresql://h/db", bench_name="lookup"))
+    (ws.prompts_dir / "alpha.yaml").write_text(
+        campaign_yaml("postgresql://h/db", bench_name="lookup")
+    )
     (ws.prompts_dir / "beta.yaml").write_text(campaign_yaml("postgresql://h/db", bench_name="scan"))
     assert resolve(ws, "alpha", None) == ("alpha", None)  # several campaigns: a campaign name
     assert resolve(ws, "scan", "beta") == ("beta", "scan")
@@ -118,5 +134,13 @@ def test_positional_name_resolves_benchmark_or_campaign(ws: Workspace) -> None:
 def test_help_mentions_every_option() -> None:
     result = runner.invoke(app, ["bench", "--help"])
     assert result.exit_code == 0
-    for opt in ("--campaign", "--phase", "--concurrency", "--duration", "--repeat", "--no-record", "--json"):
+    for opt in (
+        "--campaign",
+        "--phase",
+        "--concurrency",
+        "--duration",
+        "--repeat",
+        "--no-record",
+        "--json",
+    ):
         assert opt in result.output

@@ -118,7 +118,11 @@ def test_sample_05_multi_job_setup_teardown() -> None:
     assert [c for _, _, c in limited.histogram] == [1, 3, 3, 1, 0, 1, 1]
     assert len(limited.intermediate) == 1
     reader = out.jobs["reader: count"]
-    assert (reader.final.transactions, reader.final.qps, reader.final.rows) == (10549, 3516.484, 10549)
+    assert (reader.final.transactions, reader.final.qps, reader.final.rows) == (
+        10549,
+        3516.484,
+        10549,
+    )
     assert reader.final.latency == pytest.approx(539.907e-6)
     assert len(reader.histogram) == 10 and len(reader.intermediate) == 3
     writer = out.jobs["writer"]
@@ -144,7 +148,9 @@ def test_sample_06_unexpected_error_is_a_failed_measurement() -> None:
     assert 'relation "no_such_table" does not exist' in msg and "\n" not in msg
 
 
-@pytest.mark.parametrize(("title", "stderr", "status"), failure_sections(), ids=lambda x: str(x)[:30])
+@pytest.mark.parametrize(
+    ("title", "stderr", "status"), failure_sections(), ids=lambda x: str(x)[:30]
+)
 def test_sample_12_every_failure_is_refused(title: str, stderr: str, status: int) -> None:
     with pytest.raises(MeasurementError) as info:
         parse_output(stderr, returncode=status)
@@ -201,7 +207,10 @@ def test_nonzero_exit_without_error_line_is_refused() -> None:
 
 
 def test_connected_but_nothing_else_is_refused() -> None:
-    text = "2026/11/22 02:14:11 Connecting to postgres://p:XXX@h:1/db?sslmode=disable\n2026/11/22 02:14:11 Connected\n"
+    text = (
+        "2026/11/22 02:14:11 Connecting to postgres://p:XXX@h:1/db?sslmode=disable\n"
+        "2026/11/22 02:14:11 Connected\n"
+    )
     with pytest.raises(MeasurementError, match="without a final summary"):
         parse_output(text, returncode=0)
 
@@ -228,7 +237,10 @@ def test_user_config_kept_verbatim_with_duration_overridden() -> None:
     assert out == "duration=5s\n\n[64 connections]\nquery=select * from t\nconcurrency=64\n"
     swept = override_config(SEED, duration=5, concurrency=16)
     assert "concurrency=16" in swept and "[64 connections]" in swept
-    multi = "; a comment\n[setup]\nquery=create table x(a int)\n[a]\nquery=select 1\nconcurrency=2\n[b]\nquery=select 2\nrate=5\n"
+    multi = (
+        "; a comment\n[setup]\nquery=create table x(a int)\n"
+        "[a]\nquery=select 1\nconcurrency=2\n[b]\nquery=select 2\nrate=5\n"
+    )
     kept = override_config(multi, duration=3, concurrency=8)
     assert kept == "duration=3s\n" + multi
     assert config_jobs(multi) == {"a": 2, "b": None}
@@ -265,3 +277,83 @@ def test_missing_binary_names_what_to_install(monkeypatch: pytest.MonkeyPatch) -
         find_dbbench(None)
     with pytest.raises(ToolNotFound, match="not executable"):
         find_dbbench("~/dbbench/dbbench")
+
+
+# --- the driver's process handling, with a stand-in binary --------------------------------------
+# dbbench cannot be installed here; this stand-in replays a verbatim sample's stderr and exit
+# status, and records the argv it was given, so what is tested is our side: the ini we write,
+# the command line, reading stderr, and turning the outcome into a result or an error.
+
+REPLAY = """#!{python}
+import json, sys
+from pathlib import Path
+Path({argv_file!r}).write_text(json.dumps(sys.argv[1:]))
+sys.stderr.write(Path({stderr_file!r}).read_text())
+sys.exit({status})
+"""
+
+
+def stand_in(tmp_path: Path, sample_name: str) -> tuple[Path, Path]:
+    import sys
+
+    stderr, status = sample(sample_name)
+    (tmp_path / "replay.stderr").write_text(stderr)
+    binary = tmp_path / "dbbench"
+    argv_file = tmp_path / "argv.json"
+    binary.write_text(
+        REPLAY.format(
+            python=sys.executable,
+            argv_file=str(argv_file),
+            stderr_file=str(tmp_path / "replay.stderr"),
+            status=status,
+        )
+    )
+    binary.chmod(0o755)
+    return binary, argv_file
+
+
+def test_run_dbbench_writes_ini_runs_and_parses(tmp_path: Path) -> None:
+    import json
+
+    from sessionctl.bench.dbbench import run_dbbench
+
+    binary, argv_file = stand_in(tmp_path, "04-example-c64.txt")
+    raw = tmp_path / "run"
+    seen: list[float] = []
+    res = run_dbbench(
+        url="postgresql://materialize:hush@localhost:6875/materialize",
+        concurrency=64,
+        duration=5,
+        raw_dir=raw,
+        config=SEED,
+        binary=str(binary),
+        progress=lambda elapsed, qps, done: seen.append(qps),
+    )
+    assert res.qps == 5158.508 and res.tps == 5158.508 and res.queries == 25802 and res.errors == 0
+    assert res.latency_ms["mean"] == pytest.approx(5.713064)
+    # rank 12901 of 25802 lies 5057/5688 into the 2.097152ms-4.194304ms bucket
+    assert res.latency_ms["p50"] == pytest.approx(2.097152 + 2.097152 * (12901 - 7844) / 5688)
+    assert (raw / "run.ini").read_text() == SEED.replace("duration=20s", "duration=5s")
+    argv = json.loads(argv_file.read_text())
+    assert argv[0] == "--driver=postgres" and argv[-1] == str(raw / "run.ini")
+    assert "--password=hush" in argv  # dbbench needs it; it is masked wherever we store it
+    stored = (raw / "command.txt").read_text()
+    assert "--password=***" in stored and "hush" not in stored
+    assert "hush" not in (raw / "result.json").read_text()
+    assert seen == [4223.044, 4728.326, 5062.807, 6615.492, 5057.261, 5158.508]  # live QPS lines
+
+
+def test_run_dbbench_refuses_a_failed_run(tmp_path: Path) -> None:
+    from sessionctl.bench.dbbench import run_dbbench
+
+    binary, _ = stand_in(tmp_path, "06-unexpected-error.txt")
+    with pytest.raises(MeasurementError, match="no_such_table"):
+        run_dbbench(
+            url="postgresql://u@h:1/d",
+            concurrency=2,
+            duration=3,
+            raw_dir=tmp_path / "run",
+            query="select * from no_such_table",
+            binary=str(binary),
+        )
+    assert "Unexpected errors" in (tmp_path / "run" / "dbbench.stderr").read_text()

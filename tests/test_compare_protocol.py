@@ -73,7 +73,9 @@ def test_sides_kinds(tmp_path: Path) -> None:
     wt = WorktreeSides(tmp_path)
     assert not wt.same_server and wt.a.root == tmp_path
     aa = AaSides(art)
-    assert aa.kind == "aa" and aa.same_server and aa.b.artifacts_dir == tmp_path and aa.b.label == "B"
+    assert (
+        aa.kind == "aa" and aa.same_server and aa.b.artifacts_dir == tmp_path and aa.b.label == "B"
+    )
     assert AaSides().a.description == "the target as it is"
     assert art.to_dict()["A"]["artifacts_dir"] == str(tmp_path)
 
@@ -102,7 +104,7 @@ def test_preserve_artifacts_names_the_missing_entry(ws: Workspace) -> None:
         preserve_artifacts(ws, camp, 1)
     assert not (ws.session_dir("t") / "1" / "artifacts").exists()
     bare = _campaign(ws, CAMPAIGN.replace('  artifacts: [bin/server, "lib/*.so"]\n', ""))
-    with pytest.raises(UsageError, match="target.artifacts: none listed"):
+    with pytest.raises(UsageError, match=r"target\.artifacts: none listed"):
         preserve_artifacts(ws, bare, 1)
 
 
@@ -110,7 +112,9 @@ def test_git_baseline_worktree_is_the_starting_revision(ws: Workspace) -> None:
     start = git(ws.root, "rev-parse", "HEAD").strip()
     (ws.root / "README.md").write_text("changed after start\n")
     git(ws.root, "commit", "-qam", "later")
-    session = OpenSession("t", 2, None, False, "now", start_revision={"vcs": "git", "commit": start})
+    session = OpenSession(
+        "t", 2, None, False, "now", start_revision={"vcs": "git", "commit": start}
+    )
     path = baseline_worktree(ws, "t", session)
     assert (path / "README.md").read_text() == "demo app\n"
     assert git(path, "rev-parse", "HEAD").strip() == start
@@ -124,7 +128,9 @@ def test_jj_baseline_workspace_command_line(ws: Workspace) -> None:
         calls.append((argv, kw.get("cwd")))
         return Result(tuple(argv), 0, "", "")
 
-    session = OpenSession("t", 4, None, False, "now", start_revision={"vcs": "jj", "commit": "abc123"})
+    session = OpenSession(
+        "t", 4, None, False, "now", start_revision={"vcs": "jj", "commit": "abc123"}
+    )
     path = baseline_worktree(ws, "t", session, runner=runner)
     want = ["jj", "--no-pager", "--color=never", "workspace", "add", "--name",
             "sessionctl-baseline-4", "--revision", "abc123", str(path)]  # fmt: skip
@@ -141,7 +147,10 @@ def test_default_sides(ws: Workspace) -> None:
     write_current(ws, OpenSession("t", 1, None, False, "now", {"vcs": "git", "commit": "x"}))
     (ws.session_dir("t") / "1" / "artifacts").mkdir(parents=True)
     sides = default_sides(ws, camp)
-    assert sides.kind == "artifacts" and sides.a.artifacts_dir == ws.session_dir("t") / "1" / "artifacts"
+    assert (
+        sides.kind == "artifacts"
+        and sides.a.artifacts_dir == ws.session_dir("t") / "1" / "artifacts"
+    )
     assert default_sides(ws, camp, aa=True).b.artifacts_dir == sides.a.artifacts_dir
 
 
@@ -159,7 +168,11 @@ def _result(aa: bool) -> CompareResult:
 def test_measurement_and_summary() -> None:
     res = _result(aa=False)
     m = to_measurement(res)
-    assert m.source == "compare" and m.phase is None and m.details["judgements"][0]["verdict"] == "improved"
+    assert (
+        m.source == "compare"
+        and m.phase is None
+        and m.details["judgements"][0]["verdict"] == "improved"
+    )
     v = m.value("qps@c4:ratio")
     assert v is not None and v.samples == pytest.approx((1.2, 121.5 / 101, 118 / 99))
     md = summary_markdown(res)

@@ -148,6 +148,8 @@ def test_metric_deltas_are_divided_per_statement(
             assert rows["ddl_step_seconds{step=catalog}"]["ms_per_stmt"] == pytest.approx(4.0)
             assert rows["ddl_step_seconds{step=catalog}"]["obs_per_stmt"] == pytest.approx(1.0)
             assert rows["ddl_step_seconds{step=storage}"]["mean_ms"] == pytest.approx(2.0)
+            # Every observation is 4 ms, in the (0.002, 0.004] bucket: PromQL interpolates in it.
+            assert rows["ddl_step_seconds{step=catalog}"]["p50_ms"] == pytest.approx(3.0)
         else:
             assert set(rows) == {"ddl_step_seconds{step=catalog}"}  # storage did not move: no row
             assert rows["ddl_step_seconds{step=catalog}"]["ms_per_stmt"] == pytest.approx(3.0)

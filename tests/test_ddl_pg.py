@@ -21,7 +21,7 @@ from sessionctl.bench.ddl_population import connector, grow, numbers_in_use, pla
 from sessionctl.bench.ddl_report import to_measurement
 from sessionctl.campaign.model import DdlSpec
 from sessionctl.embedded_postgres import EmbeddedPostgres
-from sessionctl.errors import Interrupted, TargetError
+from sessionctl.errors import Interrupted, MeasurementError, TargetError
 from sessionctl.reporting import NULL
 
 pytestmark = pytest.mark.postgres
@@ -322,3 +322,22 @@ def test_cleanup_that_drops_nothing_is_reported(db: str) -> None:
     assert len(r.leftovers) == 4 and r.leftovers[0] == "DROP TABLE IF EXISTS nothing_1"
     assert any("4 probe object(s) of this run are still there" in ln for ln in rep.lines)
     assert "drop these by hand" in to_measurement(r, name="ddl", phase=None).summary_md
+
+
+def test_count_query_that_ignores_fillers_stops_growth(db: str) -> None:
+    other = "SELECT count(*) FROM pg_class WHERE relnamespace = 'pg_catalog'::regnamespace"
+    base = int(q(db, other)[0][0])
+    p = plan(spec(count_sql=other, batch_size=10))
+    with pytest.raises(
+        MeasurementError, match=r"count_sql stayed at .* after 5 more fillers \(filler_5 exists\)"
+    ):
+        grow(connect=connector(db), plan=p, level=base + 5)
+    assert fillers(db) == list(range(1, 6))  # kept: fillers are never dropped
+
+
+def test_autocommit_growth_and_custom_names_query(db: str) -> None:
+    s = spec(batch_txn=False, batch_size=25, names_sql="SELECT tablename FROM pg_tables")
+    p = plan(s)
+    assert grow(connect=connector(db), plan=p, level=60).created == 60
+    assert grow(connect=connector(db), plan=p, level=70).first_n == 61
+    assert fillers(db) == list(range(1, 71))

@@ -114,3 +114,31 @@ def test_defaults() -> None:
         fill("CREATE TABLE t_{n} (j jsonb DEFAULT '{}')", 7)
         == "CREATE TABLE t_7 (j jsonb DEFAULT '{}')"
     )
+
+
+def test_the_shipped_materialize_campaign() -> None:
+    from pathlib import Path
+
+    from sessionctl import render
+    from sessionctl.campaign import store
+    from sessionctl.workspace import Workspace
+
+    repo = Path(__file__).resolve().parent.parent
+    ws = Workspace(repo)
+    c = store.load(ws, "ddl-latency").campaign
+    ddl = c.benchmark("ddl")
+    assert ddl.driver == "ddl" and ddl.ddl is not None
+    p = plan(ddl.ddl)
+    assert p.dialect == "materialize" and p.levels == (1000, 10000, 50000, 100000)
+    assert [k.drop for k in p.probes] == ["DROP TABLE probe_{n}", "DROP VIEW probe_v_{n}"]
+    assert plan(c.benchmark("ddl-now").ddl).levels == (0,)  # type: ignore[arg-type]
+    assert (c.target.sql_url or "").endswith("@localhost:6875/materialize")
+    assert "mz_system@localhost:6877" in (c.target.system_sql_url or "")
+    assert c.target.metrics_url == "http://localhost:6878/metrics"
+    by = {m.name: m.by for m in c.metrics}
+    assert by["mz_catalog_transact_seconds"] == ("method",)
+    assert by["mz_create_table_collections_seconds"] == ("step",)
+    assert "mz_catalog_allocate_id_seconds" in by
+    assert any("Never use `--reset`" in r for r in c.rules)
+    # The rendered prompt is up to date with the YAML (`sessionctl prompt render ddl-latency`).
+    assert render.check_prompt(ws, "ddl-latency") is None

@@ -67,7 +67,8 @@ def tokens(text: str) -> list[str]:
         s = line.strip()
         if re.fullmatch(r"=+|-+", s):
             continue  # setext underline
-        s = re.sub(r"^#{1,6}\s+", "", s)
+        if re.match(r"^#{1,6}\s", s):
+            s = re.sub(r"^#{1,6}\s+|\s+#+$", "", s)  # ATX heading, with optional closing hashes
         while (m := _MARKER.match(s)) is not None:
             s = s[m.end() :]
         out.extend(s.replace("**", "").split())

@@ -51,8 +51,9 @@ class Pgbench:
 
 
 def pgbench(pg: EmbeddedPostgres, script: Path, *, clients: int, seconds: int) -> Pgbench:
+    tool = pg.tool("pgbench")
     argv = [
-        "pgbench",
+        str(tool) if tool.exists() else "pgbench",
         "-n",
         "-f",
         str(script),
@@ -93,7 +94,9 @@ def test_profile_run_with_pgbench_driven_directly(
     p = res.profile
     assert p.samples > 50 and p.queries and p.queries > 100
     assert res.report.samples_per_query == pytest.approx(p.samples / p.queries)
-    assert res.overhead is None and res.qps_profiled  # no unprofiled run asked for (the CLI test has one)
+    assert (
+        res.overhead is None and res.qps_profiled
+    )  # no unprofiled run asked for (the CLI test has one)
     assert res.details["call_graph"] in ("fp", "dwarf,8192")
     incl = {r.name for r in res.report.top_incl}
     assert "PostgresMain" in incl  # exported even from a stripped binary: the backends were sampled

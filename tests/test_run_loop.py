@@ -126,11 +126,19 @@ def test_three_sessions_closed_by_agent_by_the_loop_and_failed(ws: Workspace) ->
 
 
 def test_misbehaving_agents_are_bounded_and_failed(ws: Workspace) -> None:
-    make_campaign(ws, plan="1=hang,2=budget,3=two,4=forbidden", timeout="1s", steps=5)
-    code, data, output = run_cli("--sessions", "4", "--budget", "0.25")
+    make_campaign(ws, plan="1=hang,2=budget,3=two,4=forbidden", steps=5)
+    code, first, output = run_cli("--sessions", "1", "--timeout", "1s")
     assert code == 0, output
-    assert outcomes(data) == [(1, "failed"), (2, "failed"), (3, "failed"), (4, "failed")]
-    hang, budget, two, forbidden = data["sessions"]
+    code, data, output = run_cli("--sessions", "3", "--budget", "0.25")
+    assert code == 0, output
+    assert outcomes(first) + outcomes(data) == [
+        (1, "failed"),
+        (2, "failed"),
+        (3, "failed"),
+        (4, "failed"),
+    ]
+    (hang,) = first["sessions"]
+    budget, two, forbidden = data["sessions"]
     assert hang["exit_reason"] == "timeout"
     assert "the agent was stopped: timeout after 1s" in hang["problems"]
     child = int((ws.scratch / "test-agent" / "1.child").read_text())
@@ -271,3 +279,16 @@ def test_human_output_with_the_live_view(ws: Workspace, monkeypatch: pytest.Monk
     assert "sessionctl run: shop" in result.output and "failed" in result.output
     assert "stopped: 1 session(s) run; spent $0.05" in result.output
     assert_clean(ws)
+
+
+def test_a_missing_agent_is_reported_before_any_session_opens(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_campaign(ws)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    code, _, output = run_cli("--agent", "codex")
+    assert code == 1 and "codex: not found; install Codex" in output
+    assert record.current(ws, CAMPAIGN) is None
+    from sessionctl.agent.loop import pending
+
+    assert pending(ws, CAMPAIGN) is None

@@ -81,7 +81,7 @@ def test_full_flow_through_the_cli(demo: Workspace, frozen_now: str, tmp_path: P
     assert (
         code == 0
         and st["can_close"]
-        and [p["done"] for p in st["phases"]] == [True, True, False, True]
+        and [p["done"] for p in st["phases"]] == [True, True, True, True]
     )
     assert st["files"] == ["files/diff.txt"]
 

@@ -396,3 +396,22 @@ def test_crash_in_a_real_cli_process_then_status_finishes(
         and "finished the interrupted close of session 47" in data["recovered"]
     )
     assert final_state(root) == reference
+
+
+def test_workspace_in_a_subfolder_of_the_repository(git_repo: Path, frozen_now: str) -> None:
+    sub = git_repo / "tools" / "perf"
+    (sub / "prompts").mkdir(parents=True)
+    ws = setup_campaign(sub)
+    work_session(ws)
+    (git_repo / "README.md").write_text("edited at the repository root\n")
+    result = close(ws, "demo", **CLOSE_ARGS)
+    assert result.plan.code.paths == (
+        "README.md",
+        "tools/perf/src/app.py",
+        "tools/perf/logs/demo-perf-log.md",
+    )
+    assert git(git_repo, "show", "--name-only", "--format=", "HEAD").split() == [
+        "tools/perf/prompts/demo.md",
+        "tools/perf/prompts/demo.yaml",
+    ]
+    assert result.plan.left_out == ("tools/perf/agent_transcript.jsonl",)

@@ -172,9 +172,10 @@ def test_status_shows_phases_measurements_and_the_close_plan(ws: Workspace) -> N
     assert [(p.name, p.done) for p in st.phases] == [
         ("baseline", True),
         ("profile", True),
-        ("change", False),
+        ("change", True),  # app.py is edited, though nothing was recorded for it
         ("remeasure", False),
     ]
+    assert st.phases[2].entries == 0
     assert st.measurements[0]["values"] == [{"name": "qps", "value": 1000.0, "unit": ""}]
     assert st.findings[0]["text"] == "observe is hot"
     assert len(st.missing) == 1 and "remeasure" in st.missing[0] and not st.can_close

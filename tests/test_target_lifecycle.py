@@ -19,7 +19,7 @@ from sessionctl.process import session_pids, spawn, stop_tree
 from sessionctl.target import TargetHandle, open_target
 from sessionctl.workspace import Workspace
 
-SERVER = r'''
+SERVER = r"""
 import http.server, os, signal, subprocess, sys, time
 
 port, mode = int(sys.argv[1]), sys.argv[2]
@@ -46,7 +46,7 @@ def bye(*_):
 signal.signal(signal.SIGINT, bye)
 print("listening on", port, flush=True)
 http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
-'''
+"""
 
 
 @pytest.fixture
@@ -67,6 +67,22 @@ def http_target(script: Path, port: int, mode: str = "ok", timeout: float = 20) 
         ready=ReadyProbe(url=f"http://127.0.0.1:{port}/api/readyz", timeout=timeout, interval=0.1),
         stop_timeout=5,
     )
+
+
+def wait_http(port: int, timeout: float = 30) -> None:
+    """Block until the scripted server answers (it has spawned its child by then)."""
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/readyz", timeout=2).close()
+            return
+        except (urllib.error.URLError, OSError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def alive(pid: int) -> bool:
@@ -99,8 +115,12 @@ def test_start_probe_and_stop_a_scripted_server(
     assert not session_pids(leader)
 
 
-def test_server_that_exits_early_reports_code_and_log_tail(tmp_path: Path, server_script: Path) -> None:
-    target = TargetHandle(Workspace(tmp_path), campaign(http_target(server_script, free_port(), "crash")))
+def test_server_that_exits_early_reports_code_and_log_tail(
+    tmp_path: Path, server_script: Path
+) -> None:
+    target = TargetHandle(
+        Workspace(tmp_path), campaign(http_target(server_script, free_port(), "crash"))
+    )
     with pytest.raises(TargetError) as info:
         target.__enter__()
     msg = str(info.value)
@@ -109,9 +129,13 @@ def test_server_that_exits_early_reports_code_and_log_tail(tmp_path: Path, serve
     assert "\n" not in msg
 
 
-def test_readiness_timeout_names_url_and_log_then_stops(tmp_path: Path, server_script: Path) -> None:
+def test_readiness_timeout_names_url_and_log_then_stops(
+    tmp_path: Path, server_script: Path
+) -> None:
     port = free_port()
-    target = TargetHandle(Workspace(tmp_path), campaign(http_target(server_script, port, "never", timeout=1.5)))
+    target = TargetHandle(
+        Workspace(tmp_path), campaign(http_target(server_script, port, "never", timeout=0.8))
+    )
     with pytest.raises(TargetError) as info:
         target.__enter__()
     msg = str(info.value)
@@ -136,6 +160,7 @@ def test_start_false_uses_the_running_server(tmp_path: Path, server_script: Path
     port = free_port()
     proc = spawn([sys.executable, str(server_script), str(port), "ok"], stdout=subprocess.DEVNULL)
     try:
+        wait_http(port)
         t = http_target(server_script, port)
         with open_target(Workspace(tmp_path), campaign(t), start=False) as target:
             assert target.proc is None and target.ready
@@ -148,10 +173,12 @@ def test_pids_from_pid_and_from_process_pattern(tmp_path: Path, server_script: P
     port = free_port()
     proc = spawn([sys.executable, str(server_script), str(port), "ok"], stdout=subprocess.DEVNULL)
     try:
-        time.sleep(0.2)
+        wait_http(port)
         by_pid = TargetHandle(Workspace(tmp_path), campaign(Target(pid=proc.pid)))
         assert proc.pid in by_pid.pids() and len(by_pid.pids()) >= 2  # with its child
-        pattern = TargetHandle(Workspace(tmp_path), campaign(Target(processes=rf"fake_server\.py {port}")))
+        pattern = TargetHandle(
+            Workspace(tmp_path), campaign(Target(processes=rf"fake_server\.py {port}"))
+        )
         assert pattern.pids() == [proc.pid]
         assert TargetHandle(Workspace(tmp_path), campaign(Target())).pids() == []
     finally:
@@ -159,7 +186,9 @@ def test_pids_from_pid_and_from_process_pattern(tmp_path: Path, server_script: P
 
 
 def test_artifacts_placeholder(tmp_path: Path) -> None:
-    t = Target(start=("bin/srv", "--optimized", "--bindir={artifacts}/bin"), artifacts_param="{artifacts}")
+    t = Target(
+        start=("bin/srv", "--optimized", "--bindir={artifacts}/bin"), artifacts_param="{artifacts}"
+    )
     with_dir = TargetHandle(Workspace(tmp_path), campaign(t), artifacts_dir=Path("/a/b"))
     assert with_dir._argv() == ["bin/srv", "--optimized", "--bindir=/a/b/bin"]
     assert TargetHandle(Workspace(tmp_path), campaign(t))._argv() == ["bin/srv", "--optimized"]

@@ -27,11 +27,17 @@ def pw_url(url: str, password: str = "Sup3rSecret") -> str:
     ("url", "shown"),
     [
         ("postgres://u:secret@h/db", "postgres://u:***@h/db"),
-        ("postgresql://mz_system:p%40ss@localhost:6877/materialize", "postgresql://mz_system:***@localhost:6877/materialize"),
+        (
+            "postgresql://mz_system:p%40ss@localhost:6877/materialize",
+            "postgresql://mz_system:***@localhost:6877/materialize",
+        ),
         ("postgres://u@h:5432/db", "postgres://u@h:5432/db"),
         ("host=h user=u password=secret dbname=d", "host=h user=u password=*** dbname=d"),
         ("host=h password='se cret' dbname=d", "host=h password=*** dbname=d"),
-        ("postgres://h/db?user=u&password=secret&sslmode=disable", "postgres://h/db?user=u&password=***&sslmode=disable"),
+        (
+            "postgres://h/db?user=u&password=secret&sslmode=disable",
+            "postgres://h/db?user=u&password=***&sslmode=disable",
+        ),
         ("http://admin:pw@localhost:6878/metrics", "http://admin:***@localhost:6878/metrics"),
         ("", ""),
     ],
@@ -77,27 +83,42 @@ def test_bad_expectation_is_a_clear_error() -> None:
         check_expectation("at least 5", 6)
 
 
-def test_setup_sql_runs_as_system_user_then_benchmark_setup(tmp_path: Path, postgres: EmbeddedPostgres) -> None:
+def test_setup_sql_runs_as_system_user_then_benchmark_setup(
+    tmp_path: Path, postgres: EmbeddedPostgres
+) -> None:
     t = Target(
         sql_url=pw_url(postgres.url),
         system_sql_url=postgres.url,
-        setup_sql=("create table if not exists target_setup_probe (a int)", "truncate target_setup_probe"),
+        setup_sql=(
+            "create table if not exists target_setup_probe (a int)",
+            "truncate target_setup_probe",
+        ),
     )
     handle = TargetHandle(Workspace(tmp_path), campaign(t))
     handle.run_setup(["insert into target_setup_probe values (42)"])
     with psycopg.connect(postgres.url) as conn:
         assert conn.execute("select a from target_setup_probe").fetchall() == [(42,)]
-    handle.run_setup(["insert into target_setup_probe values (43)"])  # runs before every measurement
+    handle.run_setup(
+        ["insert into target_setup_probe values (43)"]
+    )  # runs before every measurement
     with psycopg.connect(postgres.url) as conn:
         assert conn.execute("select a from target_setup_probe").fetchall() == [(43,)]
 
 
-def test_setup_sql_failure_names_statement_and_redacted_url(tmp_path: Path, postgres: EmbeddedPostgres) -> None:
-    t = Target(sql_url=postgres.url, system_sql_url=pw_url(postgres.url), setup_sql=("alter system set no_such_knob = 1",))
+def test_setup_sql_failure_names_statement_and_redacted_url(
+    tmp_path: Path, postgres: EmbeddedPostgres
+) -> None:
+    t = Target(
+        sql_url=postgres.url,
+        system_sql_url=pw_url(postgres.url),
+        setup_sql=("alter system set no_such_knob = 1",),
+    )
     with pytest.raises(TargetError) as info:
         TargetHandle(Workspace(tmp_path), campaign(t)).run_setup()
     msg = str(info.value)
-    assert msg.startswith("prompts/demo.yaml: target.setup_sql[0]: `alter system set no_such_knob = 1` failed on")
+    assert msg.startswith(
+        "prompts/demo.yaml: target.setup_sql[0]: `alter system set no_such_knob = 1` failed on"
+    )
     assert ":***@" in msg and "Sup3rSecret" not in msg and "no_such_knob" in msg
 
 
@@ -107,7 +128,9 @@ def test_preflight_passes_and_reports_values(tmp_path: Path, postgres: EmbeddedP
         preflight=(
             Preflight(name="catalog", sql="select count(*) from pg_class", expect=">= 10"),
             Preflight(name="version", sql="show server_version", expect="~ ^1[0-9]", system=True),
-            Preflight(name="superuser", sql="select rolsuper from pg_roles where rolname = current_user"),
+            Preflight(
+                name="superuser", sql="select rolsuper from pg_roles where rolname = current_user"
+            ),
         ),
     )
     results = TargetHandle(Workspace(tmp_path), campaign(t)).preflight()
@@ -115,7 +138,9 @@ def test_preflight_passes_and_reports_values(tmp_path: Path, postgres: EmbeddedP
     assert all(r.ok for r in results) and results[0].value >= 10
 
 
-def test_preflight_failure_names_check_value_and_fix(tmp_path: Path, postgres: EmbeddedPostgres) -> None:
+def test_preflight_failure_names_check_value_and_fix(
+    tmp_path: Path, postgres: EmbeddedPostgres
+) -> None:
     t = Target(
         sql_url=postgres.url,
         preflight=(
@@ -137,13 +162,19 @@ def test_preflight_failure_names_check_value_and_fix(tmp_path: Path, postgres: E
 
 
 def test_preflight_sql_error_is_one_line(tmp_path: Path, postgres: EmbeddedPostgres) -> None:
-    t = Target(sql_url=postgres.url, preflight=(Preflight(name="mz", sql="select count(*) from mz_objects"),))
-    with pytest.raises(TargetError, match=r"preflight 'mz': `select count\(\*\) from mz_objects` failed: .*mz_objects"):
+    t = Target(
+        sql_url=postgres.url,
+        preflight=(Preflight(name="mz", sql="select count(*) from mz_objects"),),
+    )
+    with pytest.raises(
+        TargetError,
+        match=r"preflight 'mz': `select count\(\*\) from mz_objects` failed: .*mz_objects",
+    ):
         TargetHandle(Workspace(tmp_path), campaign(t)).preflight()
 
 
 def test_missing_sql_url_says_which_field(tmp_path: Path) -> None:
-    with pytest.raises(TargetError, match="prompts/demo.yaml: target.sql_url: not set"):
+    with pytest.raises(TargetError, match=r"prompts/demo\.yaml: target\.sql_url: not set"):
         _ = TargetHandle(Workspace(tmp_path), campaign(Target())).sql_url
 
 

@@ -113,6 +113,7 @@ class Snapshot:
     backups: tuple[str, ...] = ()  # hand-edited .md copies kept by re-rendering, before the session
     dirty: dict[str, str] = field(default_factory=dict)  # changed before the session: path -> hash
     yaml_text: str | None = None  # the campaign file, to restore if the agent breaks it
+    md_hash: str | None = None  # the rendered prompt as the agent got it
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -121,6 +122,7 @@ class Snapshot:
             "backups": list(self.backups),
             "dirty": dict(self.dirty),
             "yaml_text": self.yaml_text,
+            "md_hash": self.md_hash,
         }
 
     @classmethod
@@ -131,6 +133,7 @@ class Snapshot:
             tuple(d.get("backups") or ()),
             dict(d.get("dirty") or {}),
             d.get("yaml_text"),
+            d.get("md_hash"),
         )
 
 
@@ -174,6 +177,7 @@ def snapshot(
         tuple(_backups(ws, campaign)),
         {p: file_hash(ws.root / p) for p in dirty},
         _read(ws.campaign_path(campaign)),
+        file_hash(ws.rendered_path(campaign)),
     )
 
 
@@ -470,6 +474,8 @@ def check_prompt_edit(ws: Workspace, campaign: str, *, snap: Snapshot) -> list[P
     new_backups = set(_backups(ws, campaign)) - set(snap.backups)
     if new_backups:
         return [Problem("prompt-edited", message)]
+    if snap.md_hash is not None and file_hash(ws.rendered_path(campaign)) == snap.md_hash:
+        return []  # untouched (a YAML edit not yet rendered is not a hand edit of the .md)
     drift = render.check_prompt(ws, campaign)
     if drift is not None and not drift.missing:
         return [Problem("prompt-edited", message)]

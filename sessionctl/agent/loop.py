@@ -15,6 +15,7 @@ session and closes or fails it — it never silently continues or repeats it.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import threading
@@ -128,7 +129,7 @@ class Loop:
     # --- state ---------------------------------------------------------------------------------
 
     def save(self, **current: Any) -> None:
-        """Update the current session's state (``None`` clears it) and persist atomically."""
+        """Merge ``current`` into the current session's state (``clear=True``: none) and persist."""
         if current.get("clear"):
             self.state["current"] = None
         else:
@@ -137,9 +138,8 @@ class Loop:
         atomic_write_json(state_path(self.ws, self.campaign), self.state)
 
     def log(self, event: str, **data: Any) -> None:
+        """Append one event to the run's history (``.sessionctl/run/<campaign>.journal.jsonl``)."""
         line = {"at": now_iso(), "event": event, "pid": os.getpid(), **data}
-        import json
-
         append_line(journal_path(self.ws, self.campaign), json.dumps(line, default=str))
 
     def progress(self, phase: str, session: int | None, step: str | None, **kw: Any) -> None:
@@ -300,14 +300,17 @@ def pending(ws: Workspace, campaign: str) -> dict[str, Any] | None:
 
 
 def _one_session(loop: Loop, camp: Campaign) -> SessionOutcome:
+    from sessionctl.process import which
     from sessionctl.session import engine
 
     ws, c, opts = loop.ws, loop.campaign, loop.opts
     # Fail before opening a session when the agent cannot even be found.
     probe = _command(loop, camp, camp.last_session + 1, "")
-    from sessionctl.process import which
 
-    which(probe.argv[0], hint=_install_hint(probe.preset))
+    exe = probe.argv[0]
+    if os.sep in exe and not os.path.isabs(exe):
+        exe = str(ws.root / exe)  # the agent runs in the workspace root
+    which(exe, hint=_install_hint(probe.preset))
     loop.save(phase="starting", session=camp.last_session + 1, agent_pid=None)
     loop.progress("starting", camp.last_session + 1, camp.next_steps[0].id)
     try:
@@ -420,8 +423,6 @@ def _install_hint(preset: str) -> str:
 
 
 def _load_state(ws: Workspace, campaign: str) -> dict[str, Any]:
-    import json
-
     path = state_path(ws, campaign)
     try:
         data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))

@@ -176,6 +176,9 @@ class _Proc:
             self.proc.stdout.close()
         if not isinstance(self._err, int):
             self._err.close()
+            path = Path(self._err.name)
+            if path.exists() and path.stat().st_size == 0:
+                path.unlink()  # keep only stderr that says something
 
 
 def _worker_env() -> dict[str, str]:

@@ -297,14 +297,22 @@ def grow(
                     next_n += size
                     created += size
                     batches += 1
-                    current = count_objects(conn, plan)
-                    per_filler = max((current - start) / created, 1e-3)
+                    before, current = current, count_objects(conn, plan)
+                    if current <= before:
+                        # Growing would never reach the level: stop instead of looping forever.
+                        raise MeasurementError(
+                            f"ddl.count_sql stayed at {current:,} after {size} more fillers "
+                            f"({plan.filler_prefix}{next_n - 1} exists); make count_sql "
+                            "count the filler objects (same schema / object kind)"
+                        )
+                    per_filler = (current - start) / created
                     elapsed = time.perf_counter() - t0
                     task.update(completed=current - start, objects=current, rate=created / elapsed)
             except KeyboardInterrupt:
+                lost = "the open batch rolled back" if plan.batch_txn else "each statement commits"
                 raise Interrupted(
-                    f"growth interrupted at {current:,} objects ({created:,} fillers committed; "
-                    "the open batch rolled back); rerun to continue from there"
+                    f"growth interrupted at {current:,} objects ({created:,} fillers done; "
+                    f"{lost}); rerun to continue from there"
                 ) from None
             except psycopg.Error as exc:
                 raise sql_error(

@@ -129,9 +129,11 @@ def per_statement(delta: Any, specs: Sequence[MetricSpec], statements: int) -> l
     """One row per watched series (split by ``spec.by``): its delta divided by ``statements``.
 
     Histograms give ``ms_per_stmt`` (Δsum / statements: the wall-clock milliseconds of each
-    statement spent in that step), ``obs_per_stmt`` (Δcount / statements) and ``mean_ms``
-    (Δsum / Δcount); counters of seconds give ``ms_per_stmt`` from their delta. Series that did
-    not move are left out: a step a statement never reaches is not part of its profile.
+    statement spent in that step), ``obs_per_stmt`` (Δcount / statements), ``mean_ms``
+    (Δsum / Δcount) and ``p50_ms``/``p99_ms`` per observation (PromQL quantiles). Counters of
+    seconds give ``ms_per_stmt`` from their delta, other counters a count per statement.
+    Series that did not move are left out: a step a statement never reaches is not part of
+    its profile.
     """
     rows: list[dict[str, Any]] = []
     for spec in specs:
@@ -151,6 +153,8 @@ def per_statement(delta: Any, specs: Sequence[MetricSpec], statements: int) -> l
                         "ms_per_stmt": d_sum / statements * 1000.0,
                         "obs_per_stmt": d_count / statements,
                         "mean_ms": d_sum / d_count * 1000.0,
+                        "p50_ms": _quantile_ms(0.5, members),
+                        "p99_ms": _quantile_ms(0.99, members),
                         "reset": any(g.reset for g in members),
                     }
                 )
@@ -181,6 +185,18 @@ def per_statement(delta: Any, specs: Sequence[MetricSpec], statements: int) -> l
                     }
                 )
     return rows
+
+
+def _quantile_ms(q: float, groups: Sequence[Any]) -> float | None:
+    """PromQL ``histogram_quantile`` over the summed bucket deltas, in ms (None when NaN)."""
+    from sessionctl.metrics import histogram_quantile
+
+    merged: dict[float, float] = {}
+    for g in groups:
+        for ub, c in g.bounds():
+            merged[ub] = merged.get(ub, 0.0) + c
+    v = histogram_quantile(q, sorted(merged.items()))
+    return v * 1000.0 if math.isfinite(v) else None
 
 
 def _series_label(spec: MetricSpec, labels: dict[str, str]) -> str:

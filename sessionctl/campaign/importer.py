@@ -172,6 +172,9 @@ def split_item(content: tuple[str, ...]) -> tuple[str, str]:
         rest_first = _rewrap(first, remaining)
     title = _strip_bold(title)
     rest = "\n".join(rest_first + [ln.rstrip() for ln in after]).strip("\n")
+    if rest and not rest_first and after and md.is_blank(after[0]):
+        # The item goes on in a new paragraph: a leading newline tells the renderer so.
+        rest = "\n" + rest
     return title, rest
 
 

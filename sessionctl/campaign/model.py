@@ -276,6 +276,10 @@ class ProfileSpec:
     frequency: int = 999
     focus: tuple[str, ...] = ()
     groups: dict[str, str] = field(default_factory=dict)
+    call_graph: Literal["auto", "fp", "dwarf", "lbr", "none"] = field(
+        default="auto",
+        metadata={"help": "perf call graphs; auto picks fp when the binary keeps frame pointers"},
+    )
 
 
 @dataclass(frozen=True)

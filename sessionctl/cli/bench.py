@@ -37,7 +37,9 @@ def bench_cmd(
     ] = None,
     phase: Annotated[
         str | None,
-        typer.Option("--phase", help="Session phase to record under: baseline, remeasure, change..."),
+        typer.Option(
+            "--phase", help="Session phase to record under: baseline, remeasure, change..."
+        ),
     ] = None,
     concurrency: Annotated[
         str | None,
@@ -54,7 +56,9 @@ def bench_cmd(
     ] = False,
     no_start: Annotated[
         bool,
-        typer.Option("--no-start", help="Use the running server even if target.start is configured."),
+        typer.Option(
+            "--no-start", help="Use the running server even if target.start is configured."
+        ),
     ] = False,
     ddl_levels: Annotated[
         str | None,
@@ -106,7 +110,9 @@ def _levels(text: str | None) -> list[int] | None:
     try:
         levels = [int(p) for p in text.replace(" ", "").split(",") if p]
     except ValueError:
-        raise UsageError(f"--concurrency {text!r}: use comma-separated integers like 1,16,64") from None
+        raise UsageError(
+            f"--concurrency {text!r}: use comma-separated integers like 1,16,64"
+        ) from None
     if not levels or any(n < 1 for n in levels):
         raise UsageError(f"--concurrency {text!r}: levels must be integers >= 1")
     return levels

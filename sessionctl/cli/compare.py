@@ -42,7 +42,7 @@ def compare(
         bool,
         typer.Option(
             "--aa",
-            help="A/A calibration: the baseline against itself; shows false verdicts and the noise floor.",
+            help="A/A calibration: the baseline against itself; false verdicts and noise floor.",
         ),
     ] = False,
     concurrency: Annotated[
@@ -108,8 +108,7 @@ def compare(
 
 
 def _show(console: Any, result: Any) -> None:
-    from sessionctl.verdict import interval
-    from sessionctl.verdict import pct
+    from sessionctl.verdict import interval, pct
 
     def num(x: float | None) -> str:
         from sessionctl.units import format_number

@@ -103,7 +103,8 @@ def run_cmd(
     call_graph: Annotated[
         str | None,
         typer.Option(
-            "--call-graph", help="perf call graphs: auto (default), fp, dwarf, lbr, none."
+            "--call-graph",
+            help="perf call graphs: auto, fp, dwarf, lbr, none (default: profile.call_graph).",
         ),
     ] = None,
     frequency: Annotated[
@@ -126,19 +127,22 @@ def run_cmd(
     from sessionctl.cli.bench import resolve
     from sessionctl.profiling.benchmark import profile_benchmark
 
+    levels = _levels(concurrency)
+    secs = _seconds("--duration", duration)
+    quick = _seconds("--overhead-duration", overhead_duration)
     ws = workspace()
     camp, bench = resolve(ws, name, campaign)
     outcome = profile_benchmark(
         ws,
         camp,
         bench=bench,
-        concurrency=_levels(concurrency),
-        duration=_seconds("--duration", duration),
+        concurrency=levels,
+        duration=secs,
         phase=phase,
         tool=tool,
         against=against,
         overhead=not no_overhead,
-        overhead_duration=_seconds("--overhead-duration", overhead_duration),
+        overhead_duration=quick,
         call_graph=call_graph,
         frequency=frequency,
         focus=tuple(focus or ()),

@@ -86,8 +86,8 @@ def run_cmd(
 
     A killed `sessionctl run` is picked up by the next one: the interrupted session is audited
     and closed or marked failed, never continued (it does not count toward N). Touch the
-    campaign's stop file
-    (run.stop_file, default .sessionctl/STOP) to stop after the current session.
+    campaign's stop file (run.stop_file, default .sessionctl/STOP) to stop after the current
+    session.
     """
     from sessionctl.agent import loop
     from sessionctl.errors import UsageError

@@ -44,8 +44,6 @@ def _plan_human(plan: Any, *, dry_run: bool) -> None:
                 for r in plan.results
             ],
         )
-    for w in plan.warnings:
-        console.warn(w)
     if dry_run:
         console.print_text("")
         console.print_text(f"--- log entry ({plan.log_path}) ---")

@@ -127,11 +127,14 @@ class ProfileRun:
         return 1.0 - self.qps_profiled / self.qps_unprofiled
 
     def overhead_md(self) -> str:
-        if self.overhead is None:
+        """One line on the profiler's QPS cost (QPS under a profiler is not comparable)."""
+        if self.overhead is None or not self.qps_profiled or not self.qps_unprofiled:
             return ""
+        change = self.qps_profiled / self.qps_unprofiled - 1.0
+        noise = "; run-to-run noise exceeds the profiler's cost here" if change > 0 else ""
         return (
             f"Profiler overhead: {self.qps_unprofiled:,.0f} QPS unprofiled → "
-            f"{self.qps_profiled:,.0f} QPS profiled ({self.overhead:.1%} lower); "
+            f"{self.qps_profiled:,.0f} QPS profiled ({change:+.1%}{noise}); "
             "compare QPS only between runs made the same way.\n"
         )
 
@@ -191,7 +194,7 @@ def _new_recorder(
         if reason is not None:
             raise ToolNotFound(reason)
         options = perf.PerfOptions(
-            event=event, frequency=spec.frequency, call_graph=call_graph or "auto"
+            event=event, frequency=spec.frequency, call_graph=call_graph or spec.call_graph
         )
         mode, notes = perf.choose_call_graph(options, pids)
         rec = perf.PerfRecording(

@@ -19,6 +19,7 @@ from sessionctl.measurement import Measurement, Value
 from sessionctl.profiling import ProfileRun, profile_run
 from sessionctl.profiling.report import Profile
 from sessionctl.reporting import NULL, Reporter
+from sessionctl.workspace import Workspace
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class ProfileOutcome:
         }
 
 
-def baseline_profile(ws: Any, campaign: str, *, concurrency: int | None) -> Path | None:
+def baseline_profile(ws: Workspace, campaign: str, *, concurrency: int | None) -> Path | None:
     """The newest baseline profile folder at this concurrency: the open session's, else any."""
     from sessionctl.session.record import current, measurements
 
@@ -70,7 +71,7 @@ def baseline_profile(ws: Any, campaign: str, *, concurrency: int | None) -> Path
 
 
 def profile_benchmark(
-    ws: Any,
+    ws: Workspace,
     campaign: str,
     *,
     bench: str | None = None,
@@ -165,7 +166,7 @@ def profile_benchmark(
             reporter.info(
                 f"c{level}: {run.profile.samples:,} samples, {run.profile.queries:,} queries, "
                 f"{run.report.samples_per_query or 0:.4g} samples/query"
-                + (f", profiler overhead {run.overhead:.1%}" if run.overhead is not None else "")
+                + (f", QPS {-run.overhead:+.1%} while profiled" if run.overhead is not None else "")
             )
             base = fixed_against
             if against == "baseline":
@@ -182,7 +183,9 @@ def profile_benchmark(
                     base, run.profile, focus=spec.focus, groups=spec.groups
                 )
     swept = sweep([r.profile for r in runs]) if len(runs) > 1 else None
-    measurement = _combined_measurement(ws, b.name, phase, runs, diffs, swept, ctx.run_dir)
+    measurement = _combined_measurement(
+        ws, b.name, phase or "profile", runs, diffs, swept, ctx.run_dir
+    )
     session = None
     if record:
         from sessionctl.session.record import record_measurement
@@ -192,7 +195,7 @@ def profile_benchmark(
 
 
 def _combined_measurement(
-    ws: Any,
+    ws: Workspace,
     name: str,
     phase: str | None,
     runs: Sequence[ProfileRun],

@@ -25,13 +25,13 @@ from __future__ import annotations
 import gzip
 import re
 import shutil
-import subprocess
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sessionctl.errors import ParseError
+from sessionctl.process import run
 
 Stack = tuple[str, ...]
 
@@ -51,6 +51,7 @@ _RUST_HASH = re.compile(r"::h[0-9a-f]{16}$")
 _LLVM_CLONE = re.compile(r"\.llvm\.\d+$")
 _SYMVER = re.compile(r"@@?[A-Za-z_][A-Za-z0-9_.]*$")  # llseek@GLIBC_2.2.5
 _MANGLED = re.compile(r"^_{1,2}(?:Z|R)[A-Za-z0-9_$.]+$")
+_CACHE_MAX = 1_000_000  # distinct frame lines remembered before starting over
 _KERNEL_DSO = ("[kernel.kallsyms]", "[kernel]", "[vdso]")
 
 
@@ -93,6 +94,14 @@ def _split_frame(line: str) -> tuple[str, str, str] | None:
             if depth == 0:
                 return m.group("addr"), rest[:i].rstrip(), rest[i + 1 : -1]
     return m.group("addr"), rest, ""
+
+
+def _frame_name(line: str, annotate_kernel: bool) -> str:
+    """The folded name of one frame line ("" when the line is not a frame)."""
+    parts = _split_frame(line)
+    if parts is None:
+        return ""
+    return tidy_name(parts[1], parts[2], annotate_kernel=annotate_kernel)
 
 
 def tidy_name(sym: str, dso: str, *, annotate_kernel: bool = False) -> str:
@@ -187,7 +196,7 @@ def collapse_perf_script(
     frames: list[str] = []
     header: re.Match[str] | None = None
     keep = False
-    cache: dict[tuple[str, str], str] = {}
+    cache: dict[str, str] = {}
 
     def finish() -> None:
         nonlocal samples, period_total, first_time, last_time
@@ -209,24 +218,24 @@ def collapse_perf_script(
                     last_time = tf if last_time is None else max(last_time, tf)
 
     for line in lines:
-        line = line.rstrip("\n")
-        if not line.strip():
+        first = line[:1]
+        if first == "\t" or first == " ":
+            # A frame line. Callers' return addresses repeat from sample to sample, so the
+            # whole line is a good cache key (the hot path of a multi-million-line profile).
+            if keep:
+                name = cache.get(line)
+                if name is None:
+                    if len(cache) > _CACHE_MAX:
+                        cache.clear()
+                    name = cache[line] = _frame_name(line, annotate_kernel)
+                if name:
+                    frames.append(name)
+            continue
+        if first == "\n" or first == "" or not line.strip():
             finish()
             header, frames, keep = None, [], False
             continue
-        if line[0].isspace():
-            if header is None or not keep:
-                continue
-            parts = _split_frame(line)
-            if parts is None:
-                continue
-            _, sym, dso = parts
-            key = (sym, dso)
-            name = cache.get(key)
-            if name is None:
-                name = cache[key] = tidy_name(sym, dso, annotate_kernel=annotate_kernel)
-            frames.append(name)
-            continue
+        line = line.rstrip("\n")
         fork = _FORK.search(line) if "PERF_RECORD_FORK" in line else None
         if fork is not None:
             if follow_forks and keep_pids is not None and int(fork.group("parent")) in keep_pids:
@@ -308,9 +317,7 @@ def demangle_names(names: Iterable[str]) -> tuple[dict[str, str], str | None]:
         if not pending:
             break
         # One name per line in, one per line out: both tools are line filters.
-        proc = subprocess.run(
-            [tool], input="\n".join(pending) + "\n", capture_output=True, text=True, check=False
-        )
+        proc = run([tool], input="\n".join(pending) + "\n", check=False, timeout=60)
         lines = proc.stdout.splitlines()
         if proc.returncode != 0 or len(lines) != len(pending):
             continue

@@ -39,8 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from sessionctl.errors import CommandError, MeasurementError, ToolNotFound
-from sessionctl.process import describe_argv, spawn, stop_tree, which
+from sessionctl.errors import CommandError, MeasurementError, SessionctlError, ToolNotFound
+from sessionctl.process import describe_argv, run, spawn, stop_tree, which
 
 PERF_HINT = "install linux-perf (Debian: `apt-get install linux-perf`) or set profile.tool"
 SCRIPT_FIELDS = "comm,pid,tid,time,period,event,ip,sym,dso"
@@ -78,8 +78,8 @@ def unusable_reason(event: str = "cpu-clock") -> str | None:
             "true",
         ]
         try:
-            proc = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
-        except (OSError, subprocess.TimeoutExpired) as exc:
+            proc = run(argv, timeout=30, check=False)
+        except (OSError, SessionctlError) as exc:
             return f"`{describe_argv(argv)}` failed: {exc}"
     if proc.returncode != 0:
         first = next((ln.strip() for ln in proc.stderr.splitlines() if ln.strip()), "no output")

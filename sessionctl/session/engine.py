@@ -358,6 +358,9 @@ def status(ws: Workspace, campaign: str, *, plan: bool = True) -> SessionStatus:
             close_plan = _plan_summary(ws, campaign, session)
         except SessionctlError as exc:
             plan_error = str(exc)
+    if close_plan is not None and len(close_plan["code"]["paths"]) > 1:
+        # Edited code counts as the change phase even before anyone records it.
+        phases = [PhaseState(p.name, True, p.entries) if p.name == "change" else p for p in phases]
     return SessionStatus(
         campaign=campaign,
         open=True,

@@ -356,6 +356,12 @@ def build(
     log_rel, yaml_rel, md_rel = split.log, split.yaml, split.md
     code, left_out, to_discard, kept = split.code, split.left_out, split.discard, split.kept
     warnings = list(split.warnings)
+    start_commit = session.start_revision.get("commit")
+    if vcs.kind == "git" and start_commit and vcs.checkpoint() != start_commit:
+        warnings.append(
+            f"HEAD moved since the session started ({str(start_commit)[:12]}): commits made "
+            "during the session are not part of its change"
+        )
     diffstat = perflog.format_diffstat(vcs.numstat(code)) if code else ""
 
     rows, verdict_warnings, judged = (
