@@ -27,7 +27,7 @@ import os
 import random
 import shutil
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -118,8 +118,12 @@ def AaSides(base: ComparisonSides | None = None) -> ComparisonSides:
 # --- the baseline's sources ----------------------------------------------------------------
 
 
-def preserve_artifacts(ws: Workspace, campaign: Campaign, session: Any) -> Path:
+def preserve_artifacts(ws: Workspace, campaign: Campaign | str, session: Any) -> Path:
     """Copy ``target.artifacts`` into the session's scratch folder (A of later compares)."""
+    if isinstance(campaign, str):
+        from sessionctl.campaign.store import load
+
+        campaign = load(ws, campaign).campaign
     number = getattr(session, "number", session)
     dest = ws.session_dir(campaign.name) / str(number) / "artifacts"
     if dest.exists():
@@ -134,19 +138,16 @@ def preserve_artifacts(ws: Workspace, campaign: Campaign, session: Any) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         for i, pattern in enumerate(patterns):
-            matches = (
-                sorted(ws.root.glob(pattern))
-                if any(c in pattern for c in "*?[")
-                else [ws.root / pattern]
-            )
-            matches = [m for m in matches if m.exists()]
+            glob = any(c in pattern for c in "*?[")
+            matches = [
+                m for m in (ws.root.glob(pattern) if glob else [ws.root / pattern]) if m.exists()
+            ]
             if not matches:
                 raise UsageError(
                     f"prompts/{campaign.name}.yaml: target.artifacts[{i}]: {pattern} does not "
-                    "exist "
-                    "under the workspace; build it before `sessionctl start`, or fix the path"
+                    "exist under the workspace; build it before `sessionctl start`, or fix the path"
                 )
-            for src in matches:
+            for src in sorted(matches):
                 rel = src.resolve().relative_to(ws.root.resolve())
                 out = tmp / rel
                 out.parent.mkdir(parents=True, exist_ok=True)
@@ -181,22 +182,27 @@ def baseline_worktree(
         run(["git", "worktree", "add", "--detach", str(path), commit], cwd=ws.root)
     else:
         name = f"sessionctl-baseline-{session.number}"
-        run(
-            [
-                "jj",
-                "--no-pager",
-                "--color=never",
-                "workspace",
-                "add",
-                "--name",
-                name,
-                "--revision",
-                commit,
-                str(path),
-            ],
-            cwd=ws.root,
-        )
+        jj = ["jj", "--no-pager", "--color=never", "workspace"]
+        run([*jj, "add", "--name", name, "--revision", commit, str(path)], cwd=ws.root)
     return path
+
+
+def remove_baseline_worktree(
+    ws: Workspace, campaign: str, session: Any, *, runner: Callable[..., Any] | None = None
+) -> None:
+    """Remove a session's baseline worktree/workspace (the session engine calls it at close)."""
+    from sessionctl import process
+
+    run = runner or process.run
+    path = ws.session_dir(campaign) / str(session.number) / "baseline"
+    if not path.exists():
+        return
+    if (session.start_revision or {}).get("vcs") == "jj":
+        name = f"sessionctl-baseline-{session.number}"
+        run(["jj", "--no-pager", "--color=never", "workspace", "forget", name], cwd=ws.root)
+        shutil.rmtree(path)
+    else:
+        run(["git", "worktree", "remove", "--force", str(path)], cwd=ws.root)
 
 
 def default_sides(ws: Workspace, camp: Campaign, *, aa: bool = False) -> ComparisonSides:
@@ -278,16 +284,7 @@ class CompareResult:
 
         out = []
         for j in self.judgements:
-            a = [
-                r["values"][j.metric]
-                for r in self.runs
-                if r["side"] == "A" and j.metric in r["values"]
-            ]
-            b = [
-                r["values"][j.metric]
-                for r in self.runs
-                if r["side"] == "B" and j.metric in r["values"]
-            ]
+            a, b = side_values(self.runs, j.metric, "A"), side_values(self.runs, j.metric, "B")
             floor = {"metric": j.metric, "cv_a": stats.cv(a), "cv_b": stats.cv(b), "mde": j.mde}
             out.append(floor | {"pairs_needed": j.pairs_needed, "threshold": j.threshold})
         return out
@@ -320,27 +317,17 @@ class _Sides:
         self.restart_each = camp.target.restart == "per_run"
         self.current: str | None = None
         self.handle: Any = None
+        need = "target.restart is per_run" if self.restart_each else f"{sides.kind} sides need it"
         if (self.restart_each or not sides.same_server) and not camp.target.start:
-            why = (
-                "target.restart is per_run"
-                if self.restart_each
-                else f"the {sides.kind} sides need their own server"
-            )
-            raise UsageError(
-                f"prompts/{camp.name}.yaml: target.start: not set, but {why}; add the start command"
-            )
+            raise UsageError(f"prompts/{camp.name}.yaml: target.start: not set, but {need}; add it")
 
     def run(self, label: str, spec: RunSpec) -> Any:
-        side = self.sides.side(label)
-        fresh = (
-            self.handle is None
-            or self.restart_each
-            or (label != self.current and not self.sides.same_server)
-        )
+        side, switch = self.sides.side(label), label != self.current
+        fresh = self.handle is None or self.restart_each or (switch and not self.sides.same_server)
         if fresh:
             self._open(side)
         self.handle.run_setup(self.bench.setup_sql)
-        if (fresh or label != self.current) and side.setup_sql:
+        if (fresh or switch) and side.setup_sql:
             self._apply(side)
         self.current = label
         return self._measure(spec)
@@ -365,12 +352,10 @@ class _Sides:
 
         self.close()
         side_ws = Workspace(side.root) if side.root else self.ws
-        handle = TargetHandle(
+        self.handle = TargetHandle(
             side_ws, self.camp, reporter=self.reporter, artifacts_dir=side.artifacts_dir
-        )
-        handle.__enter__()
-        self.handle = handle
-        handle.preflight()
+        ).__enter__()
+        self.handle.preflight()
 
     def _apply(self, side: Side) -> None:
         import psycopg
@@ -391,6 +376,15 @@ class _Sides:
             handle.stop()
 
 
+def side_values(runs: Sequence[dict[str, Any]], metric: str, side: str) -> list[float]:
+    """One side's counted per-run values of a metric, in run order."""
+    return [
+        r["values"][metric]
+        for r in runs
+        if r["side"] == side and not r["warmup"] and metric in r["values"]
+    ]
+
+
 def _values(r: Any, spec: RunSpec, open_loop: bool) -> dict[str, tuple[float, str | None]]:
     """The judged numbers of one run: name -> (value, better)."""
     out: dict[str, tuple[float, str | None]] = {}
@@ -405,6 +399,20 @@ def _values(r: Any, spec: RunSpec, open_loop: bool) -> dict[str, tuple[float, st
             if q in lat:
                 out[f"{q}_ms{sfx}"] = (float(lat[q]), "lower")
     return out
+
+
+def _record(
+    pos: int, pair: int, side: str, rs: RunSpec, r: Any, server: str | None, open_loop: bool
+) -> dict[str, Any]:
+    """One run's row of the per-run data (pair 0 is a warm-up)."""
+    vals = _values(r, rs, open_loop)
+    rec = {"slot": pos, "pair": pair, "side": side, "warmup": pair == 0, "server": server}
+    rec |= {"mode": "open" if rs.rate else "closed", "concurrency": rs.concurrency, "rate": rs.rate}
+    rec |= {k: getattr(r, k) for k in ("qps", "latency_ms", "errors", "duration", "raw_path")}
+    return rec | {
+        "values": {k: v for k, (v, _) in vals.items()},
+        "better": {k: bt for k, (_, bt) in vals.items()},
+    }
 
 
 def run_compare(
@@ -453,40 +461,28 @@ def run_compare(
     )
     raw = new_run_dir(ws, campaign, f"{b.name}-compare")
     runs: list[dict[str, Any]] = []
-    driver = _Sides(
-        ws, camp, b, sides, measure or default_measure(ws, camp, raw, reporter), reporter
-    )
-    slots = [(lbl, 0) for lbl in plan[0]] * spec.warmup_runs + [
-        (lbl, i + 1) for i, o in enumerate(plan) for lbl in o
-    ]
+    driver = _Sides(ws, camp, b, sides, raw, reporter)
+    slots = [(lbl, 0) for lbl in plan[0]] * spec.warmup_runs
+    slots += [(lbl, i + 1) for i, o in enumerate(plan) for lbl in o]
+    done = False
     try:
         for pos, (label, pair) in enumerate(slots):
             what = f"pair {pair}/{n_pairs} side {label}" if pair else f"warm-up side {label}"
-            for rs in [RunSpec(conc, dur)] + ([RunSpec(conc, dur, rate)] if rate else []):
-                rs = replace(rs, label=f"{what}{' (open loop)' if rs.rate else ''}")
+            specs = [RunSpec(conc, dur, None, what)]
+            specs += [RunSpec(conc, dur, rate, f"{what} (open loop)")] if rate else []
+            for rs in specs:
                 r = driver.run(label, rs)
-                vals = _values(r, rs, bool(rate))
-                rec = {"slot": pos, "pair": pair, "side": label, "warmup": pair == 0}
-                rec |= {
-                    "mode": "open" if rs.rate else "closed",
-                    "concurrency": conc,
-                    "rate": rs.rate,
-                }
-                rec |= {
-                    k: getattr(r, k)
-                    for k in ("qps", "latency_ms", "errors", "duration", "raw_path")
-                }
-                rec["server"] = driver.server
-                rec["values"] = {k: v for k, (v, _) in vals.items()}
-                rec["better"] = {k: bt for k, (_, bt) in vals.items()}
-                runs.append(rec)
+                runs.append(_record(pos, pair, label, rs, r, driver.server, bool(rate)))
                 lat = r.latency_ms
                 reporter.info(
-                    f"{what}{' open loop' if rs.rate else ''}: {r.qps:,.0f} QPS, p50 "
-                    f"{lat.get('p50', math.nan):.3f} ms, p99 {lat.get('p99', math.nan):.3f} ms"
+                    f"{rs.label}: {r.qps:,.0f} QPS, p50 {lat.get('p50', math.nan):.3f} ms, "
+                    f"p99 {lat.get('p99', math.nan):.3f} ms"
                 )
+        done = True
     finally:
         driver.close()
+        if not done:  # keep what was measured before a failure or Ctrl-C
+            atomic_write_json(raw / "runs-partial.json", runs)
     judgements = _judge(runs, plan, spec, seed, rate, warnings)
     extra = {"concurrency": conc, "duration": dur, "rate": rate}
     rel = os.path.relpath(raw, ws.root)
@@ -518,8 +514,7 @@ def _judge(
     first = [o[0] for o in plan]
     out = []
     for name in names:
-        a = [r["values"][name] for r in counted if r["side"] == "A" and name in r["values"]]
-        b = [r["values"][name] for r in counted if r["side"] == "B" and name in r["values"]]
+        a, b = side_values(counted, name, "A"), side_values(counted, name, "B")
         better = next(r["better"][name] for r in counted if name in r["better"])
         if len(a) != len(b):
             warnings.append(f"{name}: {len(a)} A runs but {len(b)} B runs; not judged")

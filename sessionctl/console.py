@@ -14,17 +14,6 @@ from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.table import Table
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -76,6 +65,8 @@ def table(
     justify_numbers: bool = True,
 ) -> None:
     """Print a table of plain values."""
+    from rich.table import Table
+
     t = Table(title=title, title_justify="left", show_lines=False)
     for col in columns:
         t.add_column(col)
@@ -86,6 +77,8 @@ def table(
 
 def kv(title: str | None, items: Mapping[str, Any]) -> None:
     """Print key/value pairs as a two-column table."""
+    from rich.table import Table
+
     t = Table(title=title, title_justify="left", show_header=False, box=None, padding=(0, 2, 0, 0))
     t.add_column(style="bold")
     t.add_column()
@@ -95,7 +88,7 @@ def kv(title: str | None, items: Mapping[str, Any]) -> None:
 
 
 class _RichTask:
-    def __init__(self, progress: Progress, task_id: TaskID) -> None:
+    def __init__(self, progress: Any, task_id: Any) -> None:
         self._progress = progress
         self._id = task_id
 
@@ -146,6 +139,16 @@ class RichReporter:
         if _quiet or not err.is_terminal and not _force_progress():
             yield _NullTask()
             return
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
         progress = Progress(
             SpinnerColumn(),
             TextColumn("{task.description}"),

@@ -11,6 +11,7 @@ can reach. :meth:`EmbeddedPostgres.stop` is idempotent and is always called on e
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import shutil
@@ -88,21 +89,35 @@ def unprivileged_user() -> str | None:
 
 
 def _reachable_bindir(bindir: Path, user: str | None) -> Path:
-    """As root, make sure ``user`` can execute the binaries (copy a wheel's tree out of /root)."""
+    """As root, make sure ``user`` can execute the binaries (copy a wheel's tree out of /root).
+
+    A wheel's binaries find their bundled libraries through an RPATH relative to themselves
+    (pgserver: ``$ORIGIN/../../../pgserver.libs``), so the copy keeps the layout from the
+    package's parent folder down: ``<pkg>/pginstall`` and every sibling ``*.libs`` folder.
+    """
     if user is None:
         return bindir
     probe = run(["test", "-x", str(bindir / "postgres")], user=user, check=False)
     if probe.returncode == 0:
         return bindir
-    install = bindir.parent
-    dest = Path(tempfile.gettempdir()) / f"sessionctl-pginstall-{abs(hash(str(install))) % 10**8}"
-    if not (dest / "bin" / "postgres").exists():
+    install = bindir.parent  # .../site-packages/pgserver/pginstall
+    package = install.parent  # .../site-packages/pgserver
+    top = package.parent  # .../site-packages
+    digest = hashlib.sha256(str(install).encode()).hexdigest()[:12]
+    dest = Path(tempfile.gettempdir()) / f"sessionctl-pginstall-{digest}"
+    rel_bin = bindir.relative_to(top)
+    if not (dest / rel_bin / "postgres").exists():
         tmp = Path(tempfile.mkdtemp(prefix="sessionctl-pginstall-"))
-        shutil.copytree(install, tmp / "tree", symlinks=True)
-        os.chmod(tmp, 0o755)
+        tree = tmp / "tree"
+        shutil.copytree(install, tree / install.relative_to(top), symlinks=True)
+        for libs in top.glob("*.libs"):
+            shutil.copytree(libs, tree / libs.name, symlinks=True)
+        for folder in (tmp, *[p for p in tree.rglob("*") if p.is_dir()], tree):
+            os.chmod(folder, 0o755)
         with contextlib.suppress(OSError):
-            os.replace(tmp / "tree", dest)
-    return dest / "bin"
+            os.replace(tree, dest)
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dest / rel_bin
 
 
 class EmbeddedPostgres:

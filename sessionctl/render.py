@@ -184,7 +184,9 @@ def mentions_sessions(text: str | None, numbers: Sequence[int]) -> bool:
     if not numbers:
         return True
     found = {int(n) for n in re.findall(r"\b(\d+)\b", text or "")}
-    return all(n in found for n in numbers) and bool(re.search(r"(?i)\bsessions?\b|\bS\d", text or ""))
+    return all(n in found for n in numbers) and bool(
+        re.search(r"(?i)\bsessions?\b|\bS\d", text or "")
+    )
 
 
 def code_list(items: Sequence[str]) -> str:
@@ -297,7 +299,9 @@ def layout_parts(c: Campaign) -> list[Part]:
             runs = _runs(c, sub or None, include_ungrouped=key == first_step_item)
             parts.append(Part(key=key, kind=base, heading=head, sub=bool(sub), runs=runs))
         elif base == "completed":
-            kinds = tuple(k for k in ((sub,) if sub else COMPLETED_KINDS) if getattr(c.completed, k))
+            kinds = tuple(
+                k for k in ((sub,) if sub else COMPLETED_KINDS) if getattr(c.completed, k)
+            )
             parts.append(Part(key=key, kind=base, heading=head, sub=bool(sub), completed=kinds))
         else:
             parts.append(Part(key=key, kind=base, heading=head))
@@ -390,9 +394,7 @@ def check_prompt(ws: Workspace, name: str) -> Drift | None:
             tofile=f"{shown} (on disk)",
         )
     )
-    changed = sum(
-        1 for ln in lines if ln[:1] in "+-" and not ln.startswith(("+++", "---"))
-    )
+    changed = sum(1 for ln in lines if ln[:1] in "+-" and not ln.startswith(("+++", "---")))
     return Drift(path=path, missing=False, diff="".join(lines), changed_lines=changed)
 
 
@@ -419,12 +421,18 @@ def export_templates(name: str | None, *, to: Path, force: bool = False) -> list
     else:
         names = [name if name.endswith(".j2") else f"{name}.j2"]
         if not (src_root / names[0]).is_file():
-            for guess in (f"partials/{names[0]}", f"{names[0][:-3]}.md.j2", f"partials/{names[0][:-3]}.md.j2"):
+            for guess in (
+                f"partials/{names[0]}",
+                f"{names[0][:-3]}.md.j2",
+                f"partials/{names[0][:-3]}.md.j2",
+            ):
                 if (src_root / guess).is_file():
                     names = [guess]
                     break
             else:
-                have = ", ".join(sorted(p.relative_to(src_root).as_posix() for p in src_root.rglob("*.j2")))
+                have = ", ".join(
+                    sorted(p.relative_to(src_root).as_posix() for p in src_root.rglob("*.j2"))
+                )
                 raise UsageError(f"template {name!r}: no such packaged template (have: {have})")
     if to.resolve() == src_root.resolve():
         raise UsageError(f"{to}: that is the packaged template folder itself; choose another --to")

@@ -69,20 +69,22 @@ class Judgement:
 
     metric: str
     verdict: str
-    ratio: float | None  # B/A (after/before) of geometric means
-    ci_low: float | None  # 95 % interval of the ratio (widened by the drift allowance if unpaired)
-    ci_high: float | None
-    method: str  # 'paired' | 'unpaired'
-    p_t: float | None
-    p_wilcoxon: float | None  # signed-rank (paired) or rank-sum (unpaired)
-    boot_low: float | None
-    boot_high: float | None
-    threshold: float  # practical threshold as a fraction (0.02 = 2 %)
-    n: int  # pairs (paired) or the smaller side's run count (unpaired)
-    mde: float | None  # minimum detectable effect as a fraction, alpha 0.05, power 0.8
-    pairs_needed: int | None  # pairs (or runs per side) for the MDE to reach the threshold
-    warnings: tuple[str, ...]
-    better: str | None
+    ratio: float | None = None  # B/A (after/before) of geometric means
+    ci_low: float | None = (
+        None  # 95 % interval of the ratio (widened by the drift allowance if unpaired)
+    )
+    ci_high: float | None = None
+    method: str = "paired"  # 'paired' | 'unpaired'
+    p_t: float | None = None
+    p_wilcoxon: float | None = None  # signed-rank (paired) or rank-sum (unpaired)
+    boot_low: float | None = None
+    boot_high: float | None = None
+    threshold: float = 0.0  # practical threshold as a fraction (0.02 = 2 %)
+    n: int = 0  # pairs (paired) or the smaller side's run count (unpaired)
+    mde: float | None = None  # minimum detectable effect as a fraction, alpha 0.05, power 0.8
+    pairs_needed: int | None = None  # pairs (runs per side if unpaired) for MDE <= threshold
+    warnings: tuple[str, ...] = ()
+    better: str | None = None
     a: float | None = None  # geometric mean of side A / before
     b: float | None = None  # geometric mean of side B / after
 
@@ -266,26 +268,8 @@ def _empty(
     b: float | None = None,
 ) -> Judgement:
     ratio = b / a if a and b and a > 0 and b > 0 else None
-    return Judgement(
-        metric,
-        "inconclusive",
-        ratio,
-        None,
-        None,
-        method,
-        None,
-        None,
-        None,
-        None,
-        threshold,
-        n,
-        None,
-        None,
-        (warning,),
-        better,
-        a,
-        b,
-    )
+    return Judgement(metric, "inconclusive", ratio, method=method, threshold=threshold, n=n,
+                     warnings=(warning,), better=better, a=a, b=b)  # fmt: skip
 
 
 def judge_paired(
@@ -373,25 +357,12 @@ def judge_paired(
     ratio = math.exp(t.estimate)
     _direction_warning(ratio, better, verdict, warnings)
     return Judgement(
-        metric,
-        verdict,
-        ratio,
-        math.exp(t.low),
-        math.exp(t.high),
-        "paired",
-        t.p,
-        w.p if w else None,
-        math.exp(boot[0]) if boot else None,
-        math.exp(boot[1]) if boot else None,
-        threshold,
-        n,
-        mde,
-        needed,
-        tuple(warnings),
-        better,
-        ga,
-        gb,
-    )
+        metric=metric, verdict=verdict, ratio=ratio, ci_low=math.exp(t.low),
+        ci_high=math.exp(t.high), method="paired", p_t=t.p, p_wilcoxon=w.p if w else None,
+        boot_low=math.exp(boot[0]) if boot else None, boot_high=math.exp(boot[1]) if boot else None,
+        threshold=threshold, n=n, mde=mde, pairs_needed=needed, warnings=tuple(warnings),
+        better=better, a=ga, b=gb,
+    )  # fmt: skip
 
 
 def judge_unpaired(
@@ -472,25 +443,12 @@ def judge_unpaired(
     ratio = math.exp(t.estimate)
     _direction_warning(ratio, better, verdict, warnings)
     return Judgement(
-        metric,
-        verdict,
-        ratio,
-        math.exp(lo),
-        math.exp(hi),
-        "unpaired",
-        t.p,
-        mw.p if mw else None,
-        math.exp(boot[0]) if boot else None,
-        math.exp(boot[1]) if boot else None,
-        threshold,
-        n,
-        mde,
-        needed,
-        tuple(warnings),
-        better,
-        ga,
-        gb,
-    )
+        metric=metric, verdict=verdict, ratio=ratio, ci_low=math.exp(lo), ci_high=math.exp(hi),
+        method="unpaired", p_t=t.p, p_wilcoxon=mw.p if mw else None,
+        boot_low=math.exp(boot[0]) if boot else None, boot_high=math.exp(boot[1]) if boot else None,
+        threshold=threshold, n=n, mde=mde, pairs_needed=needed, warnings=tuple(warnings),
+        better=better, a=ga, b=gb,
+    )  # fmt: skip
 
 
 # --- a whole session -------------------------------------------------------------------------

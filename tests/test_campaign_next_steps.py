@@ -53,13 +53,21 @@ def run(*argv: str) -> object:
 
 def test_add_defaults_to_last_and_joins_the_neighbours_group() -> None:
     cf = store.loads(BASE, name="t", source="t.yaml")
-    next_steps.add_step(cf.doc, id="d", title="Step  D", body="line 1\nline 2", paths=["src/x.rs"], added_in=46)
+    next_steps.add_step(
+        cf.doc, id="d", title="Step  D", body="line 1\nline 2", paths=["src/x.rs"], added_in=46
+    )
     next_steps.add_step(cf.doc, id="a2", title="After A", group="now")
     next_steps.add_step(cf.doc, id="top", title="Top", rank=1)
     c = store.validate(cf.doc, name="t", source="t.yaml")
     assert [s.id for s in c.next_steps] == ["top", "a", "b", "a2", "c", "d"]
     d = c.step("d")
-    assert (d.title, d.body, d.paths, d.added_in, d.group) == ("Step D", "line 1\nline 2\n", ("src/x.rs",), 46, "later")
+    assert (d.title, d.body, d.paths, d.added_in, d.group) == (
+        "Step D",
+        "line 1\nline 2\n",
+        ("src/x.rs",),
+        46,
+        "later",
+    )
     assert c.step("top").group == "now"
     assert "    body: |\n      line 1\n      line 2\n" in store.dumps(cf)
 
@@ -74,7 +82,9 @@ def test_add_defaults_to_last_and_joins_the_neighbours_group() -> None:
         ({"id": "x", "title": "x", "rank": 9}, "rank 9: must be between 1 and 4"),
     ],
 )
-def test_add_rejects_bad_requests_without_changing_anything(kwargs: dict[str, object], message: str) -> None:
+def test_add_rejects_bad_requests_without_changing_anything(
+    kwargs: dict[str, object], message: str
+) -> None:
     cf = store.loads(BASE, name="t", source="t.yaml")
     with pytest.raises(UsageError, match=message):
         next_steps.add_step(cf.doc, **kwargs)  # type: ignore[arg-type]
@@ -119,10 +129,19 @@ def test_cli_list_json(camp: Workspace) -> None:
     result = run("next", "list", "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert [(s["rank"], s["id"], s["group"]) for s in data["steps"]] == [(1, "a", "now"), (2, "b", "now"), (3, "c", "later")]
-    assert data["revision"] == 5 and data["groups"][0] == {"id": "now", "title": "Immediate next steps"}
+    assert [(s["rank"], s["id"], s["group"]) for s in data["steps"]] == [
+        (1, "a", "now"),
+        (2, "b", "now"),
+        (3, "c", "later"),
+    ]
+    assert data["revision"] == 5 and data["groups"][0] == {
+        "id": "now",
+        "title": "Immediate next steps",
+    }
     table = run("next", "list")
-    assert table.exit_code == 0 and "Step B" in table.stdout and "Immediate next steps" in table.stdout
+    assert (
+        table.exit_code == 0 and "Step B" in table.stdout and "Immediate next steps" in table.stdout
+    )
 
 
 def test_cli_every_change_bumps_revision_and_rerenders(camp: Workspace) -> None:
@@ -130,7 +149,20 @@ def test_cli_every_change_bumps_revision_and_rerenders(camp: Workspace) -> None:
 
     md = render.write_prompt(camp, "t")
     steps = [
-        ["next", "add", "--id", "d", "--title", "Step D", "--effect", "~1%", "--path", "a.rs", "--path", "b.rs"],
+        [
+            "next",
+            "add",
+            "--id",
+            "d",
+            "--title",
+            "Step D",
+            "--effect",
+            "~1%",
+            "--path",
+            "a.rs",
+            "--path",
+            "b.rs",
+        ],
         ["next", "edit", "d", "--title", "Step D, sharpened", "--group", "now"],
         ["next", "move", "d", "1"],
         ["next", "resolve", "a", "--session", "47", "--as", "optimization", "--summary", "done"],
@@ -159,8 +191,16 @@ def test_cli_resolve_defaults_to_the_last_session(camp: Workspace) -> None:
 @pytest.mark.parametrize(
     ("argv", "message", "code"),
     [
-        (["next", "move", "zz", "1"], "prompts/t.yaml: next_steps: no step 'zz' (have: a, b, c)", 2),
-        (["next", "add", "--id", "a", "--title", "x"], "prompts/t.yaml: next_steps: duplicate id 'a'", 2),
+        (
+            ["next", "move", "zz", "1"],
+            "prompts/t.yaml: next_steps: no step 'zz' (have: a, b, c)",
+            2,
+        ),
+        (
+            ["next", "add", "--id", "a", "--title", "x"],
+            "prompts/t.yaml: next_steps: duplicate id 'a'",
+            2,
+        ),
         (["next", "resolve", "a", "--as", "win"], "--as 'win': use optimization or diagnostic", 2),
         (["next", "edit", "a"], "next edit: nothing to change", 2),
         (["next", "list", "nope"], "no such campaign (have: t)", 1),

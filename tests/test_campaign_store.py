@@ -80,7 +80,8 @@ def test_untouched_document_dumps_byte_identical() -> None:
     "text",
     [
         "schema: 1\nrevision: 0\ntitle: t\nrules:\n- a\n- b\nnext_steps:\n- id: x\n  title: X\n",
-        "schema: 1\nrevision: 0\ntitle: t\ntarget:\n    sql_url: postgres://u@h/db\n    setup_sql:\n        - select 1\n",
+        "schema: 1\nrevision: 0\ntitle: t\ntarget:\n"
+        "    sql_url: postgres://u@h/db\n    setup_sql:\n        - select 1\n",
         "---\nschema: 1\nrevision: 0\ntitle: t\n",
     ],
     ids=["indentless-dashes", "four-space", "explicit-start"],
@@ -113,12 +114,17 @@ def test_trailing_comments_stay_at_the_end_of_the_list(ws: Workspace) -> None:
     with store.edit(ws, "ddl") as cf:
         next_steps.add_step(cf.doc, id="new", title="New idea")
     text = path.read_text()
-    assert re.search(r"- id: new\n\s+title: New idea\n\s+group: now\n  # trailing comment about the list\n", text)
+    assert re.search(
+        r"- id: new\n\s+title: New idea\n\s+group: now\n  # trailing comment about the list\n", text
+    )
     with store.edit(ws, "ddl") as cf:
         next_steps.move_step(cf.doc, "new", 1)
     text = path.read_text()
     assert text.index("id: new") < text.index("id: cache-ids")
-    assert "    effect: ~20%   # rough guess\n    group: now\n  # trailing comment about the list\n" in text
+    assert (
+        "    effect: ~20%   # rough guess\n    group: now\n  # trailing comment about the list\n"
+        in text
+    )
 
 
 def test_save_bumps_revision_and_refreshes_the_view(ws: Workspace) -> None:
@@ -130,7 +136,10 @@ def test_save_bumps_revision_and_refreshes_the_view(ws: Workspace) -> None:
     assert campaign.revision == 4 and cf.campaign is campaign
     assert campaign.status == "Sessions 1-12 done.\nNext: caching.\n"
     assert campaign.last_session == 13
-    assert "status: |\n  Sessions 1-12 done.\n  Next: caching.\n" in ws.campaign_path("ddl").read_text()
+    assert (
+        "status: |\n  Sessions 1-12 done.\n  Next: caching.\n"
+        in ws.campaign_path("ddl").read_text()
+    )
     store.save(ws, cf, bump=False)
     assert store.load(ws, "ddl").campaign.revision == 4
 
@@ -156,7 +165,10 @@ def test_save_rerenders_existing_markdown_and_keeps_hand_edits(ws: Workspace) ->
 
 def test_invalid_edit_is_refused_and_file_unchanged(ws: Workspace) -> None:
     path = write(ws, "ddl", COMMENTED)
-    with pytest.raises(ConfigError, match=r"next_steps\[0\]\.group: no group 'nope'"), store.edit(ws, "ddl") as cf:
+    with (
+        pytest.raises(ConfigError, match=r"next_steps\[0\]\.group: no group 'nope'"),
+        store.edit(ws, "ddl") as cf,
+    ):
         cf.doc["next_steps"][0]["group"] = "nope"
     assert path.read_text() == COMMENTED
 
@@ -236,9 +248,13 @@ ERRORS = {
     ),
     "newer-schema": (
         GOOD.replace("schema: 1", "schema: 7"),
-        r"prompts/bad\.yaml:1:9: schema: version 7 is newer than this sessionctl understands \(1\); upgrade sessionctl",
+        r"prompts/bad\.yaml:1:9: schema: version 7 is newer than this sessionctl understands "
+        r"\(1\); upgrade sessionctl",
     ),
-    "not-a-mapping": ("- just\n- a list\n", r"prompts/bad\.yaml:1:1: \(top level\): a campaign file must be a mapping"),
+    "not-a-mapping": (
+        "- just\n- a list\n",
+        r"prompts/bad\.yaml:1:1: \(top level\): a campaign file must be a mapping",
+    ),
 }
 
 

@@ -97,10 +97,8 @@ def test_cli_aa_calibration(ws: Workspace, pg_url: str, table: str) -> None:
     )
     assert {f["metric"] for f in cal["noise_floor"]} == set(names)
     assert data["runs"][0]["values"]["qps@c2"] == data["runs"][0]["qps"] > 0
-    human = CliRunner().invoke(app, ["--root", str(ws.root), "compare", "--campaign", "t", "--aa",
-                                     "--pairs", "1", "--duration", "0.2s"])  # fmt: skip
-    assert human.exit_code == 0, human.output
-    assert "noise floor on this machine" in human.stdout and "false verdicts" in human.stdout
+    bad = CliRunner().invoke(app, [*argv, "--order", "zigzag"])
+    assert bad.exit_code == 2 and "--order 'zigzag': use abba or random" in bad.output
 
 
 def _free_port() -> int:

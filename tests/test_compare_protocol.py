@@ -183,3 +183,22 @@ def test_measurement_and_summary() -> None:
     assert m2.details["calibration"]["false_verdicts"] == 1
     floor = cal.noise_floor()[0]
     assert floor["metric"] == "qps@c4" and floor["cv_a"] == pytest.approx(0.01)
+
+
+def test_cli_table_shows_every_number(capsys: pytest.CaptureFixture[str]) -> None:
+    from sessionctl import console
+    from sessionctl.cli.compare import _show
+
+    _show(console, _result(aa=True))
+    out = capsys.readouterr()
+    for text in (
+        "A/A calibration of b",
+        "qps@c4",
+        "+18.4% … +21.3%",
+        "improved",
+        "noise floor",
+        "false verdicts (improved/regressed on identical sides): 1 of 1",
+        "not recorded",
+    ):
+        assert text in out.out, text
+    assert "3 pairs: the Wilcoxon test cannot reach p<0.05" in out.out

@@ -107,3 +107,25 @@ def test_lock_is_reentrant_in_one_thread(tmp_path: Path) -> None:
     t.start()
     t.join()
     assert got == [None]
+
+
+def test_embedded_postgres_from_the_pgserver_wheel(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fallback for machines without server binaries: the pgserver wheel's own tree."""
+    pgserver = pytest.importorskip("pgserver", reason="the pgserver wheel is not installed")
+    from sessionctl.embedded_postgres import EmbeddedPostgres
+
+    bindir = Path(pgserver.__file__).parent / "pginstall" / "bin"
+    monkeypatch.setenv("SESSIONCTL_PG_BINDIR", str(bindir))
+    with EmbeddedPostgres() as pg:
+        pg.wait_ready()
+        with psycopg.connect(pg.url) as conn:
+            row = conn.execute("select current_setting('server_version_num')::int").fetchone()
+    assert row is not None and row[0] >= 100000
+
+
+def test_find_bindir_names_what_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from sessionctl import embedded_postgres
+
+    monkeypatch.setattr(embedded_postgres, "candidate_bindirs", lambda: iter([tmp_path]))
+    with pytest.raises(ToolNotFound, match="apt-get install postgresql"):
+        embedded_postgres.find_bindir()

@@ -39,7 +39,9 @@ def assert_snapshot(name: str, text: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
         return
-    assert path.exists(), f"{path}: no snapshot; run with SESSIONCTL_UPDATE_SNAPSHOTS=1 to create it"
+    assert path.exists(), (
+        f"{path}: no snapshot; run with SESSIONCTL_UPDATE_SNAPSHOTS=1 to create it"
+    )
     assert text == path.read_text(), f"{path}: output changed; if intended, regenerate"
 
 
@@ -86,13 +88,17 @@ def assert_same_content(original: str, rendered: str) -> None:
     if want != got:
         import difflib
 
-        diff = "\n".join(list(difflib.unified_diff(want, got, "original", "rendered", lineterm="", n=3))[:60])
+        diff = "\n".join(
+            list(difflib.unified_diff(want, got, "original", "rendered", lineterm="", n=3))[:60]
+        )
         pytest.fail(f"content differs:\n{diff}")
 
 
 def test_the_comparison_catches_lost_and_reordered_content() -> None:
     text = "Para one.\n\n- bullet A\n- bullet B\n\n```\ncode 1\n```\n"
-    assert tokens(text) == tokens("# x\n".replace("# x\n", "") + "Para one.\n\n1. **bullet A**\n2. bullet B\n\ncode 1\n")
+    assert tokens(text) == tokens(
+        "# x\n".replace("# x\n", "") + "Para one.\n\n1. **bullet A**\n2. bullet B\n\ncode 1\n"
+    )
     assert tokens(text) != tokens("Para one.\n\n- bullet B\n- bullet A\n\ncode 1\n")
     assert tokens(text) != tokens("Para one.\n\n- bullet A\n\ncode 1\n")
     assert tokens(text) != tokens("Para one.\n\n- bullet A\n- bullet B\n\ncode 2\n")
@@ -101,7 +107,7 @@ def test_the_comparison_catches_lost_and_reordered_content() -> None:
 @pytest.mark.parametrize("path", [SEED, *DATA], ids=lambda p: p.stem)
 def test_rendering_the_import_reproduces_the_prompt(path: Path) -> None:
     original = path.read_text()
-    result, rendered = roundtrip(original, path.stem)
+    _result, rendered = roundtrip(original, path.stem)
     assert_same_content(original, rendered)
     assert_snapshot(f"import-{path.stem}.md", rendered)
 
@@ -122,10 +128,14 @@ def test_seed_import_recognises_the_structure() -> None:
     ]
     first = c.next_steps[0]
     assert first.title == "Remaining Histogram::observe calls (~802 samples/query at 64c)"
-    assert first.body is not None and first.body.startswith("one_query\ntiming and record_time_to_first_row")
+    assert first.body is not None and first.body.startswith(
+        "one_query\ntiming and record_time_to_first_row"
+    )
     (bench,) = c.benchmarks
     assert bench.driver == "dbbench" and bench.binary == "~/dbbench/dbbench"
-    assert bench.config == "duration=20s\n\n[64 connections]\nquery=select * from t\nconcurrency=64\n"
+    assert (
+        bench.config == "duration=20s\n\n[64 connections]\nquery=select * from t\nconcurrency=64\n"
+    )
     assert bench.concurrency == (64,) and bench.duration == 20.0
     assert c.target.metrics_url == "http://localhost:6878/metrics"
     assert c.layout[-2:] == ("next_steps.immediate-next-steps-handoff", "sessionctl")
@@ -143,17 +153,26 @@ def test_completed_lists_groups_and_nested_steps() -> None:
         "Immediate next steps",
         "Previously identified next steps (ranked by Session 20 profiling)",
     ]
-    assert [s.group for s in c.next_steps] == ["immediate-next-steps"] * 2 + ["previously-identified-next-steps-ranked"] * 3
+    assert [s.group for s in c.next_steps] == ["immediate-next-steps"] * 2 + [
+        "previously-identified-next-steps-ranked"
+    ] * 3
     cache = c.next_steps[0]
     assert cache.body is not None and "1. Add the cache to `TransactionState`." in cache.body
-    assert c.next_steps[3].body == "- Only helps `DROP`, not `CREATE`.\n- Check with the storage team whether ordering matters.\n"
+    assert (
+        c.next_steps[3].body == "- Only helps `DROP`, not `CREATE`.\n"
+        "- Check with the storage team whether ordering matters.\n"
+    )
 
 
 def test_other_prompt_shapes() -> None:
     sink, _ = roundtrip((HERE / "data" / "prompts" / "sink-throughput.md").read_text(), "sink")
     c = store.loads(sink.yaml, name="sink", source="s.yaml").campaign
-    assert c.benchmarks[0].concurrency == (4, 8) and c.benchmarks[0].binary == "/opt/dbbench/dbbench"
-    assert c.benchmarks[0].config is not None and c.benchmarks[0].config.startswith("duration=30s\n\n[setup]")
+    assert (
+        c.benchmarks[0].concurrency == (4, 8) and c.benchmarks[0].binary == "/opt/dbbench/dbbench"
+    )
+    assert c.benchmarks[0].config is not None and c.benchmarks[0].config.startswith(
+        "duration=30s\n\n[setup]"
+    )
     assert [e.sessions for e in c.completed.diagnostics] == [(3,), (4, 5)]
     assert c.last_session == 7
     query, _ = roundtrip((HERE / "data" / "prompts" / "query-latency.md").read_text(), "query")
@@ -166,10 +185,45 @@ def test_other_prompt_shapes() -> None:
 # --- generated prompts -----------------------------------------------------------------------
 
 WORDS = (
-    "peek latency throughput the a of to in we our (~802 samples/query at 64c) `read_ts` "
-    "Histogram::observe BTreeMap etc. e.g. µs 374-673µs 99.97%+ → oracle tokio malloc=3 x,y "
-    "flush: batch; CRDB round-trip 2,000 v1.2 [link](http://x/y) it's \"quoted\" *em* _under_"
-).split()
+    "peek",
+    "latency",
+    "throughput",
+    "the",
+    "a",
+    "of",
+    "to",
+    "in",
+    "we",
+    "our",
+    "(~802",
+    "samples/query",
+    "at",
+    "64c)",
+    "`read_ts`",
+    "Histogram::observe",
+    "BTreeMap",
+    "etc.",
+    "e.g.",
+    "µs",
+    "374-673µs",
+    "99.97%+",
+    "→",
+    "oracle",
+    "tokio",
+    "malloc=3",
+    "x,y",
+    "flush:",
+    "batch;",
+    "CRDB",
+    "round-trip",
+    "2,000",
+    "v1.2",
+    "[link](http://x/y)",
+    "it's",
+    '"quoted"',
+    "*em*",
+    "_under_",
+)
 
 
 def _sentence(rng: random.Random, n: int) -> str:
@@ -184,7 +238,8 @@ def _paragraph(rng: random.Random) -> str:
 
 def _item(rng: random.Random, ordered: bool, depth: int = 0) -> list[str]:
     marker = "1." if ordered else rng.choice("-*+")
-    lines = [f"{marker} {_sentence(rng, rng.randint(2, 10))}{rng.choice(['', ':', '.'])} {_sentence(rng, 4)}"]
+    head = f"{_sentence(rng, rng.randint(2, 10))}{rng.choice(['', ':', '.'])}"
+    lines = [f"{marker} {head} {_sentence(rng, 4)}"]
     pad = " " * (len(marker) + 1)
     for _ in range(rng.randint(0, 2)):
         lines.append(pad + _sentence(rng, rng.randint(2, 8)))
@@ -229,14 +284,23 @@ def _block(rng: random.Random) -> str:
         return "```sh\n" + "\n".join(_sentence(rng, 5) for _ in range(rng.randint(1, 3))) + "\n```"
     if kind == "next":
         lead = rng.choice(
-            ["Next steps:", "## Next steps", "Previously identified next steps (ranked by Session 20 profiling):"]
+            [
+                "Next steps:",
+                "## Next steps",
+                "Previously identified next steps (ranked by Session 20 profiling):",
+            ]
         )
         return f"{lead}\n{_list(rng)}" if not lead.startswith("#") else f"{lead}\n\n{_list(rng)}"
     if kind == "done":
         lead = rng.choice(["Completed optimizations:", "### Completed diagnostics"])
-        items = [f"- Session {rng.randint(1, 60)}: {_sentence(rng, 6)}" for _ in range(rng.randint(1, 3))]
+        items = [
+            f"- Session {rng.randint(1, 60)}: {_sentence(rng, 6)}" for _ in range(rng.randint(1, 3))
+        ]
         return lead + "\n" + ("\n" if lead.startswith("#") else "") + "\n".join(items)
-    ini = f"duration={rng.randint(5, 60)}s\n\n[{rng.randint(1, 128)} connections]\nquery=select {rng.randint(1, 9)}\nconcurrency={rng.randint(1, 128)}"
+    ini = (
+        f"duration={rng.randint(5, 60)}s\n\n[{rng.randint(1, 128)} connections]\n"
+        f"query=select {rng.randint(1, 9)}\nconcurrency={rng.randint(1, 128)}"
+    )
     if rng.random() < 0.5:
         return f"Use this config:\n```ini\n{ini}\n```"
     return f"Run dbbench with this script for testing:\n{ini}"
@@ -270,7 +334,9 @@ def test_cli_import_render_check_and_force(ws: Workspace, tmp_path: Path) -> Non
     assert runner.invoke(app, ["prompt", "check", "pgwire"]).exit_code == 0
     yaml_before = ws.campaign_path("pgwire").read_text()
     again = runner.invoke(app, ["prompt", "import", str(src), "--campaign", "pgwire"])
-    assert again.exit_code == 2 and "prompts/pgwire.yaml: already exists; pass --force" in again.stderr
+    assert (
+        again.exit_code == 2 and "prompts/pgwire.yaml: already exists; pass --force" in again.stderr
+    )
     assert ws.campaign_path("pgwire").read_text() == yaml_before
     forced = runner.invoke(app, ["prompt", "import", str(src), "--campaign", "pgwire", "--force"])
     assert forced.exit_code == 0, forced.output
@@ -286,7 +352,10 @@ def test_cli_import_render_check_and_force(ws: Workspace, tmp_path: Path) -> Non
     ("argv", "message"),
     [
         (["prompt", "import", "missing.md", "--campaign", "x"], "missing.md: cannot read"),
-        (["prompt", "import", "{src}", "--campaign", "bad name"], "--campaign 'bad name': use letters"),
+        (
+            ["prompt", "import", "{src}", "--campaign", "bad name"],
+            "--campaign 'bad name': use letters",
+        ),
     ],
 )
 def test_cli_import_errors(ws: Workspace, tmp_path: Path, argv: list[str], message: str) -> None:

@@ -1,8 +1,8 @@
 """Rendering: snapshots, data-not-template, template lookup/export, drift check, shipped prompts.
 
-Snapshots live in tests/snapshots/. After an intended change to the templates, regenerate them
-with ``SESSIONCTL_UPDATE_SNAPSHOTS=1 python -m pytest tests/test_render_*.py tests/test_import_*.py``
-and review the diff.
+Snapshots live in tests/snapshots/. After an intended change to the templates, regenerate
+them with ``SESSIONCTL_UPDATE_SNAPSHOTS=1 python -m pytest tests/test_render_*.py
+tests/test_import_*.py`` and review the diff (tests/snapshots/README.md says the same).
 """
 
 from __future__ import annotations
@@ -31,8 +31,12 @@ def assert_snapshot(name: str, text: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
         return
-    assert path.exists(), f"{path}: no snapshot; run with SESSIONCTL_UPDATE_SNAPSHOTS=1 to create it"
-    assert text == path.read_text(), f"{path}: rendering changed; if intended, regenerate (see module doc)"
+    assert path.exists(), (
+        f"{path}: no snapshot; run with SESSIONCTL_UPDATE_SNAPSHOTS=1 to create it"
+    )
+    assert text == path.read_text(), (
+        f"{path}: rendering changed; if intended, regenerate (see module doc)"
+    )
 
 
 # Every partial exercised: target with preflight, three driver kinds, metrics, both completed
@@ -173,7 +177,8 @@ def test_passwords_are_redacted(full: store.CampaignFile) -> None:
 
 def test_default_layout_puts_sections_before_next_steps() -> None:
     cf = store.loads(
-        "schema: 1\nrevision: 0\ntitle: T\nstatus: S\nsections:\n  - {id: extra, title: Extra, body: B}\n"
+        "schema: 1\nrevision: 0\ntitle: T\nstatus: S\n"
+        "sections:\n  - {id: extra, title: Extra, body: B}\n"
         "next_steps:\n  - {id: a, title: A}\n",
         name="t",
         source="t.yaml",
@@ -204,15 +209,21 @@ def test_layout_references_are_validated(yaml_tail: str, message: str) -> None:
 def test_workspace_and_campaign_templates_override_packaged(ws: Workspace) -> None:
     ws.campaign_path("t").write_text("schema: 1\nrevision: 0\ntitle: T\nstatus: all good\n")
     (ws.templates_dir / "partials").mkdir(parents=True)
-    (ws.templates_dir / "partials" / "status.md.j2").write_text("STATUS (workspace): {{ c.status }}")
+    (ws.templates_dir / "partials" / "status.md.j2").write_text(
+        "STATUS (workspace): {{ c.status }}"
+    )
     assert "STATUS (workspace): all good" in render.write_prompt(ws, "t").read_text()
     own = ws.root / "my-templates" / "partials"
     own.mkdir(parents=True)
     (own / "status.md.j2").write_text("STATUS (campaign): {{ c.status }}")
-    ws.campaign_path("t").write_text("schema: 1\nrevision: 0\ntitle: T\nstatus: all good\ntemplates: my-templates\n")
+    ws.campaign_path("t").write_text(
+        "schema: 1\nrevision: 0\ntitle: T\nstatus: all good\ntemplates: my-templates\n"
+    )
     text = render.write_prompt(ws, "t").read_text()
     assert "STATUS (campaign): all good" in text and "workspace" not in text
-    listed = {r["name"]: r["source"] for r in render.list_templates(ws, store.load(ws, "t").campaign)}
+    listed = {
+        r["name"]: r["source"] for r in render.list_templates(ws, store.load(ws, "t").campaign)
+    }
     assert listed["partials/status.md.j2"] == "campaign"
     assert listed["prompt.md.j2"] == "packaged"
 
@@ -221,11 +232,16 @@ def test_workspace_and_campaign_templates_override_packaged(ws: Workspace) -> No
     ("template", "message"),
     [
         ("{{ c.no_such_field }}", r"partials/status\.md\.j2:1: template error: .*no_such_field"),
-        ("{{ c.__class__.__mro__ }}", r"partials/status\.md\.j2:1: template error: .*__class__.* is unsafe"),
+        (
+            "{{ c.__class__.__mro__ }}",
+            r"partials/status\.md\.j2:1: template error: .*__class__.* is unsafe",
+        ),
         ("{% if %}", r"partials/status\.md\.j2:1: template error: "),
     ],
 )
-def test_template_errors_are_one_line_config_errors(ws: Workspace, template: str, message: str) -> None:
+def test_template_errors_are_one_line_config_errors(
+    ws: Workspace, template: str, message: str
+) -> None:
     ws.campaign_path("t").write_text("schema: 1\nrevision: 0\ntitle: T\nstatus: s\n")
     (ws.templates_dir / "partials").mkdir(parents=True)
     (ws.templates_dir / "partials" / "status.md.j2").write_text(template)
@@ -240,17 +256,22 @@ def test_render_template_for_other_areas(ws: Workspace) -> None:
     (ws.templates_dir / "log-entry.md.j2").write_text("## Session {{ n }}\n{{ text }}\n")
     out = render.render_template("log-entry.md.j2", {"n": 47, "text": "{{ x }}"}, ws=ws)
     assert out == "## Session 47\n{{ x }}\n"
-    with pytest.raises(ConfigError, match="nope.md.j2: template not found"):
+    with pytest.raises(ConfigError, match=r"nope\.md\.j2: template not found"):
         render.render_template("nope.md.j2", {}, ws=ws)
 
 
 def test_template_export_and_list_cli(ws: Workspace, tmp_path: Path) -> None:
     runner = CliRunner()
     dest = tmp_path / "tpl"
-    result = runner.invoke(app, ["template", "export", "partials/next_steps.md.j2", "--to", str(dest)])
+    result = runner.invoke(
+        app, ["template", "export", "partials/next_steps.md.j2", "--to", str(dest)]
+    )
     assert result.exit_code == 0, result.output
     exported = dest / "partials" / "next_steps.md.j2"
-    assert exported.read_text() == (render.packaged_templates_dir() / "partials" / "next_steps.md.j2").read_text()
+    assert (
+        exported.read_text()
+        == (render.packaged_templates_dir() / "partials" / "next_steps.md.j2").read_text()
+    )
     again = runner.invoke(app, ["template", "export", "next_steps", "--to", str(dest)])
     assert again.exit_code == 2 and "already exists; pass --force" in again.stderr
     exported.write_text("changed")
@@ -273,7 +294,10 @@ def test_prompt_check_reports_drift_with_diff(ws: Workspace) -> None:
     ws.campaign_path("t").write_text("schema: 1\nrevision: 0\ntitle: T\nstatus: fine\n")
     runner = CliRunner()
     missing = runner.invoke(app, ["prompt", "check", "t"])
-    assert missing.exit_code == 1 and "not rendered yet; run `sessionctl prompt render`" in missing.stderr
+    assert (
+        missing.exit_code == 1
+        and "not rendered yet; run `sessionctl prompt render`" in missing.stderr
+    )
     assert runner.invoke(app, ["prompt", "render", "t"]).exit_code == 0
     ok = runner.invoke(app, ["prompt", "check"])
     assert ok.exit_code == 0 and "prompts/t.md is up to date" in ok.stdout
@@ -282,11 +306,16 @@ def test_prompt_check_reports_drift_with_diff(ws: Workspace) -> None:
     drift = runner.invoke(app, ["prompt", "check", "t"])
     assert drift.exit_code == 1
     assert "-fine\n+fine, edited by hand\n" in drift.stdout
-    assert drift.stderr.count("\n") == 1 and "prompts/t.md: differs from the YAML rendering" in drift.stderr
+    assert (
+        drift.stderr.count("\n") == 1
+        and "prompts/t.md: differs from the YAML rendering" in drift.stderr
+    )
     as_json = runner.invoke(app, ["prompt", "check", "t", "--json"])
     assert as_json.exit_code == 1
     data = json.loads(as_json.stdout)
-    assert data["drift"] is True and data["valid"] is True and "+fine, edited by hand" in data["diff"]
+    assert (
+        data["drift"] is True and data["valid"] is True and "+fine, edited by hand" in data["diff"]
+    )
 
 
 def test_prompt_show_yaml_and_json(ws: Workspace) -> None:
@@ -323,9 +352,16 @@ def test_pgwire_example_has_the_structured_content() -> None:
     assert c.last_session == 46 and c.target.start == ("bin/environmentd", "--optimized")
     assert c.target.system_sql_url == "postgres://mz_system@localhost:6877/materialize"
     assert c.target.setup_sql == ("alter system set enable_frontend_peek_sequencing=true",)
-    assert c.benchmarks[0].driver == "dbbench" and "[64 connections]" in (c.benchmarks[0].config or "")
-    assert [m.name for m in c.metrics] == ["mz_frontend_peek_seconds", "mz_frontend_peek_read_ts_seconds"]
+    assert c.benchmarks[0].driver == "dbbench" and "[64 connections]" in (
+        c.benchmarks[0].config or ""
+    )
+    assert [m.name for m in c.metrics] == [
+        "mz_frontend_peek_seconds",
+        "mz_frontend_peek_read_ts_seconds",
+    ]
     assert c.metrics[0].labels == {"method": "try_frontend_peek_cached"}
-    assert c.completed.optimizations[0].id == "peek_read_ts_fast" and c.completed.optimizations[0].sessions == (46,)
+    assert c.completed.optimizations[0].id == "peek_read_ts_fast" and c.completed.optimizations[
+        0
+    ].sessions == (46,)
     assert len(c.next_steps) == 6 and all(s.effect and s.body for s in c.next_steps)
     assert any("cache the result" in r for r in c.rules) and any("run tests" in r for r in c.rules)

@@ -24,19 +24,47 @@ _COMPLETED = re.compile(
 )
 _SESSIONS = re.compile(r"(?i)\bsessions?\s+#?(\d+(?:\s*(?:,|and|&|-|–|to)\s*#?\d+)*)")
 _UPCOMING = re.compile(
-    r"(?i)\bsession\s+#?(\d+)\s+(?:is|will be)\s+(?:the\s+)?next\b|\bnext\s+session\s+(?:is|will be)\s+(?:session\s+)?#?(\d+)"
+    r"(?i)\bsession\s+#?(\d+)\s+(?:is|will be)\s+(?:the\s+)?next\b"
+    r"|\bnext\s+session\s+(?:is|will be)\s+(?:session\s+)?#?(\d+)"
 )
 _METRICS_URL = re.compile(r"https?://[^\s`<>)\]]+/metrics\b")
 _INI_SECTION = re.compile(r"^\[[^\]\n]+\]\s*$")
 _INI_KEY = re.compile(r"^(?P<key>[A-Za-z][A-Za-z0-9_-]*)\s*=\s*(?P<value>.*)$")
 _DBBENCH_KEYS = {
-    "duration", "error", "query", "query-file", "query-log-file", "query-args-file", "concurrency",
-    "rate", "queue-depth", "count", "start", "stop", "batch-size", "multi-query-mode",
-    "query-results-file", "query-log-parser", "time-field",
+    "duration",
+    "error",
+    "query",
+    "query-file",
+    "query-log-file",
+    "query-args-file",
+    "concurrency",
+    "rate",
+    "queue-depth",
+    "count",
+    "start",
+    "stop",
+    "batch-size",
+    "multi-query-mode",
+    "query-results-file",
+    "query-log-parser",
+    "time-field",
 }
 _ABBREV = ("e.g.", "i.e.", "etc.", "vs.", "cf.", "approx.", "incl.", "resp.")
-_RESERVED = {"title", "sessionctl", "context", "goal", "rules", "workflow", "target", "benchmarks",
-             "metrics", "status", "completed", "profiling_notes", "next_steps"}
+_RESERVED = {
+    "title",
+    "sessionctl",
+    "context",
+    "goal",
+    "rules",
+    "workflow",
+    "target",
+    "benchmarks",
+    "metrics",
+    "status",
+    "completed",
+    "profiling_notes",
+    "next_steps",
+}
 
 
 def valid_name(name: str) -> bool:
@@ -107,12 +135,25 @@ def _units(lines: list[str], blocks: list[md.Block]) -> list[_Unit]:
             for idx in range(b.start + 1, b.end + 1):
                 ini = idx < b.end and _is_ini_line(lines[idx])
                 if idx == b.end or ini != run_ini:
-                    raw.append(_Unit("ini" if run_ini else "prose", run_start, idx, b, tuple(lines[run_start:idx])))
+                    raw.append(
+                        _Unit(
+                            "ini" if run_ini else "prose",
+                            run_start,
+                            idx,
+                            b,
+                            tuple(lines[run_start:idx]),
+                        )
+                    )
                     run_start, run_ini = idx, ini
         elif b.kind == "code":
             body = [ln for ln in b.lines[1:-1] if ln.strip()]
             closed = len(b.lines) > 1 and md.FENCE.match(b.lines[-1]) is not None
-            if closed and body and all(_is_ini_line(ln) or ln.strip()[:1] in ";#" for ln in body) and _looks_dbbench(body):
+            if (
+                closed
+                and body
+                and all(_is_ini_line(ln) or ln.strip()[:1] in ";#" for ln in body)
+                and _looks_dbbench(body)
+            ):
                 raw.append(_Unit("ini", b.start, b.end, b, tuple(b.lines[1:-1])))
             else:
                 raw.append(_Unit("code", b.start, b.end, b, b.lines))
@@ -123,12 +164,18 @@ def _units(lines: list[str], blocks: list[md.Block]) -> list[_Unit]:
     for u in raw:
         prev = merged[-1] if merged else None
         if (
-            prev is not None and u.kind == "ini" and prev.kind == "ini"
-            and prev.block is not None and prev.block.kind == "paragraph"
-            and u.block is not None and u.block.kind == "paragraph"
+            prev is not None
+            and u.kind == "ini"
+            and prev.kind == "ini"
+            and prev.block is not None
+            and prev.block.kind == "paragraph"
+            and u.block is not None
+            and u.block.kind == "paragraph"
             and all(not lines[k].strip() for k in range(prev.end, u.start))
         ):
-            merged[-1] = _Unit("ini", prev.start, u.end, prev.block, tuple(lines[prev.start : u.end]))
+            merged[-1] = _Unit(
+                "ini", prev.start, u.end, prev.block, tuple(lines[prev.start : u.end])
+            )
         else:
             merged.append(u)
     for u in merged:
@@ -152,7 +199,12 @@ def _is_lead_in(u: _Unit) -> bool:
 
 def _strip_bold(text: str) -> str:
     for mark in ("**", "__"):
-        if text.startswith(mark) and text.endswith(mark) and len(text) > 4 and mark not in text[2:-2]:
+        if (
+            text.startswith(mark)
+            and text.endswith(mark)
+            and len(text) > 4
+            and mark not in text[2:-2]
+        ):
             return text[2:-2].strip()
     return text
 
@@ -269,10 +321,14 @@ def import_prompt(text: str, *, name: str, source: str = "prompt.md") -> ImportR
         prev = units[idx - 1] if idx > 0 else None
         lead = prev if prev is not None and idx - 1 not in consumed and _is_lead_in(prev) else None
         lead_text = _lead_text(lead) if lead else ""
-        if lead is not None and lead.kind == "prose" and not (_NEXT.search(lead_text) or _COMPLETED.search(lead_text)):
-            # Under a "Next steps" heading only a one-line "...:" paragraph introduces a list.
-            if len(lead.lines) > 1 or not lead_text.rstrip().endswith(":"):
-                lead, lead_text = None, ""
+        # Under a "Next steps" heading only a one-line "...:" paragraph introduces a list.
+        if (
+            lead is not None
+            and lead.kind == "prose"
+            and not (_NEXT.search(lead_text) or _COMPLETED.search(lead_text))
+            and (len(lead.lines) > 1 or not lead_text.rstrip().endswith(":"))
+        ):
+            lead, lead_text = None, ""
         done = _COMPLETED.search(lead_text) if lead else None
         if lead is not None and done is not None:
             kind = "diagnostics" if done.group(1).lower().startswith("diag") else "optimizations"
@@ -481,8 +537,8 @@ def _to_yaml(data: dict[str, Any], source: str) -> str:
     notes = {
         "revision": "bumped by every sessionctl write",
         "last_session": "the highest 'Session N' the prompt mentions; the next session is this + 1",
-        "layout": "render order: section ids and built-in items (benchmarks.NAME, next_steps.GROUP...)",
-        "headings": "heading line per layout item; '' renders none (title: '' = the prompt had no title)",
+        "layout": "render order: section ids and built-in items (benchmarks.NAME, ...)",
+        "headings": "heading line per layout item; '' renders none (title: '' = had no title)",
     }
     for key, note in notes.items():
         if key in doc:

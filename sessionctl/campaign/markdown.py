@@ -94,7 +94,16 @@ def parse(text: str) -> list[Block]:
         atx = ATX.match(line)
         if atx:
             level = len(atx.group("hashes"))
-            blocks.append(Block("heading", i, i + 1, (line,), level=level, text=(atx.group("text") or "").strip()))
+            blocks.append(
+                Block(
+                    "heading",
+                    i,
+                    i + 1,
+                    (line,),
+                    level=level,
+                    text=(atx.group("text") or "").strip(),
+                )
+            )
             i += 1
             continue
         if _marker(line):
@@ -109,7 +118,12 @@ def _code(lines: list[str], i: int, fence: re.Match[str], blocks: list[Block]) -
     j = i + 1
     while j < len(lines):
         close = FENCE.match(lines[j])
-        if close and close.group("fence")[0] == mark[0] and len(close.group("fence")) >= len(mark) and not close.group("info").strip():
+        if (
+            close
+            and close.group("fence")[0] == mark[0]
+            and len(close.group("fence")) >= len(mark)
+            and not close.group("info").strip()
+        ):
             j += 1
             break
         j += 1
@@ -126,7 +140,11 @@ def _paragraph(lines: list[str], i: int, blocks: list[Block]) -> int:
         setext = SETEXT.match(line)
         if setext and j == i + 1:
             level = 1 if setext.group("ch")[0] == "=" else 2
-            blocks.append(Block("heading", i, j + 1, tuple(lines[i : j + 1]), level=level, text=lines[i].strip()))
+            blocks.append(
+                Block(
+                    "heading", i, j + 1, tuple(lines[i : j + 1]), level=level, text=lines[i].strip()
+                )
+            )
             return j + 1
         j += 1
     blocks.append(Block("paragraph", i, j, tuple(lines[i:j])))

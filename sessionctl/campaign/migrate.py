@@ -34,7 +34,7 @@ def _rename_key(doc: MutableMapping[str, Any], old: str, new: str) -> None:
         comment = ca.items.pop(old)
     del doc[old]
     insert(pos, new, value)
-    if comment is not None:
+    if comment is not None and ca is not None:
         ca.items[new] = comment
 
 

@@ -73,11 +73,14 @@ class Target:
     )
     artifacts_param: str | None = field(
         default=None,
-        metadata={"help": "placeholder in start (e.g. '{artifacts}') replaced by the artefact folder"},
+        metadata={
+            "help": "placeholder in start (e.g. '{artifacts}') replaced by the artefact folder"
+        },
     )
     restart: Restart = "never"
     processes: str | None = field(
-        default=None, metadata={"help": "regex on process names to profile, e.g. 'environmentd|clusterd'"}
+        default=None,
+        metadata={"help": "regex on process names to profile, e.g. 'environmentd|clusterd'"},
     )
     pid: int | None = None
 
@@ -238,7 +241,9 @@ class AgentSpec:
     )
     token_prices: dict[str, float] = field(
         default_factory=dict,
-        metadata={"help": "USD per million tokens (input, cached_input, output) to price token usage"},
+        metadata={
+            "help": "USD per million tokens (input, cached_input, output) to price token usage"
+        },
     )
 
 
@@ -264,7 +269,9 @@ class AuditSpec:
     require_measurements: bool = True
     max_areas: int | None = field(
         default=1,
-        metadata={"help": "top-level folders one change may touch (tests/ aside; a step's paths count as one)"},
+        metadata={
+            "help": "top-level folders one change may touch (tests/ aside; a step's paths count as one)"
+        },
     )
 
 
@@ -344,7 +351,9 @@ class Campaign:
             if b.name == name:
                 return b
         have = ", ".join(b.name for b in self.benchmarks)
-        raise UsageError(f"prompts/{self.name}.yaml: benchmarks: no benchmark {name!r} (have: {have})")
+        raise UsageError(
+            f"prompts/{self.name}.yaml: benchmarks: no benchmark {name!r} (have: {have})"
+        )
 
     def step(self, step_id: str) -> NextStep:
         """Return the next step with this id."""
@@ -354,4 +363,6 @@ class Campaign:
             if s.id == step_id:
                 return s
         have = ", ".join(s.id for s in self.next_steps) or "none"
-        raise UsageError(f"prompts/{self.name}.yaml: next_steps: no step {step_id!r} (have: {have})")
+        raise UsageError(
+            f"prompts/{self.name}.yaml: next_steps: no step {step_id!r} (have: {have})"
+        )

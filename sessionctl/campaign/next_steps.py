@@ -86,7 +86,9 @@ def _index(doc: Doc, step_id: str) -> int:
     ids = _ids(doc)
     if step_id not in ids:
         have = ", ".join(ids) or "none"
-        raise UsageError(f"next_steps: no step {step_id!r} (have: {have}); see `sessionctl next list`")
+        raise UsageError(
+            f"next_steps: no step {step_id!r} (have: {have}); see `sessionctl next list`"
+        )
     return ids.index(step_id)
 
 
@@ -178,7 +180,12 @@ def add_step(
     step = _map()
     step["id"] = id
     step["title"] = " ".join(title.split())
-    for key, value in (("body", body), ("effect", effect), ("added_in", added_in), ("group", group)):
+    for key, value in (
+        ("body", body),
+        ("effect", effect),
+        ("added_in", added_in),
+        ("group", group),
+    ):
         _set(step, key, value)
     if paths:
         _set(step, "paths", list(paths))
@@ -192,7 +199,9 @@ def edit_step(doc: Doc, step_id: str, **fields: Any) -> None:
     idx = _index(doc, step_id)
     unknown = sorted(set(fields) - set(STEP_KEYS))
     if unknown:
-        raise UsageError(f"next_steps: unknown field(s) {', '.join(unknown)} (known: {', '.join(STEP_KEYS)})")
+        raise UsageError(
+            f"next_steps: unknown field(s) {', '.join(unknown)} (known: {', '.join(STEP_KEYS)})"
+        )
     if "id" in fields:
         if fields["id"] is None:
             raise UsageError("next_steps: a step's id cannot be cleared")

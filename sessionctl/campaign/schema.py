@@ -88,7 +88,9 @@ class _Builder:
     def __init__(self, source: str) -> None:
         self.source = source
 
-    def convert(self, value: Any, tp: Any, path: str, loc: Location, meta: Mapping[str, Any]) -> Any:
+    def convert(
+        self, value: Any, tp: Any, path: str, loc: Location, meta: Mapping[str, Any]
+    ) -> Any:
         origin = get_origin(tp)
         if origin in (typing.Union, types.UnionType):
             args = [a for a in get_args(tp) if a is not type(None)]
@@ -113,7 +115,9 @@ class _Builder:
         if origin is Literal:
             allowed = get_args(tp)
             if value not in allowed:
-                raise error(loc, path, f"must be one of {', '.join(map(repr, allowed))}, got {value!r}")
+                raise error(
+                    loc, path, f"must be one of {', '.join(map(repr, allowed))}, got {value!r}"
+                )
             return value
         if origin is tuple:
             (item_tp, *_rest) = get_args(tp)
@@ -258,8 +262,13 @@ def check_semantics(data: Any, c: model.Campaign, source: str) -> None:
         [g.id for g in c.next_step_groups],
         lambda i: (loc_of("next_step_groups", i, "id"), f"next_step_groups[{i}].id"),
     )
-    _unique([s.id for s in c.sections], lambda i: (loc_of("sections", i, "id"), f"sections[{i}].id"))
-    _unique([b.name for b in c.benchmarks], lambda i: (loc_of("benchmarks", i, "name"), f"benchmarks[{i}].name"))
+    _unique(
+        [s.id for s in c.sections], lambda i: (loc_of("sections", i, "id"), f"sections[{i}].id")
+    )
+    _unique(
+        [b.name for b in c.benchmarks],
+        lambda i: (loc_of("benchmarks", i, "name"), f"benchmarks[{i}].name"),
+    )
     groups = {g.id for g in c.next_step_groups}
     for i, s in enumerate(c.next_steps):
         if s.group is not None and s.group not in groups:
@@ -269,11 +278,17 @@ def check_semantics(data: Any, c: model.Campaign, source: str) -> None:
                 f"no group {s.group!r} in next_step_groups (have: {', '.join(sorted(groups)) or 'none'})",
             )
         if not s.id.strip() or any(ch.isspace() for ch in s.id):
-            raise error(loc_of("next_steps", i, "id"), f"next_steps[{i}].id", f"ids are single words, got {s.id!r}")
+            raise error(
+                loc_of("next_steps", i, "id"),
+                f"next_steps[{i}].id",
+                f"ids are single words, got {s.id!r}",
+            )
     for i, b in enumerate(c.benchmarks):
         p = f"benchmarks[{i}]"
         if not b.concurrency or any(n < 1 for n in b.concurrency):
-            raise error(loc_of("benchmarks", i, "concurrency"), f"{p}.concurrency", "levels must be >= 1")
+            raise error(
+                loc_of("benchmarks", i, "concurrency"), f"{p}.concurrency", "levels must be >= 1"
+            )
         if b.repeat < 1:
             raise error(loc_of("benchmarks", i, "repeat"), f"{p}.repeat", "must be >= 1")
         if b.driver == "builtin" and not (b.query or b.queries):
@@ -281,7 +296,11 @@ def check_semantics(data: Any, c: model.Campaign, source: str) -> None:
         if b.driver == "pgbench" and not (b.script or b.query):
             raise error(loc_of("benchmarks", i), p, "driver pgbench needs `script` (or `query`)")
         if b.driver == "dbbench" and not (b.config or b.query):
-            raise error(loc_of("benchmarks", i), p, "driver dbbench needs `config` (the ini text) or `query`")
+            raise error(
+                loc_of("benchmarks", i),
+                p,
+                "driver dbbench needs `config` (the ini text) or `query`",
+            )
         if b.driver == "ddl" and b.ddl is None:
             raise error(loc_of("benchmarks", i), p, "driver ddl needs a `ddl:` mapping")
     _check_layout(data, c, source)
@@ -298,8 +317,18 @@ def _unique(ids: list[str], where: Any) -> None:
 
 # Render layout: built-in items (see sessionctl.render.BUILTIN), their ".<id>" forms, section ids.
 LAYOUT_BUILTIN = (
-    "context", "goal", "rules", "workflow", "target", "benchmarks", "metrics", "status",
-    "completed", "profiling_notes", "next_steps", "sessionctl",
+    "context",
+    "goal",
+    "rules",
+    "workflow",
+    "target",
+    "benchmarks",
+    "metrics",
+    "status",
+    "completed",
+    "profiling_notes",
+    "next_steps",
+    "sessionctl",
 )
 
 
@@ -325,7 +354,9 @@ def _check_layout(data: Any, c: model.Campaign, source: str) -> None:
     def describe(item: str) -> str:
         base, dot, sub = item.partition(".")
         if dot and base in subs:
-            return f"no {base[:-1] if base != 'completed' else 'completed list'} {sub!r} (have: {', '.join(sorted(subs[base])) or 'none'})"
+            what = base[:-1] if base != "completed" else "completed list"
+            have = ", ".join(sorted(subs[base])) or "none"
+            return f"no {what} {sub!r} (have: {have})"
         return f"unknown item {item!r} (built-in: {', '.join(LAYOUT_BUILTIN)}; or a section id)"
 
     seen: set[str] = set()
@@ -338,4 +369,6 @@ def _check_layout(data: Any, c: model.Campaign, source: str) -> None:
         seen.add(item)
     for key in c.headings:
         if key != "title" and key not in known:
-            raise error(_value_loc(data.get("headings"), key, source, top), f"headings.{key}", describe(key))
+            raise error(
+                _value_loc(data.get("headings"), key, source, top), f"headings.{key}", describe(key)
+            )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -71,7 +72,7 @@ def detect_indent(text: str) -> tuple[int, int, int]:
     mapping: int | None = None
     offset: int | None = None
     dash_gap = 1
-    for prev, nxt in zip(lines, lines[1:], strict=False):
+    for prev, nxt in itertools.pairwise(lines):
         m = _KEY_LINE.match(prev)
         if not m or prev.lstrip().startswith("- "):
             continue
@@ -86,7 +87,11 @@ def detect_indent(text: str) -> tuple[int, int, int]:
         if mapping is not None and offset is not None:
             break
     if offset is None:
-        return DEFAULT_INDENT if mapping in (None, 2) else (mapping or 2, (mapping or 2) + 2, mapping or 2)
+        return (
+            DEFAULT_INDENT
+            if mapping in (None, 2)
+            else (mapping or 2, (mapping or 2) + 2, mapping or 2)
+        )
     return (mapping or 2, offset + 1 + dash_gap, offset)
 
 
@@ -129,7 +134,9 @@ def loads(text: str, *, name: str, source: str) -> CampaignFile:
     """Parse and validate campaign YAML text (older schemas are upgraded in memory)."""
     doc, indent, explicit = parse(text, source=source)
     if doc is None:
-        raise ConfigError(f"{source}:1:1: (top level): the file is empty; add `schema: {SCHEMA_VERSION}`")
+        raise ConfigError(
+            f"{source}:1:1: (top level): the file is empty; add `schema: {SCHEMA_VERSION}`"
+        )
     migrated_from = migrate.upgrade(doc)
     campaign = validate(doc, name=name, source=source)
     return CampaignFile(
@@ -159,7 +166,9 @@ def load(ws: Workspace, name: str) -> CampaignFile:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         have = ", ".join(ws.campaign_names()) or "none"
-        raise CampaignNotFound(f"{display_path(ws, path)}: no such campaign (have: {have})") from None
+        raise CampaignNotFound(
+            f"{display_path(ws, path)}: no such campaign (have: {have})"
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{display_path(ws, path)}: cannot read ({exc})") from None
     cf = loads(text, name=name, source=display_path(ws, path))

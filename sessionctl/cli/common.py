@@ -25,10 +25,10 @@ CampaignArg = Annotated[
 def current_context() -> Any:
     """The running command's context (typer >= 0.20 vendors click as ``typer._click``)."""
     try:
-        from typer._click.globals import get_current_context
+        from typer._click.globals import get_current_context as vendored
     except ImportError:  # older typer: plain click
-        get_current_context = click.get_current_context
-    return get_current_context()
+        return click.get_current_context()
+    return vendored()
 
 
 def workspace() -> Workspace:

@@ -125,45 +125,27 @@ def _show(console: Any, result: Any) -> None:
     )
     console.print_text(f"A: {result.sides.a.description}")
     console.print_text(f"B: {result.sides.b.description}")
-    console.print_text(f"tail latency from the {result.tail}")
-    rows = [
-        (
-            j.metric,
-            num(j.a),
-            num(j.b),
-            pct(j.ratio) if j.ratio else "n/a",
-            interval(j.ci_low, j.ci_high),
-            p(j.p_t),
-            p(j.p_wilcoxon),
-            interval(j.boot_low, j.boot_high),
-            j.verdict,
-            f"{j.mde * 100:.1f}%" if j.mde is not None else "n/a",
-            str(j.pairs_needed) if j.pairs_needed is not None else "n/a",
-        )
-        for j in result.judgements
-    ]
-    console.table(
-        None,
-        [
-            "metric",
-            "A",
-            "B",
-            "ratio",
-            "95% CI (t)",
-            "p t",
-            "p Wilcoxon",
-            "bootstrap CI",
-            "verdict",
-            "MDE",
-            "pairs for thr.",
-        ],
-        rows,
-    )
+    console.print_text(f"latency from the {result.tail}")
     for j in result.judgements:
-        for w in j.warnings:
-            console.warn(f"{j.metric}: {w}")
+        items = {
+            "A / B": f"{num(j.a)} / {num(j.b)}",
+            "ratio B/A": pct(j.ratio) if j.ratio else "n/a",
+            "95% CI (paired t)": interval(j.ci_low, j.ci_high),
+            "p (t / Wilcoxon)": f"{p(j.p_t)} / {p(j.p_wilcoxon)}",
+            "bootstrap 95% CI": interval(j.boot_low, j.boot_high),
+            "verdict": j.verdict.upper() if j.verdict in ("improved", "regressed") else j.verdict,
+            "detectable (MDE)": _pct(j.mde),
+            "pairs for threshold": j.pairs_needed if j.pairs_needed is not None else "n/a",
+        }
+        for i, w in enumerate(j.warnings):
+            items["warnings" if i == 0 else " " * i] = w
+        better = f"{j.better} is better" if j.better else "direction unknown"
+        console.kv(f"{j.metric} ({better}, threshold ±{j.threshold * 100:g}%)", items)
     for w in result.warnings:
         console.warn(w)
+    rows = [(j.metric, pct(j.ratio) if j.ratio else "n/a", interval(j.ci_low, j.ci_high), j.verdict)
+            for j in result.judgements]  # fmt: skip
+    console.table("summary", ["metric", "B/A", "95% CI", "verdict"], rows)
     if result.aa:
         floor = result.noise_floor()
         console.table(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 
@@ -51,7 +51,11 @@ def _edit(name: str | None, change: Any, done: str, json_output: bool) -> None:
     c = cf.campaign
     emit(
         json_output,
-        {"campaign": cname, "revision": c.revision, "steps": [_step_json(i, s) for i, s in enumerate(c.next_steps, 1)]},
+        {
+            "campaign": cname,
+            "revision": c.revision,
+            "steps": [_step_json(i, s) for i, s in enumerate(c.next_steps, 1)],
+        },
         f"{done} (revision {c.revision})",
     )
 
@@ -66,17 +70,27 @@ def list_cmd(name: CampaignArg = None, json_output: JsonOpt = False) -> None:
     steps = [_step_json(i, s) for i, s in enumerate(c.next_steps, 1)]
     if json_output:
         groups = [{"id": g.id, "title": g.title} for g in c.next_step_groups]
-        console.print_json({"campaign": cname, "revision": c.revision, "groups": groups, "steps": steps})
+        console.print_json(
+            {"campaign": cname, "revision": c.revision, "groups": groups, "steps": steps}
+        )
         return
     if not steps:
-        console.print_text(f"{cname}: no next steps; add one with `sessionctl next add --id ID --title TEXT`")
+        console.print_text(
+            f"{cname}: no next steps; add one with `sessionctl next add --id ID --title TEXT`"
+        )
         return
     titles = {g.id: g.title for g in c.next_step_groups}
     console.table(
         f"{cname}: next steps (revision {c.revision})",
         ["#", "id", "title", "effect", "group"],
         [
-            [s["rank"], s["id"], s["title"], s["effect"] or "", titles.get(s["group"] or "", s["group"] or "")]
+            [
+                s["rank"],
+                s["id"],
+                s["title"],
+                s["effect"] or "",
+                titles.get(s["group"] or "", s["group"] or ""),
+            ]
             for s in steps
         ],
     )
@@ -84,16 +98,28 @@ def list_cmd(name: CampaignArg = None, json_output: JsonOpt = False) -> None:
 
 @next_app.command("add")
 def add_cmd(
-    step_id: Annotated[str, typer.Option("--id", help="A new, unique one-word id (e.g. row-encoding).")],
+    step_id: Annotated[
+        str, typer.Option("--id", help="A new, unique one-word id (e.g. row-encoding).")
+    ],
     title: Annotated[str, typer.Option("--title", help="One-line title.")],
-    body: Annotated[str | None, typer.Option("--body", help="Details: what to try and why (markdown).")] = None,
-    effect: Annotated[str | None, typer.Option("--effect", help="Estimated effect, e.g. '~5% QPS'.")] = None,
+    body: Annotated[
+        str | None, typer.Option("--body", help="Details: what to try and why (markdown).")
+    ] = None,
+    effect: Annotated[
+        str | None, typer.Option("--effect", help="Estimated effect, e.g. '~5% QPS'.")
+    ] = None,
     paths: Annotated[
         list[str] | None, typer.Option("--path", help="A code path involved (repeatable).")
     ] = None,
-    added_in: Annotated[int | None, typer.Option("--added-in", help="Session that found it.")] = None,
-    group: Annotated[str | None, typer.Option("--group", help="Group id (from next_step_groups).")] = None,
-    rank: Annotated[int | None, typer.Option("--rank", help="Position, 1 = first. Default: last.")] = None,
+    added_in: Annotated[
+        int | None, typer.Option("--added-in", help="Session that found it.")
+    ] = None,
+    group: Annotated[
+        str | None, typer.Option("--group", help="Group id (from next_step_groups).")
+    ] = None,
+    rank: Annotated[
+        int | None, typer.Option("--rank", help="Position, 1 = first. Default: last.")
+    ] = None,
     name: CampaignOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
@@ -121,13 +147,21 @@ def edit_cmd(
     step_id: StepId,
     new_id: Annotated[str | None, typer.Option("--id", help="Rename the step.")] = None,
     title: Annotated[str | None, typer.Option("--title", help="New title.")] = None,
-    body: Annotated[str | None, typer.Option("--body", help="New details ('' clears them).")] = None,
-    effect: Annotated[str | None, typer.Option("--effect", help="New estimated effect ('' clears it).")] = None,
+    body: Annotated[
+        str | None, typer.Option("--body", help="New details ('' clears them).")
+    ] = None,
+    effect: Annotated[
+        str | None, typer.Option("--effect", help="New estimated effect ('' clears it).")
+    ] = None,
     paths: Annotated[
         list[str] | None, typer.Option("--path", help="Replace the code paths (repeatable).")
     ] = None,
-    clear_paths: Annotated[bool, typer.Option("--clear-paths", help="Remove all code paths.")] = False,
-    added_in: Annotated[int | None, typer.Option("--added-in", help="Session that found it.")] = None,
+    clear_paths: Annotated[
+        bool, typer.Option("--clear-paths", help="Remove all code paths.")
+    ] = False,
+    added_in: Annotated[
+        int | None, typer.Option("--added-in", help="Session that found it.")
+    ] = None,
     group: Annotated[str | None, typer.Option("--group", help="Group id ('' ungroups it).")] = None,
     name: CampaignOpt = None,
     json_output: JsonOpt = False,
@@ -148,9 +182,16 @@ def edit_cmd(
     elif paths:
         fields["paths"] = list(paths)
     if not fields:
-        raise UsageError("next edit: nothing to change; pass --title, --body, --effect, --path, --group...")
+        raise UsageError(
+            "next edit: nothing to change; pass --title, --body, --effect, --path, --group..."
+        )
 
-    _edit(name, lambda doc: next_steps.edit_step(doc, step_id, **fields), f"edited {step_id}", json_output)
+    _edit(
+        name,
+        lambda doc: next_steps.edit_step(doc, step_id, **fields),
+        f"edited {step_id}",
+        json_output,
+    )
 
 
 @next_app.command("move")
@@ -163,20 +204,33 @@ def move_cmd(
     """Move a step to another rank (the others shift; ranks stay dense)."""
     from sessionctl.campaign import next_steps
 
-    _edit(name, lambda doc: next_steps.move_step(doc, step_id, rank), f"moved {step_id} to #{rank}", json_output)
+    _edit(
+        name,
+        lambda doc: next_steps.move_step(doc, step_id, rank),
+        f"moved {step_id} to #{rank}",
+        json_output,
+    )
 
 
 @next_app.command("resolve")
 def resolve_cmd(
     step_id: StepId,
     as_kind: Annotated[
-        str, typer.Option("--as", help="optimization (it made things faster) or diagnostic (it explained something).")
+        str,
+        typer.Option(
+            "--as",
+            help="optimization (it made things faster) or diagnostic (it explained something).",
+        ),
     ],
     session: Annotated[
         int | None,
-        typer.Option("--session", help="Session that did it. Default: the open session, else the last one."),
+        typer.Option(
+            "--session", help="Session that did it. Default: the open session, else the last one."
+        ),
     ] = None,
-    summary: Annotated[str | None, typer.Option("--summary", help="What it achieved, one or two lines.")] = None,
+    summary: Annotated[
+        str | None, typer.Option("--summary", help="What it achieved, one or two lines.")
+    ] = None,
     name: CampaignOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
@@ -195,8 +249,12 @@ def resolve_cmd(
         last = store.load(ws, cname).campaign.last_session
         number = open_session.number if open_session else last or None
         if number is None:
-            raise UsageError("next resolve: no session open and none finished yet; pass --session N")
-    kind = "optimization" if as_kind == "optimization" else "diagnostic"
+            raise UsageError(
+                "next resolve: no session open and none finished yet; pass --session N"
+            )
+    kind: Literal["optimization", "diagnostic"] = (
+        "optimization" if as_kind == "optimization" else "diagnostic"
+    )
 
     def change(doc: Any) -> None:
         next_steps.resolve_step(doc, step_id, session=number, kind=kind, summary=summary)

@@ -1,4 +1,4 @@
-"""CLI for campaign prompts (``prompt render|check|import|show``) and templates (``template ...``)."""
+"""CLI for prompts (``prompt render|check|import|show``) and ``template list|export``."""
 
 from __future__ import annotations
 
@@ -25,7 +25,8 @@ template_app = typer.Typer(
 def render_cmd(
     name: CampaignArg = None,
     stdout: Annotated[
-        bool, typer.Option("--stdout", help="Print the markdown instead of writing prompts/NAME.md.")
+        bool,
+        typer.Option("--stdout", help="Print the markdown instead of writing prompts/NAME.md."),
     ] = False,
     json_output: JsonOpt = False,
 ) -> None:
@@ -37,7 +38,11 @@ def render_cmd(
     if stdout:
         cf = store.load(ws, cname)
         text = render.render_prompt(cf.campaign, ws=ws)
-        emit(json_output, {"campaign": cname, "markdown": text}, lambda: console.out.out(text, end=""))
+        emit(
+            json_output,
+            {"campaign": cname, "markdown": text},
+            lambda: console.out.out(text, end=""),
+        )
         return
     path = render.write_prompt(ws, cname)
     shown = store.display_path(ws, path)
@@ -99,7 +104,10 @@ def check_cmd(name: CampaignArg = None, json_output: JsonOpt = False) -> None:
                     console.out.out(r["diff"], end="", highlight=False)
                 console.error(r["message"])
             elif r.get("valid"):
-                console.print_text(f"ok: {r['yaml']} (revision {r['revision']}) is valid; {r['markdown']} is up to date")
+                console.print_text(
+                    f"ok: {r['yaml']} (revision {r['revision']}) is valid; "
+                    f"{r['markdown']} is up to date"
+                )
         for e in errors:
             console.error(e)
     if drifted or errors:
@@ -109,8 +117,12 @@ def check_cmd(name: CampaignArg = None, json_output: JsonOpt = False) -> None:
 @prompt_app.command("import")
 def import_cmd(
     source: Annotated[Path, typer.Argument(help="The hand-written prompt (markdown) to import.")],
-    name: Annotated[str, typer.Option("--campaign", "-c", help="Name of the new campaign (prompts/NAME.yaml).")],
-    force: Annotated[bool, typer.Option("--force", help="Replace an existing prompts/NAME.yaml.")] = False,
+    name: Annotated[
+        str, typer.Option("--campaign", "-c", help="Name of the new campaign (prompts/NAME.yaml).")
+    ],
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an existing prompts/NAME.yaml.")
+    ] = False,
     no_render: Annotated[
         bool, typer.Option("--no-render", help="Only write the YAML, not prompts/NAME.md.")
     ] = False,
@@ -127,7 +139,9 @@ def import_cmd(
     except OSError as exc:
         raise UsageError(f"{source}: cannot read ({exc.strerror or exc})") from None
     if not importer.valid_name(name):
-        raise UsageError(f"--campaign {name!r}: use letters, digits, '-' and '_' (it names prompts/NAME.yaml)")
+        raise UsageError(
+            f"--campaign {name!r}: use letters, digits, '-' and '_' (it names prompts/NAME.yaml)"
+        )
     root = current_context().find_root().params.get("root")
     if root:
         ws = Workspace(Path(root).expanduser().resolve())
@@ -149,7 +163,10 @@ def import_cmd(
     }
 
     def human() -> None:
-        console.print_text(f"imported {source} -> {info['yaml']}" + (f" (rendered {info['markdown']})" if md else ""))
+        console.print_text(
+            f"imported {source} -> {info['yaml']}"
+            + (f" (rendered {info['markdown']})" if md else "")
+        )
         console.kv(None, {k: v for k, v in result.summary.items()})
 
     emit(json_output, info, human)
@@ -168,7 +185,9 @@ def show_cmd(name: CampaignArg = None, json_output: JsonOpt = False) -> None:
         return
     from rich.syntax import Syntax
 
-    console.out.print(Syntax(render.redact(cf.text), "yaml", theme="ansi_dark", background_color="default"))
+    console.out.print(
+        Syntax(render.redact(cf.text), "yaml", theme="ansi_dark", background_color="default")
+    )
 
 
 def _to_json(obj: Any) -> Any:
@@ -198,7 +217,8 @@ def _redacted(obj: Any) -> Any:
 @template_app.command("list")
 def template_list_cmd(
     name: Annotated[
-        str | None, typer.Option("--campaign", "-c", help="Include this campaign's template folder.")
+        str | None,
+        typer.Option("--campaign", "-c", help="Include this campaign's template folder."),
     ] = None,
     json_output: JsonOpt = False,
 ) -> None:
@@ -212,7 +232,9 @@ def template_list_cmd(
     emit(
         json_output,
         rows,
-        lambda: console.table(None, ["template", "from", "path"], [[r["name"], r["source"], r["path"]] for r in rows]),
+        lambda: console.table(
+            None, ["template", "from", "path"], [[r["name"], r["source"], r["path"]] for r in rows]
+        ),
     )
 
 
@@ -229,12 +251,17 @@ def _maybe_workspace() -> Any:
 def template_export_cmd(
     name: Annotated[
         str | None,
-        typer.Argument(help="Template to export, e.g. prompt.md.j2 or partials/next_steps.md.j2. Default: all."),
+        typer.Argument(
+            help="Template to export, e.g. prompt.md.j2 or partials/next_steps.md.j2. Default: all."
+        ),
     ] = None,
     to: Annotated[
-        Path | None, typer.Option("--to", help="Destination folder. Default: the workspace's templates/.")
+        Path | None,
+        typer.Option("--to", help="Destination folder. Default: the workspace's templates/."),
     ] = None,
-    force: Annotated[bool, typer.Option("--force", help="Overwrite files that already exist.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite files that already exist.")
+    ] = False,
     json_output: JsonOpt = False,
 ) -> None:
     """Copy a packaged template out for editing (it then overrides the packaged one)."""
@@ -245,7 +272,7 @@ def template_export_cmd(
     emit(
         json_output,
         {"written": [str(p) for p in written]},
-        lambda: [console.print_text(f"exported {p}") for p in written],
+        "\n".join(f"exported {p}" for p in written),
     )
 
 
