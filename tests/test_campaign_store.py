@@ -165,10 +165,8 @@ def test_save_rerenders_existing_markdown_and_keeps_hand_edits(ws: Workspace) ->
 
 def test_invalid_edit_is_refused_and_file_unchanged(ws: Workspace) -> None:
     path = write(ws, "ddl", COMMENTED)
-    with (
-        pytest.raises(ConfigError, match=r"next_steps\[0\]\.group: no group 'nope'"),
-        store.edit(ws, "ddl") as cf,
-    ):
+    message = r"^prompts/ddl\.yaml:\d+:\d+: next_steps\[0\]\.group: no group 'nope' .*unchanged\)$"
+    with pytest.raises(ConfigError, match=message), store.edit(ws, "ddl") as cf:
         cf.doc["next_steps"][0]["group"] = "nope"
     assert path.read_text() == COMMENTED
 

@@ -205,8 +205,12 @@ def save(ws: Workspace, cf: CampaignFile, *, bump: bool = True, render: bool = T
     text = dumps(cf)
     # Validate the exact text about to be written: positions in errors then match that text,
     # and a document ruamel cannot read back never reaches disk.
-    doc, _indent, _explicit = parse(text, source=f"{source} (as it would be written)")
-    campaign = validate(doc, name=cf.name, source=f"{source} (as it would be written)")
+    try:
+        doc, _indent, _explicit = parse(text, source=source)
+        campaign = validate(doc, name=cf.name, source=source)
+    except ConfigError as exc:
+        # Positions refer to the text that would have been written; the file is untouched.
+        raise ConfigError(f"{exc} (change not saved; {source} is unchanged)") from None
     old_campaign = cf.campaign
     atomic_write(path, text)
     cf.path = path

@@ -15,7 +15,6 @@ from typing import Annotated, Any
 import click
 import typer
 from typer.core import TyperGroup
-from typer.exceptions import TyperException
 
 from sessionctl import __version__, console
 from sessionctl.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, SessionctlError
@@ -34,9 +33,6 @@ class _Group(TyperGroup):
             console.error("interrupted")
             raise typer.Exit(EXIT_INTERRUPTED) from None
         except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
-            raise
-        except (typer.Exit, typer.Abort, TyperException):
-            # typer >= 0.20 vendors click: its exits and usage errors are not click's.
             raise
         except Exception as exc:
             if os.environ.get("SESSIONCTL_DEBUG"):

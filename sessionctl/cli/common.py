@@ -22,13 +22,9 @@ CampaignArg = Annotated[
 ]
 
 
-def current_context() -> Any:
-    """The running command's context (typer >= 0.20 vendors click as ``typer._click``)."""
-    try:
-        from typer._click.globals import get_current_context as vendored
-    except ImportError:  # older typer: plain click
-        return click.get_current_context()
-    return vendored()
+def current_context() -> click.Context:
+    """The running command's context."""
+    return click.get_current_context()
 
 
 def workspace() -> Workspace:

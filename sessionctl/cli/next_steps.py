@@ -19,6 +19,7 @@ CampaignOpt = Annotated[
     typer.Option(
         "--campaign",
         "-c",
+        "-C",
         help="Campaign name (prompts/NAME.yaml). Default: $SESSIONCTL_CAMPAIGN, or the only one.",
         show_default=False,
     ),

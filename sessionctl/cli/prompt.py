@@ -118,7 +118,10 @@ def check_cmd(name: CampaignArg = None, json_output: JsonOpt = False) -> None:
 def import_cmd(
     source: Annotated[Path, typer.Argument(help="The hand-written prompt (markdown) to import.")],
     name: Annotated[
-        str, typer.Option("--campaign", "-c", help="Name of the new campaign (prompts/NAME.yaml).")
+        str,
+        typer.Option(
+            "--campaign", "-c", "-C", help="Name of the new campaign (prompts/NAME.yaml)."
+        ),
     ],
     force: Annotated[
         bool, typer.Option("--force", help="Replace an existing prompts/NAME.yaml.")
