@@ -11,8 +11,9 @@ interleaved in rotating order (ABC, BCA, CAB...) so drift hits every contender a
   (script file, ``-P 1`` progress polled by the parent, ``--log`` per-transaction log parsed
   afterwards, setup SQL and the run folder), its recorded ``qps@cN``.
 
-Prints per level the medians and two ratios: builtin / pgbench (target >= 0.70) and
-via-sessionctl / pgbench (target >= 0.98, i.e. <= 2 % overhead). Run:
+Prints per level the median QPS of each and two ratios, each the median over rounds of the
+per-round ratio: builtin / pgbench (target >= 0.70) and via-sessionctl / pgbench (target >= 0.98,
+i.e. <= 2 % overhead). Run:
 ``python benchmarks/drivers.py [--duration 5] [--concurrency 1,16,64] [--rounds 3] [--url URL]``.
 On a shared 2-core machine the figures are noisy; use more rounds (and a quiet machine).
 """
@@ -144,10 +145,17 @@ def main() -> None:
                 for name in order:
                     got[name].append(contenders[name](conc))
             med = {n: statistics.median(v) for n, v in got.items()}
-            ref, own, via = med["pgbench"], med["builtin"], med["via-sessionctl"]
+            # Ratios are taken per round (the three ran back to back), then the median of those:
+            # pairing cancels most of the drift on a shared machine.
+            own = statistics.median(
+                b / a for a, b in zip(got["pgbench"], got["builtin"], strict=True)
+            )
+            via = statistics.median(
+                b / a for a, b in zip(got["pgbench"], got["via-sessionctl"], strict=True)
+            )
             print(
-                f"{conc:>5} {ref:>10,.0f} {own:>10,.0f} {via:>10,.0f}"
-                f" {own / ref:>16.3f} {via / ref:>12.3f}"
+                f"{conc:>5} {med['pgbench']:>10,.0f} {med['builtin']:>10,.0f}"
+                f" {med['via-sessionctl']:>10,.0f} {own:>16.3f} {via:>12.3f}"
             )
             print(
                 "      samples: "

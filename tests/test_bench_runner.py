@@ -225,3 +225,41 @@ def test_unknown_phase_and_benchmark_are_usage_errors(ws: Workspace, pg_url: str
 
 def test_postgres_fixture_is_shared(postgres: EmbeddedPostgres) -> None:
     assert postgres.running
+
+
+HTTP_SERVER = r"""
+import http.server, signal, sys
+port = int(sys.argv[1])
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.end_headers(); self.wfile.write(b"ready")
+    def log_message(self, *a):
+        pass
+def bye(*_):
+    print("stopping on SIGINT", flush=True); sys.exit(0)
+signal.signal(signal.SIGINT, bye)
+print("serving readiness on", port, flush=True)
+http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
+"""
+
+
+def test_started_target_is_probed_used_and_stopped(ws: Workspace, pg_url: str) -> None:
+    import sys
+
+    script = ws.root / "fake_target.py"
+    script.write_text(HTTP_SERVER)
+    port = free_port()
+    extra = f"""\
+  start: [{sys.executable}, fake_target.py, "{port}"]
+  ready:
+    url: http://127.0.0.1:{port}/ready
+    timeout: 30s"""
+    write_campaign(ws, pg_url, extra_target=extra)
+    out = run_bench(ws, "bench", bench="lookup", concurrency=[1], duration=0.3, record=False)
+    assert out.measurement.value("qps@c1").value > 0  # type: ignore[union-attr]
+    logs = list(ws.runs_dir("bench").glob("target-*.log"))
+    assert len(logs) == 1
+    text = logs[0].read_text()
+    assert f"serving readiness on {port}" in text and "stopping on SIGINT" in text
+    started = out.measurement.details["target"]
+    assert started["started"] is True and "fake_target.py" in started["start"]

@@ -302,6 +302,7 @@ def _summarize(
         "workers": len(results),
         "connections": [r["connections"] for r in results],
         "rows": rows,
+        "executed": sum(r["sent"] for r in results),  # incl. warm-up: what metric deltas saw
         "mode": "open" if spec.rate else "closed",
         "warmup": spec.warmup,
         "prepared": all(r["prepared"] for r in results),

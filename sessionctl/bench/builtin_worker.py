@@ -88,7 +88,7 @@ class _Worker:
             self.picks = [bisect.bisect_right(cum, rnd.random() * cum[-1]) for _ in range(_PICKS)]
         self.conns = [self._connect() for _ in range(job["connections"])]
         self.counts = [0] * N_BUCKETS
-        self.ok = self.errors = self.rows = self.total_ns = self.late = 0
+        self.ok = self.errors = self.rows = self.total_ns = self.late = self.sent = 0
         self.min_ns: int | None = None
         self.max_ns = 0
         self.last_ns = 0
@@ -181,6 +181,7 @@ class _Worker:
                 report = t + 100_000_000
         self.say({"p": ok})
         self.rows += rows
+        self.sent += k  # every query sent, warm-up and drain included
         self._add(ok, errors, total, mn, mx)
 
     def closed_loop(self, measure_ns: int, end_ns: int, count: int | None) -> None:
@@ -268,6 +269,7 @@ class _Worker:
                 break
         self.say({"p": ok})
         ep.close()
+        self.sent += k  # every query sent, warm-up and drain included
         self._add(ok, errors, total, mn, mx)
 
     def open_loop(self, measure_ns: int, end_ns: int, rate: float) -> None:
@@ -355,6 +357,7 @@ class _Worker:
         self.late = len(backlog)
         self.say({"p": ok})
         ep.close()
+        self.sent += k  # every query sent, warm-up and drain included
         self._add(ok, errors, total, mn, mx)
 
     def _cancel_all(self) -> None:
@@ -388,6 +391,7 @@ class _Worker:
             "hist": hist.to_dict(),
             "last_ns": self.last_ns,
             "late": self.late,
+            "sent": self.sent,
             "connections": len(self.conns),
             "prepared": all(self.prepared),
             "error_samples": self.error_samples,

@@ -244,6 +244,7 @@ def run_pgbench(
         env["PGPASSWORD"] = password
     secrets = secrets_of(url)
     seconds = max(1, math.ceil(duration))
+    warm_txns = 0
     if warmup > 0:
         warm = build_argv(
             exe,
@@ -255,9 +256,10 @@ def run_pgbench(
             extra=extra_args,
             progress=False,
         )
-        _execute(
+        warm_out, _ = _execute(
             warm, env=env, raw_dir=raw_dir, name="warmup", timeout=warmup + 120, secrets=secrets
         )
+        warm_txns = parse_summary(warm_out).transactions
     prefix = raw_dir / "pgbench_log" if log_transactions else None
     argv = build_argv(
         exe,
@@ -311,6 +313,7 @@ def run_pgbench(
         raw_path=str(raw_dir),
         details={
             "transactions": summary.transactions,
+            "executed": (summary.transactions + warm_txns) * per_txn,  # what metric deltas saw
             "commands_per_transaction": per_txn,
             "connection_ms": summary.connection_ms,
             "logged_transactions": hist.count,

@@ -220,9 +220,9 @@ def run_once(
 
         after = _scrape(ctx, raw, "after")
         delta = diff(before, after)
-        vals, table_md = summarize(
-            delta, ctx.campaign.metrics, queries=result.queries, window_s=result.duration
-        )
+        # Per-query statistics divide by every query the scrapes bracketed (warm-up included).
+        executed = int(result.details.get("executed") or result.queries)
+        vals, table_md = summarize(delta, ctx.campaign.metrics, queries=executed)
         values = tuple(vals)
         atomic_write(raw / "metrics.md", table_md)
     result = dataclasses.replace(result, metrics=values, raw_path=_rel(ctx.ws, raw))
@@ -343,17 +343,20 @@ def run_bench(
                 raw_dir=ctx.raw_dir,
                 details=details,
             )
-    session = None
+    table = list(m.details.get("table") or sweep_table(runs))
+    # The raw record is written before recording, so a refused record loses nothing.
+    atomic_write(run_dir / "summary.md", m.summary_md)
+    outcome = BenchOutcome(
+        measurement=m, runs=tuple(runs), table=table, session=None, run_dir=run_dir
+    )
+    atomic_write_json(run_dir / "outcome.json", outcome.to_dict())
     if record:
         from sessionctl.session.record import record_measurement
 
         session = record_measurement(ws, campaign, m, phase=phase)
-    table = list(m.details.get("table") or sweep_table(runs))
-    outcome = BenchOutcome(
-        measurement=m, runs=tuple(runs), table=table, session=session, run_dir=run_dir
-    )
-    atomic_write_json(run_dir / "outcome.json", outcome.to_dict())
-    atomic_write(run_dir / "summary.md", m.summary_md)
+        if session is not None:
+            outcome = dataclasses.replace(outcome, session=session)
+            atomic_write_json(run_dir / "outcome.json", outcome.to_dict())
     reporter.info(f"raw data: {_rel(ws, run_dir)} ({format_duration(secs)} per run)")
     return outcome
 

@@ -80,21 +80,22 @@ def list_cmd(name: CampaignArg = None, json_output: JsonOpt = False) -> None:
             f"{cname}: no next steps; add one with `sessionctl next add --id ID --title TEXT`"
         )
         return
+    from rich.table import Table
+    from rich.text import Text
+
     titles = {g.id: g.title for g in c.next_step_groups}
-    console.table(
-        f"{cname}: next steps (revision {c.revision})",
-        ["#", "id", "title", "effect", "group"],
-        [
-            [
-                s["rank"],
-                s["id"],
-                s["title"],
-                s["effect"] or "",
-                titles.get(s["group"] or "", s["group"] or ""),
-            ]
-            for s in steps
-        ],
-    )
+    table = Table(title=f"{cname}: next steps (revision {c.revision})", title_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column("id", no_wrap=True)  # ids are typed back into commands: never cut them
+    table.add_column("title", ratio=3)
+    table.add_column("effect", ratio=2)
+    group: str | None = None
+    for s in steps:
+        if s["group"] != group and s["group"] is not None:
+            table.add_row("", "", Text(titles.get(s["group"], s["group"]), style="bold"), "")
+        group = s["group"]
+        table.add_row(str(s["rank"]), Text(s["id"]), Text(s["title"]), Text(s["effect"] or ""))
+    console.out.print(table)
 
 
 @next_app.command("add")
