@@ -85,7 +85,7 @@ def aa_trials(ws: object, args: argparse.Namespace) -> None:
     verdicts: dict[str, dict[str, int]] = {}
     cvs: dict[str, list[float]] = {}
     mdes: dict[str, list[float]] = {}
-    false_trials = judged = false_total = 0
+    false_trials = judged = false_total = directional_trials = 0
     started = time.monotonic()
     for trial in range(1, args.trials + 1):
         res = run_compare(
@@ -100,6 +100,9 @@ def aa_trials(ws: object, args: argparse.Namespace) -> None:
         )
         bad = [j.metric for j in res.judgements if j.verdict in ("improved", "regressed")]
         false_trials += bool(bad)
+        directional_trials += any(
+            j.verdict not in ("no change", "inconclusive") for j in res.judgements
+        )
         judged += len(res.judgements)
         false_total += len(bad)
         for j in res.judgements:
@@ -133,6 +136,11 @@ def aa_trials(ws: object, args: argparse.Namespace) -> None:
     status = "PASS" if ok >= 0.95 * args.trials else "FAIL"
     rate = pct(ok / args.trials)
     print(f"trials without a false verdict: {ok}/{args.trials} = {rate} (target >= 95%): {status}")
+    strict = args.trials - directional_trials
+    print(
+        f"trials with only 'no change'/'inconclusive' (no 'probably'): {strict}/{args.trials} "
+        f"= {pct(strict / args.trials)}"
+    )
 
 
 def known_improvement(ws: object, url: str, args: argparse.Namespace) -> None:

@@ -30,6 +30,14 @@ INSTALL_HINT = (
     "or `pip install pgserver`) or set SESSIONCTL_PG_BINDIR"
 )
 _SERVER_TOOLS = ("initdb", "pg_ctl", "postgres")
+# A throwaway server: durability off (nothing here must survive a crash), room for 128+ clients.
+DEFAULT_SETTINGS = {
+    "fsync": "off",
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+    "max_connections": "300",
+    "shared_buffers": "128MB",
+}
 
 
 def _has_server(bindir: Path) -> bool:
@@ -133,9 +141,10 @@ class EmbeddedPostgres:
     ) -> None:
         self.user = unprivileged_user()
         self.bindir = _reachable_bindir(find_bindir(), self.user)
-        if datadir is None or self.user is not None:
-            # As root the data must sit where the unprivileged user can reach it.
+        if datadir is None:
+            # A temp folder: as root it must sit where the unprivileged user can reach it.
             base = Path(tempfile.mkdtemp(prefix="sessionctl-pg-"))
+            os.chmod(base, 0o755)
             self._owned_base: Path | None = base
             datadir = base / "data"
         else:
@@ -143,14 +152,7 @@ class EmbeddedPostgres:
         self.datadir = Path(datadir)
         self.port = port
         self.dbname = dbname
-        self.settings = {
-            "fsync": "off",
-            "synchronous_commit": "off",
-            "full_page_writes": "off",
-            "max_connections": "300",
-            "shared_buffers": "128MB",
-            **(settings or {}),
-        }
+        self.settings = {**DEFAULT_SETTINGS, **(settings or {})}
         self.running = False
 
     @property
@@ -288,3 +290,56 @@ def _current_user() -> str:
     import pwd
 
     return pwd.getpwuid(os.geteuid()).pw_name
+
+
+def server_argv(bindir: Path, datadir: Path, port: int, settings: dict[str, str] | None = None) -> list[str]:
+    """The foreground ``postgres`` command line for ``datadir`` on 127.0.0.1:``port``."""
+    argv = [str(bindir / "postgres"), "-D", str(datadir), "-p", str(port), "-k", str(datadir / "socket")]
+    argv += ["-c", "listen_addresses=127.0.0.1"]
+    for k, v in {**DEFAULT_SETTINGS, **(settings or {})}.items():
+        argv += ["-c", f"{k}={v}"]
+    return argv
+
+
+def serve(datadir: Path, port: int) -> None:
+    """Replace this process by a foreground server (SIGINT = fast shutdown), as a campaign target.
+
+    As root, privileges are dropped to the unprivileged user first. The data folder must exist
+    (made by :meth:`EmbeddedPostgres.init`).
+    """
+    if not (datadir / "PG_VERSION").exists():
+        raise TargetError(f"{datadir}: not a PostgreSQL data folder; create it with initdb first")
+    user = unprivileged_user()
+    bindir = _reachable_bindir(find_bindir(), user)
+    argv = server_argv(bindir, datadir, port)
+    if user is not None:
+        import pwd
+
+        pw = pwd.getpwnam(user)
+        os.setgroups([])
+        os.setgid(pw.pw_gid)
+        os.setuid(pw.pw_uid)
+        os.environ["HOME"] = pw.pw_dir
+    os.execv(argv[0], argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m sessionctl.embedded_postgres serve --datadir D --port P``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m sessionctl.embedded_postgres")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_serve = sub.add_parser("serve", help="run a server in the foreground on 127.0.0.1")
+    p_serve.add_argument("--datadir", type=Path, required=True)
+    p_serve.add_argument("--port", type=int, required=True)
+    args = parser.parse_args(argv)
+    try:
+        serve(args.datadir, args.port)
+    except (TargetError, ToolNotFound) as exc:
+        print(f"error: {exc}", flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

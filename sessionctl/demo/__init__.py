@@ -70,12 +70,17 @@ def _copy_tree(src: Any, dest: Path) -> None:
             atomic_write(target, item.read_bytes())
 
 
-def create_workspace(root: Path, *, sql_url: str) -> Workspace:
+def create_workspace(root: Path, *, sql_url: str, start: list[str]) -> Workspace:
     """Write the demo application and campaign into ``root`` and commit them."""
+    import json
+
     root.mkdir(parents=True, exist_ok=True)
     _copy_tree(resources.files("sessionctl.demo").joinpath("files"), root)
     campaign = root / "prompts" / f"{CAMPAIGN}.yaml"
-    campaign.write_text(campaign.read_text().replace("@SQL_URL@", sql_url))
+    text = campaign.read_text().replace("@SQL_URL@", sql_url)
+    # A JSON list is a YAML flow sequence: the argv survives paths with spaces.
+    text = text.replace('"@START@"', json.dumps(start))
+    campaign.write_text(text)
     (root / "logs").mkdir(exist_ok=True)
     atomic_write(
         root / "logs" / f"{CAMPAIGN}-perf-log.md",
@@ -118,12 +123,31 @@ def load_data(url: str, root: Path, *, reporter: Reporter) -> int:
     return int(row[0]) if row else 0
 
 
-def run_demo(*, directory: Path | None = None, keep: bool = False, reporter: Reporter = NULL) -> DemoResult:
+def data_folder(root: Path) -> Path:
+    """Where the demo server keeps its data: in the workspace, or (as root) where ``postgres`` can reach."""
+    import hashlib
+    import os
+
+    if os.geteuid() != 0:
+        return root / ".sessionctl" / "pgdata"
+    digest = hashlib.sha256(str(root).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"sessionctl-demo-pg-{digest}" / "data"
+
+
+def run_demo(
+    *,
+    directory: Path | None = None,
+    keep: bool = False,
+    duration: float | None = None,
+    pairs: int = 6,
+    reporter: Reporter = NULL,
+) -> DemoResult:
     """Run the demo end to end; the embedded server is stopped whatever happens."""
+    import sys
     import time
 
     from sessionctl.demo.agent import ScriptedAgent
-    from sessionctl.embedded_postgres import EmbeddedPostgres
+    from sessionctl.embedded_postgres import EmbeddedPostgres, free_port
 
     started = time.monotonic()
     if directory is not None:
@@ -134,19 +158,25 @@ def run_demo(*, directory: Path | None = None, keep: bool = False, reporter: Rep
     else:
         root = Path(tempfile.mkdtemp(prefix="sessionctl-demo-"))
     reporter.phase(f"demo workspace {root}")
-    pg = EmbeddedPostgres()
+    datadir = data_folder(root)
+    port = free_port()
+    pg = EmbeddedPostgres(datadir, port=port)
     ok = False
     try:
         reporter.info(f"PostgreSQL binaries: {pg.bindir}")
-        with reporter.task("starting embedded PostgreSQL", total=1) as task:
+        with reporter.task("creating the demo database", total=1) as task:
             pg.start()
             pg.wait_ready()
             task.advance()
-        reporter.info(f"PostgreSQL listening on 127.0.0.1:{pg.port} (loopback only)")
-        ws = create_workspace(root, sql_url=pg.url)
+        reporter.info(f"PostgreSQL listening on 127.0.0.1:{pg.port} (loopback only), data in {datadir}")
+        serve = [sys.executable, "-m", "sessionctl.embedded_postgres", "serve"]
+        ws = create_workspace(
+            root, sql_url=pg.url, start=[*serve, "--datadir", str(datadir), "--port", str(port)]
+        )
         rows = load_data(pg.url, root, reporter=reporter)
-        reporter.info(f"loaded {rows:,} orders")
-        agent = ScriptedAgent(ws=ws, campaign=CAMPAIGN, sql_url=pg.url, reporter=reporter)
+        reporter.info(f"loaded {rows:,} orders; from here on sessionctl starts and stops the server")
+        pg.stop()
+        agent = ScriptedAgent(ws=ws, campaign=CAMPAIGN, reporter=reporter, pairs=pairs, duration=duration)
         outcome = agent.run_session()
         ok = True
         return DemoResult(
@@ -159,7 +189,7 @@ def run_demo(*, directory: Path | None = None, keep: bool = False, reporter: Rep
             next_steps=outcome.next_steps,
             prompt_path=ws.rendered_path(CAMPAIGN),
             seconds=time.monotonic() - started,
-            extra={"rows": rows},
+            extra={"rows": rows, "datadir": str(datadir)},
         )
     except SessionctlError as exc:
         keep = True
@@ -168,6 +198,7 @@ def run_demo(*, directory: Path | None = None, keep: bool = False, reporter: Rep
         keep = True
         raise
     finally:
-        pg.cleanup()
+        pg.stop()
         if ok and not keep:
             shutil.rmtree(root, ignore_errors=True)
+            shutil.rmtree(datadir.parent if datadir.name == "data" else datadir, ignore_errors=True)

@@ -36,9 +36,9 @@ class ScriptedAgent:
 
     ws: Workspace
     campaign: str
-    sql_url: str
     reporter: Reporter
-    pairs: int = 4
+    pairs: int = 6
+    duration: float | None = None  # override the benchmark's duration (the test uses short runs)
 
     def run_session(self) -> SessionOutcome:
         from sessionctl.session import close as close_mod
@@ -50,7 +50,6 @@ class ScriptedAgent:
 
         r.phase("start: open the session on the top next step")
         session = engine.start(self.ws, self.campaign, reporter=r)
-        r.info(f"session {session.number} open on step {session.step_id!r}")
 
         r.phase("baseline: measure before changing anything")
         self._bench("baseline")
@@ -82,6 +81,7 @@ class ScriptedAgent:
             self.ws,
             self.campaign,
             resolve="index-customer-lookup",
+            include=[MIGRATION],
             summary=(
                 "An index on orders.customer_id turns the lookup's sequential scan into an "
                 "index scan; the paired A/B comparison above gives the verdict."
@@ -104,33 +104,41 @@ class ScriptedAgent:
     def _bench(self, phase: str) -> None:
         from sessionctl.bench.runner import run_bench
 
-        outcome = run_bench(self.ws, self.campaign, phase=phase, repeat=3, reporter=self.reporter)
+        outcome = run_bench(
+            self.ws, self.campaign, phase=phase, repeat=3, duration=self.duration, reporter=self.reporter
+        )
         self.reporter.info(outcome.measurement.summary_md)
 
-    def _explain(self) -> str:
-        import psycopg
+    def _sql(self, *statements: str) -> list[Any]:
+        """Run statements on the campaign's target (started and stopped around them)."""
+        from sessionctl.campaign.store import load
+        from sessionctl.target import TargetHandle
 
+        camp = load(self.ws, self.campaign).campaign
+        rows: list[Any] = []
+        with TargetHandle(self.ws, camp, reporter=self.reporter) as target, target.connect() as conn:
+            for sql in statements:
+                cur = conn.execute(sql)
+                rows = cur.fetchall() if cur.description else []
+        return rows
+
+    def _explain(self) -> str:
         from sessionctl.campaign.store import load
 
         query = load(self.ws, self.campaign).campaign.benchmark("lookup").query or ""
-        with psycopg.connect(self.sql_url, autocommit=True) as conn:
-            rows = conn.execute(f"EXPLAIN (ANALYZE, COSTS OFF) {query}").fetchall()  # type: ignore[arg-type]
+        rows = self._sql(f"EXPLAIN (ANALYZE, COSTS OFF) {query}")
         lines = [str(r[0]) for r in rows]
         scan = next((ln.strip() for ln in lines if re.search(r"Scan", ln)), lines[0].strip())
         timing = "; ".join(ln.strip() for ln in lines if ln.strip().startswith(("Planning Time", "Execution Time")))
         return f"EXPLAIN ANALYZE of the lookup: `{scan.lstrip('-> ')}`; {timing}."
 
     def _apply_change(self) -> None:
-        import psycopg
-
         path = self.ws.root / MIGRATION
         atomic_write(
             path,
             "-- Session change: the customer lookup filters on customer_id; index it.\n" + INDEX_SQL + "\n",
         )
-        with psycopg.connect(self.sql_url, autocommit=True) as conn:
-            conn.execute(path.read_text())  # type: ignore[arg-type]
-            conn.execute("ANALYZE orders")
+        self._sql(path.read_text(), "ANALYZE orders")
 
     def _compare(self) -> None:
         from sessionctl.compare import SqlSides, run_compare
@@ -140,6 +148,7 @@ class ScriptedAgent:
             self.campaign,
             sides=SqlSides(a_sql=(DROP_SQL,), b_sql=(INDEX_SQL, "ANALYZE orders")),
             pairs=self.pairs,
+            duration=self.duration,
             reporter=self.reporter,
         )
         self.reporter.info(result.summary_md)

@@ -21,14 +21,14 @@ from sessionctl.measurement import PHASES, Measurement, Value, now_iso
 from sessionctl.reporting import NULL, Reporter
 from sessionctl.session import record as store_
 from sessionctl.session.close import AbortResult
-from sessionctl.session.plan import (
+from sessionctl.session.plan import text_sha
+from sessionctl.session.record import OpenSession
+from sessionctl.session.workflow import (
     OPTIMIZATION_PHASES,
     findings,
     missing_requirements,
     phase_counts,
-    text_sha,
 )
-from sessionctl.session.record import OpenSession
 from sessionctl.workspace import Workspace
 
 __all__ = [

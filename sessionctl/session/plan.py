@@ -14,42 +14,22 @@ from pathlib import Path
 from typing import Any
 
 from sessionctl import perflog
-from sessionctl.errors import SessionStateError, UsageError
 from sessionctl.measurement import now_iso
 from sessionctl.perflog import ResultRow
 from sessionctl.session import record
 from sessionctl.session.record import OpenSession
+from sessionctl.session.workflow import (
+    NewStep,
+    check_requirements,
+    findings,
+    missing_requirements,
+)
 from sessionctl.vcs import Vcs, relpath
 from sessionctl.vcs.base import ADDED, UNTRACKED, FileChange
 from sessionctl.workspace import Workspace
 
 COMMIT_TEMPLATE = "commit-message.txt.j2"
-OPTIMIZATION_PHASES = ("baseline", "profile", "change", "remeasure")
 _TITLE_MAX = 72
-
-
-@dataclass(frozen=True)
-class NewStep:
-    """A next step to add while closing (``--add-step 'id: title'``)."""
-
-    id: str
-    title: str
-    body: str | None = None
-    effect: str | None = None
-    paths: tuple[str, ...] = ()
-    group: str | None = None
-    rank: int | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> NewStep:
-        """Parse ``'id: title'`` (the CLI form)."""
-        key, sep, title = text.partition(":")
-        if not sep or not key.strip() or not title.strip():
-            raise UsageError(
-                f"--add-step {text!r}: expected 'id: title', "
-                "e.g. 'batch-observe: Batch histogram observes'"
-            )
-        return cls(id=key.strip(), title=title.strip())
 
 
 @dataclass(frozen=True)
@@ -127,44 +107,6 @@ class ClosePlan:
         ):
             data[key] = tuple(data.get(key, ()))
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
-
-
-# --- what the session has recorded ----------------------------------------------------------
-
-
-def phase_counts(entries: Sequence[Mapping[str, Any]]) -> dict[str, int]:
-    """How many entries each phase has (entries without a phase count as ``note``)."""
-    counts: dict[str, int] = {}
-    for e in entries:
-        ph = e.get("phase") or "note"
-        counts[ph] = counts.get(ph, 0) + 1
-    return counts
-
-
-def findings(entries: Sequence[Mapping[str, Any]], *phases: str | None) -> list[str]:
-    """The texts of finding entries in ``phases`` (all phases when none given)."""
-    return [
-        str(e["text"])
-        for e in entries
-        if e.get("type") == "finding" and (not phases or e.get("phase") in phases)
-    ]
-
-
-def missing_requirements(session: OpenSession, entries: Sequence[Mapping[str, Any]]) -> list[str]:
-    """What the workflow still needs before ``close`` (empty when it may close)."""
-    if session.diagnostic:
-        if not findings(entries):
-            return ["a finding (`sessionctl record --finding TEXT`)"]
-        return []
-    phases = {e.get("phase") for e in entries if e.get("type") == "measurement"}
-    missing = []
-    for ph in ("baseline", "remeasure"):
-        if ph not in phases:
-            missing.append(
-                f"a {ph} measurement (`sessionctl bench --phase {ph}` or "
-                f"`sessionctl record --phase {ph} --metric qps=...`)"
-            )
-    return missing
 
 
 def _short(text: str, limit: int = _TITLE_MAX) -> str:
@@ -312,6 +254,59 @@ def preview(ws: Workspace, campaign: str, session: OpenSession, *, vcs: Vcs) -> 
     }
 
 
+def updated_campaign(
+    ws: Workspace,
+    campaign: str,
+    session: OpenSession,
+    *,
+    cf: Any = None,
+    resolve: str | None = None,
+    add_steps: Sequence[NewStep] = (),
+    status_text: str | None = None,
+    summary: str | None = None,
+) -> tuple[str, Any]:
+    """The campaign YAML after closing ``session`` and the Campaign it validates to.
+
+    Raises a one-line UsageError/ConfigError for an unknown ``--resolve`` id, a duplicate or
+    malformed ``--add-step``, or a YAML the schema would reject.
+    """
+    from sessionctl.campaign import next_steps, store
+
+    n = session.number
+    cf = store.load(ws, campaign) if cf is None else cf
+    camp = cf.campaign
+    if resolve:
+        next_steps.resolve_step(
+            cf.doc,
+            resolve,
+            session=n,
+            kind="diagnostic" if session.diagnostic else "optimization",
+            summary=summary,
+        )
+    for st in add_steps:
+        next_steps.add_step(
+            cf.doc,
+            id=st.id,
+            title=st.title,
+            body=st.body,
+            effect=st.effect,
+            paths=st.paths,
+            added_in=n,
+            group=st.group,
+            rank=st.rank,
+        )
+    if status_text:
+        next_steps.set_status(cf.doc, status_text)
+    next_steps.set_last_session(cf.doc, max(n, camp.last_session))
+    cf.doc["revision"] = camp.revision + 1
+    yaml_text = store.dumps(cf)
+    source = store.display_path(ws, ws.campaign_path(campaign))
+    new_camp = store.loads(
+        yaml_text, name=campaign, source=f"{source} (as it would be written)"
+    ).campaign
+    return yaml_text, new_camp
+
+
 def build(
     ws: Workspace,
     campaign: str,
@@ -331,7 +326,7 @@ def build(
 ) -> ClosePlan:
     """Compute the plan for closing (or aborting) ``session``; touches nothing."""
     from sessionctl import render
-    from sessionctl.campaign import next_steps, store
+    from sessionctl.campaign import store
 
     n = session.number
     cf = store.load(ws, campaign)
@@ -339,11 +334,8 @@ def build(
     entries = record.entries(ws, campaign, n)
     measurements = record.measurements(ws, campaign, n)
     missing = missing_requirements(session, entries) if kind == "close" else []
-    if check and missing and not force_reason:
-        raise SessionStateError(
-            f"{campaign}: session {n} cannot close yet: it needs {'; and '.join(missing)}; "
-            "or pass --force REASON (the reason is logged)"
-        )
+    if check:
+        check_requirements(campaign, n, missing, force_reason=force_reason)
     step_title = str(session.extra.get("step_title") or session.step_id or "diagnostic session")
     step_body = None
     effect = None
@@ -374,35 +366,16 @@ def build(
         verdict = main_row.verdict if main_row is not None else "n/a"
 
     # The campaign YAML after the session, validated and rendered.
-    if resolve:
-        next_steps.resolve_step(
-            cf.doc,
-            resolve,
-            session=n,
-            kind="diagnostic" if session.diagnostic else "optimization",
-            summary=summary,
-        )
-    for st in add_steps:
-        next_steps.add_step(
-            cf.doc,
-            id=st.id,
-            title=st.title,
-            body=st.body,
-            effect=st.effect,
-            paths=st.paths,
-            added_in=n,
-            group=st.group,
-            rank=st.rank,
-        )
-    if status_text:
-        next_steps.set_status(cf.doc, status_text)
-    next_steps.set_last_session(cf.doc, max(n, camp.last_session))
-    cf.doc["revision"] = camp.revision + 1
-    yaml_text = store.dumps(cf)
-    source = store.display_path(ws, ws.campaign_path(campaign))
-    new_camp = store.loads(
-        yaml_text, name=campaign, source=f"{source} (as it would be written)"
-    ).campaign
+    yaml_text, new_camp = updated_campaign(
+        ws,
+        campaign,
+        session,
+        cf=cf,
+        resolve=resolve,
+        add_steps=add_steps,
+        status_text=status_text,
+        summary=summary,
+    )
     md_text = render.render_prompt(new_camp, ws=ws)
     md_path = ws.rendered_path(campaign)
     md_hand_edited = False

@@ -1,0 +1,80 @@
+"""`sessionctl demo` end to end: a real PostgreSQL, a real git repository, one real session."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from sessionctl.cli import app
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_demo_runs_one_real_session_and_commits_it(tmp_path: Path) -> None:
+    root = tmp_path / "demo"
+    result = CliRunner().invoke(
+        app, ["demo", "--dir", str(root), "--duration", "0.5s", "--pairs", "3", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["kept"] is True and Path(out["root"]) == root.resolve()
+    assert out["rows"] == 300_000
+
+    # Three commits: the app, then the code change with its log entry, then the prompt update.
+    subjects = _git(root, "log", "--format=%s").splitlines()
+    assert len(subjects) == 3
+    assert subjects[1].startswith("perf(demo): session 1:")
+    assert subjects[0].startswith("prompt(demo): after session 1")
+    code_files = set(_git(root, "show", "--name-only", "--format=", "HEAD~1").split())
+    assert code_files == {"logs/demo-perf-log.md", "migrations/001_orders_customer_idx.sql"}
+    prompt_files = set(_git(root, "show", "--name-only", "--format=", "HEAD").split())
+    assert prompt_files == {"prompts/demo.yaml", "prompts/demo.md"}
+    body = _git(root, "log", "-1", "--format=%B", "HEAD~1")
+    assert "Session: 1" in body and "Verdict:" in body
+    assert _git(root, "status", "--porcelain", "--untracked-files=no") == ""
+
+    # An index turns a scan into a probe: a real, large effect the paired comparison must see.
+    qps = [v for v in out["verdicts"] if v["metric"].startswith("qps@c4")]
+    assert qps and qps[0]["verdict"] in ("improved", "probably improved")
+    assert qps[0]["ratio"] > 5
+
+    # The log entry and the rotated next steps.
+    log = (root / "logs" / "demo-perf-log.md").read_text()
+    assert log.count("Session 1") >= 1 and "index-customer-lookup" in log
+    assert [s.split(":")[0] for s in out["next_steps"]] == ["covering-index", "check-plan-cache"]
+    rendered = (root / "prompts" / "demo.md").read_text()
+    assert "Index orders.customer_id" not in rendered.split("ompleted")[0]
+
+    # The server is stopped, and the kept workspace continues: status works without it.
+    yaml_text = (root / "prompts" / "demo.yaml").read_text()
+    port = int(yaml_text.split("127.0.0.1:")[1].split("/")[0])
+    assert not _port_open(port)
+    status = subprocess.run(
+        ["sessionctl", "status", "--json"], cwd=root, capture_output=True, text=True, check=False
+    )
+    assert status.returncode == 0, status.stderr
+    state = json.loads(status.stdout)
+    assert state["open"] is False and state["next_step"] == "covering-index"
+
+
+def test_demo_refuses_a_non_empty_folder(tmp_path: Path) -> None:
+    (tmp_path / "x.txt").write_text("mine")
+    result = CliRunner().invoke(app, ["demo", "--dir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "not empty" in result.output
+    assert (tmp_path / "x.txt").read_text() == "mine"
