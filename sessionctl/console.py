@@ -95,7 +95,9 @@ class _RichTask:
     def advance(self, amount: float = 1.0) -> None:
         self._progress.advance(self._id, amount)
 
-    def update(self, *, completed: float | None = None, total: float | None = None, **fields: Any) -> None:
+    def update(
+        self, *, completed: float | None = None, total: float | None = None, **fields: Any
+    ) -> None:
         live = " ".join(f"{k}={_fmt(v)}" for k, v in fields.items())
         kwargs: dict[str, Any] = {}
         if completed is not None:
@@ -117,7 +119,9 @@ class _NullTask:
     def advance(self, amount: float = 1.0) -> None:
         pass
 
-    def update(self, *, completed: float | None = None, total: float | None = None, **fields: Any) -> None:
+    def update(
+        self, *, completed: float | None = None, total: float | None = None, **fields: Any
+    ) -> None:
         pass
 
 
@@ -136,7 +140,7 @@ class RichReporter:
 
     @contextlib.contextmanager
     def task(self, description: str, *, total: float | None = None) -> Iterator[Any]:
-        if _quiet or not err.is_terminal and not _force_progress():
+        if _quiet or (not err.is_terminal and not _force_progress()):
             yield _NullTask()
             return
         from rich.progress import (

@@ -60,8 +60,7 @@ def candidate_bindirs() -> Iterator[Path]:
     if pg_config:
         with contextlib.suppress(CommandError, ToolNotFound):
             yield Path(run([pg_config, "--bindir"]).stdout.strip())
-    for d in sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=_version_key, reverse=True):
-        yield d
+    yield from sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=_version_key, reverse=True)
     with contextlib.suppress(ImportError):
         import pgserver  # type: ignore[import-not-found]
 
@@ -93,7 +92,9 @@ def unprivileged_user() -> str | None:
         with contextlib.suppress(KeyError):
             pwd.getpwnam(name)
             return name
-    raise TargetError("running as root and no unprivileged user (postgres, nobody) exists to run PostgreSQL")
+    raise TargetError(
+        "running as root and no unprivileged user (postgres, nobody) exists to run PostgreSQL"
+    )
 
 
 def _reachable_bindir(bindir: Path, user: str | None) -> Path:
@@ -244,15 +245,29 @@ class EmbeddedPostgres:
             return self
         log_tail = ""
         with contextlib.suppress(OSError):
-            log_tail = " | ".join((self.datadir / "server.log").read_text().strip().splitlines()[-3:])
-        raise TargetError(f"embedded PostgreSQL did not start in {self.datadir}: {last} {log_tail}".strip())
+            log_tail = " | ".join(
+                (self.datadir / "server.log").read_text().strip().splitlines()[-3:]
+            )
+        raise TargetError(
+            f"embedded PostgreSQL did not start in {self.datadir}: {last} {log_tail}".strip()
+        )
 
     def stop(self) -> None:
         """Stop the server (fast shutdown) and remove folders this object created."""
         if self.running:
             with contextlib.suppress(CommandError, ToolNotFound):
                 self._run(
-                    [str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "fast", "-w", "-t", "30", "stop"],
+                    [
+                        str(self.bindir / "pg_ctl"),
+                        "-D",
+                        str(self.datadir),
+                        "-m",
+                        "fast",
+                        "-w",
+                        "-t",
+                        "30",
+                        "stop",
+                    ],
                     timeout=60,
                 )
             self.running = False
@@ -281,7 +296,10 @@ class EmbeddedPostgres:
         return self.start()
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.cleanup()
 
@@ -292,9 +310,19 @@ def _current_user() -> str:
     return pwd.getpwuid(os.geteuid()).pw_name
 
 
-def server_argv(bindir: Path, datadir: Path, port: int, settings: dict[str, str] | None = None) -> list[str]:
+def server_argv(
+    bindir: Path, datadir: Path, port: int, settings: dict[str, str] | None = None
+) -> list[str]:
     """The foreground ``postgres`` command line for ``datadir`` on 127.0.0.1:``port``."""
-    argv = [str(bindir / "postgres"), "-D", str(datadir), "-p", str(port), "-k", str(datadir / "socket")]
+    argv = [
+        str(bindir / "postgres"),
+        "-D",
+        str(datadir),
+        "-p",
+        str(port),
+        "-k",
+        str(datadir / "socket"),
+    ]
     argv += ["-c", "listen_addresses=127.0.0.1"]
     for k, v in {**DEFAULT_SETTINGS, **(settings or {})}.items():
         argv += ["-c", f"{k}={v}"]

@@ -45,7 +45,9 @@ def describe_argv(argv: Sequence[str]) -> str:
 
 def which(tool: str, *, hint: str | None = None) -> str:
     """Return the path of ``tool`` or raise ToolNotFound naming what to install."""
-    found = shutil.which(tool) if os.sep not in tool else (tool if os.access(tool, os.X_OK) else None)
+    found = (
+        shutil.which(tool) if os.sep not in tool else (tool if os.access(tool, os.X_OK) else None)
+    )
     if found is None:
         fix = hint or f"install {tool!r} or put it on PATH"
         raise ToolNotFound(f"{tool}: not found; {fix}")
@@ -159,7 +161,7 @@ def session_pids(sid: int) -> list[int]:
 
 
 def signal_session(sid: int, sig: int) -> None:
-    """Send ``sig`` to every process in session ``sid`` (covers child groups with their own pgid)."""
+    """Send ``sig`` to every process in session ``sid`` (and child groups with their own pgid)."""
     for pid in session_pids(sid):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, sig)

@@ -17,7 +17,9 @@ class Task(Protocol):
     def advance(self, amount: float = 1.0) -> None:
         """Move the bar forward."""
 
-    def update(self, *, completed: float | None = None, total: float | None = None, **fields: Any) -> None:
+    def update(
+        self, *, completed: float | None = None, total: float | None = None, **fields: Any
+    ) -> None:
         """Set position/total or live fields (e.g. ``qps=1234.0``) shown beside the bar."""
 
 
@@ -33,7 +35,9 @@ class Reporter(Protocol):
     def warn(self, message: str) -> None:
         """Say something the user should look at."""
 
-    def task(self, description: str, *, total: float | None = None) -> contextlib.AbstractContextManager[Task]:
+    def task(
+        self, description: str, *, total: float | None = None
+    ) -> contextlib.AbstractContextManager[Task]:
         """Show a progress bar for the duration of a ``with`` block."""
 
 
@@ -41,7 +45,9 @@ class _NullTask:
     def advance(self, amount: float = 1.0) -> None:
         pass
 
-    def update(self, *, completed: float | None = None, total: float | None = None, **fields: Any) -> None:
+    def update(
+        self, *, completed: float | None = None, total: float | None = None, **fields: Any
+    ) -> None:
         pass
 
 

@@ -87,7 +87,9 @@ def find_workspace(start: Path | None = None) -> Workspace:
     if env:
         root = Path(env).expanduser().resolve()
         if not root.is_dir():
-            raise UsageError(f"{ENV_ROOT}={env}: no such folder; unset it or point it at a workspace")
+            raise UsageError(
+                f"{ENV_ROOT}={env}: no such folder; unset it or point it at a workspace"
+            )
         return Workspace(root)
     here = (start or Path.cwd()).resolve()
     for folder in (here, *here.parents):

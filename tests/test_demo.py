@@ -16,7 +16,9 @@ pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 
 def _git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout
+    return subprocess.run(
+        ["git", *args], cwd=repo, check=True, capture_output=True, text=True
+    ).stdout
 
 
 def _port_open(port: int) -> bool:

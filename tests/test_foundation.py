@@ -74,7 +74,9 @@ def test_run_missing_tool_is_tool_not_found() -> None:
         run(["no-such-tool-xyz"])
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("20s", 20), ("1m30s", 90), ("500ms", 0.5), ("2h", 7200), (3, 3)])
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("20s", 20), ("1m30s", 90), ("500ms", 0.5), ("2h", 7200), (3, 3)]
+)
 def test_parse_duration(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
 

@@ -1,27 +1,175 @@
 """The command line: typer declarations only; every command calls into the core.
 
 Each area has its own module here (``prompt``, ``next_steps``, ``session``, ``bench``...), and
-each module exposes ``register(app)``. Core modules are imported inside the commands so that
-``sessionctl --help`` stays fast. SessionctlError is caught in exactly one place: ``_Group.invoke``.
+each module exposes ``register(app)``. The root group is lazy: :data:`COMMANDS` names every
+top-level command, the module that registers it and the first paragraph of its help, so
+``sessionctl --help`` lists them without importing a single area module, and ``sessionctl X``
+imports and builds only X (typer evaluates every annotation of a command when it builds it,
+which for ~45 commands costs more than importing typer itself). Core modules are imported
+inside the commands. SessionctlError is caught in exactly one place: ``_Group.invoke``.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
-import traceback
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from gettext import gettext
 from typing import Annotated, Any
 
 import click
 import typer
+import typer.main
 from typer.core import TyperGroup
 
 from sessionctl import __version__, console
 from sessionctl.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, SessionctlError
 
+# Every top-level command: name -> (module in sessionctl.cli whose register() adds it, the first
+# paragraph of its help). The order is the order of `sessionctl --help`. Keep it in step with the
+# modules: tests/test_cli_startup.py compares it (and the help it produces) with what register()
+# really builds, and prints the rows to paste when they drift.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "start": ("session", "Open the next session on a next step, on a clean working copy."),
+    "status": (
+        "session",
+        "Show the open session: phases, measurements, findings and what close will do.",
+    ),
+    "record": ("session", "Record work into the open session as it happens."),
+    "close": (
+        "session",
+        "Close the session: log entry, YAML update, the code change, then the prompt change.",
+    ),
+    "abort": (
+        "session",
+        "End the session without a code change: log why, keep the findings.",
+    ),
+    "bench": (
+        "bench",
+        "Run a benchmark across concurrency levels; print the sweep table and record it.",
+    ),
+    "compare": (
+        "compare",
+        "Compare a baseline (A) and the candidate (B) in interleaved pairs and judge every metric.",
+    ),
+    "run": (
+        "run",
+        "Run the agent for up to N sessions: start, launch, bound, audit, close or fail, repeat.",
+    ),
+    "demo": (
+        "demo",
+        "Run one complete measured session on a tiny app against an embedded PostgreSQL.",
+    ),
+    "prompt": (
+        "prompt",
+        "The campaign's handoff prompt: YAML source of truth, rendered markdown, import.",
+    ),
+    "template": (
+        "prompt",
+        "The jinja2 templates prompts are rendered with (packaged defaults, overrides).",
+    ),
+    "next": (
+        "next_steps",
+        "The campaign's ranked next steps (rank = position; every change re-renders the prompt).",
+    ),
+    "metrics": (
+        "metrics",
+        "Scrape Prometheus metrics, diff two scrapes, compute PromQL-exact quantiles.",
+    ),
+    "profile": (
+        "profile",
+        "Sample the target while a benchmark runs; report samples per query per function.",
+    ),
+}
+
+
+def build_command(name: str, *, root: typer.Typer | None = None) -> click.Command:
+    """Import the module that registers ``name`` and build that one command (or group)."""
+    root = root or app
+    module = importlib.import_module(f"sessionctl.cli.{COMMANDS[name][0]}")
+    scratch = typer.Typer(rich_markup_mode=root.rich_markup_mode, add_completion=False)
+    module.register(scratch)
+    for info in scratch.registered_commands:
+        callback_name = info.callback.__name__ if info.callback else ""
+        if (info.name or typer.main.get_command_name(callback_name)) == name:
+            return typer.main.get_command_from_info(
+                info,
+                pretty_exceptions_short=root.pretty_exceptions_short,
+                rich_markup_mode=root.rich_markup_mode,
+            )
+    for group in scratch.registered_groups:
+        if group.name == name:
+            return typer.main.get_group_from_info(
+                group,
+                pretty_exceptions_short=root.pretty_exceptions_short,
+                rich_markup_mode=root.rich_markup_mode,
+                suggest_commands=root.suggest_commands,
+            )
+    raise RuntimeError(f"sessionctl.cli.{COMMANDS[name][0]}.register() adds no {name!r} command")
+
+
+class LazyCommands(MutableMapping[str, click.Command]):
+    """The root's sub-commands: every name is known up front, each is built on first access."""
+
+    def __init__(
+        self, built: Mapping[str, click.Command], build: Callable[[str], click.Command]
+    ) -> None:
+        self._built = dict(built)
+        self._build = build
+        self._names = [*COMMANDS, *(n for n in built if n not in COMMANDS)]
+
+    def __getitem__(self, name: str) -> click.Command:
+        if name not in self._built:
+            if name not in self._names:
+                raise KeyError(name)
+            self._built[name] = self._build(name)
+        return self._built[name]
+
+    def __setitem__(self, name: str, command: click.Command) -> None:
+        if name not in self._names:
+            self._names.append(name)
+        self._built[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        self._names.remove(name)
+        self._built.pop(name, None)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._names))
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def summary(self, name: str) -> click.Command:
+        """The built command, or a stand-in carrying its help from :data:`COMMANDS`."""
+        if name in self._built:
+            return self._built[name]
+        return click.Command(name, help=COMMANDS[name][1])
+
 
 class _Group(TyperGroup):
-    """Root group: turns SessionctlError into one error line and its exit code."""
+    """Root group: builds sub-commands on demand; turns SessionctlError into one error line."""
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        self.commands: LazyCommands = LazyCommands(self.commands, build_command)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """click's listing, with each command's help taken from the table unless it is built."""
+        rows = [(name, self.commands.summary(name)) for name in self.list_commands(ctx)]
+        rows = [(name, cmd) for name, cmd in rows if not cmd.hidden]
+        if not rows:
+            return
+        limit = formatter.width - 6 - max(len(name) for name, _ in rows)
+        with formatter.section(gettext("Commands")):
+            formatter.write_dl([(name, cmd.get_short_help_str(limit)) for name, cmd in rows])
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -36,6 +184,8 @@ class _Group(TyperGroup):
             raise
         except Exception as exc:
             if os.environ.get("SESSIONCTL_DEBUG"):
+                import traceback
+
                 traceback.print_exc()
             console.error(
                 f"internal error: {type(exc).__name__}: {exc} "
@@ -72,26 +222,6 @@ def _root(
     ] = False,
 ) -> None:
     """Run measured, logged, reproducible optimization sessions (for you or an AI agent)."""
-
-
-def _register() -> None:
-    from sessionctl.cli import (
-        bench,
-        compare,
-        demo,
-        metrics,
-        next_steps,
-        profile,
-        prompt,
-        run,
-        session,
-    )
-
-    for module in (prompt, next_steps, session, bench, metrics, compare, profile, run, demo):
-        module.register(app)
-
-
-_register()
 
 
 def main() -> None:

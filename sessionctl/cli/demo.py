@@ -13,19 +13,25 @@ from sessionctl.cli.common import JsonOpt, emit, reporter
 def demo(
     directory: Annotated[
         Path | None,
-        typer.Option("--dir", help="Create the demo workspace here (kept). Default: a temp folder."),
+        typer.Option(
+            "--dir", help="Create the demo workspace here (kept). Default: a temp folder."
+        ),
     ] = None,
-    keep: Annotated[bool, typer.Option("--keep", help="Keep the workspace afterwards to continue from it.")] = False,
+    keep: Annotated[
+        bool, typer.Option("--keep", help="Keep the workspace afterwards to continue from it.")
+    ] = False,
     duration: Annotated[
-        str | None, typer.Option("--duration", help="Seconds per benchmark run (default: the campaign's 3s).")
+        str | None,
+        typer.Option("--duration", help="Seconds per benchmark run (default: the campaign's 3s)."),
     ] = None,
-    pairs: Annotated[int, typer.Option("--pairs", min=2, help="Interleaved A/B pairs for the verdict.")] = 6,
+    pairs: Annotated[
+        int, typer.Option("--pairs", min=2, help="Interleaved A/B pairs for the verdict.")
+    ] = 6,
     json_output: JsonOpt = False,
 ) -> None:
     """Run one complete measured session on a tiny app against an embedded PostgreSQL."""
     from sessionctl import console
     from sessionctl.demo import run_demo
-
     from sessionctl.errors import UsageError
     from sessionctl.units import parse_duration
 
@@ -34,7 +40,11 @@ def demo(
     except ValueError as exc:
         raise UsageError(f"--duration: {exc}") from None
     result = run_demo(
-        directory=directory, keep=keep, duration=seconds, pairs=pairs, reporter=reporter(json_output)
+        directory=directory,
+        keep=keep,
+        duration=seconds,
+        pairs=pairs,
+        reporter=reporter(json_output),
     )
 
     def show() -> None:
@@ -68,11 +78,13 @@ def demo(
             console.print_text(
                 f"\nContinue from here:\n  cd {result.root}\n  sessionctl status\n"
                 "  sessionctl next list                 # what the next session will work on\n"
-                "  sessionctl bench --phase baseline    # starts and stops the demo's server itself\n"
+                "  sessionctl bench --phase baseline    # starts and stops the server itself\n"
                 "  sessionctl run demo --agent claude --sessions 3"
             )
         else:
-            console.print_text("The workspace was removed; run `sessionctl demo --keep` to continue from it.")
+            console.print_text(
+                "The workspace was removed; run `sessionctl demo --keep` to continue from it."
+            )
 
     emit(json_output, result.to_dict(), show)
 

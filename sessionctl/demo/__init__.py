@@ -84,7 +84,8 @@ def create_workspace(root: Path, *, sql_url: str, start: list[str]) -> Workspace
     (root / "logs").mkdir(exist_ok=True)
     atomic_write(
         root / "logs" / f"{CAMPAIGN}-perf-log.md",
-        "# Demo shop: customer lookup perf log\n\nOne entry per session, appended by `sessionctl close`.\n",
+        "# Demo shop: customer lookup perf log\n\n"
+        "One entry per session, appended by `sessionctl close`.\n",
     )
     (root / "migrations").mkdir(exist_ok=True)
     atomic_write(root / "migrations" / ".gitkeep", "")
@@ -114,7 +115,10 @@ def load_data(url: str, root: Path, *, reporter: Reporter) -> int:
     """Create the schema and load the orders; return the row count."""
     import psycopg
 
-    with reporter.task("loading 300k orders", total=2) as task, psycopg.connect(url, autocommit=True) as conn:
+    with (
+        reporter.task("loading 300k orders", total=2) as task,
+        psycopg.connect(url, autocommit=True) as conn,
+    ):
         conn.execute((root / "app" / "schema.sql").read_text())  # type: ignore[arg-type]
         task.advance()
         conn.execute((root / "app" / "load.sql").read_text())  # type: ignore[arg-type]
@@ -124,7 +128,7 @@ def load_data(url: str, root: Path, *, reporter: Reporter) -> int:
 
 
 def data_folder(root: Path) -> Path:
-    """Where the demo server keeps its data: in the workspace, or (as root) where ``postgres`` can reach."""
+    """Where the demo server keeps its data (as root: where ``postgres`` can reach it)."""
     import hashlib
     import os
 
@@ -153,7 +157,9 @@ def run_demo(
     if directory is not None:
         root = directory.expanduser().resolve()
         if root.exists() and any(root.iterdir()):
-            raise UsageError(f"{root}: folder exists and is not empty; pass a new --dir or remove it")
+            raise UsageError(
+                f"{root}: folder exists and is not empty; pass a new --dir or remove it"
+            )
         keep = True
     else:
         root = Path(tempfile.mkdtemp(prefix="sessionctl-demo-"))
@@ -168,15 +174,21 @@ def run_demo(
             pg.start()
             pg.wait_ready()
             task.advance()
-        reporter.info(f"PostgreSQL listening on 127.0.0.1:{pg.port} (loopback only), data in {datadir}")
+        reporter.info(
+            f"PostgreSQL listening on 127.0.0.1:{pg.port} (loopback only), data in {datadir}"
+        )
         serve = [sys.executable, "-m", "sessionctl.embedded_postgres", "serve"]
         ws = create_workspace(
             root, sql_url=pg.url, start=[*serve, "--datadir", str(datadir), "--port", str(port)]
         )
         rows = load_data(pg.url, root, reporter=reporter)
-        reporter.info(f"loaded {rows:,} orders; from here on sessionctl starts and stops the server")
+        reporter.info(
+            f"loaded {rows:,} orders; from here on sessionctl starts and stops the server"
+        )
         pg.stop()
-        agent = ScriptedAgent(ws=ws, campaign=CAMPAIGN, reporter=reporter, pairs=pairs, duration=duration)
+        agent = ScriptedAgent(
+            ws=ws, campaign=CAMPAIGN, reporter=reporter, pairs=pairs, duration=duration
+        )
         outcome = agent.run_session()
         ok = True
         return DemoResult(

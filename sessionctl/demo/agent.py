@@ -92,7 +92,9 @@ class ScriptedAgent:
         entry = log_after[len(log_before) :] if log_after.startswith(log_before) else log_after
         from sessionctl.campaign.store import load
 
-        steps = tuple(f"{s.id}: {s.title}" for s in load(self.ws, self.campaign).campaign.next_steps)
+        steps = tuple(
+            f"{s.id}: {s.title}" for s in load(self.ws, self.campaign).campaign.next_steps
+        )
         return SessionOutcome(
             session=session.number,
             verdicts=tuple(_verdicts(result)),
@@ -105,7 +107,12 @@ class ScriptedAgent:
         from sessionctl.bench.runner import run_bench
 
         outcome = run_bench(
-            self.ws, self.campaign, phase=phase, repeat=3, duration=self.duration, reporter=self.reporter
+            self.ws,
+            self.campaign,
+            phase=phase,
+            repeat=3,
+            duration=self.duration,
+            reporter=self.reporter,
         )
         self.reporter.info(outcome.measurement.summary_md)
 
@@ -116,7 +123,10 @@ class ScriptedAgent:
 
         camp = load(self.ws, self.campaign).campaign
         rows: list[Any] = []
-        with TargetHandle(self.ws, camp, reporter=self.reporter) as target, target.connect() as conn:
+        with (
+            TargetHandle(self.ws, camp, reporter=self.reporter) as target,
+            target.connect() as conn,
+        ):
             for sql in statements:
                 cur = conn.execute(sql)
                 rows = cur.fetchall() if cur.description else []
@@ -129,14 +139,18 @@ class ScriptedAgent:
         rows = self._sql(f"EXPLAIN (ANALYZE, COSTS OFF) {query}")
         lines = [str(r[0]) for r in rows]
         scan = next((ln.strip() for ln in lines if re.search(r"Scan", ln)), lines[0].strip())
-        timing = "; ".join(ln.strip() for ln in lines if ln.strip().startswith(("Planning Time", "Execution Time")))
+        timing = "; ".join(
+            ln.strip() for ln in lines if ln.strip().startswith(("Planning Time", "Execution Time"))
+        )
         return f"EXPLAIN ANALYZE of the lookup: `{scan.lstrip('-> ')}`; {timing}."
 
     def _apply_change(self) -> None:
         path = self.ws.root / MIGRATION
         atomic_write(
             path,
-            "-- Session change: the customer lookup filters on customer_id; index it.\n" + INDEX_SQL + "\n",
+            "-- Session change: the customer lookup filters on customer_id; index it.\n"
+            + INDEX_SQL
+            + "\n",
         )
         self._sql(path.read_text(), "ANALYZE orders")
 
@@ -155,7 +169,9 @@ class ScriptedAgent:
 
 
 def _verdicts(result: Any) -> list[dict[str, Any]]:
-    judgements = getattr(result, "judgements", None) or getattr(getattr(result, "plan", None), "judgements", ())
+    judgements = getattr(result, "judgements", None) or getattr(
+        getattr(result, "plan", None), "judgements", ()
+    )
     return [j.to_dict() if hasattr(j, "to_dict") else dict(j) for j in judgements or ()]
 
 
