@@ -82,11 +82,14 @@ class ComparisonSides:
 
 def SqlSides(*, a_sql: Sequence[str] = (), b_sql: Sequence[str] = ()) -> ComparisonSides:
     """Two sides of one server that differ by setup SQL (e.g. without vs with an index)."""
+
+    def describe(sql: Sequence[str]) -> str:
+        return "setup SQL: " + ("; ".join(q.strip().rstrip(";") for q in sql) or "none")
+
     return ComparisonSides(
-        "sql",
-        Side("A", "setup SQL: " + ("; ".join(a_sql) or "none"), setup_sql=tuple(a_sql)),
-        Side("B", "setup SQL: " + ("; ".join(b_sql) or "none"), setup_sql=tuple(b_sql)),
-    )
+        "sql", Side("A", describe(a_sql), setup_sql=tuple(a_sql)),
+        Side("B", describe(b_sql), setup_sql=tuple(b_sql)),
+    )  # fmt: skip
 
 
 def ArtifactSides(artifacts_dir: Path) -> ComparisonSides:
@@ -365,7 +368,10 @@ class _Sides:
                 try:
                     conn.execute(sql)
                 except psycopg.Error as exc:
-                    msg = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                    from sessionctl.target import scrub
+
+                    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                    msg = scrub(first, self.handle.secrets)
                     raise TargetError(
                         f"side {side.label} setup SQL [{i}] `{sql}` failed: {msg}"
                     ) from None

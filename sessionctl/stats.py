@@ -17,9 +17,10 @@ Choices, documented once:
 - Wilcoxon rank-sum (Mann-Whitney) for unpaired data: exact conditional distribution for
   N <= 30, else the normal approximation with tie and continuity correction.
 - Bootstrap: resampling whole pairs (or each side's runs) with ``random.Random(seed)``; the
-  interval is **BCa** (bias-corrected and accelerated, jackknife acceleration as in scipy); when
-  every resample lands on one side of the estimate BCa is undefined and the percentile interval
-  is used instead.
+  interval is **BCa** (bias-corrected and accelerated; jackknife acceleration as in scipy; in
+  the bias correction, resamples equal to the estimate count half, which matters with few
+  pairs); when every resample lands on one side of the estimate BCa is undefined and the
+  percentile interval is used instead.
 - Minimum detectable effect: ``(t_{1-alpha/2,df} + t_{power,df}) * se`` (the usual
   non-central-t approximation), alpha = 0.05, power = 0.8.
 - Outliers: modified z-score ``0.6745 (x - median) / MAD`` beyond 3.5 (Iglewicz & Hoaglin);

@@ -43,7 +43,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from sessionctl import stats
@@ -461,15 +461,16 @@ def _samples(v: Value) -> tuple[float, ...]:
 def summarize_session(
     measurements: Sequence[Measurement], *, compare: CompareSpec
 ) -> list[Judgement]:
-    """The session's verdicts: a paired comparison's if any, else baseline vs re-measure."""
+    """The session's verdicts: per metric a paired comparison's, else baseline vs re-measure.
+
+    The latest ``compare`` measurement of each benchmark gives paired judgements; every value a
+    baseline and a re-measure share that no comparison covers is judged unpaired. Labels are
+    ``bench:name`` when several benchmarks are involved.
+    """
     paired: dict[str, list[Judgement]] = {}
     for m in measurements:
         if m.source == "compare" and m.details.get("judgements"):
-            paired[m.name] = [
-                Judgement.from_dict(d) for d in m.details["judgements"]
-            ]  # latest wins
-    if paired:
-        return [j for js in paired.values() for j in js]
+            paired[m.name] = [Judgement.from_dict(d) for d in m.details["judgements"]]
     before: dict[tuple[str, str], Value] = {}
     after: dict[tuple[str, str], Value] = {}
     for m in measurements:
@@ -477,9 +478,14 @@ def summarize_session(
         if side is not None:
             for v in m.values:
                 side[(m.name, v.name)] = v
-    shared = [k for k in before if k in after]
-    several = len({bench for bench, _ in shared}) > 1
-    out = []
+    covered = {(bench, j.metric) for bench, js in paired.items() for j in js}
+    shared = [k for k in before if k in after and k not in covered]
+    several = len({bench for bench, _ in shared} | set(paired)) > 1
+    out = [
+        replace(j, metric=f"{bench}:{j.metric}") if several else j
+        for bench, js in paired.items()
+        for j in js
+    ]
     for bench, name in shared:
         bv, av = before[(bench, name)], after[(bench, name)]
         label = f"{bench}:{name}" if several else name

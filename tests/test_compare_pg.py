@@ -137,3 +137,18 @@ def test_restart_per_run_artifact_side_and_open_loop(
     p99 = next(j for j in res.judgements if j.metric == "p99_ms@c2")
     assert any("open-loop run at 150/s" in w for w in p99.warnings)
     assert res.judgements[0].metric == "qps@c2" and res.session is None
+
+
+def test_failing_side_sql_names_the_side_and_keeps_partial_runs(
+    ws: Workspace, pg_url: str, table: str
+) -> None:
+    from sessionctl.errors import TargetError
+
+    _campaign(ws, pg_url, top="compare:\n  warmup_runs: 0\n")
+    sides = SqlSides(a_sql=("SELECT 1",), b_sql=("SELEC broken",))
+    with pytest.raises(
+        TargetError, match=r"side B setup SQL \[0\] `SELEC broken` failed: syntax error"
+    ):
+        run_compare(ws, "t", sides=sides, pairs=1, duration=0.2, record=False)
+    partial = list(ws.runs_dir("t").glob("*-lookup-compare*/runs-partial.json"))
+    assert len(partial) == 1 and [r["side"] for r in json.loads(partial[0].read_text())] == ["A"]

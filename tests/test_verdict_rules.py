@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from dataclasses import replace
 
 import pytest
 
@@ -252,3 +253,26 @@ def test_summarize_falls_back_to_unpaired_and_single_runs() -> None:
     assert out[1].verdict == "inconclusive" and out[1].warnings == ("single run per side",)
     assert out[1].ratio == pytest.approx(0.8) and out[1].threshold == 0.05
     assert summarize_session([], compare=CompareSpec()) == []
+
+
+def test_summarize_merges_paired_and_unpaired_per_metric() -> None:
+    a, b = _noisy(random.Random(9), 6, 1.2, 0.01)
+    j = judge_paired("qps@c4", a, b, better="higher", threshold=0.02)
+    other = Measurement(
+        source="builtin",
+        name="scan",
+        phase="baseline",
+        values=(Value("qps@c4", 10, better="higher", samples=(10, 11)),),
+    )
+    ms = [
+        _m("builtin", "baseline", [Value("qps@c4", 100, samples=(100, 101)),
+                                   Value("p99_ms@c4", 5.0, better="lower", samples=(5.0, 5.1))]),
+        _m("builtin", "remeasure", [Value("qps@c4", 120, samples=(120, 121)),
+                                    Value("p99_ms@c4", 4.0, better="lower", samples=(4.0, 4.1))]),
+        _m("compare", None, [], {"judgements": [j.to_dict()]}),
+    ]  # fmt: skip
+    out = summarize_session(ms, compare=CompareSpec())
+    assert [(x.metric, x.method) for x in out] == [("qps@c4", "paired"), ("p99_ms@c4", "unpaired")]
+    later = replace(other, phase="remeasure", values=(Value("qps@c4", 12, samples=(12, 12.5)),))
+    two = summarize_session([*ms, other, later], compare=CompareSpec())
+    assert [x.metric for x in two] == ["lookup:qps@c4", "lookup:p99_ms@c4", "scan:qps@c4"]
