@@ -5,13 +5,14 @@ Targets (issue 2): `sessionctl --help` <= 1.3x the reference, `sessionctl status
 open, a baseline measurement and a finding recorded and one edited source file, so it does the
 whole of its work: recovery check, campaign load, session entries and the close-plan preview.
 
-Method: every command runs once to warm the page cache and the .pyc files, then all of them run
-round-robin (so machine noise hits them alike) N times; the verdict uses the median wall time of
-each command divided by the reference's median. Each row also shows the median CPU time
-(user + sys of the child and its own children, e.g. git) and its ratio, which a busy machine
-disturbs much less than wall time: when the two ratios disagree, trust the CPU one and rerun on a
-quiet machine. Every command runs with the interpreter running this script (the console script
-installed next to it), so a pyenv/venv shim in front of either does not skew the comparison.
+Method: every command runs once to warm the page cache and the byte-code cache (kept in a
+temporary PYTHONPYCACHEPREFIX, so the checkout stays clean), then all of them run in N rounds,
+each round in a new shuffled order (so machine noise hits them alike); the verdict uses the
+median wall time of each command divided by the reference's median. Each row also shows the
+median CPU time (user + sys of the child and its own children, e.g. git) and its ratio, which a
+busy machine disturbs much less than wall time: when the two ratios disagree, trust the CPU one
+and rerun on a quiet machine. Every command runs with the interpreter running this script (the
+console script installed next to it), so a pyenv/venv shim in front of one does not skew it.
 
     python benchmarks/startup.py [-n 21] [--gate wall|cpu]
 
@@ -21,10 +22,11 @@ Exits 1 when a target is missed (by the ``--gate`` measure, wall time unless tol
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import random
 import re
 import resource
-import shutil
 import statistics
 import subprocess
 import sys
@@ -83,7 +85,16 @@ def workspace(root: Path, env: dict[str, str]) -> None:
     git(root, "commit", "-q", "-m", "initial")
     for args in (
         ["start", CAMPAIGN],
-        ["record", CAMPAIGN, "--phase", "baseline", "--metric", "qps=1000", "--metric", "p99=3.2ms"],
+        [
+            "record",
+            CAMPAIGN,
+            "--phase",
+            "baseline",
+            "--metric",
+            "qps=1000",
+            "--metric",
+            "p99=3.2ms",
+        ],
         ["record", CAMPAIGN, "--phase", "profile", "--finding", "decode dominates"],
     ):
         subprocess.run([*cli(), *args], cwd=root, env=env, check=True, capture_output=True)
@@ -114,7 +125,17 @@ def main() -> int:
             "GIT_CONFIG_NOSYSTEM": "1",
         }
         env.pop("SESSIONCTL_CAMPAIGN", None)
+        # Byte-code as an installed package has it, for every module on both sides alike: with
+        # PYTHONDONTWRITEBYTECODE (set on some dev machines) sessionctl would be compiled from
+        # source on every run while typer and rich load their installed .pyc files.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(Path(tmp) / "pycache")
         workspace(root, env)
+        shown = subprocess.run(
+            [*cli(), "status", "--json"], cwd=root, env=env, capture_output=True, check=True
+        )
+        if not json.loads(shown.stdout).get("close_plan"):
+            raise SystemExit("setup: `sessionctl status` shows no open session with a close plan")
         commands = {
             REFERENCE: [sys.executable, "-c", "import typer, rich.console"],
             "sessionctl --help": [*cli(), "--help"],
@@ -126,9 +147,12 @@ def main() -> int:
         cpu: dict[str, list[float]] = {name: [] for name in commands}
         for argv in commands.values():
             timed(argv, env, root)  # warm the page cache and .pyc files
+        order = list(commands)
+        shuffle = random.Random(0).shuffle
         for _ in range(args.n):
-            for name, argv in commands.items():
-                w, c = timed(argv, env, root)
+            shuffle(order)  # a fresh order each round: no command always follows the same one
+            for name in order:
+                w, c = timed(commands[name], env, root)
                 wall[name].append(w)
                 cpu[name].append(c)
 
@@ -152,7 +176,7 @@ def main() -> int:
         )
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(
-        f"(medians of {args.n} round-robin runs; {os.cpu_count()} CPUs, load {load}; "
+        f"(medians of {args.n} shuffled rounds; {os.cpu_count()} CPUs, load {load}; "
         "rerun on a quiet machine before drawing conclusions)"
     )
     if missed:

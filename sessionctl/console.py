@@ -7,18 +7,43 @@ Core modules never import this (or rich); they return data or report through
 from __future__ import annotations
 
 import contextlib
-import json
 import sys
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.markup import escape
+if TYPE_CHECKING:
+    from rich.console import Console
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+    # Created on first use (see __getattr__): `sessionctl --help` never needs rich.
+    out: Console
+    err: Console
 
+_consoles: dict[str, Console] = {}
 _quiet = False
+
+
+def _console(name: str) -> Console:
+    """The stdout (``out``) or stderr (``err``) console, created on first use."""
+    found = _consoles.get(name)
+    if found is None:
+        from rich.console import Console
+
+        found = _consoles[name] = Console(stderr=name == "err", highlight=False, soft_wrap=True)
+    return found
+
+
+def __getattr__(name: str) -> Any:
+    """Hand out ``console.out`` / ``console.err`` lazily (PEP 562)."""
+    if name in ("out", "err"):
+        return _console(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def escape(text: str) -> str:
+    """Escape rich markup in ``text``."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
 
 
 def set_quiet(quiet: bool) -> None:
@@ -29,32 +54,34 @@ def set_quiet(quiet: bool) -> None:
 
 def print_json(data: Any) -> None:
     """Write ``data`` as JSON to stdout (one document, nothing else on stdout)."""
+    import json
+
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
     sys.stdout.flush()
 
 
 def print_text(text: str) -> None:
     """Write plain text to stdout without markup interpretation."""
-    out.print(escape(text) if text else "", markup=True)
+    _console("out").print(escape(text) if text else "", markup=True)
 
 
 def print_markup(text: str) -> None:
     """Write rich markup to stdout."""
-    out.print(text)
+    _console("out").print(text)
 
 
 def error(message: str) -> None:
     """Print the one error line to stderr."""
-    err.print(f"[bold red]error:[/] {escape(message)}")
+    _console("err").print(f"[bold red]error:[/] {escape(message)}")
 
 
 def warn(message: str) -> None:
-    err.print(f"[yellow]warning:[/] {escape(message)}")
+    _console("err").print(f"[yellow]warning:[/] {escape(message)}")
 
 
 def info(message: str) -> None:
     if not _quiet:
-        err.print(escape(message))
+        _console("err").print(escape(message))
 
 
 def table(
@@ -72,7 +99,7 @@ def table(
         t.add_column(col)
     for row in rows:
         t.add_row(*("" if v is None else escape(str(v)) for v in row))
-    out.print(t)
+    _console("out").print(t)
 
 
 def kv(title: str | None, items: Mapping[str, Any]) -> None:
@@ -84,7 +111,7 @@ def kv(title: str | None, items: Mapping[str, Any]) -> None:
     t.add_column()
     for k, v in items.items():
         t.add_row(escape(str(k)), escape("" if v is None else str(v)))
-    out.print(t)
+    _console("out").print(t)
 
 
 class _RichTask:
@@ -130,7 +157,7 @@ class RichReporter:
 
     def phase(self, title: str) -> None:
         if not _quiet:
-            err.rule(f"[bold]{escape(title)}")
+            _console("err").rule(f"[bold]{escape(title)}")
 
     def info(self, message: str) -> None:
         info(message)
@@ -140,7 +167,7 @@ class RichReporter:
 
     @contextlib.contextmanager
     def task(self, description: str, *, total: float | None = None) -> Iterator[Any]:
-        if _quiet or (not err.is_terminal and not _force_progress()):
+        if _quiet or (not _console("err").is_terminal and not _force_progress()):
             yield _NullTask()
             return
         from rich.progress import (
@@ -161,7 +188,7 @@ class RichReporter:
             TimeElapsedColumn(),
             TimeRemainingColumn(),
             TextColumn("{task.fields[live]}"),
-            console=err,
+            console=_console("err"),
             transient=False,
         )
         with progress:

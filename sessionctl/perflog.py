@@ -206,6 +206,57 @@ def measurement_view(measurements: Sequence[Measurement], phase: str) -> list[di
     ]
 
 
+def agent_view(entries: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """The session's latest ``agent`` entry (what ``sessionctl run`` recorded) as template data.
+
+    None when no agent ran the session (a person did, without ``sessionctl run``).
+    """
+    from sessionctl.units import format_duration
+
+    found = [e for e in entries if e.get("type") == "agent"]
+    if not found:
+        return None
+    e = found[-1]
+    cost = e.get("cost_usd")
+    tokens = e.get("tokens") or {}
+    inp, cached, out = (int(tokens.get(k) or 0) for k in ("input", "cached_input", "output"))
+    token_text = None
+    if inp or cached or out:
+        token_text = f"{inp:,} in" + (f", {cached:,} cached" if cached else "") + f", {out:,} out"
+    duration = float(e.get("duration_s") or 0.0)
+    reason = str(e.get("exit_reason") or "unknown")
+    if reason == "exited":
+        code = e.get("exit_code")
+        end = "exited" if code is None else f"exited with code {code}"
+    else:
+        end = f"stopped: {e.get('detail') or reason}"
+    audit = e.get("audit") or {}
+    verdict = None
+    if "passed" in audit:
+        verdict = "passed" if audit["passed"] else "failed"
+    return {
+        "preset": str(e.get("preset") or "agent"),
+        "model": e.get("model"),
+        "turns": int(e.get("turns") or 0),
+        "cost_usd": cost,
+        "cost": _usd(cost),
+        "tokens": token_text,
+        "duration": format_duration(round(duration) if duration >= 60 else round(duration, 1)),
+        "exit_reason": reason,
+        "end": end,
+        "tool_calls": int(e.get("tool_calls") or 0),
+        "transcript": e.get("transcript"),
+        "audit": verdict,
+        "problems": [str(p.get("message")) for p in audit.get("problems") or ()],
+    }
+
+
+def _usd(value: float | None) -> str:
+    if value is None:
+        return "cost n/a"
+    return f"${value:.2f}" if value == 0 or abs(value) >= 0.01 else f"${value:.4f}"
+
+
 def trailers(
     *,
     session: int,

@@ -29,7 +29,13 @@ def _hermetic(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPath
     monkeypatch.setenv("JJ_USER", "Test User")
     monkeypatch.setenv("JJ_EMAIL", "test@example.com")
     monkeypatch.setenv("JJ_EDITOR", "false")
-    for var in ("SESSIONCTL_ROOT", "SESSIONCTL_CAMPAIGN", "SESSIONCTL_SESSION", "SESSIONCTL_NOW"):
+    for var in (
+        "SESSIONCTL_ROOT",
+        "SESSIONCTL_CAMPAIGN",
+        "SESSIONCTL_SESSION",
+        "SESSIONCTL_NOW",
+        "SESSIONCTL_RUN",  # set inside `sessionctl run`: close/abort would only record requests
+    ):
         monkeypatch.delenv(var, raising=False)
 
 

@@ -171,14 +171,19 @@ def test_background_children_left_behind_are_stopped(tmp_path: Path) -> None:
 
 
 def test_reap_session_kills_a_leftover_agent_group(tmp_path: Path) -> None:
+    ready = tmp_path / "ready"
     proc = process.spawn(
         [
             sys.executable,
             "-c",
-            "import signal,time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)",
+            "import signal,time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+            f"open({str(ready)!r}, 'w').close(); time.sleep(60)",
         ]
     )
-    time.sleep(0.2)
+    # SIGTERM must find the handler installed, however slowly the interpreter starts.
+    deadline = time.monotonic() + 30
+    while not ready.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
     assert reap_session(proc.pid, term_grace=0.5) == [proc.pid]
     proc.wait(timeout=5)
     assert proc.returncode == -signal.SIGKILL

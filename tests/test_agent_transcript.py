@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -235,7 +236,14 @@ def test_agent_env_points_the_agent_at_its_session() -> None:
         "SESSIONCTL_CAMPAIGN": "demo",
         "SESSIONCTL_ROOT": "/w",
         "SESSIONCTL_AUTHOR": "agent",
+        "SESSIONCTL_RUN": str(os.getpid()),  # its close/abort become requests to this loop
     }
+    assert (
+        presets.agent_env(AgentSpec(), session=4, campaign="d", root=Path("/w"), run_id="r7")[
+            "SESSIONCTL_RUN"
+        ]
+        == "r7"
+    )
 
 
 def test_campaign_agent_fields_for_presets_validate() -> None:

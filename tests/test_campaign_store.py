@@ -261,7 +261,7 @@ ERRORS = {
     "argv",
     [
         ["prompt", "check", "bad"],
-        ["next", "add", "-c", "bad", "--id", "z", "--title", "Z"],
+        ["next", "add", "-C", "bad", "--id", "z", "--title", "Z"],
         ["prompt", "render", "bad"],
     ],
     ids=["check", "next-add", "render"],

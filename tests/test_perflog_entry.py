@@ -14,6 +14,8 @@ import pytest
 from conftest import git
 
 from sessionctl import perflog
+from sessionctl.agent.launch import AgentRun
+from sessionctl.agent.transcript import TranscriptSummary
 from sessionctl.measurement import Measurement, Value
 from sessionctl.perflog import ResultRow
 from sessionctl.session import engine, record
@@ -115,6 +117,56 @@ def _session(ws: Workspace) -> None:
     engine.record(ws, "demo", phase="change", findings=["one flush per 64 queries"])
     engine.record(ws, "demo", phase="note", findings=["the machine was busy"])
     (ws.root / "app.py").write_text("a = 2\nb = 3\n")
+    # What `sessionctl run` records after its agent exits (closing comes after that).
+    record.append(ws, "demo", {**agent_run().to_entry(), **AGENT_AUDIT})
+
+
+AGENT_AUDIT = {
+    "transcript": ".sessionctl/transcripts/demo/47.jsonl",
+    "audit": {"passed": True, "problems": []},
+    "by": "sessionctl",
+}
+
+
+def agent_run(**kw: object) -> AgentRun:
+    summary = TranscriptSummary(
+        format="claude",
+        model="claude-sonnet-4-5",
+        turns=12,
+        cost_usd=0.4312,
+        cost_source="reported",
+        input_tokens=1520,
+        cached_input_tokens=48000,
+        output_tokens=3100,
+        tool_calls=9,
+    )
+    fields: dict[str, object] = {
+        "argv": ("claude", "-p", "<prompt: 900 chars>"),
+        "preset": "claude",
+        "pid": 4242,
+        "exit_code": 0,
+        "exit_reason": "exited",
+        "duration_s": 201.4,
+        "transcript": "/abs/.sessionctl/transcripts/demo/47.jsonl",
+        "summary": summary,
+        **kw,
+    }
+    return AgentRun(**fields)  # type: ignore[arg-type]
+
+
+def test_agent_view_of_a_stopped_agent_and_a_failed_audit() -> None:
+    entry = {
+        **agent_run(exit_code=None, exit_reason="timeout", detail="timeout after 45m").to_entry(),
+        "audit": {"passed": False, "problems": [{"code": "no-remeasure", "message": "no re"}]},
+    }
+    entry["cost_usd"] = None
+    entry["tokens"] = {"input": 0, "cached_input": 0, "output": 0}
+    view = perflog.agent_view([{"type": "finding", "text": "x"}, entry])
+    assert view is not None
+    assert (view["cost"], view["tokens"], view["duration"]) == ("cost n/a", None, "3m21s")
+    assert view["end"] == "stopped: timeout after 45m"
+    assert (view["audit"], view["problems"]) == ("failed", ["no re"])
+    assert perflog.agent_view([{"type": "finding", "text": "x"}]) is None
 
 
 def test_entry_and_messages_snapshot(ws: Workspace, frozen_now: str) -> None:

@@ -124,3 +124,70 @@ def test_missing_folder_and_bad_levels_are_one_line_errors(
     (tmp_path / "prompts").mkdir()
     bad = CliRunner().invoke(app, ["--root", str(tmp_path), "profile", "--concurrency", "x"])
     assert bad.exit_code == 2 and "--concurrency 'x'" in bad.output
+
+
+def test_sweep_refuses_two_profiles_at_one_concurrency(
+    tmp_path: Path, folders: dict[str, Path]
+) -> None:
+    res = CliRunner().invoke(
+        app, ["profile", "sweep", str(folders["simplec4"]), str(folders["preparedc4"]), "--json"]
+    )
+    assert res.exit_code == 2 and "growth" not in res.output
+    assert "both at c4" in res.output and "profile diff" in res.output
+    assert len(res.output.strip().splitlines()) == 1
+    bare = tmp_path / "bare.folded"
+    bare.write_text("main;work 3\n")
+    res = CliRunner().invoke(app, ["profile", "sweep", str(folders["simplec1"]), str(bare)])
+    assert res.exit_code == 2 and "no concurrency recorded" in res.output
+
+
+def test_report_accepts_raw_perf_script_text(tmp_path: Path) -> None:
+    raw = DATA / "pg15-debian-fp-simple-c4.perf.txt.gz"
+    m = json.loads((DATA / "pg15-debian-fp-simple-c4.json").read_text())
+    res = CliRunner().invoke(
+        app, ["profile", "report", str(raw), "--queries", str(m["queries"]), "--json"]
+    )
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    whole = collapse_file(raw)  # every sample of the file: no measured window to cut to
+    assert doc["samples"] == whole.samples > m["samples_in_window"]
+    assert doc["samples_per_query"] == pytest.approx(whole.samples / m["queries"])
+    assert any(r["name"] == "PostgresMain" for r in doc["top_incl"])
+    # Uncompressed, and gzip content under a plain name, read the same way.
+    import gzip
+
+    plain = tmp_path / "perf.txt"
+    plain.write_bytes(gzip.decompress(raw.read_bytes()))
+    for path in (plain, tmp_path / "perf-script-output"):
+        if not path.exists():
+            path.write_bytes(raw.read_bytes())
+        again = CliRunner().invoke(app, ["profile", "report", str(path), "--json"])
+        assert again.exit_code == 0, again.output
+        assert json.loads(again.stdout)["samples"] == whole.samples
+    # Raw perf text works wherever a profile is read, e.g. on both sides of a diff.
+    diff = CliRunner().invoke(app, ["profile", "diff", str(raw), str(plain), "--json"])
+    assert diff.exit_code == 0 and json.loads(diff.stdout)["unit"] == "sample"
+
+
+def test_report_names_what_a_wrong_file_is(tmp_path: Path) -> None:
+    data = tmp_path / "perf.data"
+    data.write_bytes(b"PERFILE2" + b"\0" * 64)
+    cases = {
+        data: ("binary perf.data", "perf script -F"),
+        DATA / "capture.py": ("neither folded stacks nor `perf script` text", "profile folder"),
+        DATA / "pg15-debian-fp-simple-c4.json": ("a JSON file", "profile folder"),
+    }
+    for path, words in cases.items():
+        res = CliRunner().invoke(app, ["profile", "report", str(path)])
+        assert res.exit_code == 2 and all(w in res.output for w in words), res.output
+        assert len(res.output.strip().splitlines()) == 1
+
+
+def test_profile_refuses_a_level_given_twice_before_starting_anything(tmp_path: Path) -> None:
+    (tmp_path / "prompts").mkdir()
+    (tmp_path / "prompts" / "c.yaml").write_text(
+        "schema: 1\nrevision: 1\ntitle: t\ntarget:\n  sql_url: postgresql://127.0.0.1:1/x\n"
+        "benchmarks:\n  - name: q\n    driver: builtin\n    query: select 1\n"
+    )
+    res = CliRunner().invoke(app, ["--root", str(tmp_path), "profile", "-c", "4,16,4"])
+    assert res.exit_code == 2 and "a level is given twice" in res.output, res.output

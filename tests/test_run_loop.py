@@ -1,11 +1,17 @@
-"""`sessionctl run` end to end: scripted agents (real executables) in a real git repository."""
+"""`sessionctl run` end to end: scripted agents (real executables) in a real git repository.
+
+The scripted agent imports only the standard library, so it is started with ``python -S``
+(no site-packages scan); its own ``sessionctl`` calls are ordinary ``python -m sessionctl``.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +43,7 @@ def make_campaign(
     max_without_improvement: str = "null",
 ) -> None:
     """A small campaign whose agent is the scripted agent, rendered and committed."""
-    argv = [sys.executable, str(AGENT), *(["--plan", plan] if plan else []), mode]
+    argv = [sys.executable, "-S", str(AGENT), *(["--plan", plan] if plan else []), mode]
     step_yaml = "".join(
         f"  - id: step-{i}\n    title: Step {i} of the lookup work\n    paths: [app/]\n"
         for i in range(1, steps + 1)
@@ -75,6 +81,17 @@ def outcomes(data: dict[str, Any]) -> list[tuple[int, str]]:
     return [(s["session"], s["outcome"]) for s in data["sessions"]]
 
 
+def log_entries(ws: Workspace) -> dict[int, str]:
+    """The perf log's entries by session number."""
+    text = ws.log_path(CAMPAIGN).read_text()
+    parts = text.split("\n## Session ")[1:]
+    return {int(p.split(":", 1)[0].split(" ", 1)[0]): p for p in parts}
+
+
+def transcript(ws: Workspace, n: int) -> str:
+    return (ws.scratch / "transcripts" / CAMPAIGN / f"{n}.jsonl").read_text()
+
+
 def assert_clean(ws: Workspace) -> None:
     """Nothing left open, nothing left in the working tree, no run state pending."""
     assert record.current(ws, CAMPAIGN) is None
@@ -83,32 +100,73 @@ def assert_clean(ws: Workspace) -> None:
     assert state["current"] is None
 
 
-def test_three_sessions_closed_by_agent_by_the_loop_and_failed(ws: Workspace) -> None:
-    make_campaign(ws, plan="1=close,2=record,3=nolog")
+def watch_progress(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Collect what the CLI's live view would show (the view itself needs a terminal)."""
+    seen: list[Any] = []
+
+    @contextlib.contextmanager
+    def live(*, enabled: bool) -> Iterator[Any]:
+        yield seen.append
+
+    monkeypatch.setattr("sessionctl.cli.run._live_view", live)
+    return seen
+
+
+def test_three_sessions_closed_on_request_by_default_and_failed(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_campaign(ws, plan="1=close:step-1,2=record,3=nolog")
+    seen = watch_progress(monkeypatch)
     code, data, output = run_cli("--sessions", "3")
     assert code == 0, output
-    assert outcomes(data) == [(1, "closed by agent"), (2, "closed"), (3, "failed")]
+    assert outcomes(data) == [(1, "closed"), (2, "closed"), (3, "failed")]
+    assert [s["requested"] for s in data["sessions"]] == ["close", None, None]
     assert data["stop_reason"] == "3 session(s) run"
     assert data["total_cost_usd"] == pytest.approx(0.15)
     third = data["sessions"][2]
     assert "no baseline measurement recorded before the change" in third["problems"]
     assert "no re-measure recorded after the change" in third["problems"]
 
-    log = ws.log_path(CAMPAIGN).read_text()
-    assert "## Session 1: Step 1" in log and "## Session 2: Step 1" in log
-    assert "## Session 3 (aborted)" in log and "audit failed: no baseline" in log
-    assert "Agent (command): 4 turns, $0.05" in log  # the loop's note on session 2
+    # Session 1's own `sessionctl close` only asked; the loop closed it after the agent exited,
+    # with the agent's arguments, so its entry shows the agent's run and the audit.
+    assert (
+        "close requested: sessionctl run closes session 1 after the agent exits and the audit "
+        "passes" in transcript(ws, 1)
+    )
+    kinds = [e["type"] for e in record.entries(ws, CAMPAIGN, 1)]
+    assert kinds.count("close_request") == 1 and kinds.index("close_request") < kinds.index("agent")
+    entries = log_entries(ws)
+    assert sorted(entries) == [1, 2, 3]
+    one, two, three = entries[1], entries[2], entries[3]
+    assert one.startswith("1: Step 1 of the lookup work")
+    assert "- command (scripted-agent): 5 turns, $0.05, " in one and "; exited with code 0" in one
+    assert "- Transcript: `.sessionctl/transcripts/shop/1.jsonl`" in one
+    assert "- Audit: passed" in one
+    assert "### Conclusion\n\nsession 1: indexed lookup" in one  # the requested --summary
+    assert "- Resolved `step-1`." in one  # the requested --resolve
+    # Session 2 made no request: the loop closed it with the agent's final message.
+    assert two.startswith("2: Step 2 of the lookup work")
+    assert "- command (scripted-agent): 4 turns, $0.05, " in two and "- Audit: passed" in two
+    assert "### Conclusion\n\ndone" in two
+    # Session 3 failed: the audit's problems are in its entry and in the prompt's status.
+    assert three.startswith("3 (aborted): Step 2") and "audit failed: no baseline" in three
+    assert (
+        "- Audit: failed\n  - no baseline measurement recorded before the change\n"
+        "  - no re-measure recorded after the change" in three
+    )
     yaml_text = ws.campaign_path(CAMPAIGN).read_text()
-    assert "last_session: 3" in yaml_text
+    assert "last_session: 3" in yaml_text and "id: step-1" in yaml_text.split("completed:")[1]
     assert "Session 3 was marked failed by the audit: no baseline" in yaml_text
-    assert "Session 3 was marked failed" in ws.rendered_path(CAMPAIGN).read_text()
+    assert "Session 3 was marked failed by the audit: no baseline" in (
+        ws.rendered_path(CAMPAIGN).read_text()
+    )
     subjects = git(ws.root, "log", "--format=%s").splitlines()
     assert subjects[:6] == [
         "prompt(shop): after session 3 (aborted): update status",
-        "perf(shop): session 3 aborted: Step 1 of the lookup work",
+        "perf(shop): session 3 aborted: Step 2 of the lookup work",
         "prompt(shop): after session 2: record the session",
-        "perf(shop): session 2: Step 1 of the lookup work",
-        "prompt(shop): after session 1: record the session",
+        "perf(shop): session 2: Step 2 of the lookup work",
+        "prompt(shop): after session 1: resolve step-1",
         "perf(shop): session 1: Step 1 of the lookup work",
     ]
     # Session 3's edit of app/query.py was discarded; sessions 1 and 2 committed theirs.
@@ -116,86 +174,143 @@ def test_three_sessions_closed_by_agent_by_the_loop_and_failed(ws: Workspace) ->
     assert "LOOKUP_2" in git(ws.root, "show", "HEAD~2:app/query.py")
     # Transcripts: one per session, in scratch, never tracked.
     for n in (1, 2, 3):
-        transcript = ws.scratch / "transcripts" / CAMPAIGN / f"{n}.jsonl"
-        assert transcript.exists()
         agent = [e for e in record.entries(ws, CAMPAIGN, n) if e.get("type") == "agent"]
         assert len(agent) == 1 and agent[0]["turns"] >= 1 and agent[0]["cost_usd"] == 0.05
         assert agent[0]["transcript"] == f".sessionctl/transcripts/{CAMPAIGN}/{n}.jsonl"
+        assert agent[0]["audit"]["passed"] is (n != 3)
     assert not [p for p in git(ws.root, "ls-files").splitlines() if "transcript" in p]
+    # The live view saw every phase, the agent's tool calls and the cost.
+    phases = [p.phase for p in seen]
+    assert phases[0] == "starting" and phases[-1] == "done" and phases.count("done") == 3
+    assert {"agent", "auditing", "closing", "failing"} <= set(phases)
+    acts = {p.activity for p in seen if p.phase == "agent" and p.activity}
+    assert any(a.startswith("Bash: sessionctl record --phase") for a in acts)
+    assert seen[-1].outcome is not None and seen[-1].run_cost_usd == pytest.approx(0.15)
     assert_clean(ws)
 
 
 def test_misbehaving_agents_are_bounded_and_failed(ws: Workspace) -> None:
-    make_campaign(ws, plan="1=hang,2=budget,3=two,4=forbidden", steps=5)
+    # Measurements are not the point here: the audit must fail each for its misbehaviour alone.
+    make_campaign(
+        ws, plan="1=hang,2=budget,3=nolog+two+forbidden", extra="  require_measurements: false\n"
+    )
     code, first, output = run_cli("--sessions", "1", "--timeout", "1s")
     assert code == 0, output
-    code, data, output = run_cli("--sessions", "3", "--budget", "0.25")
+    code, data, output = run_cli("--sessions", "2", "--budget", "0.25")
     assert code == 0, output
-    assert outcomes(first) + outcomes(data) == [
-        (1, "failed"),
-        (2, "failed"),
-        (3, "failed"),
-        (4, "failed"),
-    ]
+    assert outcomes(first) + outcomes(data) == [(1, "failed"), (2, "failed"), (3, "failed")]
     (hang,) = first["sessions"]
-    budget, two, forbidden = data["sessions"]
+    budget, two = data["sessions"]
     assert hang["exit_reason"] == "timeout"
-    assert "the agent was stopped: timeout after 1s" in hang["problems"]
+    assert hang["problems"] == ["the agent was stopped: timeout after 1s"]
     child = int((ws.scratch / "test-agent" / "1.child").read_text())
     assert (
         not Path(f"/proc/{child}").exists()
         or Path(f"/proc/{child}/stat").read_text().split(") ")[1][0] == "Z"
     )
     assert budget["exit_reason"] == "budget" and budget["cost_usd"] > 0.25
-    assert any("over the session budget $0.25" in p for p in budget["problems"])
-    assert any(
-        p.startswith("looks like more than one change: edits in unrelated areas app/, lib/")
-        for p in two["problems"]
+    (over,) = budget["problems"]
+    assert (
+        over.startswith("the agent was stopped: cost $") and "over the session budget $0.25" in over
     )
+    assert two["problems"] == [
+        "looks like more than one change: edits in unrelated areas app/, lib/",
+        "app/query.py:3: caches query results instead of making the query cheaper "
+        "(matches `_result_cache|lru_cache`)",
+    ]
     assert two["moved"] == ["lib/cache.py"]
     assert (ws.scratch / "failed" / "3" / "lib" / "cache.py").exists()
-    assert any(
-        p.startswith("app/query.py:3: caches query results instead of making the query cheaper")
-        for p in forbidden["problems"]
-    )
-    log = ws.log_path(CAMPAIGN).read_text()
-    assert log.count("(aborted)") == 4 and "looks like more than one change" in log
+    entries = log_entries(ws)
+    assert all(entries[n].startswith(f"{n} (aborted)") for n in (1, 2, 3))
+    assert "- Audit: failed\n  - the agent was stopped: timeout after 1s\n" in entries[1]
+    assert "- command (scripted-agent): 1 turn, cost n/a, " in entries[1]
+    assert "; stopped: timeout after 1s" in entries[1]
+    assert "  - looks like more than one change: edits in unrelated areas" in entries[3]
+    assert "  - app/query.py:3: caches query results" in entries[3]
+    status = "Session 3 was marked failed by the audit: looks like more than one change"
+    assert status in ws.campaign_path(CAMPAIGN).read_text()
+    assert status in ws.rendered_path(CAMPAIGN).read_text()
     assert_clean(ws)
 
 
 def test_hand_edits_of_the_prompt_and_the_log_fail_the_session(ws: Workspace) -> None:
-    make_campaign(ws, plan="1=edit-md,2=edit-log")
-    code, data, output = run_cli("--sessions", "2")
+    make_campaign(ws, mode="nolog+edit-md+edit-log", extra="  require_measurements: false\n")
+    code, data, output = run_cli("--sessions", "1")
     assert code == 0, output
-    assert outcomes(data) == [(1, "failed"), (2, "failed")]
-    assert any("prompts/shop.md was edited by hand" in p for p in data["sessions"][0]["problems"])
-    assert any("perf log was edited by hand" in p for p in data["sessions"][1]["problems"])
+    assert outcomes(data) == [(1, "failed")]
+    assert data["sessions"][0]["problems"] == [
+        "the perf log was edited by hand; only `sessionctl close` writes it",
+        "prompts/shop.md was edited by hand; change prompts/shop.yaml "
+        "(or use `sessionctl next`) instead",
+    ]
     from sessionctl.render import check_prompt
 
     assert check_prompt(ws, CAMPAIGN) is None  # re-rendered from the YAML
     log = ws.log_path(CAMPAIGN).read_text()
     assert "written by hand" not in log  # the hand edit was set aside, not committed
-    assert "written by hand" in (ws.scratch / "backups" / "shop-perf-log.session2.md").read_text()
+    assert "  - prompts/shop.md was edited by hand" in log
+    assert "written by hand" in (ws.scratch / "backups" / "shop-perf-log.session1.md").read_text()
+    assert "skip the baseline" in (ws.scratch / "backups" / "shop.md.session1").read_text()
+    assert_clean(ws)
+
+
+def test_an_abort_request_is_carried_out_after_the_audit(ws: Workspace) -> None:
+    make_campaign(ws, mode="abort")
+    code, data, output = run_cli("--sessions", "3", "--total-budget", "0.05")
+    assert code == 0, output
+    assert outcomes(data) == [(1, "aborted")]
+    (one,) = data["sessions"]
+    assert one["requested"] == "abort" and one["problems"] == []
+    assert data["stop_reason"].startswith("total budget spent ($0.05 of $0.05)")
+    assert "abort requested: sessionctl run aborts session 1 after the agent exits" in (
+        transcript(ws, 1)
+    )
+    entry = log_entries(ws)[1]
+    assert entry.startswith("1 (aborted): Step 1")
+    assert "**Aborted:** the index already exists upstream" in entry
+    assert "### Discarded\n\n- `app/query.py`" in entry and "- Audit: passed" in entry
+    assert "LOOKUP_1" not in (ws.root / "app" / "query.py").read_text()
+    yaml_text = ws.campaign_path(CAMPAIGN).read_text()
+    assert "last_session: 1" in yaml_text and "completed:" not in yaml_text  # step-1 stays
     assert_clean(ws)
 
 
 def test_stop_rules(ws: Workspace) -> None:
-    make_campaign(ws, mode="nolog", max_without_improvement="2")
-    # K sessions in a row without an improved verdict (here: failed ones).
-    code, data, _ = run_cli("--sessions", "3")
-    assert code == 0 and outcomes(data) == [(1, "failed"), (2, "failed")]
-    assert data["stop_reason"] == "2 sessions in a row without an improved verdict"
-    # The total budget: $0.05 per session, $0.05 allowed.
-    code, data, _ = run_cli("--sessions", "3", "--total-budget", "0.05")
-    assert [s["session"] for s in data["sessions"]] == [3]
-    assert data["stop_reason"].startswith("total budget spent ($0.05 of $0.05)")
-    # The stop file the user touches.
+    from sessionctl.agent.loop import Loop, RunOptions
+    from sessionctl.agent.settle import SessionOutcome
+    from sessionctl.reporting import NULL
+
+    make_campaign(ws, max_without_improvement="2")
+    loop = Loop(ws, CAMPAIGN, RunOptions(), NULL, None)
+    camp = loop.campaign_now()
+
+    def ran(verdict: str | None) -> SessionOutcome:
+        return SessionOutcome(
+            session=len(loop.outcomes) + 1, step=None, outcome="x", verdict=verdict
+        )
+
+    # K sessions in a row without an improved verdict; an improved one resets the count.
+    for verdict, stop in [
+        ("improved", None),
+        (None, None),
+        ("unchanged", "2 sessions in a row without an improved verdict"),
+        ("improved", None),
+    ]:
+        loop.outcomes.append(ran(verdict))
+        assert loop.stop_reason(camp) == stop
+    # The total budget: spent stops the loop; what is left caps the next session's budget.
+    spent = Loop(ws, CAMPAIGN, RunOptions(total_budget_usd=0.05, budget_usd=1.0), NULL, None)
+    spent.total_cost = 0.02
+    assert spent.stop_reason(camp) is None and spent.session_budget(camp) == pytest.approx(0.03)
+    spent.total_cost = 0.05
+    assert spent.stop_reason(camp) == "total budget spent ($0.05 of $0.05)"
+    # The stop file the user touches, end to end.
+    ws.ensure_scratch()
     (ws.scratch / "STOP").write_text("")
     code, data, _ = run_cli("--sessions", "3")
-    assert data["sessions"] == [] and data["stop_reason"].startswith(
-        "stop file .sessionctl/STOP exists"
-    )
-    (ws.scratch / "STOP").unlink()
+    assert code == 0 and data["sessions"] == []
+    assert data["stop_reason"].startswith("stop file .sessionctl/STOP exists")
+    assert record.current(ws, CAMPAIGN) is None
 
 
 def test_no_next_steps_left_stops_the_loop(ws: Workspace) -> None:
@@ -209,28 +324,15 @@ def test_dry_run_shows_the_command_and_touches_nothing(ws: Workspace) -> None:
     code, data, output = run_cli("--dry-run", "--timeout", "90s", "--budget", "1.5")
     assert code == 0, output
     plan = data["plan"]
-    assert plan["agent"]["argv"] == [sys.executable, str(AGENT), "record"]
+    assert plan["agent"]["argv"] == [sys.executable, "-S", str(AGENT), "record"]
     assert plan["next_session"] == 1 and plan["next_step"] == "step-1"
     assert plan["timeout_s"] == 90 and plan["session_budget_usd"] == 1.5
-    assert "SESSIONCTL_SESSION" in plan["env"] and plan["would_stop"] is None
+    assert {"SESSIONCTL_SESSION", "SESSIONCTL_RUN"} <= set(plan["env"])
+    assert plan["would_stop"] is None
     assert record.current(ws, CAMPAIGN) is None and not (ws.scratch / "run").exists()
     code, data, _ = run_cli("--dry-run", "--agent", "claude", "--max-turns", "40")
     argv = data["plan"]["agent"]["argv"]
     assert argv[:2] == ["claude", "-p"] and argv[argv.index("--max-turns") + 1] == "40"
-
-
-def test_live_progress_reports_the_agent(ws: Workspace) -> None:
-    from sessionctl.agent import loop
-
-    make_campaign(ws, mode="close")
-    seen: list[loop.Progress] = []
-    result = loop.run(ws, CAMPAIGN, options=loop.RunOptions(sessions=1), on_progress=seen.append)
-    assert [o.outcome for o in result.sessions] == ["closed by agent"]
-    phases = [p.phase for p in seen]
-    assert phases[0] == "starting" and phases[-1] == "done" and "auditing" in phases
-    acts = {p.activity for p in seen if p.phase == "agent" and p.activity}
-    assert any(a.startswith("Bash: sessionctl record --phase") for a in acts)
-    assert seen[-1].outcome is not None and seen[-1].run_cost_usd == pytest.approx(0.05)
 
 
 def test_claude_preset_launches_claude_with_the_prompt(ws: Workspace, tmp_path: Path) -> None:
@@ -268,6 +370,9 @@ def test_claude_preset_launches_claude_with_the_prompt(ws: Workspace, tmp_path: 
     s = data["sessions"][0]
     # The replay recorded nothing into the session, so the audit fails it; the numbers still count.
     assert s["outcome"] == "failed" and s["turns"] == 11 and s["cost_usd"] == pytest.approx(0.4231)
+    entry = log_entries(ws)[1]  # the entry shows the run as Claude reported it
+    assert "- claude (claude-sonnet-4-5-20250929): 11 turns, $0.42, " in entry
+    assert "- Tokens: 34 in, 63,220 cached, 446 out" in entry
     assert_clean(ws)
 
 
@@ -292,3 +397,35 @@ def test_a_missing_agent_is_reported_before_any_session_opens(
     from sessionctl.agent.loop import pending
 
     assert pending(ws, CAMPAIGN) is None
+
+
+def test_a_close_made_outside_the_loop_is_audited_and_accepted(ws: Workspace) -> None:
+    """Someone ran `sessionctl close` without SESSIONCTL_RUN: the loop audits what close did.
+
+    (That a log close wrote passes the audit is checked in test_agent_audit.)
+    """
+    make_campaign(ws, mode="nolog+close+bypass+scribble", extra="  require_measurements: false\n")
+    code, data, output = run_cli("--sessions", "1")
+    assert code == 0, output
+    assert outcomes(data) == [(1, "closed by agent")]
+    (one,) = data["sessions"]
+    assert one["requested"] is None and one["problems"] == [
+        "the perf log was edited by hand; only `sessionctl close` writes it "
+        "(changed after close wrote it)"
+    ]
+    # The hand edit after the close is set aside; the log is the one close committed.
+    log = ws.log_path(CAMPAIGN).read_text()
+    assert "written by hand" not in log
+    assert log == git(ws.root, "show", f"HEAD~1:logs/{CAMPAIGN}-perf-log.md")
+    assert "written by hand" in (ws.scratch / "backups" / "shop-perf-log.session1.md").read_text()
+    # That close ran before the agent exited: its run is archived with the session instead.
+    assert "### Agent" not in log_entries(ws)[1]
+    (agent,) = [e for e in record.entries(ws, CAMPAIGN, 1) if e.get("type") == "agent"]
+    assert agent["audit"]["passed"] is False and agent["turns"] == 4
+    subjects = git(ws.root, "log", "--format=%s").splitlines()
+    assert subjects[:3] == [
+        "prompt(shop): after session 1: record the session",
+        "perf(shop): session 1: Step 1 of the lookup work",
+        "campaign",
+    ]
+    assert_clean(ws)

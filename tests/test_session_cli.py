@@ -132,3 +132,66 @@ def test_every_session_command_and_option_has_help() -> None:
         assert options
         for p in options:
             assert p.help, f"{name} {p.opts}"
+
+
+def test_close_and_abort_under_sessionctl_run_record_requests(
+    demo: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With SESSIONCTL_RUN set (by the loop), close/abort are checked and recorded, not done."""
+    from sessionctl.session import record
+
+    assert invoke("start")[0] == 0
+    monkeypatch.setenv("SESSIONCTL_RUN", "4242")
+    head = git(demo.root, "rev-parse", "HEAD")
+    # Checked exactly as close checks: requirements, --force, --resolve, --add-step.
+    code, _, err = invoke("close", "--summary", "x")
+    assert code == 1 and "cannot close yet: it needs a baseline measurement" in err
+    code, _, err = invoke("close", "--force", " ")
+    assert code == 2 and "--force needs a reason" in err
+    code, _, err = invoke("close", "--force", "no bench", "--resolve", "nope")
+    assert code == 2 and "no step 'nope' (have: first)" in err
+    code, _, err = invoke("close", "--force", "no bench", "--add-step", "first: again")
+    assert code == 2 and "duplicate id 'first'" in err
+    assert invoke("record", "--phase", "baseline", "--metric", "qps=100")[0] == 0
+    assert invoke("record", "--phase", "remeasure", "--metric", "qps=120")[0] == 0
+    (demo.root / "app.py").write_text("x = 2\n")
+    # --dry-run still shows the plan and records nothing.
+    code, out, _ = invoke("close", "--dry-run")
+    assert code == 0 and "Would make these changes for session 1:" in out
+
+    code, out, err = invoke("close", "--summary", "faster", "--resolve", "first")
+    assert code == 0, err
+    assert out.strip() == (
+        "close requested: sessionctl run closes session 1 after the agent exits and the audit "
+        "passes"
+    )
+    code, out, _ = invoke(
+        "close", "--summary", "faster still", "--add-step", "second: Next one", "--json"
+    )
+    data = json.loads(out)
+    assert code == 0 and data["deferred"] is True and data["session"] == 1
+    assert data["request"]["add_steps"] == [{"id": "second", "title": "Next one"}]
+    code, out, _ = invoke("abort", "--reason", "changed my mind", "--json")
+    assert code == 0 and json.loads(out)["kind"] == "abort"
+    # Nothing was closed: no log, no commit, the session is still open.
+    assert not (demo.root / "logs" / "demo-perf-log.md").exists()
+    assert git(demo.root, "rev-parse", "HEAD") == head
+    requests = [e for e in record.entries(demo, "demo", 1) if e["type"].endswith("_request")]
+    assert [(e["type"], e.get("summary"), e.get("reason")) for e in requests] == [
+        ("close_request", "faster", None),
+        ("close_request", "faster still", None),
+        ("abort_request", None, "changed my mind"),
+    ]
+    assert requests[0]["resolve"] == "first" and requests[0]["by"] == "user"
+    from sessionctl.session.request import latest
+
+    assert latest("demo", 1, record.entries(demo, "demo", 1)).kind == "abort"  # the last wins
+    code, out, _ = invoke("status")
+    assert code == 0 and "abort request recorded at" in out
+    code, out, _ = invoke("status", "--json")
+    assert json.loads(out)["close_request"]["reason"] == "changed my mind"
+
+    # Outside `sessionctl run` (SESSIONCTL_RUN unset) close closes, as always.
+    monkeypatch.delenv("SESSIONCTL_RUN")
+    code, out, err = invoke("close", "--summary", "by hand", "--json")
+    assert code == 0 and len(json.loads(out)["commits"]) == 2, err

@@ -532,13 +532,18 @@ def audit_session(
     exit_code: int | None,
     detail: str = "",
     prefer: str = "auto",
+    requested: str | None = None,
 ) -> Audit:
-    """Run every check on session ``number`` (``closed``: its archived outcome, if closed)."""
+    """Run every check on session ``number``.
+
+    ``closed`` is its archived outcome if it was closed; ``requested`` what the agent asked
+    the loop to do with it (``close`` or ``abort``: an abort needs no measurements).
+    """
     from sessionctl.session import record
 
     problems: list[Problem] = []
     notes: list[str] = []
-    kind = (closed or {}).get("kind")
+    kind = (closed or {}).get("kind") or requested
     if spec.require_measurements and kind != "abort":
         problems += check_records(record.entries(ws, campaign, number), diagnostic=diagnostic)
     written = (closed or {}).get("plan") or {}

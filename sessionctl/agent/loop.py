@@ -1,9 +1,12 @@
 """``sessionctl run``: one agent per session, bounded, audited, closed or failed — then the next.
 
 Per session: ``start`` → the freshly rendered prompt → the agent (bounded by time and money) →
-audit → accept (the agent closed the session itself), ``close`` on its behalf (audit passed),
-or mark it failed (``abort`` with the audit's reasons in the log and the prompt's status, its
-code edits discarded and its new files moved to ``.sessionctl/failed/<N>/``) → next.
+audit → ``close`` (audit passed: with the arguments of the agent's own ``sessionctl close``,
+which under the loop only records a request, or with defaults if it made none), ``abort`` (the
+agent asked to), or mark it failed (``abort`` with the audit's reasons in the log and the
+prompt's status, its code edits discarded and its new files moved to
+``.sessionctl/failed/<N>/``) → next. Closing after the agent has exited is what lets the log
+entry carry the agent's summary (turns, cost, duration, how it ended) and the audit's verdict.
 
 Auditing and settling a session after its agent lives in :mod:`sessionctl.agent.settle`.
 The loop journals where it is in ``.sessionctl/run/<campaign>.json`` (session, phase, agent
@@ -92,7 +95,7 @@ class Progress:
     total: int
     session: int | None
     step: str | None
-    phase: str  # starting | agent | auditing | closing | failing | done
+    phase: str  # starting | agent | auditing | closing | aborting | failing | done
     elapsed: float = 0.0
     cost_usd: float | None = None
     run_cost_usd: float = 0.0
@@ -275,7 +278,7 @@ def plan(ws: Workspace, campaign: str, *, options: RunOptions) -> RunResult:
         "agent": cmd.to_dict(),
         "env": sorted(
             {**camp.agent.env, presets.ENV_SESSION: str(n), presets.ENV_CAMPAIGN: campaign}.keys()
-            | {presets.ENV_ROOT, presets.ENV_AUTHOR}
+            | {presets.ENV_ROOT, presets.ENV_AUTHOR, presets.ENV_RUN}
         ),
         "timeout_s": options.timeout if options.timeout is not None else camp.agent.timeout,
         "grace_s": options.grace if options.grace is not None else camp.agent.grace,

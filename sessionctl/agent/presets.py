@@ -51,6 +51,9 @@ ENV_SESSION = "SESSIONCTL_SESSION"
 ENV_CAMPAIGN = "SESSIONCTL_CAMPAIGN"
 ENV_ROOT = "SESSIONCTL_ROOT"
 ENV_AUTHOR = "SESSIONCTL_AUTHOR"
+# Set for every agent the loop launches: its `sessionctl close`/`abort` become requests the
+# loop carries out after the audit (see sessionctl.session.request).
+ENV_RUN = "SESSIONCTL_RUN"
 
 
 @dataclass(frozen=True)
@@ -147,12 +150,17 @@ def agent_env(
     campaign: str,
     root: Path,
     base: Mapping[str, str] | None = None,
+    run_id: str | None = None,
 ) -> dict[str, str]:
-    """The agent's environment: ours, the campaign's extras, and where its records must land."""
+    """The agent's environment: ours, the campaign's extras, and where its records must land.
+
+    ``run_id`` (default: this process's pid) marks the agent as run by ``sessionctl run``.
+    """
     env = dict(os.environ if base is None else base)
     env.update(spec.env)
     env[ENV_SESSION] = str(session)
     env[ENV_CAMPAIGN] = campaign
     env[ENV_ROOT] = str(root)
     env[ENV_AUTHOR] = "agent"
+    env[ENV_RUN] = run_id or str(os.getpid())
     return env

@@ -1,4 +1,4 @@
-"""After the agent: audit the session, then accept it, close it on the agent's behalf, or fail it.
+"""After the agent: audit the session, then close it, abort it (as the agent asked), or fail it.
 
 Also settles a session a killed ``sessionctl run`` left behind (:func:`recover`): the old
 agent's process group is stopped, the session audited, then closed or failed like any other.
@@ -27,6 +27,7 @@ from sessionctl.workspace import Workspace
 
 if TYPE_CHECKING:
     from sessionctl.agent.loop import Loop
+    from sessionctl.session.request import Request
 
 _FAIL_MARK = re.compile(r"\n*^Session \d+ was marked failed by the audit:.*$", re.MULTILINE)
 
@@ -37,7 +38,9 @@ class SessionOutcome:
 
     session: int
     step: str | None
-    outcome: str  # closed | closed by agent | aborted by agent | failed
+    # closed | aborted (by the loop, on the agent's request or not) | failed (by the audit) |
+    # closed by agent | aborted by agent (outside the loop) | lost
+    outcome: str
     verdict: str | None = None
     exit_reason: str = ""
     detail: str = ""
@@ -48,6 +51,7 @@ class SessionOutcome:
     transcript: str = ""
     recovered: bool = False
     moved: tuple[str, ...] = ()  # new files set aside into .sessionctl/failed/<N>/
+    requested: str | None = None  # "close" | "abort": what the agent asked the loop to do
 
     @property
     def improved(self) -> bool:
@@ -60,7 +64,7 @@ class SessionOutcome:
         return d
 
 
-# --- after the agent: audit, then accept, close or fail -----------------------------------------
+# --- after the agent: audit, then close, abort or fail -------------------------------------------
 
 
 def finish(
@@ -75,20 +79,29 @@ def finish(
     recovered: bool = False,
     phase_before: str | None = None,
 ) -> SessionOutcome:
-    """Audit session ``n`` after its agent, then accept it, close it, or fail it.
+    """Audit session ``n`` after its agent, then close it, abort it, or fail it.
+
+    Under the loop an agent's ``sessionctl close``/``abort`` only records a request (see
+    :mod:`sessionctl.session.request`); it is carried out here, after the audit, so the log
+    entry shows the agent's summary and the audit's verdict. A session closed outside the loop
+    (someone ran ``close`` by hand without ``SESSIONCTL_RUN``) is audited and accepted as is.
 
     ``camp`` is the campaign as it stood when the session started: its audit rules are the
     ones applied, whatever the agent did to the file since.
     """
     from sessionctl.session import close as close_mod
     from sessionctl.session import record
+    from sessionctl.session import request as request_mod
 
     ws, c = loop.ws, loop.campaign
     loop.save(phase="auditing", exit_reason=run.exit_reason)
+    # A close someone started by hand and did not finish is finished first, as `close` would.
+    close_mod.recover(ws, c, reporter=loop.reporter)
     broken = _check_campaign_file(loop, n, snap)
     loop.progress("auditing", n, step_id, cost_usd=run.summary.cost_usd, turns=run.summary.turns)
     still_open = (cur := record.current(ws, c)) is not None and cur.number == n
     closed = close_mod.load_closed(ws, c, n)
+    req = request_mod.latest(c, n, record.entries(ws, c, n))
     step = next((s for s in camp.next_steps if s.id == step_id), None)
     result = audit_mod.audit_session(
         ws,
@@ -99,12 +112,14 @@ def finish(
         spec=camp.audit,
         snap=snap,
         closed=None if still_open else closed,
+        requested=req.kind if req is not None and still_open else None,
         exit_reason=run.exit_reason,
         exit_code=run.exit_code,
         detail=run.detail,
         prefer=camp.vcs,
     )
-    _record_agent(ws, c, n, run, result, still_open=still_open)
+    problems = tuple(broken) + tuple(p.message for p in result.problems)
+    _record_agent(ws, c, n, run, result, problems, still_open=still_open)
     base: dict[str, Any] = {
         "session": n,
         "step": step_id,
@@ -115,51 +130,92 @@ def finish(
         "duration_s": round(run.duration_s, 3),
         "transcript": _rel(ws, Path(run.transcript)),
         "recovered": recovered,
+        "requested": req.kind if req is not None else None,
     }
-    problems = tuple(broken) + tuple(p.message for p in result.problems)
     status = _status_now(loop, camp)
     if not still_open:
-        kind = (closed or {}).get("kind")
-        moved = _set_aside(
-            ws, n, [p for p in (closed or {}).get("left_out") or () if p not in snap.dirty]
-        )
-        word = "aborted by agent" if kind == "abort" else "closed by agent"
-        if phase_before in ("closing", "failing"):
-            # We were closing or failing it ourselves when the previous run died.
-            word = "failed" if kind == "abort" else "closed"
-        if closed is None:
-            word = "lost"
-            problems += (f"session {n} is no longer open but was neither closed nor aborted",)
-        outcome = SessionOutcome(
-            outcome=word,
-            verdict=(closed or {}).get("verdict"),
-            problems=problems,
-            moved=moved,
-            **base,
-        )
-    elif not problems:
+        outcome = _settled(ws, c, n, snap, closed, problems, base, phase_before=phase_before)
+    elif problems:
+        outcome = _fail(loop, status, n, snap, problems, base, request=req)
+    elif req is not None and req.kind == "abort":
+        outcome = _abort(loop, status, n, snap, req, base)
+    else:
         loop.save(phase="closing")
         loop.progress("closing", n, step_id)
+        new_files = [f.path for f in result.diff.files if f.new]
         try:
-            done = close_mod.close(
-                ws,
-                c,
-                summary=run.summary.result_text,
-                status_text=_cleaned_status(status),
-                include=[f.path for f in result.diff.files if f.new],
-                reporter=loop.reporter,
-            )
+            if req is None:
+                done = close_mod.close(
+                    ws,
+                    c,
+                    summary=run.summary.result_text,
+                    status_text=_cleaned_status(status),
+                    include=new_files,
+                    reporter=loop.reporter,
+                )
+            else:
+                # What the agent asked for; the loop's defaults fill what it left out.
+                done = close_mod.close(
+                    ws,
+                    c,
+                    resolve=req.resolve,
+                    add_steps=req.add_steps,
+                    status_text=req.status or _cleaned_status(status),
+                    summary=req.summary or run.summary.result_text,
+                    force_reason=req.force,
+                    include=sorted({*new_files, *req.include}),
+                    reporter=loop.reporter,
+                )
             outcome = SessionOutcome(outcome="closed", verdict=done.plan.verdict, **base)
         except SessionctlError as exc:
-            problems = (f"close failed: {exc}",)
-            outcome = _fail(loop, status, n, snap, problems, base)
-    else:
-        outcome = _fail(loop, status, n, snap, problems, base)
+            outcome = _fail(loop, status, n, snap, (f"close failed: {exc}",), base, request=req)
     loop.log("outcome", **outcome.to_dict())
     loop.save(clear=True)
     said = f"session {n}: {outcome.outcome}" + (f" ({outcome.verdict})" if outcome.verdict else "")
     loop.reporter.info(said + (f": {'; '.join(outcome.problems)}" if outcome.problems else ""))
     return outcome
+
+
+def _settled(
+    ws: Workspace,
+    campaign: str,
+    n: int,
+    snap: audit_mod.Snapshot,
+    closed: dict[str, Any] | None,
+    problems: tuple[str, ...],
+    base: dict[str, Any],
+    *,
+    phase_before: str | None,
+) -> SessionOutcome:
+    """The outcome of a session that is no longer open: closed by hand, or by us before a crash."""
+    kind = (closed or {}).get("kind")
+    ours = {"closing": "closed", "failing": "failed", "aborting": "aborted"}.get(phase_before or "")
+    aside = list((closed or {}).get("left_out") or ())
+    if ours is not None and kind == "abort":
+        aside += list((closed or {}).get("kept") or ())  # we discard what a failed session made
+    moved = _set_aside(ws, n, [p for p in aside if p not in snap.dirty])
+    written = ((closed or {}).get("plan") or {}).get("log_text")
+    log = ws.log_path(campaign)
+    now = log.read_text(encoding="utf-8") if log.exists() else None
+    if written is not None and now is not None and now != written:
+        # Edited by hand after close wrote (and committed) it: keep the edit aside, restore.
+        atomic_write(ws.scratch / "backups" / f"{campaign}-perf-log.session{n}.md", now)
+        atomic_write(log, written)
+    if closed is None:
+        word = "lost"
+        problems += (f"session {n} is no longer open but was neither closed nor aborted",)
+    elif ours is not None:
+        # We were closing, aborting or failing it ourselves when the previous run died.
+        word = ours if (kind == "abort") == (ours != "closed") else "failed"
+    else:
+        word = "aborted by agent" if kind == "abort" else "closed by agent"
+    return SessionOutcome(
+        outcome=word,
+        verdict=(closed or {}).get("verdict"),
+        problems=problems,
+        moved=moved,
+        **base,
+    )
 
 
 def _check_campaign_file(loop: Loop, n: int, snap: audit_mod.Snapshot) -> list[str]:
@@ -194,6 +250,8 @@ def _fail(
     snap: audit_mod.Snapshot,
     problems: tuple[str, ...],
     base: dict[str, Any],
+    *,
+    request: Request | None = None,
 ) -> SessionOutcome:
     """Abort the session with the audit's reasons in the log and the prompt's status."""
     from sessionctl.session import close as close_mod
@@ -201,20 +259,15 @@ def _fail(
     ws, c = loop.ws, loop.campaign
     loop.save(phase="failing")
     loop.progress("failing", n, base.get("step"))
-    log = ws.log_path(c)
-    current_log = log.read_text(encoding="utf-8") if log.exists() else None
-    if current_log != snap.log_text:
-        # Only sessionctl writes the log: keep the hand edit aside, restore what close wrote.
-        atomic_write(ws.scratch / "backups" / f"{c}-perf-log.session{n}.md", current_log or "")
-        if snap.log_text is None:
-            log.unlink(missing_ok=True)
-        else:
-            atomic_write(log, snap.log_text)
+    _restore_log(loop, n, snap)
     reasons = "; ".join(problems)
+    asked = ""
+    if request is not None and request.kind == "abort":
+        asked = f" (the agent asked to abort: {request.reason})"
     done = close_mod.abort(
         ws,
         c,
-        reason=f"audit failed: {reasons}",
+        reason=f"audit failed: {reasons}{asked}",
         status_text=_failed_status(status, n, reasons),
         discard=True,
         reporter=loop.reporter,
@@ -223,25 +276,70 @@ def _fail(
     return SessionOutcome(outcome="failed", problems=problems, moved=moved, **base)
 
 
+def _abort(
+    loop: Loop,
+    status: str | None,
+    n: int,
+    snap: audit_mod.Snapshot,
+    request: Request,
+    base: dict[str, Any],
+) -> SessionOutcome:
+    """Carry out the agent's abort request: its reason logged, its edits set aside."""
+    from sessionctl.session import close as close_mod
+
+    ws, c = loop.ws, loop.campaign
+    loop.save(phase="aborting")
+    loop.progress("aborting", n, base.get("step"))
+    # The next session needs a clean working copy, whatever the agent said about --discard.
+    done = close_mod.abort(
+        ws,
+        c,
+        reason=request.reason or "the agent aborted the session",
+        status_text=request.status or _cleaned_status(status),
+        discard=True,
+        reporter=loop.reporter,
+    )
+    moved = _set_aside(ws, n, [p for p in done.kept if p not in snap.dirty])
+    return SessionOutcome(outcome="aborted", moved=moved, **base)
+
+
+def _restore_log(loop: Loop, n: int, snap: audit_mod.Snapshot) -> None:
+    """Only sessionctl writes the log: keep a hand edit aside, restore the log as it was."""
+    ws, c = loop.ws, loop.campaign
+    log = ws.log_path(c)
+    current_log = log.read_text(encoding="utf-8") if log.exists() else None
+    if current_log == snap.log_text:
+        return
+    atomic_write(ws.scratch / "backups" / f"{c}-perf-log.session{n}.md", current_log or "")
+    if snap.log_text is None:
+        log.unlink(missing_ok=True)
+    else:
+        atomic_write(log, snap.log_text)
+
+
 def _record_agent(
     ws: Workspace,
     campaign: str,
     n: int,
     run: launch_mod.AgentRun,
     result: audit_mod.Audit,
+    problems: tuple[str, ...],
     *,
     still_open: bool,
 ) -> None:
-    """Record the agent's summary (an ``agent`` entry) and a note the log entry shows."""
+    """Record the agent's summary and the audit's verdict (an ``agent`` entry; the log shows it)."""
     from sessionctl.session import record
 
+    audit = result.to_dict()
+    known = {p.message for p in result.problems}
+    extra = [{"code": "settle", "message": m} for m in problems if m not in known]
+    audit.update(passed=not problems, problems=[*extra, *audit["problems"]])
     entry = {
         **run.to_entry(),
         "transcript": _rel(ws, Path(run.transcript)),
-        "audit": result.to_dict(),
+        "audit": audit,
         "by": "sessionctl",
     }
-    note = f"Agent ({run.preset}): {run.text_summary()}; transcript {entry['transcript']}"
     if any(
         e.get("type") == "agent" and e.get("transcript") == entry["transcript"]
         for e in record.entries(ws, campaign, n)
@@ -249,11 +347,8 @@ def _record_agent(
         return  # recorded before a previous `sessionctl run` died
     if still_open:
         record.append(ws, campaign, entry)
-        record.append(
-            ws, campaign, {"type": "finding", "phase": "note", "text": note, "by": "sessionctl"}
-        )
         return
-    # Closed by the agent itself: the entry still belongs with the session's archived record.
+    # Closed outside the loop: the entry still belongs with the session's archived record.
     with ws.lock(campaign):
         line = json.dumps({"at": now_iso(), **entry}, default=str)
         append_line(record.entries_path(ws, campaign, n), line)

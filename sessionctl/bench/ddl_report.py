@@ -297,107 +297,162 @@ def _row(cells: Sequence[object]) -> str:
     return "| " + " | ".join(str(c) for c in cells) + " |"
 
 
-def summary_md(r: DdlResult) -> str:
-    """The markdown block for the log entry: latency per level, growth, txn batches, breakdown."""
-    lines = [
-        f"DDL latency ({r.dialect}; count `{r.count_sql}`): {r.initial_count:,} objects at start, "
-        f"{r.final_count:,} at the end.",
-        "",
-        _row(["objects", "statement", "median ms", "p90 ms", "max ms", "probes", "drop median ms"]),
-        _row(["---:", "---", "---:", "---:", "---:", "---:", "---:"]),
+Block = dict[str, Any]  # {"text": ...} or {"title", "columns", "align", "rows"} (cells are text)
+
+
+def _table(title: str, columns: Sequence[str], align: str, rows: list[list[str]]) -> Block:
+    return {"title": title, "columns": list(columns), "align": align.split(), "rows": rows}
+
+
+def blocks(r: DdlResult, *, md: bool = False) -> list[Block]:
+    """The report as ordered text and table blocks: ``summary_md`` renders them as markdown for
+    the log, the CLI as terminal tables (``md`` adds the markdown emphasis and code spans)."""
+
+    def code(text: str) -> str:
+        return f"`{text}`" if md else text
+
+    out: list[Block] = [
+        {
+            "text": f"DDL latency ({r.dialect}; count {code(r.count_sql)}): "
+            f"{r.initial_count:,} objects at start, {r.final_count:,} at the end."
+        }
     ]
+    rows = []
     for run in r.probes:
         s = stats(run.ms)
         drop = stats(run.drop_ms).median if run.drop_ms else None
-        lines.append(
-            _row(
-                [f"{run.count:,}", run.kind, _ms(s.median), _ms(s.p90), _ms(s.max), s.n, _ms(drop)]
-            )
+        rows.append(
+            [f"{run.count:,}", run.kind, _ms(s.median), _ms(s.p90), _ms(s.max), str(s.n), _ms(drop)]
         )
+    out.append(
+        _table(
+            "Probe latency per level",
+            ["objects", "statement", "median ms", "p90 ms", "max ms", "probes", "drop median ms"],
+            "r l r r r r r",
+            rows,
+        )
+    )
     fits = r.fits()
     if fits:
-        lines += ["", _row(["statement", "ms per 1k objects", "log-log exponent", "growth"])]
-        lines.append(_row(["---", "---:", "---:", "---"]))
+        rows = []
         for kind, f in fits.items():
             exp = "n/a" if f.exponent is None else f"{f.exponent:.2f}"
-            verdict = f"**{f.verdict}**" if f.verdict == "super-linear" else f.verdict
-            lines.append(_row([kind, _ms(f.slope_ms_per_1k), exp, verdict]))
-    if r.txns:
-        lines += [
-            "",
-            f"Transaction batches at {r.txns[0].count:,} objects (BEGIN; B statements; COMMIT):",
-            "",
-        ]
-        lines.append(_row(["statement", "B", "ms/statement", "first ms", "last ms", "commit ms"]))
-        lines.append(_row(["---", "---:", "---:", "---:", "---:", "---:"]))
-        for t in r.txns:
-            lines.append(
-                _row(
-                    [
-                        t.kind,
-                        t.size,
-                        _ms(t.per_stmt_ms),
-                        _ms(t.stmt_ms[0]),
-                        _ms(t.stmt_ms[-1]),
-                        _ms(t.commit_ms),
-                    ]
-                )
+            verdict = f"**{f.verdict}**" if md and f.verdict == "super-linear" else f.verdict
+            rows.append([kind, _ms(f.slope_ms_per_1k), exp, verdict])
+        out.append(
+            _table(
+                "Growth with the object count",
+                ["statement", "ms per 1k objects", "log-log exponent", "growth"],
+                "l r r l",
+                rows,
             )
-    breakdown = breakdown_md(r)
+        )
+    if r.txns:
+        rows = [
+            [
+                t.kind,
+                str(t.size),
+                _ms(t.per_stmt_ms),
+                _ms(t.stmt_ms[0]),
+                _ms(t.stmt_ms[-1]),
+                _ms(t.commit_ms),
+            ]
+            for t in r.txns
+        ]
+        out.append(
+            _table(
+                f"Transaction batches at {r.txns[0].count:,} objects (BEGIN; B statements; COMMIT)",
+                ["statement", "B", "ms/statement", "first ms", "last ms", "commit ms"],
+                "l r r r r r",
+                rows,
+            )
+        )
+    breakdown = _breakdown_rows(r, code)
     if breakdown:
-        lines += ["", *breakdown]
+        out.append(
+            _table(
+                "Per-statement wall-clock breakdown "
+                "(metric Δsum / statements; share of the mean latency)",
+                [
+                    "objects",
+                    "statement",
+                    "metric",
+                    "ms/statement",
+                    "obs/statement",
+                    "ms/obs",
+                    "share",
+                ],
+                "r l l r r r r",
+                breakdown,
+            )
+        )
     growth = [g for g in r.growths if g.created]
     if growth:
         created = sum(g.created for g in growth)
         secs = sum(g.seconds for g in growth)
-        lines += [
-            "",
-            f"Growth: created {created:,} fillers in {secs:.1f} s "
-            f"({secs / created * 1000:.2f} s per 1k).",
-        ]
+        out.append(
+            {
+                "text": f"Growth: created {created:,} fillers in {secs:.1f} s "
+                f"({secs / created * 1000:.2f} s per 1k)."
+            }
+        )
     if r.metrics_note:
-        lines += ["", f"Note: {r.metrics_note}"]
+        out.append({"text": f"Note: {r.metrics_note}"})
     if r.kept_probes:
-        lines += ["", "Probe objects were kept (--keep-probes)."]
+        out.append({"text": "Probe objects were kept (--keep-probes)."})
     if r.leftovers:
-        lines += [
-            "",
-            "Probe cleanup failed; drop these by hand: " + "; ".join(f"`{s}`" for s in r.leftovers),
-        ]
+        out.append(
+            {
+                "text": "Probe cleanup failed; drop these by hand: "
+                + "; ".join(code(s) for s in r.leftovers)
+            }
+        )
+    return out
+
+
+def blocks_markdown(items: Sequence[Block]) -> str:
+    """Render :func:`blocks` as markdown: paragraphs, and titled tables."""
+    lines: list[str] = []
+    for b in items:
+        if lines:
+            lines.append("")
+        if "text" in b:
+            lines.append(b["text"])
+            continue
+        lines += [f"{b['title']}:", "", _row(b["columns"])]
+        lines.append(_row(["---:" if a == "r" else "---" for a in b["align"]]))
+        lines += [_row(row) for row in b["rows"]]
     return "\n".join(lines) + "\n"
 
 
-def breakdown_md(r: DdlResult) -> list[str]:
+def summary_md(r: DdlResult) -> str:
+    """The markdown block for the log entry: latency per level, growth, txn batches, breakdown."""
+    return blocks_markdown(blocks(r, md=True))
+
+
+def _breakdown_rows(r: DdlResult, code: Any) -> list[list[str]]:
     """The per-statement wall-clock breakdown: where each statement's time goes, by metric step."""
-    rows: list[list[object]] = []
+    rows: list[list[str]] = []
     for run in r.probes:
         mean = stats(run.ms).mean
         for m in run.metrics:
-            rows.append(_breakdown_row(f"{run.count:,}", run.kind, m, mean))
+            rows.append(_breakdown_row(f"{run.count:,}", run.kind, m, mean, code))
     for t in r.txns:
         for m in t.metrics:
-            rows.append(_breakdown_row(f"txn B={t.size}", t.kind, m, t.per_stmt_ms))
-    if not rows:
-        return []
-    return [
-        "Per-statement wall-clock breakdown (metric Δsum / statements; share of the mean latency):",
-        "",
-        _row(
-            ["objects", "statement", "metric", "ms/statement", "obs/statement", "ms/obs", "share"]
-        ),
-        _row(["---:", "---", "---", "---:", "---:", "---:", "---:"]),
-        *(_row(row) for row in rows),
-    ]
+            rows.append(_breakdown_row(f"txn B={t.size}", t.kind, m, t.per_stmt_ms, code))
+    return rows
 
 
-def _breakdown_row(where: str, kind: str, m: dict[str, Any], wall_ms: float) -> list[object]:
+def _breakdown_row(
+    where: str, kind: str, m: dict[str, Any], wall_ms: float, code: Any
+) -> list[str]:
     timed = m.get("unit", "ms") == "ms"
     share = m["ms_per_stmt"] / wall_ms if wall_ms and timed else math.nan
     obs = m["obs_per_stmt"]
     return [
         where,
         kind,
-        f"`{m['series']}`",
+        code(m["series"]),
         _ms(m["ms_per_stmt"]) if timed else "n/a",
         f"{obs:.2f}" if obs is not None else (f"{m['ms_per_stmt']:.2f}" if not timed else "n/a"),
         _ms(m.get("mean_ms")),
@@ -430,6 +485,7 @@ def to_measurement(
     """The record handed to the session (``details["per_level"]``: one row per level and kind)."""
     details = r.to_dict()
     details["per_level"] = table_rows(r)
+    details["blocks"] = blocks(r)  # what a terminal shows (the same report as summary_md)
     return Measurement(
         source="ddl",
         name=name,

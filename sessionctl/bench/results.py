@@ -152,6 +152,63 @@ def sweep_table(runs: Sequence[RunResult]) -> list[dict[str, Any]]:
     return rows
 
 
+SWEEP_TITLES = {"concurrency": "conc", "qps": "QPS", "p50_ms": "p50 ms", "p99_ms": "p99 ms"}
+_UNIT_WORDS = (("_us", " µs"), ("_ms", " ms"), ("_s", " s"))
+_FAMILY_SUFFIXES = ("_seconds_total", "_seconds", "_total")
+_FAMILY_WIDTH = 22
+
+
+def split_value_name(name: str) -> tuple[str, str]:
+    """``family{labels}.stat`` → (``family{labels}``, ``stat``); label values may hold dots."""
+    brace = name.rfind("}")
+    dot = name.rfind(".")
+    if dot <= brace:
+        return name, ""
+    return name[:dot], name[dot + 1 :]
+
+
+def short_stat(stat: str) -> str:
+    """``mean_us`` → ``mean µs``, ``per_query_us`` → ``µs/query``, ``calls_per_query`` → ..."""
+    if stat == "calls_per_query":
+        return "calls/query"
+    unit = ""
+    for suffix, word in _UNIT_WORDS:
+        if stat.endswith(suffix):
+            stat, unit = stat.removesuffix(suffix), word.strip()
+            break
+    if stat == "per_query":
+        return f"{unit or 'n'}/query"
+    return f"{stat.replace('_', ' ')} {unit}".strip()
+
+
+def metric_headers(names: Sequence[str]) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """Short two-line headers (``family`` over ``stat``) for metric value names, and the legend
+    (short family → full series) that names what each short family stands for."""
+    series: dict[str, None] = {}
+    for name in names:
+        series.setdefault(split_value_name(name)[0], None)
+    by_family: dict[str, list[str]] = {}
+    for full in series:
+        by_family.setdefault(full.split("{", 1)[0], []).append(full)
+    short: dict[str, str] = {}
+    for family, members in by_family.items():
+        base = family
+        for suffix in _FAMILY_SUFFIXES:
+            if base.endswith(suffix) and len(base) > len(suffix):
+                base = base.removesuffix(suffix)
+                break
+        if len(base) > _FAMILY_WIDTH:
+            half = (_FAMILY_WIDTH - 1) // 2
+            base = base[:half] + "…" + base[-(_FAMILY_WIDTH - 1 - half) :]
+        for k, full in enumerate(members, 1):
+            short[full] = base if len(members) == 1 else f"{base} #{k}"
+    headers = {}
+    for name in names:
+        full, stat = split_value_name(name)
+        headers[name] = f"{short[full]}\n{short_stat(stat)}" if stat else short[full]
+    return headers, [(short[full], full) for full in series]
+
+
 def table_markdown(rows: Sequence[dict[str, Any]]) -> str:
     """Render :func:`sweep_table` rows as a markdown table."""
     if not rows:
@@ -161,7 +218,7 @@ def table_markdown(rows: Sequence[dict[str, Any]]) -> str:
         for k in row:
             if k not in keys and k != "runs":
                 keys.append(k)
-    head = {"concurrency": "concurrency", "qps": "QPS", "p50_ms": "p50 ms", "p99_ms": "p99 ms"}
+    head = {**SWEEP_TITLES, "concurrency": "concurrency"}
     lines = [
         "| " + " | ".join(head.get(k, k) for k in keys) + " |",
         "|" + "|".join("---:" for _ in keys) + "|",

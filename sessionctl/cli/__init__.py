@@ -132,6 +132,8 @@ class LazyCommands(MutableMapping[str, click.Command]):
         self._built[name] = command
 
     def __delitem__(self, name: str) -> None:
+        if name not in self._names:
+            raise KeyError(name)
         self._names.remove(name)
         self._built.pop(name, None)
 
@@ -215,10 +217,16 @@ def _version(value: bool) -> None:
 def _root(
     root: Annotated[
         str | None,
-        typer.Option("--root", help="Workspace folder (holds prompts/). Default: nearest one up, or $SESSIONCTL_ROOT."),
+        typer.Option(
+            "--root",
+            help="Workspace folder (holds prompts/). Default: nearest one up, or $SESSIONCTL_ROOT.",
+        ),
     ] = None,
     version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
     ] = False,
 ) -> None:
     """Run measured, logged, reproducible optimization sessions (for you or an AI agent)."""

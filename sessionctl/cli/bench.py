@@ -161,24 +161,13 @@ def resolve(ws: Workspace, name: str | None, campaign: str | None) -> tuple[str,
 
 def _show(outcome: BenchOutcome, *, recorded: bool) -> None:
     from sessionctl import console
-    from sessionctl.units import format_number
 
     m = outcome.measurement
-    rows = outcome.table
-    keys: list[str] = []
-    for row in rows:
-        keys += [k for k in row if k not in keys and k != "runs"]
-    titles = {"concurrency": "conc", "qps": "QPS", "p50_ms": "p50 ms", "p99_ms": "p99 ms"}
-
-    def cell(v: Any) -> str:
-        return format_number(v) if isinstance(v, float) else str(v)
-
-    if rows:
-        console.table(
-            f"{m.name} ({m.source})",
-            [titles.get(k, k) for k in keys],
-            [[cell(row.get(k, "")) for k in keys] for row in rows],
-        )
+    blocks = m.details.get("blocks")
+    if blocks:  # a driver with its own report (ddl): its tables, as tables
+        show_blocks(blocks)
+    elif outcome.table:
+        _show_sweep(f"{m.name} ({m.source})", outcome.table)
     else:
         console.print_text(m.summary_md)
     if outcome.session is not None:
@@ -187,3 +176,40 @@ def _show(outcome: BenchOutcome, *, recorded: bool) -> None:
     elif recorded:
         console.print_text("not recorded: no session is open (`sessionctl start` opens one)")
     console.print_text(f"raw data: {outcome.run_dir}")
+
+
+def _show_sweep(title: str, rows: list[dict[str, Any]]) -> None:
+    """The concurrency × (QPS, latency, metric statistics) table; metric columns get short
+    two-line headers (family over statistic) and a legend with the full series names."""
+    from sessionctl import console
+    from sessionctl.bench.results import SWEEP_TITLES, metric_headers
+    from sessionctl.units import format_number
+
+    keys: list[str] = []
+    for row in rows:
+        keys += [k for k in row if k not in keys and k != "runs"]
+    fixed = {**SWEEP_TITLES, "errors": "errors"}
+    headers, legend = metric_headers([k for k in keys if k not in fixed])
+
+    def cell(v: Any) -> str:
+        return format_number(v) if isinstance(v, float) else str(v)
+
+    console.table(
+        title,
+        [fixed.get(k) or headers[k] for k in keys],
+        [[cell(row.get(k, "")) for k in keys] for row in rows],
+    )
+    for short, full in legend:
+        if short != full:
+            console.print_text(f"  {short} = {full}")
+
+
+def show_blocks(blocks: list[dict[str, Any]]) -> None:
+    """Print a report's text and table blocks (``{"text"}`` / ``{"title", "columns", "rows"}``)."""
+    from sessionctl import console
+
+    for b in blocks:
+        if "text" in b:
+            console.print_text(b["text"])
+        else:
+            console.table(b.get("title"), b["columns"], b["rows"])

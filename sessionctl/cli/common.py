@@ -12,7 +12,9 @@ from sessionctl import console
 from sessionctl.reporting import NULL, Reporter
 from sessionctl.workspace import Workspace, find_workspace, resolve_campaign
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout instead of tables.")]
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print one JSON document on stdout instead of tables.")
+]
 CampaignArg = Annotated[
     str | None,
     typer.Argument(

@@ -174,7 +174,7 @@ def diff_cmd(
     from sessionctl import console
     from sessionctl.metrics.delta import diff
     from sessionctl.metrics.scrape import scrape
-    from sessionctl.metrics.summary import summarize
+    from sessionctl.metrics.summary import summary
 
     snaps = [scrape(s, timeout=timeout, families=metric or None) for s in (before, after)]
     if metric:
@@ -184,7 +184,7 @@ def diff_cmd(
     delta = diff(snaps[0], snaps[1])
     want = _labels(label)
     specs = _specs(delta, metric or [], want, by or [], queries)
-    values, md = summarize(delta, specs, queries=queries, window_s=window)
+    stats = summary(delta, specs, queries=queries, window_s=window)
     rows = [
         s
         for s in delta.series
@@ -193,29 +193,40 @@ def diff_cmd(
     data = delta.to_dict()
     data["series"] = [s.to_dict() for s in rows]
     data["groups"] = [g.to_dict() for g in delta.groups if _has(g.labels, want)]
-    data["values"] = [v.to_dict() for v in values]
-    data["summary_md"] = md
+    data["values"] = [v.to_dict() for v in stats.values]
+    data["summary_md"] = stats.markdown()
 
     def show() -> None:
         span = f"{delta.window_s:.1f}s apart" if delta.window_s else "times unknown"
         console.print_text(f"{delta.before_source} → {delta.after_source} ({span})")
-        if md:
-            console.print_text(md)
+        # One table per family, titled with its name: the series column keeps only the labels,
+        # so it is not squeezed to "mz_frontend_…" in a terminal.
+        by_family: dict[str, list[list[str]]] = {}
+        for label, *cells in stats.rows:
+            family, brace, rest = label.partition("{")
+            by_family.setdefault(family, []).append([brace + rest or "(all series)", *cells])
+        for family, stat_rows in by_family.items():
+            console.table(family, ["series", *stats.columns[1:]], stat_rows)
+        for note in stats.notes:
+            console.warn(note)
         shown = rows if limit <= 0 else rows[:limit]
-        console.table(
-            None,
-            ["series", "before", "after", "Δ", ""],
-            [
+        if shown:
+            console.table(
+                None,
+                ["series", "before", "after", "Δ", ""],
                 [
-                    s.name + _fmt_labels(s.labels),
-                    _num(s.before),
-                    _num(s.after),
-                    _num(s.delta),
-                    _flags(s.reset, s.new),
-                ]
-                for s in shown
-            ],
-        )
+                    [
+                        s.name + _fmt_labels(s.labels),
+                        _num(s.before),
+                        _num(s.after),
+                        _num(s.delta),
+                        _flags(s.reset, s.new),
+                    ]
+                    for s in shown
+                ],
+            )
+        else:
+            console.print_text("no series changed (--all lists unchanged ones)")
         if len(rows) > len(shown):
             console.print_text(
                 f"… {len(rows) - len(shown):,} more series (use --limit 0 or --json)"

@@ -18,7 +18,6 @@ CampaignOpt = Annotated[
     str | None,
     typer.Option(
         "--campaign",
-        "-c",
         "-C",
         help="Campaign name (prompts/NAME.yaml). Default: $SESSIONCTL_CAMPAIGN, or the only one.",
         show_default=False,

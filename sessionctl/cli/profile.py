@@ -160,21 +160,37 @@ def run_cmd(
 
 @profile_app.command("report")
 def report_cmd(
-    folder: Annotated[str, typer.Argument(help="A profile folder (or a folded-stacks file).")],
+    folder: Annotated[
+        str,
+        typer.Argument(
+            help="A profile folder, a folded-stacks file, or saved `perf script` text (.gz too)."
+        ),
+    ],
     focus: FocusOpt = None,
     group: Annotated[
         list[str] | None,
         typer.Option("--group", help="NAME=REGEX: samples/query of frames matching (repeatable)."),
     ] = None,
+    queries: Annotated[
+        int | None,
+        typer.Option(
+            "--queries",
+            min=1,
+            help="Queries completed while sampling, for per-query figures from a bare file.",
+        ),
+    ] = None,
     top: TopOpt = 20,
     json_output: JsonOpt = False,
 ) -> None:
     """Show a saved profile: samples per query, top functions, focus functions and groups."""
+    import dataclasses
     from pathlib import Path
 
     from sessionctl.profiling.report import Profile, analyze
 
     profile = Profile.load(Path(folder))
+    if queries is not None:
+        profile = dataclasses.replace(profile, queries=queries)
     focus_list, groups = _focus_groups(profile.meta, focus, group)
     rep = analyze(profile, focus=focus_list, groups=groups, top=top)
     emit(json_output, rep.to_dict(), lambda: _show_report(rep, top=top))

@@ -120,7 +120,7 @@ def import_cmd(
     name: Annotated[
         str,
         typer.Option(
-            "--campaign", "-c", "-C", help="Name of the new campaign (prompts/NAME.yaml)."
+            "--campaign", "-C", help="Name of the new campaign (prompts/NAME.yaml)."
         ),
     ],
     force: Annotated[
@@ -221,7 +221,7 @@ def _redacted(obj: Any) -> Any:
 def template_list_cmd(
     name: Annotated[
         str | None,
-        typer.Option("--campaign", "-c", help="Include this campaign's template folder."),
+        typer.Option("--campaign", "-C", help="Include this campaign's template folder."),
     ] = None,
     json_output: JsonOpt = False,
 ) -> None:

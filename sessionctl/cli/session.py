@@ -150,6 +150,12 @@ def status_cmd(name: CampaignArg = None, json_output: JsonOpt = False) -> None:
             )
         if st.missing:
             console.print_text("Before close: " + "; ".join(st.missing))
+        if st.close_request:
+            r = st.close_request
+            console.print_text(
+                f"{r['type'].replace('_', ' ')} recorded at {r.get('at')}: "
+                "`sessionctl run` carries it out after the agent exits"
+            )
         if st.close_plan:
             cp = st.close_plan
             console.print_text("close will make:")
@@ -273,11 +279,31 @@ def close_cmd(
     ] = False,
     json_output: JsonOpt = False,
 ) -> None:
-    """Close the session: log entry, YAML update, the code change, then the prompt change."""
-    from sessionctl.session import close as close_mod
+    """Close the session: log entry, YAML update, the code change, then the prompt change.
+
+    Under `sessionctl run` (SESSIONCTL_RUN set) the arguments are checked and recorded as a
+    request; the loop closes the session after the agent exits and its audit passes.
+    """
+    from sessionctl.session import request
+    from sessionctl.session.workflow import NewStep
 
     ws, cname = campaign(name)
-    steps = [close_mod.NewStep.parse(t) for t in add_step or ()]
+    steps = [NewStep.parse(t) for t in add_step or ()]
+    if not dry_run and request.deferred():
+        req = request.request_close(
+            ws,
+            cname,
+            resolve=resolve,
+            add_steps=steps,
+            status_text=status_text,
+            summary=summary,
+            force_reason=force,
+            include=[p.resolve() for p in include or ()],
+        )
+        emit(json_output, req.to_dict(), req.message)
+        return
+    from sessionctl.session import close as close_mod
+
     result = close_mod.close(
         ws,
         cname,
@@ -318,10 +344,20 @@ def abort_cmd(
     ] = False,
     json_output: JsonOpt = False,
 ) -> None:
-    """End the session without a code change: log why, keep the findings."""
-    from sessionctl.session import engine
+    """End the session without a code change: log why, keep the findings.
+
+    Under `sessionctl run` (SESSIONCTL_RUN set) this records a request; the loop aborts the
+    session after the agent exits.
+    """
+    from sessionctl.session import engine, request
 
     ws, cname = campaign(name)
+    if not dry_run and request.deferred():
+        req = request.request_abort(
+            ws, cname, reason=reason, status_text=status_text, discard=discard
+        )
+        emit(json_output, req.to_dict(), req.message)
+        return
     result = engine.abort(
         ws,
         cname,

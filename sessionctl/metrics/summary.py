@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any
 
 from sessionctl.campaign.model import MetricSpec
 from sessionctl.measurement import Value
 from sessionctl.metrics.delta import Delta, GroupDelta, SeriesDelta
 from sessionctl.metrics.quantile import histogram_quantile, parse_go_float
 
-_T = TypeVar("_T", GroupDelta, SeriesDelta)
 _PCT_RE = re.compile(r"p(\d+(?:\.\d+)?)")
 _TIME_UNITS = (("us", "µs", 1e6), ("ms", "ms", 1e3), ("s", "s", 1.0))
 TITLES = {
@@ -53,6 +52,27 @@ def quantile_of(stat: str) -> float | None:
     return float("0." + digits)
 
 
+@dataclass(frozen=True)
+class Summary:
+    """Per-operation statistics: the Values, and the same numbers as a table plus notes."""
+
+    values: tuple[Value, ...]
+    columns: tuple[str, ...]  # "metric", one per statistic shown, "notes"
+    rows: tuple[tuple[str, ...], ...]  # the series label, its cells, its notes
+    notes: tuple[str, ...]  # specs that matched nothing, a restart between the scrapes
+
+    def markdown(self) -> str:
+        """The table and notes as markdown (for a log entry)."""
+        lines: list[str] = []
+        if self.rows:
+            lines.append("| " + " | ".join(self.columns) + " |")
+            lines.append("|" + "---|" * len(self.columns))
+            for label, *cells in self.rows:
+                lines.append("| " + " | ".join([f"`{label}`", *cells]) + " |")
+        lines.extend(f"- {n}" for n in self.notes)
+        return "\n".join(lines) + ("\n" if lines else "")
+
+
 def summarize(
     delta: Delta,
     specs: Sequence[MetricSpec],
@@ -62,46 +82,64 @@ def summarize(
     suffix: str = "",
 ) -> tuple[list[Value], str]:
     """Turn a delta into ``Value`` s for each spec, plus a markdown table of them."""
+    s = summary(delta, specs, queries=queries, window_s=window_s, suffix=suffix)
+    return list(s.values), s.markdown()
+
+
+def summary(
+    delta: Delta,
+    specs: Sequence[MetricSpec],
+    *,
+    queries: int | None = None,
+    window_s: float | None = None,
+    suffix: str = "",
+) -> Summary:
+    """Turn a delta into ``Value`` s for each spec, and a table of them (see :class:`Summary`)."""
     window = window_s if window_s is not None else delta.window_s
     values: list[Value] = []
     rows: list[_Row] = []
     notes: list[str] = []
     for spec in specs:
-        kind = spec.kind
-        if kind in ("histogram", "summary"):
-            groups = delta.select(spec.name, spec.labels)
-            if not groups:
-                notes.append(_absent(spec, delta))
-                continue
-            for key, group_members in _split(groups, spec.by):
-                label = _label(spec, key)
-                row = _Row(label)
-                values.extend(
-                    _group_values(spec, label, group_members, queries, window, suffix, row)
-                )
-                rows.append(row)
+        items: Sequence[GroupDelta] | Sequence[SeriesDelta]
+        compute: Callable[..., list[Value]]
+        if spec.kind in ("histogram", "summary"):
+            items = delta.select(spec.name, spec.labels)
+            compute = _group_values
         else:
-            series = delta.select_series(spec.name, spec.labels)
-            if not series and kind == "counter":
-                series = delta.select_series(spec.name + "_total", spec.labels)
-            if not series:
-                notes.append(_absent(spec, delta))
-                continue
-            for key, series_members in _split(series, spec.by):
-                label = _label(spec, key)
-                row = _Row(label)
-                values.extend(
-                    _series_values(spec, label, series_members, queries, window, suffix, row)
-                )
-                rows.append(row)
+            items = delta.select_series(spec.name, spec.labels)
+            compute = _series_values
+            if not items and spec.kind == "counter":
+                items = delta.select_series(spec.name + "_total", spec.labels)
+        if not items:
+            notes.append(_absent(spec, delta))
+            continue
+        for key, members in _split(items, spec.by):
+            label = _label(spec, key)
+            row = _Row(label)
+            values.extend(compute(spec, label, members, queries, window, suffix, row))
+            rows.append(row)
     if delta.restarted:
         notes.append("the process restarted between the scrapes: deltas count from the restart")
-    return values, _markdown(rows, notes, suffix)
+    cols: list[str] = []
+    for r in rows:
+        cols.extend(c for c in r.cells if c not in cols)
+    head = "metric" + (f" ({suffix.lstrip('@')})" if suffix else "")
+    return Summary(
+        values=tuple(values),
+        columns=(head, *(TITLES.get(c, c) for c in cols), "notes"),
+        rows=tuple(
+            (r.label, *(r.cells.get(c, "") for c in cols), ", ".join(dict.fromkeys(r.notes)))
+            for r in rows
+        ),
+        notes=tuple(notes),
+    )
 
 
-def _split(items: Sequence[_T], by: Sequence[str]) -> list[tuple[tuple[str, ...], list[_T]]]:
+def _split(
+    items: Sequence[GroupDelta] | Sequence[SeriesDelta], by: Sequence[str]
+) -> list[tuple[tuple[str, ...], list[Any]]]:
     """Group items by the values of the ``by`` labels (all in one group when ``by`` is empty)."""
-    out: dict[tuple[str, ...], list[_T]] = {}
+    out: dict[tuple[str, ...], list[Any]] = {}
     for item in items:
         labels = dict(item.labels)
         out.setdefault(tuple(labels.get(b, "") for b in by), []).append(item)
@@ -284,27 +322,3 @@ def _absent(spec: MetricSpec, delta: Delta) -> str:
     if spec.name in delta.families:
         return f"{spec.name}: no series{where} in the scrapes (nothing observed yet?)"
     return f"{spec.name}: not exposed by the target (not in this build, or a typo?)"
-
-
-def _markdown(rows: list[_Row], notes: list[str], suffix: str) -> str:
-    cols: list[str] = []
-    for r in rows:
-        cols.extend(c for c in r.cells if c not in cols)
-    lines: list[str] = []
-    if rows:
-        head = [
-            "metric" + (f" ({suffix.lstrip('@')})" if suffix else ""),
-            *(TITLES.get(c, c) for c in cols),
-            "notes",
-        ]
-        lines.append("| " + " | ".join(head) + " |")
-        lines.append("|" + "---|" * len(head))
-        for r in rows:
-            cells = [
-                f"`{r.label}`",
-                *(r.cells.get(c, "") for c in cols),
-                ", ".join(dict.fromkeys(r.notes)),
-            ]
-            lines.append("| " + " | ".join(cells) + " |")
-    lines.extend(f"- {n}" for n in notes)
-    return "\n".join(lines) + ("\n" if lines else "")

@@ -11,8 +11,9 @@ and writes the folded stacks, a speedscope JSON and an SVG flame graph next to a
 QPS cost of profiling is reported in the same invocation and never mistaken for a regression.
 
 :func:`sessionctl.profiling.benchmark.profile_benchmark` wires this to the campaign's target
-(``TargetHandle.pids()``) and benchmark driver (``run_once``), sweeps concurrency levels, diffs
-against the session's baseline profile and records one ``Measurement(source="profile")``.
+(:func:`sessionctl.profiling.pids.target_pids`) and benchmark driver (``run_once``), sweeps
+concurrency levels, diffs against the session's baseline profile and records one
+``Measurement(source="profile")``.
 """
 
 from __future__ import annotations
@@ -184,6 +185,7 @@ def _new_recorder(
     folder: Path,
     duration: float | None,
     call_graph: str | None,
+    refresh: Callable[[], Sequence[int]] | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """Build the recorder for ``spec.tool`` and the details worth keeping about it."""
     if spec.tool == "perf":
@@ -198,14 +200,20 @@ def _new_recorder(
         )
         mode, notes = perf.choose_call_graph(options, pids)
         rec = perf.PerfRecording(
-            pids=pids, data_path=folder / "perf.data", options=options, call_graph=mode
+            pids=pids,
+            data_path=folder / "perf.data",
+            options=options,
+            call_graph=mode,
+            refresh=refresh,
         )
         return rec, {"call_graph": mode, "event": event, "notes": notes}
     if spec.tool == "py-spy":
+        from sessionctl.profiling.pids import alive
         from sessionctl.profiling.pyspy import PySpyRecording
 
         rate = min(spec.frequency, 1000)
-        return PySpyRecording(pids=pids, out_dir=folder, rate=rate), {
+        live = alive(refresh() if refresh is not None else pids)  # py-spy cannot attach to the gone
+        return PySpyRecording(pids=live, out_dir=folder, rate=rate), {
             "event": "py-spy",
             "rate": rate,
             "notes": [],
@@ -245,17 +253,23 @@ def profile_run(
     if unprofiled is not None:
         reporter.phase("unprofiled run (for the profiler's overhead)")
         qps_unprofiled = run_facts(unprofiled()).qps
+    # Read the pids after the unprofiled run (its backends are exiting) and again right before
+    # the profiler attaches (the recorders call ``refresh``): a stale pid makes perf fail.
+    refresh = pids if callable(pids) else None
     target_pids = list(pids() if callable(pids) else pids)
     if not target_pids:
         raise MeasurementError(
             "profile: the target has no processes to profile; is it running? "
             "(set target.pid or target.processes)"
         )
-    recorder, details = _new_recorder(spec, target_pids, folder, None, call_graph)
+    recorder, details = _new_recorder(spec, target_pids, folder, None, call_graph, refresh)
     for note in details["notes"]:
         reporter.warn(note)
     reporter.phase(f"profiled run ({spec.tool}, {details.get('call_graph', details['event'])})")
     recorder.start()
+    target_pids = list(recorder.pids)  # what the profiler really attached to
+    if getattr(recorder, "retried", False):
+        reporter.info("a target process exited while perf attached; attached to a fresh list")
     started = time.monotonic()
     try:
         result = run()

@@ -1,8 +1,9 @@
 """Profile a campaign's benchmark: its target's processes, its driver's runs, its open session.
 
 :func:`profile_benchmark` is what ``sessionctl profile`` runs: the target comes up (or is found)
-through :class:`sessionctl.target.TargetHandle`, whose ``pids()`` gives the processes to attach
-to; each concurrency level is one :func:`sessionctl.profiling.profile_run` around the driver's
+through :class:`sessionctl.target.TargetHandle`; :func:`sessionctl.profiling.pids.target_pids`
+picks its processes (its own tree only, re-read right before the profiler attaches); each
+concurrency level is one :func:`sessionctl.profiling.profile_run` around the driver's
 ``run_once`` (after a short unprofiled ``run_once`` for the overhead figure); the profiles are
 diffed against the session's baseline profile when asked, lined up as a concurrency sweep when
 there are several levels, and recorded as ONE ``Measurement(source="profile")``.
@@ -97,6 +98,7 @@ def profile_benchmark(
     from sessionctl.errors import UsageError
     from sessionctl.measurement import PHASES
     from sessionctl.profiling.diff import diff_profiles, sweep
+    from sessionctl.profiling.pids import target_pids
     from sessionctl.target import TargetHandle
 
     if phase is not None and phase not in PHASES:
@@ -112,6 +114,13 @@ def profile_benchmark(
         frequency=frequency or camp.profile.frequency,
         focus=tuple(dict.fromkeys((*camp.profile.focus, *focus))),
     )
+    levels = list(concurrency or b.concurrency)
+    if len(set(levels)) != len(levels):
+        # Two profiles at one level would make the sweep's "growth" meaningless.
+        raise UsageError(
+            f"--concurrency {','.join(map(str, levels))}: a level is given twice; "
+            "profile each level once"
+        )
     fixed_against = None
     if against and against != "baseline":
         fixed_against = Profile.load(Path(against))  # fail before the benchmark, not after
@@ -144,7 +153,7 @@ def profile_benchmark(
                 )
 
             run = profile_run(
-                pids=target.pids,
+                pids=lambda: target_pids(target),
                 run=measured,
                 unprofiled=unprofiled if overhead else None,
                 out_dir=ctx.run_dir / f"profile-c{level}",

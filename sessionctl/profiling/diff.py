@@ -270,6 +270,19 @@ def sweep(profiles: Sequence[Profile], *, by: By = "self") -> Sweep:
     """Line up profiles taken at increasing concurrency; rank functions by per-query growth."""
     if len(profiles) < 2:
         raise UsageError("a concurrency sweep needs profiles at two or more concurrency levels")
+    seen: dict[int, str] = {}
+    for p in profiles:
+        if not p.concurrency:
+            raise UsageError(
+                f"sweep: {p.label or 'a profile'} has no concurrency recorded; pass profile "
+                "folders written by `sessionctl profile` (one per concurrency level)"
+            )
+        if p.concurrency in seen:
+            raise UsageError(
+                f"sweep: {seen[p.concurrency]} and {p.label} are both at c{p.concurrency}; a sweep "
+                "needs one profile per concurrency level (`sessionctl profile diff` compares two)"
+            )
+        seen[p.concurrency] = p.label or "a profile"
     ordered = sorted(profiles, key=lambda p: p.concurrency or 0)
     unit, norms = _normalizer(ordered)
     counters = [function_totals(p)[0 if by == "self" else 1] for p in ordered]

@@ -152,12 +152,39 @@ def _strip_cxx_args(name: str) -> str:
 
 
 def _open_text(path: Path) -> Iterator[str]:
-    if path.suffix == ".gz":
+    with path.open("rb") as raw:
+        gzipped = raw.read(2) == b"\x1f\x8b"  # by content: a saved .txt may well be gzip
+    if gzipped:
         with gzip.open(path, "rt", encoding="utf-8", errors="replace") as fh:
             yield from fh
     else:
         with path.open(encoding="utf-8", errors="replace") as fh:
             yield from fh
+
+
+_FOLDED_LINE = re.compile(r"^\S.*\s\d+(?:\.\d+)?$")
+
+
+def sniff(path: Path) -> str:
+    """What a saved profile file holds, judged by its first line that is not blank or a ``#``
+    comment: ``folded``, ``perf-script``, ``perf-data`` (perf's binary file), ``json``,
+    ``empty`` or ``unknown``."""
+    with Path(path).open("rb") as fh:
+        magic = fh.read(8)
+    if magic.startswith((b"PERFILE2", b"PERFFILE")):
+        return "perf-data"
+    for line in _open_text(Path(path)):
+        text = line.rstrip("\n")
+        if not text.strip() or text.startswith("#"):  # perf script --header writes "# ..." lines
+            continue
+        if "PERF_RECORD_" in text or (text[:1] in ("\t", " ") and _FRAME_START.match(text)):
+            return "perf-script"  # a task event, or a call-chain frame line
+        if text.lstrip()[:1] in ("{", "["):
+            return "json"
+        if _HEADER.match(text) and not _FOLDED_LINE.match(text):
+            return "perf-script"  # a sample header: "comm pid/tid time: period event:"
+        return "folded" if _FOLDED_LINE.match(text) else "unknown"
+    return "empty"
 
 
 def collapse_file(path: Path, **kwargs: object) -> Collapsed:

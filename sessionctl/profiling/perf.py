@@ -34,16 +34,18 @@ import struct
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
 from sessionctl.errors import CommandError, MeasurementError, SessionctlError, ToolNotFound
 from sessionctl.process import describe_argv, run, spawn, stop_tree, which
+from sessionctl.profiling.pids import alive
 
 PERF_HINT = "install linux-perf (Debian: `apt-get install linux-perf`) or set profile.tool"
 SCRIPT_FIELDS = "comm,pid,tid,time,period,event,ip,sym,dso"
+_VANISHED = "No such process"  # perf's strerror(ESRCH) when a listed pid or thread is gone
 
 
 @dataclass(frozen=True)
@@ -202,12 +204,18 @@ def _call_graph_arg(mode: str, dwarf_stack: int) -> str:
 
 @dataclass
 class PerfRecording:
-    """One ``perf record`` attached to ``pids``; ``start()``, run the benchmark, ``stop()``."""
+    """One ``perf record`` attached to ``pids``; ``start()``, run the benchmark, ``stop()``.
+
+    ``refresh`` (when given) is called right before attaching, so the list is as fresh as it can
+    be; exited processes are dropped either way (see :mod:`sessionctl.profiling.pids`).
+    """
 
     pids: Sequence[int]
     data_path: Path
     options: PerfOptions = field(default_factory=PerfOptions)
     call_graph: str = "fp"
+    refresh: Callable[[], Sequence[int]] | None = None  # re-reads the target's pids
+    retried: bool = False  # a pid vanished while perf attached; a fresh list was used
     argv: list[str] = field(default_factory=list)
     enabled_at: float | None = None
     disabled_at: float | None = None
@@ -222,11 +230,26 @@ class PerfRecording:
         return self.data_path.with_suffix(".record.log")
 
     def start(self, *, timeout: float = 60.0) -> None:
-        """Attach perf (disabled), then enable sampling once perf confirms it is attached."""
-        if not self.pids:
-            raise MeasurementError(
-                "profile: no target processes to attach perf to; check target.pid/processes"
-            )
+        """Attach perf (disabled) to the live target pids, then enable sampling once perf
+        confirms it is attached; retry once with a fresh pid list when a pid vanished."""
+        for attempt in (1, 2):
+            self.pids = alive(self.refresh() if self.refresh is not None else self.pids)
+            if not self.pids:
+                raise MeasurementError(
+                    "profile: no live target processes to attach perf to; is the target "
+                    "running? (check target.pid/processes)"
+                )
+            try:
+                self._attach(timeout=timeout)
+                return
+            except CommandError as exc:
+                # A pid (or one of its threads) exited between our look at /proc and perf's:
+                # perf then refuses the whole list with ESRCH.
+                if attempt == 2 or _VANISHED not in str(exc):
+                    raise
+                self.retried = True
+
+    def _attach(self, *, timeout: float) -> None:
         perf = which("perf", hint=PERF_HINT)
         self.data_path.parent.mkdir(parents=True, exist_ok=True)
         self._fifo_dir = Path(tempfile.mkdtemp(prefix="sessionctl-perf-"))

@@ -89,10 +89,11 @@ class Profile:
 
     @classmethod
     def load(cls, path: Path) -> Profile:
-        """Load a profile folder (or a bare folded-stacks file, without per-query facts)."""
+        """Load a profile folder, or a bare file (no per-query facts): folded stacks or saved
+        ``perf script`` text (collapsed here; ``.gz`` is fine)."""
         path = Path(path)
         if path.is_file():
-            return cls(stacks=read_folded(path), label=path.stem, tool="folded")
+            return cls._load_file(path)
         meta_path = path / PROFILE_JSON
         if not meta_path.is_file():
             raise UsageError(
@@ -118,6 +119,45 @@ class Profile:
             root_is_comm=bool(head.get("root_is_comm", False)),
             meta=dict(head.get("meta") or {}),
         )
+
+    @classmethod
+    def _load_file(cls, path: Path) -> Profile:
+        from sessionctl.profiling.folded import collapse_file, sniff
+
+        label = path.name
+        for ext in (".gz", ".txt", ".folded", ".perf", ".script"):
+            label = label.removesuffix(ext)
+        kind = sniff(path)
+        if kind == "perf-script":
+            c = collapse_file(path)
+            if not c.stacks:
+                raise UsageError(f"{path}: `perf script` text without samples; record some first")
+            span = (c.last_time - c.first_time) if c.first_time and c.last_time else None
+            return cls(
+                stacks=c.stacks,
+                tool="perf",
+                event=c.event,
+                period_ns=c.mean_period,
+                duration=span or None,
+                label=label,
+                meta={"source": str(path), "format": "perf script", "warnings": list(c.warnings)},
+            )
+        if kind == "perf-data":
+            from sessionctl.profiling.perf import SCRIPT_FIELDS
+
+            raise UsageError(
+                f"{path}: a binary perf.data file; pass its text instead: "
+                f"`perf script -F {SCRIPT_FIELDS} -i {path} > perf.txt`"
+            )
+        if kind in ("json", "unknown", "empty"):
+            what = {"json": "a JSON file, not stacks", "empty": "empty"}.get(
+                kind, "neither folded stacks nor `perf script` text"
+            )
+            raise UsageError(
+                f"{path}: {what}; pass a profile folder (with profile.json), a folded-stacks file "
+                "('frame;frame;... COUNT' lines) or saved `perf script` output"
+            )
+        return cls(stacks=read_folded(path), label=label, tool="folded")
 
     def with_label(self, label: str) -> Profile:
         return replace(self, label=label)

@@ -9,6 +9,8 @@ code change. Closing lives in :mod:`sessionctl.session.close`.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -82,6 +84,7 @@ class SessionStatus:
     close_plan: dict[str, Any] | None = None
     plan_error: str | None = None
     pending_close: dict[str, Any] | None = None
+    close_request: dict[str, Any] | None = None  # the agent's latest, under `sessionctl run`
     recovered: str | None = None
     last_session: int | None = None
     next_step: str | None = None
@@ -298,8 +301,8 @@ def _attachment_name(folder: Path, name: str) -> Path:
 
 def status(ws: Workspace, campaign: str, *, plan: bool = True) -> SessionStatus:
     """The open session's progress and what ``close`` would do (finishing a crashed close first)."""
-    from sessionctl.campaign import store
     from sessionctl.session import close as close_mod
+    from sessionctl.session.request import TYPES as request_types
 
     recovered = None
     pending = None
@@ -311,9 +314,9 @@ def status(ws: Workspace, campaign: str, *, plan: bool = True) -> SessionStatus:
         except SessionctlError:
             pending = {"journal": str(close_mod.journal_path(ws, campaign))}
         pending["error"] = str(exc)
-    camp = store.load(ws, campaign).campaign
+    camp = campaign_facts(ws, campaign)  # all status needs of the campaign, cached (see there)
     session = store_.current(ws, campaign)
-    top = camp.next_steps[0].id if camp.next_steps else None
+    top = camp.top
     if session is None:
         return SessionStatus(
             campaign=campaign,
@@ -351,11 +354,12 @@ def status(ws: Workspace, campaign: str, *, plan: bool = True) -> SessionStatus:
         if e.get("type") == "finding"
     )
     files = tuple(str(e.get("name")) for e in entries if e.get("type") == "file")
+    requests = [e for e in entries if e.get("type") in request_types]
     close_plan = None
     plan_error = None
     if plan and pending is None:
         try:
-            close_plan = _plan_summary(ws, campaign, session)
+            close_plan = _plan_summary(ws, campaign, session, prefer=camp.vcs)
         except SessionctlError as exc:
             plan_error = str(exc)
     if close_plan is not None and len(close_plan["code"]["paths"]) > 1:
@@ -378,6 +382,7 @@ def status(ws: Workspace, campaign: str, *, plan: bool = True) -> SessionStatus:
         close_plan=close_plan,
         plan_error=plan_error,
         pending_close=pending,
+        close_request=requests[-1] if requests else None,
         recovered=recovered,
         last_session=camp.last_session,
         next_step=top,
@@ -385,11 +390,73 @@ def status(ws: Workspace, campaign: str, *, plan: bool = True) -> SessionStatus:
     )
 
 
-def _plan_summary(ws: Workspace, campaign: str, session: OpenSession) -> dict[str, Any]:
+def _plan_summary(
+    ws: Workspace, campaign: str, session: OpenSession, *, prefer: str | None = None
+) -> dict[str, Any]:
     from sessionctl.session.close import _vcs
     from sessionctl.session.plan import preview
+    from sessionctl.vcs import detect
 
-    return preview(ws, campaign, session, vcs=_vcs(ws, campaign))
+    # `prefer` is the loaded campaign's `vcs:`; without it _vcs parses the YAML a second time.
+    vcs = _vcs(ws, campaign) if prefer is None else detect(ws.root, prefer=prefer)
+    return preview(ws, campaign, session, vcs=vcs)
+
+
+class CampaignFacts:
+    """The few campaign fields ``status`` shows: ``vcs``, ``last_session``, the top step's id."""
+
+    __slots__ = ("last_session", "top", "vcs")
+
+    def __init__(self, vcs: str, last_session: int, top: str | None) -> None:
+        self.vcs = vcs
+        self.last_session = last_session
+        self.top = top
+
+
+def campaign_facts(ws: Workspace, campaign: str) -> CampaignFacts:
+    """``vcs``, ``last_session`` and the top next step, exactly as ``store.load`` gives them.
+
+    Validating the YAML (ruamel, a round-trip parse, the typed model) is most of what ``status``
+    would spend, so the facts are kept in ``.sessionctl/cache/`` with the exact text they were
+    validated from and a fingerprint of the validating code. Any other text (edited, broken) or
+    code goes through ``store.load``, so errors are reported exactly as before.
+    """
+    import json
+
+    cache = ws.scratch / "cache" / f"{campaign}.facts.json"
+    key = _validator_fingerprint()
+    try:
+        text = ws.campaign_path(campaign).read_text(encoding="utf-8")
+        saved = json.loads(cache.read_text(encoding="utf-8"))
+        if saved["key"] == key and saved["text"] == text:
+            f = saved["facts"]
+            return CampaignFacts(str(f["vcs"]), int(f["last_session"]), f["top"])
+    except (OSError, ValueError, LookupError, TypeError):
+        pass  # no usable entry (or no readable campaign: store.load below says why)
+    from sessionctl.campaign import store
+
+    cf = store.load(ws, campaign)
+    camp = cf.campaign
+    facts = CampaignFacts(
+        camp.vcs, camp.last_session, camp.next_steps[0].id if camp.next_steps else None
+    )
+    entry = {
+        "key": key,
+        "text": cf.text,
+        "facts": {"vcs": facts.vcs, "last_session": facts.last_session, "top": facts.top},
+    }
+    with contextlib.suppress(OSError):  # a cache that cannot be written only costs time
+        atomic_write(cache, json.dumps(entry))
+    return facts
+
+
+def _validator_fingerprint() -> list[Any]:
+    """The version and the state of every module that validates a campaign (or reads facts)."""
+    import sessionctl
+
+    folder = Path(sessionctl.__file__).parent / "campaign"
+    files = [*sorted(e.path for e in os.scandir(folder) if e.name.endswith(".py")), __file__]
+    return [sessionctl.__version__, *([st.st_mtime_ns, st.st_size] for st in map(os.stat, files))]
 
 
 # --- abort ------------------------------------------------------------------------------------

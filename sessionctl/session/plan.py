@@ -442,6 +442,7 @@ def build(
         "resolved": resolve,
         "added_steps": [{"id": s.id, "title": s.title} for s in add_steps],
         "status": status_text,
+        "agent": perflog.agent_view(entries),
     }
     entry = perflog.render_entry(context, ws=ws, campaign=new_camp)
     log_text = perflog.appended(existing_log, entry, title=camp.title)

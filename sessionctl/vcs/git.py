@@ -1,5 +1,8 @@
-"""The git backend (gitpython, imported lazily).
+"""The git backend: read-only queries through the git CLI, writes through gitpython.
 
+Queries (HEAD, the working-copy status, diff stats, logs) run ``git`` directly through
+:func:`sessionctl.process.run`: importing gitpython costs more than the query, and ``status``
+runs often (gitpython is imported lazily, only by the commands that change the repository).
 Commits take exactly the paths they are given (``git commit --only -- PATHS``), so whatever else
 is staged or lying around stays out; messages go through a file (``-F``), never argv or a shell.
 A checkpoint is the HEAD sha; restoring it is ``git reset --mixed`` (the working tree is kept).
@@ -7,12 +10,14 @@ A checkpoint is the HEAD sha; restoring it is ``git reset --mixed`` (the working
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sessionctl.errors import VcsError
 from sessionctl.files import atomic_write
+from sessionctl.process import Result, run
 from sessionctl.vcs.base import (
     ADDED,
     DELETED,
@@ -30,7 +35,7 @@ if TYPE_CHECKING:
 
 
 class GitVcs:
-    """git through gitpython; ``root`` is the repository's top-level folder."""
+    """git: queries through its CLI, writes through gitpython; ``root`` is the top-level folder."""
 
     kind = "git"
 
@@ -51,6 +56,16 @@ class GitVcs:
                 ) from None
         return self._repo
 
+    def _read(self, *args: str, ok: tuple[int, ...] = (0,)) -> Result:
+        """Run a read-only git query (argv list, no shell); VcsError unless it exits in ``ok``."""
+        # The C locale, as gitpython sets it, so messages read the same whichever runs git.
+        env = {**os.environ, "LC_ALL": "C", "LANGUAGE": "C"}
+        result = run(["git", *args], cwd=self.root, env=env, check=False)
+        if result.returncode not in ok:
+            text = _clean(result.stderr) or _clean(result.stdout) or "(no output)"
+            raise VcsError(f"`git {' '.join(args)}` failed ({result.returncode}): {text}")
+        return result
+
     def _git(self, *args: str) -> str:
         """Run a git subcommand through gitpython (argv list, no shell); raise VcsError."""
         import git
@@ -64,20 +79,24 @@ class GitVcs:
 
     def head(self) -> str:
         """The HEAD commit sha (a VcsError on a repository without commits)."""
-        try:
-            return str(self.repo.head.commit.hexsha)
-        except ValueError:
+        found = self._read("rev-parse", "--verify", "--quiet", "HEAD^{commit}", ok=(0, 1))
+        sha = found.stdout.strip()
+        if found.returncode != 0 or not sha:
             raise VcsError(
                 f"{self.root}: the repository has no commits yet; make an initial commit first"
-            ) from None
+            )
+        return sha
 
     def revision(self) -> Revision:
         sha = self.head()
-        branch = None if self.repo.head.is_detached else self.repo.active_branch.name
+        ref = self._read("symbolic-ref", "--quiet", "HEAD", ok=(0, 1))
+        branch = ref.stdout.strip().removeprefix("refs/heads/") if ref.returncode == 0 else None
         return Revision(vcs="git", commit=sha, branch=branch, empty=not self.working_changes())
 
     def working_changes(self) -> list[FileChange]:
-        out = self._git("status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames")
+        out = self._read(
+            "status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames"
+        ).stdout
         changes: list[FileChange] = []
         for rec in out.split("\0"):
             if len(rec) < 4:
@@ -107,7 +126,9 @@ class GitVcs:
         tracked = [p for p in paths if p not in untracked]
         stats: dict[str, NumStat] = {}
         if tracked:
-            out = self._git("diff", "--numstat", "-z", "--no-renames", "HEAD", "--", *tracked)
+            out = self._read(
+                "diff", "--numstat", "-z", "--no-renames", "HEAD", "--", *tracked
+            ).stdout
             for rec in out.split("\0"):
                 parts = rec.split("\t", 2)
                 if len(parts) != 3:
@@ -151,16 +172,17 @@ class GitVcs:
         return True
 
     def commits_since(self, checkpoint: str) -> list[str]:
-        out = self._git("log", "--format=%s", f"{checkpoint}..HEAD")
+        out = self._read("log", "--format=%s", f"{checkpoint}..HEAD").stdout
         return [line for line in out.splitlines() if line]
 
     def message(self, rev: str = "HEAD") -> str:
-        """The full message of ``rev``."""
-        return str(self.repo.commit(rev).message)
+        """The full message of ``rev`` (the raw commit object after its headers)."""
+        raw = self._read("cat-file", "commit", rev).stdout
+        return raw.split("\n\n", 1)[1] if "\n\n" in raw else ""
 
     def files_in(self, rev: str = "HEAD") -> list[str]:
         """Paths touched by ``rev`` relative to its first parent."""
-        out = self._git("show", "--name-only", "--format=", "--no-renames", "-z", rev)
+        out = self._read("show", "--name-only", "--format=", "--no-renames", "-z", rev).stdout
         return sorted(p for p in out.split("\0") if p.strip())
 
 

@@ -5,22 +5,24 @@ Usage: scripted_agent.py [--plan N=MODE,N=MODE...] [--cost USD] [MODE]
 
 The mode for session $SESSIONCTL_SESSION comes from --plan, else MODE (default ``close``).
 It prints Claude Code stream-json lines (init, tool calls, a final result with total_cost_usd)
-and calls ``sessionctl`` the way an agent would: ``python -m sessionctl record/close``.
+and calls ``sessionctl`` the way an agent would: ``python -m sessionctl record/close/abort``.
+It imports only the standard library, so tests may start it with ``python -S``.
 
-Modes:
-  close        baseline, one change, remeasure, ``sessionctl close``          (well behaved)
+Modes: a base mode, ``+`` misbehaviours, ``:ARG`` (``nolog+two``, ``close:step-1``):
   record       baseline, one change, remeasure, then exit without closing   (loop closes it)
-  worse        like record, but the remeasure is slower (no improvement)
+  close[:ID]   like record, then ``sessionctl close [--resolve ID]``       (the loop closes it)
+  wait[:ID]    like close, then waits for .sessionctl/test-agent/release    (resume tests)
+  abort        one change, then ``sessionctl abort --reason ...``
   diagnostic   record a finding only (for a diagnostic session)
-  nolog        one change, nothing recorded                                  (audit fails)
-  two          baseline, changes in two unrelated areas, remeasure           (audit fails)
-  forbidden    baseline, a change that caches query results, remeasure      (audit fails)
-  edit-md      baseline, change, remeasure, and a hand edit of prompts/*.md (audit fails)
-  edit-log     baseline, change, remeasure, and a hand edit of the perf log (audit fails)
+  nolog        one change, nothing recorded (``nolog+close``: ``close --force REASON``)
+  +two         also a change in an unrelated area                            (audit fails)
+  +forbidden   also a change that caches query results                      (audit fails)
+  +edit-md     also a hand edit of prompts/*.md                             (audit fails)
+  +edit-log    also a hand edit of the perf log                             (audit fails)
+  +bypass      its ``sessionctl`` runs without SESSIONCTL_RUN: ``close`` really closes
+  +scribble    after closing, a hand edit of the perf log                   (audit flags it)
   hang         starts a child process and sleeps forever                     (timeout)
   budget       reports growing cost in stream-json result lines, then sleeps (budget)
-  slow         baseline, then sleeps 60 s before finishing like ``record``  (resume tests)
-  wait         baseline, then waits for .sessionctl/test-agent/release, then like ``record``
 """
 
 from __future__ import annotations
@@ -71,9 +73,13 @@ def tool(name: str, args: dict, output: str) -> None:
     )
 
 
+BYPASS = False  # run sessionctl as if by hand, outside `sessionctl run`
+
+
 def sessionctl(*args: str) -> None:
     cmd = [sys.executable, "-m", "sessionctl", *args]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    env = {k: v for k, v in os.environ.items() if not (BYPASS and k == "SESSIONCTL_RUN")}
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
     tool("Bash", {"command": "sessionctl " + " ".join(args)}, (proc.stdout + proc.stderr)[-500:])
     if proc.returncode != 0:
         print(
@@ -111,6 +117,12 @@ def change(n: int = SESSION) -> None:
     edit("app/query.py", f"LOOKUP_{n} = 'SELECT total FROM orders_by_customer WHERE id = %s'")
 
 
+def release() -> None:
+    """Wait until the test lets this agent go on."""
+    while not (STATE / "release").exists():
+        time.sleep(0.02)
+
+
 def main(argv: list[str]) -> int:
     plan: dict[int, str] = {}
     mode = "close"
@@ -125,7 +137,10 @@ def main(argv: list[str]) -> int:
             cost = float(next(it))
         else:
             mode = arg
-    mode = plan.get(SESSION, mode)
+    mode, _, mode_arg = plan.get(SESSION, mode).partition(":")
+    flags = set(mode.split("+"))
+    global BYPASS
+    BYPASS = "bypass" in flags
     STATE.mkdir(parents=True, exist_ok=True)
     (STATE / f"{SESSION}.pid").write_text(str(os.getpid()))
     emit(
@@ -139,9 +154,9 @@ def main(argv: list[str]) -> int:
     )
 
     if mode == "hang":
-        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
-        (STATE / f"{SESSION}.child").write_text(str(child.pid))
+        child = subprocess.Popen([sys.executable, "-S", "-c", "import time; time.sleep(120)"])
         tool("Bash", {"command": "sleep 120"}, "")
+        (STATE / f"{SESSION}.child").write_text(str(child.pid))
         time.sleep(120)
         return 0
     if mode == "budget":
@@ -162,30 +177,31 @@ def main(argv: list[str]) -> int:
         sessionctl("record", "--finding", "planning is 3% of the lookup latency")
         result(cost)
         return 0
-    if mode == "nolog":
-        change()
-        result(cost)
-        return 0
-
-    sessionctl("record", "--phase", "baseline", "--metric", "qps=100")
-    if mode == "slow":
-        time.sleep(60)
-    if mode == "wait":
-        while not (STATE / "release").exists():
-            time.sleep(0.05)
+    measured = not flags & {"nolog", "abort"}
+    if measured:
+        sessionctl("record", "--phase", "baseline", "--metric", "qps=100")
     change()
-    if mode == "two":
+    if "two" in flags:
         edit("lib/cache.py", "CACHE_SIZE = 1024")
-    if mode == "forbidden":
+    if "forbidden" in flags:
         edit("app/query.py", "_result_cache = {}  # remember query results per customer")
-    if mode == "edit-md":
+    if "edit-md" in flags:
         edit(f"prompts/{CAMPAIGN}.md", "Note to self: skip the baseline next time.")
-    if mode == "edit-log":
+    if "edit-log" in flags:
         edit(f"logs/{CAMPAIGN}-perf-log.md", "## Session notes written by hand")
-    after = "90" if mode == "worse" else "150"
-    sessionctl("record", "--phase", "remeasure", "--metric", f"qps={after}")
-    if mode == "close":
-        sessionctl("close", "--summary", f"session {SESSION}: indexed lookup")
+    if measured:
+        sessionctl("record", "--phase", "remeasure", "--metric", "qps=150")
+    if flags & {"close", "wait"}:
+        args = ["--summary", f"session {SESSION}: indexed lookup"]
+        args += ["--resolve", mode_arg] if mode_arg else []
+        args += [] if measured else ["--force", "no benchmark covers this step"]
+        sessionctl("close", *args)
+    if "scribble" in flags:
+        edit(f"logs/{CAMPAIGN}-perf-log.md", "PS: written by hand after the close")
+    if "abort" in flags:
+        sessionctl("abort", "--reason", "the index already exists upstream")
+    if "wait" in flags:
+        release()
     result(cost)
     return 0
 
