@@ -11,6 +11,8 @@ import sys
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from sessionctl.reporting import NullTask
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -56,7 +58,7 @@ def print_json(data: Any) -> None:
     """Write ``data`` as JSON to stdout (one document, nothing else on stdout)."""
     import json
 
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
     sys.stdout.flush()
 
 
@@ -142,16 +144,6 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-class _NullTask:
-    def advance(self, amount: float = 1.0) -> None:
-        pass
-
-    def update(
-        self, *, completed: float | None = None, total: float | None = None, **fields: Any
-    ) -> None:
-        pass
-
-
 class RichReporter:
     """The CLI's reporter: phases and warnings on stderr, progress bars while work runs."""
 
@@ -168,7 +160,7 @@ class RichReporter:
     @contextlib.contextmanager
     def task(self, description: str, *, total: float | None = None) -> Iterator[Any]:
         if _quiet or (not _console("err").is_terminal and not _force_progress()):
-            yield _NullTask()
+            yield NullTask()
             return
         from rich.progress import (
             BarColumn,

@@ -41,7 +41,9 @@ class Reporter(Protocol):
         """Show a progress bar for the duration of a ``with`` block."""
 
 
-class _NullTask:
+class NullTask:
+    """A task that shows nothing."""
+
     def advance(self, amount: float = 1.0) -> None:
         pass
 
@@ -65,7 +67,7 @@ class NullReporter:
 
     @contextlib.contextmanager
     def task(self, description: str, *, total: float | None = None) -> Iterator[Task]:
-        yield _NullTask()
+        yield NullTask()
 
 
 NULL: Reporter = NullReporter()
