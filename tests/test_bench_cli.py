@@ -144,3 +144,90 @@ def test_help_mentions_every_option() -> None:
         "--json",
     ):
         assert opt in result.output
+
+
+def test_metric_headers_are_short_and_the_legend_names_the_series() -> None:
+    from sessionctl.bench.results import metric_headers, split_value_name
+
+    names = [
+        "mz_frontend_peek_seconds{method=try_frontend_peek_cached}.mean_us",
+        "mz_frontend_peek_seconds{method=try_frontend_peek_cached}.p99_us",
+        "mz_frontend_peek_seconds{method=other}.per_query_us",
+        "app_query_seconds.calls_per_query",
+        'ddl_step_seconds{le="0.5"}.count',
+    ]
+    headers, legend = metric_headers(names)
+    assert headers[names[0]] == "mz_frontend_peek #1\nmean µs"
+    assert headers[names[1]] == "mz_frontend_peek #1\np99 µs"
+    assert headers[names[2]] == "mz_frontend_peek #2\nµs/query"
+    assert headers[names[3]] == "app_query\ncalls/query"
+    assert headers[names[4]] == "ddl_step\ncount"
+    assert legend == [
+        ("mz_frontend_peek #1", "mz_frontend_peek_seconds{method=try_frontend_peek_cached}"),
+        ("mz_frontend_peek #2", "mz_frontend_peek_seconds{method=other}"),
+        ("app_query", "app_query_seconds"),
+        ("ddl_step", 'ddl_step_seconds{le="0.5"}'),
+    ]
+    assert split_value_name('x{le="0.5"}') == ('x{le="0.5"}', "")
+    assert all(len(line) <= 22 for h in headers.values() for line in h.splitlines())
+    long = "a_very_long_metric_family_name_for_a_subsystem_seconds.mean_ms"
+    assert metric_headers([long])[0][long] == "a_very_lon…a_subsystem\nmean ms"
+
+
+def test_bench_table_shows_short_metric_headers_and_a_legend(ws: Workspace, pg_url: str) -> None:
+    from prometheus_client import CollectorRegistry, Histogram, start_http_server
+
+    registry = CollectorRegistry()
+    hist = Histogram(
+        "app_frontend_query_seconds", "latency", ["method"], registry=registry, buckets=(0.001, 1)
+    )
+    hist.labels(method="try_frontend_peek_cached").observe(0.0005)
+    port = free_port()
+    server, _ = start_http_server(port, addr="127.0.0.1", registry=registry)
+    metrics = """\
+metrics:
+  - name: app_frontend_query_seconds
+    kind: histogram
+    labels:
+      method: try_frontend_peek_cached
+    stats: [count, mean]
+"""
+    text = campaign_yaml(pg_url).replace(
+        "target:\n", f"target:\n  metrics_url: http://127.0.0.1:{port}/metrics\n"
+    )
+    (ws.prompts_dir / "cli.yaml").write_text(text + metrics)
+    try:
+        human = runner.invoke(app, ["bench", "--duration", "0.3s", "--no-record"])
+        data = runner.invoke(app, ["bench", "--duration", "0.3s", "--no-record", "--json"])
+    finally:
+        server.shutdown()
+    assert human.exit_code == 0, human.output
+    full = "app_frontend_query_seconds{method=try_frontend_peek_cached}"
+    assert f"  app_frontend_query = {full}" in human.stdout  # the legend
+    header = [ln for ln in human.stdout.splitlines() if "count" in ln]
+    assert header and "┃ count" in header[0]  # the statistic under its short family
+    assert f"{full}.count" not in human.stdout  # no full value names as column headers
+    row = json.loads(data.stdout)["table"][0]
+    assert f"{full}.count" in row  # --json keeps the full names
+
+
+def test_short_flags_mean_the_same_everywhere() -> None:
+    """-c is --concurrency and -C is --campaign in every command of these areas."""
+    import click
+    import typer.main
+
+    root = typer.main.get_command(app)
+    assert isinstance(root, click.Group)
+    checked = 0
+    for area in ("bench", "profile", "next", "prompt", "template", "metrics"):
+        cmd = root.commands[area]
+        subs = list(cmd.commands.values()) if isinstance(cmd, click.Group) else [cmd]
+        for sub in subs:
+            for p in sub.params:
+                opts = set(getattr(p, "opts", ())) | set(getattr(p, "secondary_opts", ()))
+                if "--campaign" in opts:
+                    assert "-C" in opts and "-c" not in opts, f"{area} {sub.name}: {opts}"
+                    checked += 1
+                if "-c" in opts:
+                    assert "--concurrency" in opts, f"{area} {sub.name}: -c is {opts}"
+    assert checked >= 8

@@ -95,8 +95,12 @@ def test_cli_bench_ddl_with_levels_and_keep_probes(ws: Workspace, campaign: str,
     runner = CliRunner()
     res = runner.invoke(app, ["bench", "ddl", "--levels", "0,60", "--phase", "baseline"])
     assert res.exit_code == 0, res.output
-    # The ddl summary (not a concurrency table) is what a person sees.
-    assert "| 60 | view |" in res.output
+    # The ddl summary (not a concurrency table) is what a person sees, as terminal tables.
+    assert "| 60 | view |" not in res.output and "Probe latency per level" in res.output
+    assert any(ln.startswith("│ 60 ") and "│ view " in ln for ln in res.output.splitlines())
+    # Its progress names the object-count levels, not a concurrency or a per-run duration.
+    assert "object counts 0, 60; 3 probes per level" in res.output
+    assert "at concurrency" not in res.output and "per run)" not in res.output
     assert "recorded into session 1 as baseline" in res.output
     assert q(db, "SELECT count(*) FROM pg_class WHERE relname ~ '^filler_[0-9]+$'") == [(60,)]
 

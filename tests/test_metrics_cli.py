@@ -119,7 +119,11 @@ def test_snapshot_then_diff_then_quantile(
         app, ["metrics", "diff", before, after, "-m", "mz_frontend_peek_seconds", "--by", "method"]
     )
     assert r.exit_code == 0, r.output
-    assert "mz_frontend_peek_seconds{method=other}" in r.stdout and "new" in r.stdout
+    # A rich table per family (titled with it), not the markdown of the log entry.
+    assert "| metric |" not in r.stdout and "┃ series" in r.stdout
+    assert "mz_frontend_peek_seconds\n" in r.stdout and "┃ method" in r.stdout
+    assert "│ other" in r.stdout
+    assert "new" in r.stdout
 
 
 def test_quantile_over_absolute_counts_and_sum(runner: CliRunner) -> None:

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 
     from sessionctl.bench import BenchContext
     from sessionctl.bench.ddl_report import DdlResult
+    from sessionctl.campaign.model import Benchmark
     from sessionctl.measurement import Measurement
 
 # --- probes ---------------------------------------------------------------------------------
@@ -430,6 +431,18 @@ def _probe_line(run: ProbeRun) -> str:
     return (
         f"{run.kind} at {run.count:,} objects: median {s.median:.2f} ms, p90 {s.p90:.2f} ms, "
         f"max {s.max:.2f} ms ({len(run.ms)} probes)"
+    )
+
+
+def scope(bench: Benchmark, options: dict[str, Any]) -> str:
+    """What one ``bench`` of this driver measures: its object-count levels and probes per level."""
+    spec = bench.ddl
+    if spec is None:
+        return "no `ddl:` mapping"
+    levels = sorted(set(int(x) for x in options.get("levels") or spec.levels))
+    return (
+        f"object counts {', '.join(f'{n:,}' for n in levels)}; "
+        f"{spec.probes_per_level} probes per level"
     )
 
 

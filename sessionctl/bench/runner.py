@@ -30,7 +30,6 @@ from sessionctl.workspace import Workspace
 
 ProgressFn = Callable[[float, float, int], None]
 RunDriver = Callable[[BenchContext, int, float, Path, ProgressFn | None], RunResult]
-SweepDriver = Callable[[BenchContext], Measurement]
 
 
 # --- the drivers ------------------------------------------------------------------------------
@@ -93,16 +92,30 @@ def _dbbench(
     )
 
 
+@dataclass(frozen=True)
+class SweepDriver:
+    """A driver that runs a whole invocation itself and builds its own Measurement."""
+
+    run: Callable[[BenchContext], Measurement]
+    scope: Callable[[Benchmark, dict[str, Any]], str]  # what it measures, for the progress line
+
+
 def _ddl(ctx: BenchContext) -> Measurement:
     from sessionctl.bench.ddl import run_ddl
 
     return run_ddl(ctx)
 
 
+def _ddl_scope(bench: Benchmark, options: dict[str, Any]) -> str:
+    from sessionctl.bench.ddl import scope
+
+    return scope(bench, options)
+
+
 # driver name → one measured run at one level (the runner sweeps and repeats them)
 RUN_DRIVERS: dict[str, RunDriver] = {"builtin": _builtin, "pgbench": _pgbench, "dbbench": _dbbench}
 # driver name → a whole invocation that builds its own Measurement (e.g. ddl's growth levels)
-SWEEP_DRIVERS: dict[str, SweepDriver] = {"ddl": _ddl}
+SWEEP_DRIVERS: dict[str, SweepDriver] = {"ddl": SweepDriver(_ddl, _ddl_scope)}
 
 
 def check_driver(bench: Benchmark) -> None:
@@ -289,25 +302,28 @@ def run_bench(
     if secs <= 0 or reps < 1:
         raise UsageError("--duration must be > 0 and --repeat >= 1")
     run_dir = new_run_dir(ws, campaign, b.name)
-    reporter.phase(f"bench {b.name} ({b.driver}) at concurrency {','.join(map(str, levels))}")
+    sweep_driver = SWEEP_DRIVERS.get(b.driver)
+    if sweep_driver is not None:  # its own levels (e.g. object counts): concurrency means nothing
+        reporter.phase(f"bench {b.name} ({b.driver}): {sweep_driver.scope(b, options or {})}")
+    else:
+        reporter.phase(f"bench {b.name} ({b.driver}) at concurrency {','.join(map(str, levels))}")
     runs: list[RunResult] = []
     with TargetHandle(ws, camp, start=start, reporter=reporter) as target:
         checks = target.preflight()
         for c in checks:
             reporter.info(f"preflight {c.name}: {c.value!r} ({c.expect}) ok")
-        ctx = BenchContext(
-            ws=ws,
-            campaign=camp,
-            bench=b,
-            target=target,
+        ctx = bench_context(
+            ws,
+            camp,
+            target,
+            bench=b.name,
             phase=phase,
-            reporter=reporter,
-            run_dir=run_dir,
             concurrency=levels,
             duration=secs,
             repeat=reps,
-            warmup=b.warmup,
-            options=dict(options or {}),  # driver extras, e.g. ddl's levels / keep_probes
+            reporter=reporter,
+            run_dir=run_dir,
+            options=options,
         )
         details: dict[str, Any] = {
             "driver": b.driver,
@@ -318,9 +334,9 @@ def run_bench(
             "target": target.describe(),
             "preflight": [{"name": c.name, "expect": c.expect, "value": c.value} for c in checks],
         }
-        if b.driver in SWEEP_DRIVERS:
+        if sweep_driver is not None:
             target.run_setup(b.setup_sql)
-            m = SWEEP_DRIVERS[b.driver](ctx)
+            m = sweep_driver.run(ctx)
             m = dataclasses.replace(m, phase=phase, raw_dir=m.raw_dir or ctx.raw_dir)
         else:
             for level in levels:
@@ -357,7 +373,8 @@ def run_bench(
         if session is not None:
             outcome = dataclasses.replace(outcome, session=session)
             atomic_write_json(run_dir / "outcome.json", outcome.to_dict())
-    reporter.info(f"raw data: {_rel(ws, run_dir)} ({format_duration(secs)} per run)")
+    per_run = f" ({format_duration(secs)} per run)" if sweep_driver is None else ""
+    reporter.info(f"raw data: {_rel(ws, run_dir)}{per_run}")
     return outcome
 
 
@@ -383,8 +400,10 @@ def bench_context(
     repeat: int | None = None,
     reporter: Reporter = NULL,
     run_dir: Path | None = None,
+    options: dict[str, Any] | None = None,
 ) -> BenchContext:
-    """Build a BenchContext for callers that drive runs themselves (compare, profile)."""
+    """Build a BenchContext (``run_bench``'s, and for callers that drive runs themselves:
+    compare, profile)."""
     b = campaign.benchmark(bench)
     return BenchContext(
         ws=ws,
@@ -398,4 +417,5 @@ def bench_context(
         duration=b.duration if duration is None else float(duration),
         repeat=b.repeat if repeat is None else int(repeat),
         warmup=b.warmup,
+        options=dict(options or {}),  # driver extras, e.g. ddl's levels / keep_probes
     )

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from sessionctl.campaign.model import MetricSpec
     from sessionctl.metrics.delta import Delta
     from sessionctl.metrics.exposition import Labels, Snapshot
+    from sessionctl.metrics.summary import Summary
 
 metrics_app = typer.Typer(
     name="metrics",
@@ -199,14 +200,7 @@ def diff_cmd(
     def show() -> None:
         span = f"{delta.window_s:.1f}s apart" if delta.window_s else "times unknown"
         console.print_text(f"{delta.before_source} → {delta.after_source} ({span})")
-        # One table per family, titled with its name: the series column keeps only the labels,
-        # so it is not squeezed to "mz_frontend_…" in a terminal.
-        by_family: dict[str, list[list[str]]] = {}
-        for label, *cells in stats.rows:
-            family, brace, rest = label.partition("{")
-            by_family.setdefault(family, []).append([brace + rest or "(all series)", *cells])
-        for family, stat_rows in by_family.items():
-            console.table(family, ["series", *stats.columns[1:]], stat_rows)
+        _show_summary(stats)
         for note in stats.notes:
             console.warn(note)
         shown = rows if limit <= 0 else rows[:limit]
@@ -333,6 +327,32 @@ def quantile_cmd(
 
 
 # --- helpers ----------------------------------------------------------------------------------
+
+
+def _show_summary(stats: Summary) -> None:
+    """One table per metric family, titled with the family and the labels every row shares; the
+    first column holds only the labels that differ, so it is not squeezed to "mz_frontend_…"."""
+    from sessionctl import console
+
+    by_family: dict[str, list[tuple[dict[str, str], list[str]]]] = {}
+    for label, *cells in stats.rows:
+        family, _, inner = label.partition("{")
+        pairs = (p.partition("=") for p in inner.removesuffix("}").split(",") if p)
+        by_family.setdefault(family, []).append(({k: v for k, _, v in pairs}, cells))
+    for family, rows in by_family.items():
+        keys = list(dict.fromkeys(k for labels, _ in rows for k in labels))
+        shared = {
+            k: rows[0][0][k] for k in keys if all(lb.get(k) == rows[0][0].get(k) for lb, _ in rows)
+        }
+        varying = [k for k in keys if k not in shared]
+        title = family + (
+            "{" + ",".join(f"{k}={v}" for k, v in shared.items()) + "}" if shared else ""
+        )
+        columns = [",".join(varying) or "series", *stats.columns[1:]]
+        table = [[",".join(lb.get(k, "") for k in varying) or "(all)", *c] for lb, c in rows]
+        if not any(row[-1] for row in table):  # no notes: no empty column taking the width
+            columns, table = columns[:-1], [row[:-1] for row in table]
+        console.table(title, columns, table)
 
 
 def _labels(items: list[str] | None) -> dict[str, str]:

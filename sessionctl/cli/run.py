@@ -84,6 +84,10 @@ def run_cmd(
 ) -> None:
     """Run the agent for up to N sessions: start, launch, bound, audit, close or fail, repeat.
 
+    The agent's own `sessionctl close`/`abort` only records a request (SESSIONCTL_RUN is set
+    in its environment): the session is closed with those arguments after the agent exits and
+    its audit passes, so the log entry carries the agent's summary and the audit's verdict.
+
     A killed `sessionctl run` is picked up by the next one: the interrupted session is audited
     and closed or marked failed, never continued (it does not count toward N). Touch the
     campaign's stop file (run.stop_file, default .sessionctl/STOP) to stop after the current
