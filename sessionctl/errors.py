@@ -42,6 +42,12 @@ class SessionStateError(SessionctlError):
     """The session is not in a state that allows this command (none open, already open...)."""
 
 
+class NoOpenSession(NothingToDo, SessionStateError):
+    """The command needs an open session and there is none (nothing to act on: exit 2)."""
+
+    exit_code = EXIT_USAGE
+
+
 class VcsError(SessionctlError):
     """git or jj refused, or the working copy is not in the expected state."""
 

@@ -7,7 +7,9 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from sessionctl import process
 from sessionctl.agent.launch import (
@@ -15,6 +17,7 @@ from sessionctl.agent.launch import (
     EXITED,
     STOPPED,
     TIMEOUT,
+    AgentRun,
     LiveStatus,
     launch,
     reap_session,
@@ -41,6 +44,19 @@ def records(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{")]
 
 
+def run_agent(
+    tmp_path: Path,
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str] = os.environ,
+    transcript: Path | None = None,
+    **bounds: Any,
+) -> AgentRun:
+    """Launch ``argv`` in ``tmp_path``, its transcript in ``1.jsonl`` unless given."""
+    out = transcript or tmp_path / "1.jsonl"
+    return launch(cmd(*argv), env=env, cwd=tmp_path, transcript=out, **bounds)
+
+
 def env_for(root: Path, session: int = 1) -> dict[str, str]:
     return {**os.environ, "SESSIONCTL_ROOT": str(root), "SESSIONCTL_SESSION": str(session)}
 
@@ -59,10 +75,9 @@ def test_normal_exit_writes_the_transcript_and_reports_progress(tmp_path: Path) 
     spawned: list[int] = []
     ticks: list[LiveStatus] = []
     out = tmp_path / "t" / "1.jsonl"
-    run = launch(
-        cmd(sys.executable, "-c", code),
-        env=os.environ,
-        cwd=tmp_path,
+    run = run_agent(
+        tmp_path,
+        [sys.executable, "-c", code],
         transcript=out,
         timeout=30,
         grace=1,
@@ -87,10 +102,10 @@ def test_normal_exit_writes_the_transcript_and_reports_progress(tmp_path: Path) 
 
 def test_timeout_stops_the_agent_and_its_children(tmp_path: Path) -> None:
     out = tmp_path / "1.jsonl"
-    run = launch(
-        cmd(sys.executable, str(AGENT), "hang"),
+    run = run_agent(
+        tmp_path,
+        [sys.executable, str(AGENT), "hang"],
         env=env_for(tmp_path),
-        cwd=tmp_path,
         transcript=out,
         timeout=1.0,
         grace=0.5,
@@ -108,24 +123,15 @@ def test_agent_ignoring_sigint_is_terminated_after_the_grace(tmp_path: Path) -> 
         "import signal,time; signal.signal(signal.SIGINT, signal.SIG_IGN); "
         "print('up', flush=True); time.sleep(60)"
     )
-    run = launch(
-        cmd(sys.executable, "-c", code),
-        env=os.environ,
-        cwd=tmp_path,
-        transcript=tmp_path / "1.jsonl",
-        timeout=0.5,
-        grace=0.3,
-        term_grace=2,
-    )
+    run = run_agent(tmp_path, [sys.executable, "-c", code], timeout=0.5, grace=0.3, term_grace=2)
     assert run.exit_reason == TIMEOUT and run.exit_code == -signal.SIGTERM
 
 
 def test_budget_watcher_kills_an_agent_over_its_budget(tmp_path: Path) -> None:
-    run = launch(
-        cmd(sys.executable, str(AGENT), "budget"),
+    run = run_agent(
+        tmp_path,
+        [sys.executable, str(AGENT), "budget"],
         env=env_for(tmp_path),
-        cwd=tmp_path,
-        transcript=tmp_path / "1.jsonl",
         timeout=30,
         grace=0.5,
         budget_usd=0.25,
@@ -137,11 +143,10 @@ def test_budget_watcher_kills_an_agent_over_its_budget(tmp_path: Path) -> None:
 
 
 def test_should_stop_lets_the_loop_end_an_agent(tmp_path: Path) -> None:
-    run = launch(
-        cmd(sys.executable, str(AGENT), "budget"),
+    run = run_agent(
+        tmp_path,
+        [sys.executable, str(AGENT), "budget"],
         env=env_for(tmp_path),
-        cwd=tmp_path,
-        transcript=tmp_path / "1.jsonl",
         timeout=30,
         grace=0.5,
         should_stop=lambda cost: "run budget spent" if (cost or 0) >= 0.3 else None,
@@ -157,15 +162,7 @@ def test_background_children_left_behind_are_stopped(tmp_path: Path) -> None:
         "p=subprocess.Popen([sys.executable,'-c','import time; time.sleep(60)']);"
         f"open({str(pidfile)!r},'w').write(str(p.pid))"
     )
-    run = launch(
-        cmd(sys.executable, "-c", code),
-        env=os.environ,
-        cwd=tmp_path,
-        transcript=tmp_path / "1.jsonl",
-        timeout=30,
-        grace=0.5,
-        term_grace=2,
-    )
+    run = run_agent(tmp_path, [sys.executable, "-c", code], timeout=30, grace=0.5, term_grace=2)
     assert run.exit_reason == EXITED and run.exit_code == 0
     assert not alive(int(pidfile.read_text()))
 

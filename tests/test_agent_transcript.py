@@ -21,6 +21,11 @@ def lines(name: str) -> list[str]:
     return (DATA / name).read_text().splitlines()
 
 
+def tool_calls(t: Transcript, name: str) -> list[str]:
+    """Feed the recorded transcript ``name`` to ``t``; the tool calls it shows, one line each."""
+    return [e.text for e in t.feed_all(lines(name)) if e.kind == "tool_call"]
+
+
 # --- Claude Code stream-json --------------------------------------------------------------------
 
 
@@ -41,8 +46,7 @@ def test_claude_success_extracts_cost_turns_session_and_result() -> None:
 
 def test_claude_tool_calls_are_shown_one_line_each() -> None:
     t = Transcript("claude")
-    calls = [e.text for e in t.feed_all(lines("claude-success.jsonl")) if e.kind == "tool_call"]
-    assert calls == [
+    assert tool_calls(t, "claude-success.jsonl") == [
         "Bash: sessionctl bench lookup --phase baseline",
         "Read: /work/app/app/query.py",
         "Edit: /work/app/app/query.py",
@@ -107,8 +111,7 @@ def test_codex_success_extracts_thread_usage_and_tools() -> None:
 
 def test_codex_tool_calls_and_priced_tokens() -> None:
     t = Transcript("codex", token_prices={"input": 1.25, "cached_input": 0.125, "output": 10.0})
-    calls = [e.text for e in t.feed_all(lines("codex-success.jsonl")) if e.kind == "tool_call"]
-    assert calls == [
+    assert tool_calls(t, "codex-success.jsonl") == [
         "$ bash -lc 'sessionctl bench lookup --phase baseline'",
         "edit: add /work/app/migrations/001_orders_customer_idx.sql",
         "$ bash -lc 'sessionctl bench lookup --phase remeasure'",

@@ -87,11 +87,16 @@ def test_runner_runs_ddl_and_records_it(ws: Workspace, campaign: str, db: str) -
     assert details["initial_count"] == 0 and details["final_count"] == 250
 
 
-def test_cli_bench_ddl_with_levels_and_keep_probes(ws: Workspace, campaign: str, db: str) -> None:
+def test_cli_bench_ddl_with_levels_and_keep_probes(
+    ws: Workspace, campaign: str, db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from typer.testing import CliRunner
 
+    from sessionctl import console
     from sessionctl.cli import app
 
+    # An earlier --json command in this process left the console quiet (a process-wide flag).
+    monkeypatch.setattr(console, "_quiet", False)
     runner = CliRunner()
     res = runner.invoke(app, ["bench", "ddl", "--levels", "0,60", "--phase", "baseline"])
     assert res.exit_code == 0, res.output

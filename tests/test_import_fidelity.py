@@ -10,12 +10,12 @@ Snapshots: see tests/test_render_prompt.py for how to regenerate them.
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
 from pathlib import Path
 
 import pytest
+from test_render_prompt import assert_snapshot  # one snapshot rule for every rendered file
 from typer.testing import CliRunner
 
 from sessionctl import render
@@ -26,23 +26,10 @@ from sessionctl.workspace import Workspace
 HERE = Path(__file__).resolve().parent
 SEED = HERE.parent.parent / "shared" / "seeds" / "pgwire-throughput-prompt.md"
 DATA = sorted((HERE / "data" / "prompts").glob("*.md"))
-SNAPSHOTS = HERE / "snapshots"
 
 _ID_LINE = re.compile(r"^\s*-\s+id: `[^`]+`(?: \(added in Session \d+\))?\s*$")
 _FENCE = re.compile(r"^\s*(?:`{3,}|~{3,})")
 _MARKER = re.compile(r"^(?:[-*+]|\d{1,9}[.)])(?:\s+|$)")
-
-
-def assert_snapshot(name: str, text: str) -> None:
-    path = SNAPSHOTS / name
-    if os.environ.get("SESSIONCTL_UPDATE_SNAPSHOTS") == "1":
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        return
-    assert path.exists(), (
-        f"{path}: no snapshot; run with SESSIONCTL_UPDATE_SNAPSHOTS=1 to create it"
-    )
-    assert text == path.read_text(), f"{path}: output changed; if intended, regenerate"
 
 
 def without_generated(rendered: str) -> str:

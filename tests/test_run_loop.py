@@ -333,6 +333,15 @@ def test_dry_run_shows_the_command_and_touches_nothing(ws: Workspace) -> None:
     code, data, _ = run_cli("--dry-run", "--agent", "claude", "--max-turns", "40")
     argv = data["plan"]["agent"]["argv"]
     assert argv[:2] == ["claude", "-p"] and argv[argv.index("--max-turns") + 1] == "40"
+    # The prompt is rendered as `start` would render it: its real size, not a placeholder's.
+    size = len(ws.rendered_path(CAMPAIGN).read_text())
+    assert size > 100 and argv[2] == f"<prompt: {size} chars>"
+    assert data["plan"]["prompt"] == {"path": "prompts/shop.md", "chars": size}
+    res = CliRunner().invoke(app, ["run", CAMPAIGN, "--dry-run", "--agent", "claude"])
+    assert res.exit_code == 0 and f"prompts/shop.md as `start` renders it ({size:,} chars)" in (
+        " ".join(res.stdout.split())
+    )
+    assert record.current(ws, CAMPAIGN) is None
 
 
 def test_claude_preset_launches_claude_with_the_prompt(ws: Workspace, tmp_path: Path) -> None:

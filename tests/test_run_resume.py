@@ -12,18 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_agent_launch import alive
 from test_run_loop import CAMPAIGN, assert_clean, git, make_campaign, outcomes, run_cli
 
 from sessionctl.session import record
 from sessionctl.workspace import Workspace
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat[stat.rfind(")") + 2] != "Z"
 
 
 def wait_for(what: str, check: Any, timeout: float = 30.0) -> Any:

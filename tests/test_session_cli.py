@@ -195,3 +195,31 @@ def test_close_and_abort_under_sessionctl_run_record_requests(
     monkeypatch.delenv("SESSIONCTL_RUN")
     code, out, err = invoke("close", "--summary", "by hand", "--json")
     assert code == 0 and len(json.loads(out)["commits"]) == 2, err
+
+
+def test_commands_that_need_an_open_session_exit_2_without_one(
+    demo: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for args in (
+        ("record", "--finding", "x"),
+        ("close",),
+        ("close", "--dry-run"),
+        ("abort", "--reason", "nothing open"),
+    ):
+        code, _, err = invoke(*args)
+        assert code == 2 and len(err.strip().splitlines()) == 1, (args, err)
+        assert "no open session; start one with `sessionctl start demo`" in err
+    code, out, _ = invoke("status")
+    assert code == 0 and "demo: no open session" in out
+    # An agent's deferred close/abort (under `sessionctl run`) says the same.
+    monkeypatch.setenv("SESSIONCTL_RUN", "1")
+    assert invoke("close")[0] == 2 and invoke("abort", "--reason", "r")[0] == 2
+
+
+def test_status_formats_values_with_units(demo: Workspace) -> None:
+    assert invoke("start")[0] == 0
+    args = ("record", "--phase", "baseline", "--metric", "qps@c4=147.23queries/s")
+    assert invoke(*args, "--metric", "p50_ms@c4=26.1489ms")[0] == 0
+    code, out, err = invoke("status")
+    assert code == 0, err
+    assert "qps@c4 = 147.2 queries/s" in out and "p50_ms@c4 = 26.1 ms" in out

@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 from conftest import git
 
-from sessionctl.errors import NothingToDo, SessionStateError, UsageError, VcsError
+from sessionctl.errors import (
+    NoOpenSession,
+    NothingToDo,
+    SessionStateError,
+    UsageError,
+    VcsError,
+)
 from sessionctl.session import close as close_mod
 from sessionctl.session import engine, record
 from sessionctl.workspace import Workspace
@@ -103,8 +109,10 @@ def test_parse_metric_rejects_garbage_in_one_line(bad: str) -> None:
 
 def test_record_findings_files_and_metrics(ws: Workspace, tmp_path: Path) -> None:
     setup_campaign(ws.root)
-    with pytest.raises(SessionStateError, match="no open session"):
+    with pytest.raises(NoOpenSession, match="no open session") as err:
         engine.record(ws, "demo", findings=["x"])
+    # Nothing to act on: exit 2, and still a session-state error for callers catching those.
+    assert err.value.exit_code == 2 and isinstance(err.value, SessionStateError)
     engine.start(ws, "demo")
     profile = tmp_path / "flame.txt"
     profile.write_text("observe 30%\n")

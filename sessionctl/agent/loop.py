@@ -253,12 +253,15 @@ def run(
 
 def plan(ws: Workspace, campaign: str, *, options: RunOptions) -> RunResult:
     """What ``run`` would do (``--dry-run``): agent command, bounds, stop rules; touches nothing."""
+    from sessionctl import render
     from sessionctl.campaign import store
 
     camp = store.load(ws, campaign).campaign
     loop = Loop(ws, campaign, options, NULL, None)
     n = camp.last_session + 1
-    prompt = "<the rendered prompt>"
+    # The prompt `start` would render now: the agent's argv shows its real size, and a
+    # prompt too long for one argument fails here rather than at launch.
+    prompt = render.render_prompt(camp, ws=ws)
     cmd = presets.build(
         camp.agent,
         prompt=prompt,
@@ -275,6 +278,10 @@ def plan(ws: Workspace, campaign: str, *, options: RunOptions) -> RunResult:
     result = {
         "next_session": n,
         "next_step": camp.next_steps[0].id if camp.next_steps else None,
+        "prompt": {
+            "path": str(ws.rendered_path(campaign).relative_to(ws.root)),
+            "chars": len(prompt),
+        },
         "agent": cmd.to_dict(),
         "env": sorted(
             {**camp.agent.env, presets.ENV_SESSION: str(n), presets.ENV_CAMPAIGN: campaign}.keys()

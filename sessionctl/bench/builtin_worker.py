@@ -27,6 +27,7 @@ assert SUB_BITS == 7, "the hot loops below inline bucket_index() for SUB_BITS ==
 _NS = 1_000_000_000
 DRAIN_NS = 10 * _NS  # how long in-flight queries may take to finish after the window
 _PICKS = 4096  # precomputed weighted choices, cycled
+_LOST, _WAIT, _OK, _FAILED = -1, 0, 1, 2  # what _Worker._reply found on a connection
 
 
 class WorkerError(Exception):
@@ -126,6 +127,26 @@ class _Worker:
                 self.error_samples.append(m)
         return False
 
+    def _reply(self, conn: Any) -> int:
+        """Read what arrived on ``conn``: ``_LOST`` (the server went away; counted), ``_WAIT``
+        (the reply is not complete yet), else ``_OK`` / ``_FAILED`` (its results accounted)."""
+        try:
+            conn.consume_input()
+        except Exception as exc:  # the server went away (libpq raises OperationalError)
+            self._error("connection lost: " + _msg(str(exc).encode()))
+            return _LOST
+        if conn.is_busy():
+            return _WAIT
+        good = True
+        res = conn.get_result()
+        while res is not None:
+            if not self._finish(res):
+                good = False
+            if conn.is_busy():
+                return _WAIT  # the rest of the reply (ReadyForQuery) is still on its way
+            res = conn.get_result()
+        return _OK if good else _FAILED
+
     def _sample(self, text: str) -> None:
         if len(self.error_samples) < 5 and text not in self.error_samples:
             self.error_samples.append(text)
@@ -213,27 +234,14 @@ class _Worker:
             t = mono()
             for fd, _ev in events:
                 conn = byfd[fd]
-                try:
-                    conn.consume_input()
-                except Exception as exc:  # the server went away: count it and drop the connection
-                    self._error("connection lost: " + _msg(str(exc).encode()))
+                state = self._reply(conn)
+                if state == _LOST:  # counted; drop the connection
                     ep.unregister(fd)
                     inflight -= 1
                     continue
-                if conn.is_busy():
+                if state == _WAIT:
                     continue
-                good = True
-                res = conn.get_result()
-                busy = False
-                while res is not None:
-                    if not self._finish(res):
-                        good = False
-                    if conn.is_busy():
-                        busy = True
-                        break
-                    res = conn.get_result()
-                if busy:
-                    continue  # the rest of the reply (ReadyForQuery) is still on its way
+                good = state == _OK
                 t = mono()
                 if measure_ns <= t <= end_ns:
                     if good:
@@ -311,27 +319,14 @@ class _Worker:
             wait = max(0.0, (next_due - t) / _NS) if next_due < end_ns else 0.5
             for fd, _ev in ep.poll(min(wait, 0.5)):
                 conn = byfd[fd]
-                try:
-                    conn.consume_input()
-                except Exception as exc:
-                    self._error("connection lost: " + _msg(str(exc).encode()))
+                state = self._reply(conn)
+                if state == _LOST:  # counted; drop the connection
                     ep.unregister(fd)
                     del byfd[fd]
                     continue
-                if conn.is_busy():
+                if state == _WAIT:
                     continue
-                good = True
-                busy = False
-                res = conn.get_result()
-                while res is not None:
-                    if not self._finish(res):
-                        good = False
-                    if conn.is_busy():
-                        busy = True
-                        break
-                    res = conn.get_result()
-                if busy:
-                    continue
+                good = state == _OK
                 t = mono()
                 due = due_of.pop(fd)
                 if measure_ns <= due and t <= end_ns:

@@ -11,20 +11,18 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import re
 import shutil
-import signal
-import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sessionctl.bench.external import configured_binary, run_watched
 from sessionctl.bench.results import RunResult
 from sessionctl.errors import MeasurementError, ToolNotFound
 from sessionctl.files import atomic_write, atomic_write_json
-from sessionctl.process import describe_argv, spawn, stop_tree
+from sessionctl.process import describe_argv
 from sessionctl.target import MASK, redact, scrub, secrets_of
 
 INSTALL = (
@@ -348,17 +346,7 @@ def override_config(config: str, *, duration: float, concurrency: int | None = N
 def find_dbbench(binary: str | None) -> str:
     """Return the dbbench binary to run, or raise naming how to get one."""
     if binary:
-        path = os.path.expanduser(binary)
-        found = (
-            shutil.which(path)
-            if os.sep not in path
-            else (path if os.access(path, os.X_OK) else None)
-        )
-        if found is None:
-            raise ToolNotFound(
-                f"dbbench: configured binary {binary!r} is not executable; {INSTALL}"
-            )
-        return found
+        return configured_binary(binary, tool="dbbench", fix=INSTALL)
     found = shutil.which("dbbench")
     if found is None:
         raise ToolNotFound(f"dbbench: not found on PATH; {INSTALL}")
@@ -508,48 +496,28 @@ def _execute(
     started: float,
 ) -> tuple[int, str]:
     """Run dbbench; stderr is read as it comes (live QPS from the intermediate lines)."""
-    proc = spawn(argv, cwd=raw_dir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    assert proc.stderr is not None
-    os.set_blocking(proc.stderr.fileno(), False)
-    err = bytearray()
-    seen = 0
     done = 0
-    deadline = time.monotonic() + timeout
-    killed = False
-    try:
-        while True:
-            finished = proc.poll() is not None
-            with contextlib.suppress(BlockingIOError):
-                while chunk := os.read(proc.stderr.fileno(), 65536):
-                    err += chunk
-            if progress is not None:
-                last_nl = err.rfind(b"\n")
-                if last_nl >= seen:
-                    for line in err[seen : last_nl + 1].decode("utf-8", "replace").splitlines():
-                        ts = _TS.match(line)
-                        stats = parse_stats(line[ts.end() :]) if ts else None
-                        if stats is not None:
-                            done += stats.queries
-                            progress(time.monotonic() - started, stats.qps, done)
-                    seen = last_nl + 1
-            if finished:
-                break
-            if time.monotonic() > deadline:
-                killed = True
-                stop_tree(proc, first_signal=signal.SIGINT, grace=10)
-                break
-            time.sleep(0.1)
-    except BaseException:
-        with contextlib.suppress(Exception):
-            stop_tree(proc, first_signal=signal.SIGINT, grace=10)
-        raise
-    finally:
-        proc.stderr.close()
-    rc = proc.wait()
-    text = scrub(err.decode("utf-8", "replace"), secrets)
+
+    def on_line(line: str) -> None:
+        nonlocal done
+        ts = _TS.match(line)
+        stats = parse_stats(line[ts.end() :]) if ts else None
+        if stats is not None and progress is not None:
+            done += stats.queries
+            progress(time.monotonic() - started, stats.qps, done)
+
+    run = run_watched(
+        argv,
+        cwd=raw_dir,
+        timeout=timeout,
+        grace=10,
+        stdout=False,
+        on_line=on_line if progress else None,
+    )
+    text = scrub(run.stderr.decode("utf-8", "replace"), secrets)
     atomic_write(raw_dir / "dbbench.stderr", text)
-    if killed:
+    if run.killed:
         raise MeasurementError(
             f"dbbench ran past its {timeout:g}s limit and was stopped; output in {raw_dir}"
         )
-    return rc, text
+    return run.returncode, text

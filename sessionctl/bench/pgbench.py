@@ -10,25 +10,22 @@ is tps × the SQL commands per transaction, and p50/p90/p99 come from the per-tr
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import math
 import os
 import re
 import shutil
-import signal
-import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from sessionctl.bench.external import configured_binary, run_watched
 from sessionctl.bench.latency import LatencyHistogram
 from sessionctl.bench.results import RunResult
 from sessionctl.errors import MeasurementError, ToolNotFound
 from sessionctl.files import atomic_write, atomic_write_json
-from sessionctl.process import describe_argv, spawn, stop_tree
+from sessionctl.process import describe_argv
 from sessionctl.target import redact, scrub, secrets_of
 
 INSTALL = "install it (`apt-get install postgresql-client`) or set the benchmark's `binary:`"
@@ -42,18 +39,7 @@ LOG_SAMPLING = 0.1
 def find_pgbench(binary: str | None = None) -> str:
     """Return the pgbench to run: the configured ``binary``, PATH, or beside a PostgreSQL server."""
     if binary:
-        path = os.path.expanduser(binary)
-        found = (
-            shutil.which(path)
-            if os.sep not in path
-            else (path if os.access(path, os.X_OK) else None)
-        )
-        if found is None:
-            raise ToolNotFound(
-                f"pgbench: configured binary {binary!r} is not executable; "
-                "fix the benchmark's `binary:`"
-            )
-        return found
+        return configured_binary(binary, tool="pgbench", fix="fix the benchmark's `binary:`")
     on_path = shutil.which("pgbench")
     if on_path:
         return on_path
@@ -281,7 +267,6 @@ def run_pgbench(
         timeout=seconds + 120,
         secrets=secrets,
         progress=progress,
-        started=start,
     )
     end = time.monotonic()
     summary = parse_summary(stdout)
@@ -342,76 +327,36 @@ def _execute(
     timeout: float,
     secrets: list[str],
     progress: ProgressFn | None = None,
-    started: float | None = None,
 ) -> tuple[str, str]:
     """Run pgbench, feeding live tps from its ``-P`` lines to ``progress``; raise on failure."""
-    proc = spawn(argv, env=env, cwd=raw_dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert proc.stdout is not None and proc.stderr is not None
-    for stream in (proc.stdout, proc.stderr):
-        os.set_blocking(stream.fileno(), False)
-    out, err = bytearray(), bytearray()
-    deadline = time.monotonic() + timeout
-    seen = 0
     done = 0
-    killed = False
-    try:
-        while True:
-            finished = proc.poll() is not None
-            out += _drain(proc.stdout)
-            err += _drain(proc.stderr)
-            if progress is not None:
-                text = err[seen:].decode("utf-8", "replace")
-                last_nl = text.rfind("\n")
-                if last_nl >= 0:
-                    seen += len(text[: last_nl + 1].encode())
-                    for m in _PROGRESS.finditer(text[: last_nl + 1]):
-                        tps = float(m.group(2))
-                        done += int(tps)
-                        progress(float(m.group(1)), tps, done)
-            if finished:
-                break
-            if time.monotonic() > deadline:
-                killed = True
-                stop_tree(proc, first_signal=signal.SIGINT, grace=5)
-                break
-            time.sleep(0.1)
-    except BaseException:
-        with contextlib.suppress(Exception):
-            stop_tree(proc, first_signal=signal.SIGINT, grace=5)
-        raise
-    finally:
-        with contextlib.suppress(Exception):
-            out += _drain(proc.stdout)
-            err += _drain(proc.stderr)
-        proc.stdout.close()
-        proc.stderr.close()
-    stdout = scrub(out.decode("utf-8", "replace"), secrets)
-    stderr = scrub(err.decode("utf-8", "replace"), secrets)
+
+    def on_line(line: str) -> None:
+        nonlocal done
+        m = _PROGRESS.search(line)
+        if m is not None and progress is not None:
+            tps = float(m.group(2))
+            done += int(tps)
+            progress(float(m.group(1)), tps, done)
+
+    run = run_watched(
+        argv, env=env, cwd=raw_dir, timeout=timeout, grace=5, on_line=on_line if progress else None
+    )
+    stdout = scrub(run.stdout.decode("utf-8", "replace"), secrets)
+    stderr = scrub(run.stderr.decode("utf-8", "replace"), secrets)
     atomic_write(raw_dir / f"{name}.stdout", stdout)
     atomic_write(raw_dir / f"{name}.stderr", stderr)
-    rc = proc.wait()
-    if killed:
+    if run.killed:
         raise MeasurementError(
             f"pgbench ran past its {timeout:g}s limit and was stopped; output in {raw_dir}"
         )
-    if rc != 0:
+    if run.returncode != 0:
         tail = " | ".join(
             ln.strip()
             for ln in stderr.splitlines()
             if ln.strip() and not ln.startswith("progress:")
         )
-        raise MeasurementError(f"pgbench exited with {rc}: {tail[-600:] or '(no error output)'}")
+        raise MeasurementError(
+            f"pgbench exited with {run.returncode}: {tail[-600:] or '(no error output)'}"
+        )
     return stdout, stderr
-
-
-def _drain(stream: Any) -> bytes:
-    chunks = b""
-    while True:
-        try:
-            chunk = os.read(stream.fileno(), 65536)
-        except BlockingIOError:
-            break
-        if not chunk:
-            break
-        chunks += chunk
-    return chunks

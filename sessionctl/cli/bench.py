@@ -76,14 +76,9 @@ def bench_cmd(
 ) -> None:
     """Run a benchmark across concurrency levels; print the sweep table and record it."""
     from sessionctl.bench.runner import run_bench
-    from sessionctl.errors import UsageError
-    from sessionctl.units import parse_duration
 
-    levels = _levels(concurrency)
-    try:
-        secs = parse_duration(duration) if duration is not None else None
-    except ValueError as exc:
-        raise UsageError(f"--duration: {exc}") from None
+    levels = int_list("--concurrency", concurrency, minimum=1, noun="levels", example="1,16,64")
+    secs = seconds("--duration", duration)
     ws = workspace()
     camp, bench = resolve(ws, name, campaign)
     outcome = run_bench(
@@ -102,36 +97,42 @@ def bench_cmd(
     emit(json_output, outcome.to_dict(), lambda: _show(outcome, recorded=not no_record))
 
 
-def _levels(text: str | None) -> list[int] | None:
+def int_list(
+    option: str, text: str | None, *, minimum: int, noun: str, example: str
+) -> list[int] | None:
+    """Parse a comma-separated list of integers given to ``option`` (None when not given)."""
     from sessionctl.errors import UsageError
 
     if text is None:
         return None
     try:
-        levels = [int(p) for p in text.replace(" ", "").split(",") if p]
+        values = [int(p) for p in text.replace(" ", "").split(",") if p]
     except ValueError:
-        raise UsageError(
-            f"--concurrency {text!r}: use comma-separated integers like 1,16,64"
-        ) from None
-    if not levels or any(n < 1 for n in levels):
-        raise UsageError(f"--concurrency {text!r}: levels must be integers >= 1")
-    return levels
+        raise UsageError(f"{option} {text!r}: use comma-separated {noun} like {example}") from None
+    if not values or any(n < minimum for n in values):
+        raise UsageError(f"{option} {text!r}: {noun} must be integers >= {minimum}")
+    return values
+
+
+def seconds(option: str, text: str | None) -> float | None:
+    """Parse a duration given to ``option`` (``20s``, ``1m``, ``500ms``; None when not given)."""
+    from sessionctl.errors import UsageError
+    from sessionctl.units import parse_duration
+
+    if text is None:
+        return None
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise UsageError(f"{option}: {exc}") from None
 
 
 def _ddl_options(levels: str | None, keep_probes: bool) -> dict[str, Any]:
     """Driver extras for ``driver: ddl`` (ignored by the other drivers)."""
-    from sessionctl.errors import UsageError
-
     out: dict[str, Any] = {"keep_probes": True} if keep_probes else {}
-    if levels is not None:
-        try:
-            out["levels"] = [int(p) for p in levels.replace(" ", "").split(",") if p]
-        except ValueError:
-            raise UsageError(
-                f"--levels {levels!r}: use comma-separated object counts like 0,2000"
-            ) from None
-        if not out["levels"] or any(n < 0 for n in out["levels"]):
-            raise UsageError(f"--levels {levels!r}: object counts must be integers >= 0")
+    counts = int_list("--levels", levels, minimum=0, noun="object counts", example="0,2000")
+    if counts is not None:
+        out["levels"] = counts
     return out
 
 

@@ -24,6 +24,11 @@ CampaignArg = Annotated[
 ]
 
 
+def option(*decls: str, help: str, **kwargs: Any) -> Any:
+    """A typer option with no default shown (its default, None or empty, means "not given")."""
+    return typer.Option(*decls, help=help, show_default=False, **kwargs)
+
+
 def current_context() -> click.Context:
     """The running command's context."""
     return click.get_current_context()

@@ -124,12 +124,12 @@ def run_cmd(
     json_output: JsonOpt = False,
 ) -> None:
     """Run the benchmark with a profiler attached to the target; record samples per query."""
-    from sessionctl.cli.bench import resolve
+    from sessionctl.cli.bench import int_list, resolve, seconds
     from sessionctl.profiling.benchmark import profile_benchmark
 
-    levels = _levels(concurrency)
-    secs = _seconds("--duration", duration)
-    quick = _seconds("--overhead-duration", overhead_duration)
+    levels = int_list("--concurrency", concurrency, minimum=1, noun="levels", example="64,128")
+    secs = seconds("--duration", duration)
+    quick = seconds("--overhead-duration", overhead_duration)
     ws = workspace()
     camp, bench = resolve(ws, name, campaign)
     outcome = profile_benchmark(
@@ -237,32 +237,6 @@ def sweep_cmd(
 
 
 # --- helpers ----------------------------------------------------------------------------------
-
-
-def _levels(text: str | None) -> list[int] | None:
-    from sessionctl.errors import UsageError
-
-    if text is None:
-        return None
-    try:
-        levels = [int(p) for p in text.replace(" ", "").split(",") if p]
-    except ValueError:
-        raise UsageError(f"--concurrency {text!r}: use integers like 64 or 1,16,64") from None
-    if not levels or any(n < 1 for n in levels):
-        raise UsageError(f"--concurrency {text!r}: levels must be integers >= 1")
-    return levels
-
-
-def _seconds(option: str, text: str | None) -> float | None:
-    from sessionctl.errors import UsageError
-    from sessionctl.units import parse_duration
-
-    if text is None:
-        return None
-    try:
-        return parse_duration(text)
-    except ValueError as exc:
-        raise UsageError(f"{option}: {exc}") from None
 
 
 def _focus_groups(

@@ -119,9 +119,7 @@ def import_cmd(
     source: Annotated[Path, typer.Argument(help="The hand-written prompt (markdown) to import.")],
     name: Annotated[
         str,
-        typer.Option(
-            "--campaign", "-C", help="Name of the new campaign (prompts/NAME.yaml)."
-        ),
+        typer.Option("--campaign", "-C", help="Name of the new campaign (prompts/NAME.yaml)."),
     ],
     force: Annotated[
         bool, typer.Option("--force", help="Replace an existing prompts/NAME.yaml.")

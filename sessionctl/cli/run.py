@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from sessionctl import console
-from sessionctl.cli.common import CampaignArg, JsonOpt, campaign, emit, reporter
+from sessionctl.cli.common import CampaignArg, JsonOpt, campaign, emit, option, reporter
 
 
 def register(app: typer.Typer) -> None:
@@ -25,28 +25,22 @@ def run_cmd(
     ] = 1,
     agent: Annotated[
         str | None,
-        typer.Option(
+        option(
             "--agent",
             help="Agent preset: claude, codex or command. Default: the campaign's agent.preset.",
-            show_default=False,
         ),
     ] = None,
     timeout: Annotated[
         str | None,
-        typer.Option(
+        option(
             "--timeout",
             help="Wall clock per session, e.g. 45m (SIGINT, grace, then SIGTERM/SIGKILL). "
             "Default: agent.timeout.",
-            show_default=False,
         ),
     ] = None,
     grace: Annotated[
         str | None,
-        typer.Option(
-            "--grace",
-            help="Wait after SIGINT before SIGTERM, e.g. 30s. Default: agent.grace.",
-            show_default=False,
-        ),
+        option("--grace", help="Wait after SIGINT before SIGTERM, e.g. 30s. Default: agent.grace."),
     ] = None,
     budget: Annotated[
         float | None,
@@ -130,11 +124,13 @@ def run_cmd(
 def _show_plan(plan: dict[str, Any]) -> None:
     from sessionctl.process import describe_argv
 
+    prompt = plan["prompt"]
     console.kv(
         "sessionctl run --dry-run",
         {
             "next session": plan.get("next_session"),
             "next step": plan.get("next_step") or "(none)",
+            "prompt": f"{prompt['path']} as `start` renders it ({prompt['chars']:,} chars)",
             "agent": describe_argv(plan["agent"]["argv"]),
             "output format": plan["agent"]["format"],
             "environment": ", ".join(plan.get("env") or ()),

@@ -8,11 +8,10 @@ from typing import Annotated, Any
 import typer
 
 from sessionctl import console
-from sessionctl.cli.common import CampaignArg, JsonOpt, campaign, emit, reporter
+from sessionctl.cli.common import CampaignArg, JsonOpt, campaign, emit, option, reporter
 
 StatusOpt = Annotated[
-    str | None,
-    typer.Option("--status", help="New current-status prose for the campaign.", show_default=False),
+    str | None, option("--status", help="New current-status prose for the campaign.")
 ]
 
 
@@ -57,10 +56,7 @@ def _plan_human(plan: Any, *, dry_run: bool) -> None:
 def start_cmd(
     name: CampaignArg = None,
     step: Annotated[
-        str | None,
-        typer.Option(
-            "--step", help="Next step id to work on (default: the top one).", show_default=False
-        ),
+        str | None, option("--step", help="Next step id to work on (default: the top one).")
     ] = None,
     diagnostic: Annotated[
         bool,
@@ -94,6 +90,10 @@ def start_cmd(
         what = f"step {s.step_id}: {title}" if s.step_id else "a diagnostic session"
         console.print_text(f"Session {s.number} of {cname} is open on {what}")
         console.print_text(f"Prompt: prompts/{cname}.md   Log: logs/{cname}-perf-log.md")
+        if s.extra.get("artifacts"):
+            console.print_text(
+                f"Baseline build (side A of `sessionctl compare`): {s.extra['artifacts']}"
+            )
         console.print_text("Next:")
         for c in commands:
             console.print_text(f"  {c}")
@@ -123,21 +123,25 @@ def status_cmd(name: CampaignArg = None, json_output: JsonOpt = False) -> None:
             console.print_text(f"Start one: {st.commands[0]}")
             return
         kind = "diagnostic" if st.diagnostic else "optimization"
-        console.kv(
-            f"{cname}: session {st.session} ({kind})",
-            {"step": f"{st.step_id or '-'}: {st.step_title}", "started": st.started_at},
-        )
+        facts = {"step": f"{st.step_id or '-'}: {st.step_title}", "started": st.started_at}
+        if st.artifacts:
+            facts["baseline build"] = st.artifacts
+        console.kv(f"{cname}: session {st.session} ({kind})", facts)
         console.table(
             "Phases",
             ["phase", "done", "entries"],
             [[p.name, "yes" if p.done else "no", p.entries] for p in st.phases],
         )
         if st.measurements:
+            from sessionctl.perflog import format_value
+
             rows = [
                 [
                     m["phase"],
                     m["name"],
-                    ", ".join(f"{v['name']}={v['value']:g}{v['unit']}" for v in m["values"]),
+                    ", ".join(
+                        f"{v['name']} = {format_value(v['value'], v['unit'])}" for v in m["values"]
+                    ),
                 ]
                 for m in st.measurements
             ]
@@ -173,31 +177,21 @@ def status_cmd(name: CampaignArg = None, json_output: JsonOpt = False) -> None:
 def record_cmd(
     name: CampaignArg = None,
     phase: Annotated[
-        str | None,
-        typer.Option(
-            "--phase", help="baseline | profile | change | remeasure | note.", show_default=False
-        ),
+        str | None, option("--phase", help="baseline | profile | change | remeasure | note.")
     ] = None,
     finding: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--finding", help="A finding, in one sentence (repeatable).", show_default=False
-        ),
+        list[str] | None, option("--finding", help="A finding, in one sentence (repeatable).")
     ] = None,
     file: Annotated[
         list[Path] | None,
-        typer.Option(
-            "--file",
-            help="Attach a file (copied into the session's scratch folder; repeatable).",
-            show_default=False,
+        option(
+            "--file", help="Attach a file (copied into the session's scratch folder; repeatable)."
         ),
     ] = None,
     metric: Annotated[
         list[str] | None,
-        typer.Option(
-            "--metric",
-            help="A number: name=value[unit], e.g. qps=1234 or p99=3.2ms (repeatable).",
-            show_default=False,
+        option(
+            "--metric", help="A number: name=value[unit], e.g. qps=1234 or p99=3.2ms (repeatable)."
         ),
     ] = None,
     json_output: JsonOpt = False,
@@ -235,42 +229,28 @@ def close_cmd(
     name: CampaignArg = None,
     resolve: Annotated[
         str | None,
-        typer.Option(
-            "--resolve",
-            help="Mark this next step done (moved to the completed list).",
-            show_default=False,
-        ),
+        option("--resolve", help="Mark this next step done (moved to the completed list)."),
     ] = None,
     add_step: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--add-step", help="Add a next step: 'id: title' (repeatable).", show_default=False
-        ),
+        list[str] | None, option("--add-step", help="Add a next step: 'id: title' (repeatable).")
     ] = None,
     status_text: StatusOpt = None,
     summary: Annotated[
         str | None,
-        typer.Option(
-            "--summary",
-            help="The conclusion, for the log and the change description.",
-            show_default=False,
-        ),
+        option("--summary", help="The conclusion, for the log and the change description."),
     ] = None,
     include: Annotated[
         list[Path] | None,
-        typer.Option(
-            "--include",
-            help="Put this untracked file or folder into the code change (repeatable).",
-            show_default=False,
+        option(
+            "--include", help="Put this untracked file or folder into the code change (repeatable)."
         ),
     ] = None,
     force: Annotated[
         str | None,
-        typer.Option(
+        option(
             "--force",
             metavar="REASON",
             help="Close without the required measurements; REASON is logged.",
-            show_default=False,
         ),
     ] = None,
     dry_run: Annotated[
@@ -285,37 +265,24 @@ def close_cmd(
     request; the loop closes the session after the agent exits and its audit passes.
     """
     from sessionctl.session import request
-    from sessionctl.session.workflow import NewStep
+    from sessionctl.session.workflow import CloseArgs, NewStep
 
     ws, cname = campaign(name)
-    steps = [NewStep.parse(t) for t in add_step or ()]
+    args: CloseArgs = {
+        "resolve": resolve,
+        "add_steps": [NewStep.parse(t) for t in add_step or ()],
+        "status_text": status_text,
+        "summary": summary,
+        "force_reason": force,
+        "include": [p.resolve() for p in include or ()],
+    }
     if not dry_run and request.deferred():
-        req = request.request_close(
-            ws,
-            cname,
-            resolve=resolve,
-            add_steps=steps,
-            status_text=status_text,
-            summary=summary,
-            force_reason=force,
-            include=[p.resolve() for p in include or ()],
-        )
+        req = request.request_close(ws, cname, **args)
         emit(json_output, req.to_dict(), req.message)
         return
     from sessionctl.session import close as close_mod
 
-    result = close_mod.close(
-        ws,
-        cname,
-        resolve=resolve,
-        add_steps=steps,
-        status_text=status_text,
-        summary=summary,
-        force_reason=force,
-        dry_run=dry_run,
-        include=[p.resolve() for p in include or ()],
-        reporter=reporter(json_output),
-    )
+    result = close_mod.close(ws, cname, dry_run=dry_run, reporter=reporter(json_output), **args)
 
     def human() -> None:
         if result.recovered:

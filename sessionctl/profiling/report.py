@@ -431,7 +431,10 @@ def analyze(
         group_rows.append(match_row(name, compiled, pat))
     warnings = list(profile.meta.get("warnings", ()))
     if profile.queries is None:
-        warnings.append("queries unknown: per-query figures are n/a (shares are still valid)")
+        warnings.append(
+            "queries unknown: per-query figures are n/a (shares are still valid; "
+            "`profile report --queries N` supplies the count)"
+        )
     spq = profile.per_query(total)
     cpu_us = (
         spq * profile.period_ns / 1000

@@ -27,14 +27,15 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
-from sessionctl.errors import CommandError, SessionStateError, VcsError
+from sessionctl.errors import CommandError, SessionctlError, SessionStateError, VcsError
 from sessionctl.files import atomic_write, atomic_write_json
 from sessionctl.measurement import now_iso
 from sessionctl.reporting import NULL, Reporter
 from sessionctl.session import record
 from sessionctl.session.plan import ClosePlan, NewStep, build
+from sessionctl.session.workflow import CloseArgs, require_reason
 from sessionctl.vcs import Vcs, detect
 from sessionctl.vcs.base import Commit
 from sessionctl.workspace import Workspace
@@ -129,16 +130,15 @@ def close(
     ws: Workspace,
     campaign: str,
     *,
-    resolve: str | None = None,
-    add_steps: Sequence[NewStep] = (),
-    status_text: str | None = None,
-    summary: str | None = None,
-    force_reason: str | None = None,
     dry_run: bool = False,
-    include: Sequence[str | Path] = (),
     reporter: Reporter = NULL,
+    **args: Unpack[CloseArgs],
 ) -> CloseResult:
-    """Close the open session: log entry, YAML update, the code change and the prompt change."""
+    """Close the open session: log entry, YAML update, the code change and the prompt change.
+
+    ``args``: ``resolve``, ``add_steps``, ``status_text``, ``summary``, ``force_reason`` (close
+    without the required measurements, logged) and ``include`` (untracked paths to commit).
+    """
     if dry_run:
         journal = _read_journal(ws, campaign)
         if journal is not None:
@@ -161,18 +161,7 @@ def close(
         session = record.require_open(ws, campaign)
         vcs = _vcs(ws, campaign)
         reporter.phase(f"Closing session {session.number}")
-        plan = build(
-            ws,
-            campaign,
-            session,
-            vcs=vcs,
-            resolve=resolve,
-            add_steps=add_steps,
-            status_text=status_text,
-            summary=summary,
-            force_reason=force_reason,
-            include=[str(p) for p in include],
-        )
+        plan = build(ws, campaign, session, vcs=vcs, **args)
         for w in plan.warnings:
             reporter.warn(w)
         if dry_run:
@@ -192,8 +181,7 @@ def abort(
     reporter: Reporter = NULL,
 ) -> AbortResult:
     """Abort the open session: an aborted log entry and the prompt update, no code change."""
-    if not reason.strip():
-        raise SessionStateError("abort needs a reason: pass --reason TEXT (it goes into the log)")
+    require_reason(reason)
     if not dry_run:
         recover(ws, campaign, reporter=reporter)
     with ws.lock(campaign):
@@ -363,7 +351,7 @@ def _execute(
                 reporter.info(f"discarding the session's edits of {len(plan.discard)} file(s)")
                 vcs.discard(plan.discard)
         elif step == "finish":
-            _finish(ws, plan, journal)
+            _finish(ws, plan, journal, reporter=reporter)
         _crash(step)
         journal["done"].append(step)
         if step != "finish":
@@ -378,8 +366,11 @@ def _commit(d: dict[str, Any]) -> Commit:
     return Commit(commit=d["commit"], change=d.get("change"), extra=dict(d.get("extra") or {}))
 
 
-def _finish(ws: Workspace, plan: ClosePlan, journal: dict[str, Any]) -> None:
-    """Archive what the session ended as, then forget the open session."""
+def _finish(ws: Workspace, plan: ClosePlan, journal: dict[str, Any], *, reporter: Reporter) -> None:
+    """Remove the session's baseline worktree, archive what it ended as, forget the session."""
+    current = record.current(ws, plan.campaign)
+    if current is not None and current.number == plan.session:
+        _remove_baseline_worktree(ws, current, reporter=reporter)
     outcome = {
         "kind": plan.kind,
         "session": plan.session,
@@ -394,9 +385,24 @@ def _finish(ws: Workspace, plan: ClosePlan, journal: dict[str, Any]) -> None:
         "plan": journal["plan"],
     }
     atomic_write_json(record.session_path(ws, plan.campaign, plan.session) / "closed.json", outcome)
-    current = record.current(ws, plan.campaign)
     if current is not None and current.number == plan.session:
         record.clear_current(ws, plan.campaign)
+
+
+def _remove_baseline_worktree(
+    ws: Workspace, session: record.OpenSession, *, reporter: Reporter
+) -> None:
+    """Remove the worktree `sessionctl compare` made of the starting revision (if it made one)."""
+    from sessionctl.compare import remove_baseline_worktree
+
+    try:
+        remove_baseline_worktree(ws, session.campaign, session)
+    except (SessionctlError, OSError) as exc:
+        # The session's changes are already made: a leftover worktree must not undo the close.
+        reporter.warn(
+            f"session {session.number}: its baseline worktree was not removed ({exc}); "
+            "remove it by hand (`git worktree remove --force PATH` / `jj workspace forget NAME`)"
+        )
 
 
 def _rollback(
@@ -422,20 +428,15 @@ def _closed(ws: Workspace, campaign: str) -> dict[str, Any] | None:
 
     n = store.load(ws, campaign).campaign.last_session
     try:
-        data: dict[str, Any] = json.loads(
-            (record.session_path(ws, campaign, n) / "closed.json").read_text(encoding="utf-8")
-        )
-    except (FileNotFoundError, json.JSONDecodeError):
+        return load_closed(ws, campaign, n)
+    except json.JSONDecodeError:
         return None
-    return data
 
 
 def _last_plan(ws: Workspace, campaign: str) -> ClosePlan:
     data = _closed(ws, campaign)
     if data is None:
-        raise SessionStateError(
-            f"{campaign}: no open session; start one with `sessionctl start {campaign}`"
-        )
+        raise record.no_open_session(campaign)
     return ClosePlan.from_dict(data["plan"])
 
 

@@ -4,7 +4,8 @@ A session is one pass of the workflow on one next step: baseline → profile →
 re-measure (an *optimization* session), or findings only (a *diagnostic* one). ``start`` opens
 it on a clean working copy and remembers where the code stood; ``record`` logs work as it
 happens; ``status`` shows what is done and what ``close`` will do; ``abort`` ends it without a
-code change. Closing lives in :mod:`sessionctl.session.close`.
+code change. Closing and aborting live in :mod:`sessionctl.session.close` (``abort`` is
+re-exported here).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from sessionctl.files import atomic_write
 from sessionctl.measurement import PHASES, Measurement, Value, now_iso
 from sessionctl.reporting import NULL, Reporter
 from sessionctl.session import record as store_
-from sessionctl.session.close import AbortResult
+from sessionctl.session.close import AbortResult, abort
 from sessionctl.session.plan import text_sha
 from sessionctl.session.record import OpenSession
 from sessionctl.session.workflow import (
@@ -76,6 +77,7 @@ class SessionStatus:
     diagnostic: bool = False
     started_at: str | None = None
     start_revision: dict[str, Any] = field(default_factory=dict)
+    artifacts: str | None = None  # the baseline build `start` preserved (side A of compare)
     phases: tuple[PhaseState, ...] = ()
     measurements: tuple[dict[str, Any], ...] = ()
     findings: tuple[dict[str, Any], ...] = ()
@@ -173,12 +175,28 @@ def start(
         md = ws.rendered_path(campaign)
         text = render.render_prompt(camp, ws=ws)
         session.extra.update(prompt_revision=camp.revision, prompt_sha=text_sha(text))
+        if camp.target.artifacts:
+            session.extra["artifacts"] = _preserve_baseline(ws, camp, number, reporter=reporter)
         store_.write_current(ws, session)
         if not md.exists() or md.read_text(encoding="utf-8") != text:
             atomic_write(md, text)
             reporter.info(f"re-rendered {md.relative_to(ws.root)}")
     reporter.info(f"session {number} open" + (f" on {session.step_id}" if session.step_id else ""))
     return session
+
+
+def _preserve_baseline(ws: Workspace, camp: Any, number: int, *, reporter: Reporter) -> str:
+    """Copy the built ``target.artifacts`` aside (side A of a paired compare); return the folder.
+
+    Runs before the session opens: a missing artefact stops ``start`` with one error naming
+    ``target.artifacts[i]`` (build first, or fix the path), and no session is left open.
+    """
+    from sessionctl.compare import preserve_artifacts
+
+    reporter.info(f"preserving the baseline build ({', '.join(camp.target.artifacts)})")
+    folder = preserve_artifacts(ws, camp, number).relative_to(ws.root).as_posix()
+    reporter.info(f"baseline build preserved in {folder}")
+    return folder
 
 
 def _set_aside_stale(ws: Workspace, campaign: str, number: int) -> None:
@@ -374,6 +392,7 @@ def status(ws: Workspace, campaign: str, *, plan: bool = True) -> SessionStatus:
         diagnostic=session.diagnostic,
         started_at=session.started_at,
         start_revision=session.start_revision,
+        artifacts=session.extra.get("artifacts"),
         phases=tuple(phases),
         measurements=measurements,
         findings=found,
@@ -459,31 +478,7 @@ def _validator_fingerprint() -> list[Any]:
     return [sessionctl.__version__, *([st.st_mtime_ns, st.st_size] for st in map(os.stat, files))]
 
 
-# --- abort ------------------------------------------------------------------------------------
-
-
-def abort(
-    ws: Workspace,
-    campaign: str,
-    *,
-    reason: str,
-    status_text: str | None = None,
-    discard: bool = False,
-    dry_run: bool = False,
-    reporter: Reporter = NULL,
-) -> AbortResult:
-    """End the open session without a code change: log why (findings kept), update the prompt."""
-    from sessionctl.session import close as close_mod
-
-    return close_mod.abort(
-        ws,
-        campaign,
-        reason=reason,
-        status_text=status_text,
-        discard=discard,
-        dry_run=dry_run,
-        reporter=reporter,
-    )
+# --- notes and archives ---------------------------------------------------------------------
 
 
 def write_note(ws: Workspace, campaign: str, text: str) -> None:

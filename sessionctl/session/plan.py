@@ -169,7 +169,7 @@ def split_changes(
     vcs: Vcs,
     *,
     kind: str = "close",
-    include: Sequence[str] = (),
+    include: Sequence[str | Path] = (),
     discard: bool = False,
 ) -> Split:
     """Sort the working copy's changes into the code change, left-out, discarded and kept."""
@@ -320,7 +320,7 @@ def build(
     summary: str | None = None,
     force_reason: str | None = None,
     reason: str | None = None,
-    include: Sequence[str] = (),
+    include: Sequence[str | Path] = (),
     discard: bool = False,
     check: bool = True,
 ) -> ClosePlan:

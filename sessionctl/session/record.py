@@ -13,13 +13,14 @@ recording at the same moment both keep their entry. Measurement commands call
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sessionctl.errors import SessionStateError
+from sessionctl.errors import NoOpenSession, SessionStateError
 from sessionctl.files import append_line, atomic_write_json
 from sessionctl.measurement import PHASES, Measurement, now_iso
 from sessionctl.workspace import Workspace
@@ -81,7 +82,8 @@ def current(ws: Workspace, campaign: str) -> OpenSession | None:
         return None
     except (OSError, json.JSONDecodeError) as exc:
         raise SessionStateError(
-            f"{path}: unreadable session state ({exc}); fix or remove it, then run `sessionctl status`"
+            f"{path}: unreadable session state ({exc}); "
+            "fix or remove it, then run `sessionctl status`"
         ) from None
     return OpenSession.from_dict(data)
 
@@ -90,7 +92,7 @@ def require_open(ws: Workspace, campaign: str) -> OpenSession:
     """Return the open session or raise a one-line error saying how to open one."""
     s = current(ws, campaign)
     if s is None:
-        raise SessionStateError(f"{campaign}: no open session; start one with `sessionctl start {campaign}`")
+        raise no_open_session(campaign)
     want = os.environ.get(ENV_SESSION)
     if want and want.strip() != str(s.number):
         raise SessionStateError(
@@ -98,6 +100,13 @@ def require_open(ws: Workspace, campaign: str) -> OpenSession:
             "the session you were started for has ended"
         )
     return s
+
+
+def no_open_session(campaign: str) -> NoOpenSession:
+    """The error for a command that needs an open session when there is none (exit 2)."""
+    return NoOpenSession(
+        f"{campaign}: no open session; start one with `sessionctl start {campaign}`"
+    )
 
 
 def write_current(ws: Workspace, session: OpenSession) -> None:
@@ -109,10 +118,8 @@ def write_current(ws: Workspace, session: OpenSession) -> None:
 
 def clear_current(ws: Workspace, campaign: str) -> None:
     """Forget the open session (its entries stay under ``<N>/``)."""
-    try:
+    with contextlib.suppress(FileNotFoundError):
         current_path(ws, campaign).unlink()
-    except FileNotFoundError:
-        pass
 
 
 def append(ws: Workspace, campaign: str, entry: dict[str, Any]) -> OpenSession:
@@ -169,5 +176,7 @@ def record_measurement(
     if current(ws, campaign) is None:
         return None
     ph = phase or measurement.phase
-    s = append(ws, campaign, {"type": "measurement", "phase": ph, "measurement": measurement.to_dict()})
+    s = append(
+        ws, campaign, {"type": "measurement", "phase": ph, "measurement": measurement.to_dict()}
+    )
     return s.number

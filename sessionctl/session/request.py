@@ -15,11 +15,17 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 from sessionctl.errors import SessionStateError
 from sessionctl.session import record
-from sessionctl.session.workflow import NewStep, check_requirements, missing_requirements
+from sessionctl.session.workflow import (
+    CloseArgs,
+    NewStep,
+    check_requirements,
+    missing_requirements,
+    require_reason,
+)
 from sessionctl.workspace import Workspace
 
 ENV_RUN = "SESSIONCTL_RUN"
@@ -121,23 +127,14 @@ def latest(campaign: str, session: int, entries: Sequence[Mapping[str, Any]]) ->
     return None
 
 
-def request_close(
-    ws: Workspace,
-    campaign: str,
-    *,
-    resolve: str | None = None,
-    add_steps: Sequence[NewStep] = (),
-    status_text: str | None = None,
-    summary: str | None = None,
-    force_reason: str | None = None,
-    include: Sequence[str | Path] = (),
-) -> Request:
+def request_close(ws: Workspace, campaign: str, **args: Unpack[CloseArgs]) -> Request:
     """Validate a close exactly as ``close`` would, then record it as a request."""
     from sessionctl.session.plan import updated_campaign
 
     with ws.lock(campaign):
         session = _open(ws, campaign)
         entries = record.entries(ws, campaign, session.number)
+        force_reason = args.get("force_reason")
         check_requirements(
             campaign,
             session.number,
@@ -150,21 +147,21 @@ def request_close(
             ws,
             campaign,
             session,
-            resolve=resolve,
-            add_steps=add_steps,
-            status_text=status_text,
-            summary=summary,
+            resolve=args.get("resolve"),
+            add_steps=args.get("add_steps", ()),
+            status_text=args.get("status_text"),
+            summary=args.get("summary"),
         )
         req = Request(
             kind="close",
             campaign=campaign,
             session=session.number,
-            resolve=resolve,
-            add_steps=tuple(add_steps),
-            status=status_text,
-            summary=summary,
+            resolve=args.get("resolve"),
+            add_steps=tuple(args.get("add_steps", ())),
+            status=args.get("status_text"),
+            summary=args.get("summary"),
             force=force_reason,
-            include=tuple(_rel(ws, p) for p in include),
+            include=tuple(_rel(ws, p) for p in args.get("include", ())),
         )
         record.append(ws, campaign, req.to_entry())
     return req
@@ -179,8 +176,7 @@ def request_abort(
     discard: bool = False,
 ) -> Request:
     """Validate an abort exactly as ``abort`` would, then record it as a request."""
-    if not reason.strip():
-        raise SessionStateError("abort needs a reason: pass --reason TEXT (it goes into the log)")
+    reason = require_reason(reason)
     from sessionctl.campaign import next_steps, store
 
     with ws.lock(campaign):
@@ -192,7 +188,7 @@ def request_abort(
             campaign=campaign,
             session=session.number,
             status=status_text,
-            reason=reason.strip(),
+            reason=reason,
             discard=discard,
         )
         record.append(ws, campaign, req.to_entry())

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, TypedDict
 
 from sessionctl.errors import SessionStateError, UsageError
 from sessionctl.session.record import OpenSession
@@ -38,6 +39,18 @@ class NewStep:
                 "e.g. 'batch-observe: Batch histogram observes'"
             )
         return cls(id=key.strip(), title=title.strip())
+
+
+class CloseArgs(TypedDict, total=False):
+    """What ``sessionctl close`` is asked to do besides closing: the keywords ``close`` and
+    the request an agent makes under ``sessionctl run`` both take (and validate alike)."""
+
+    resolve: str | None
+    add_steps: Sequence[NewStep]
+    status_text: str | None
+    summary: str | None
+    force_reason: str | None
+    include: Sequence[str | Path]
 
 
 # --- what the session has recorded ----------------------------------------------------------
@@ -89,3 +102,10 @@ def check_requirements(
             f"{campaign}: session {n} cannot close yet: it needs {'; and '.join(missing)}; "
             "or pass --force REASON (the reason is logged)"
         )
+
+
+def require_reason(reason: str) -> str:
+    """The reason an abort is logged with (stripped); refuse a blank one."""
+    if not reason.strip():
+        raise SessionStateError("abort needs a reason: pass --reason TEXT (it goes into the log)")
+    return reason.strip()
