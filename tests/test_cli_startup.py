@@ -228,3 +228,18 @@ def test_git_read_only_queries_do_not_load_gitpython(git_repo: Path, tmp_path: P
     ]
     git(git_repo, "checkout", "-q", "--detach")
     assert GitVcs(git_repo).revision().branch is None
+
+
+def test_json_quiet_does_not_leak_into_the_next_command(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A --json call silences chatter for itself only, not for the next command in-process."""
+    from typer.testing import CliRunner
+
+    from sessionctl import console
+    from sessionctl.cli import app
+
+    (tmp_path / "prompts").mkdir()
+    monkeypatch.chdir(tmp_path)
+    console.set_quiet(True)  # what an earlier --json command in this process left behind
+    result = CliRunner().invoke(app, ["template", "list"])
+    assert result.exit_code == 0, result.output
+    assert console._quiet is False

@@ -174,6 +174,9 @@ class _Group(TyperGroup):
             formatter.write_dl([(name, cmd.get_short_help_str(limit)) for name, cmd in rows])
 
     def invoke(self, ctx: click.Context) -> Any:
+        # Each invocation starts chatty; only its own --json silences it (in-process callers
+        # such as tests run many commands in one process).
+        console.set_quiet(False)
         try:
             return super().invoke(ctx)
         except SessionctlError as exc:
