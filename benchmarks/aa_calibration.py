@@ -7,8 +7,9 @@ driver in a temporary workspace, then:
 * **A/A** (``--trials`` times): ``run_compare(..., aa=True)`` — the same server state on both
   sides, ``--pairs`` interleaved ABBA pairs of ``--duration`` second runs, one warm-up per side.
   Every improved/regressed verdict is false. Prints the per-metric and per-trial false-verdict
-  rates (the target: no change or inconclusive in >= 95 % of trials), the verdict counts and the
-  noise floor (median run-to-run CV, median MDE) of this machine.
+  rates (the target: no change or inconclusive in >= 95 % of trials), the verdict counts, the
+  noise floor (median run-to-run CV, median MDE) of this machine, and how often the drift,
+  order-effect and outlier warnings fired with identical sides.
 * **known improvement** (unless ``--no-known``): A without / B with an index on the lookup
   column (``SqlSides``), the default protocol; then the effect measured separately by long runs
   (``--ref-runs`` per side of ``--ref-duration`` seconds, alternating), and whether the compare's
@@ -86,6 +87,9 @@ def aa_trials(ws: object, args: argparse.Namespace) -> None:
     cvs: dict[str, list[float]] = {}
     mdes: dict[str, list[float]] = {}
     false_trials = judged = false_total = directional_trials = 0
+    # How often each warning fires with identical sides (drift and an order effect are the
+    # machine's, real or not; with clean data each test fires in about 5 % of metrics).
+    alarms = {"drift": 0, "order effect": 0, "outlier": 0}
     started = time.monotonic()
     for trial in range(1, args.trials + 1):
         res = run_compare(
@@ -104,6 +108,8 @@ def aa_trials(ws: object, args: argparse.Namespace) -> None:
             j.verdict not in ("no change", "inconclusive") for j in res.judgements
         )
         judged += len(res.judgements)
+        for kind in alarms:
+            alarms[kind] += sum(any(kind in w for w in j.warnings) for j in res.judgements)
         false_total += len(bad)
         for j in res.judgements:
             verdicts.setdefault(j.metric, {}).setdefault(j.verdict, 0)
@@ -136,6 +142,8 @@ def aa_trials(ws: object, args: argparse.Namespace) -> None:
     status = "PASS" if ok >= 0.95 * args.trials else "FAIL"
     rate = pct(ok / args.trials)
     print(f"trials without a false verdict: {ok}/{args.trials} = {rate} (target >= 95%): {status}")
+    rates = ", ".join(f"{k} {v}/{judged} = {pct(v / max(judged, 1))}" for k, v in alarms.items())
+    print(f"warnings with identical sides, per metric: {rates}")
     strict = args.trials - directional_trials
     print(
         f"trials with only 'no change'/'inconclusive' (no 'probably'): {strict}/{args.trials} "

@@ -2,69 +2,27 @@
 
 Entries are rendered from ``templates/log-entry.md.j2`` (user-overridable) and appended; an
 existing hand-written log is kept byte for byte, entries only go after it. The helpers here
-also format what an entry and a commit message share: the results table and the diff stat.
+also format what an entry and a commit message share: the results table (its rows and the
+verdicts come from :mod:`sessionctl.verdict`), the diff stat and the trailers.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sessionctl.files import atomic_write
-from sessionctl.measurement import Measurement, Value
+from sessionctl.measurement import Measurement
 from sessionctl.units import format_number
 from sessionctl.vcs.base import NumStat
 from sessionctl.workspace import Workspace
 
+if TYPE_CHECKING:  # the verdict module (statistics) is imported only when a close needs it
+    from sessionctl.verdict import ResultRow
+
 LOG_TEMPLATE = "log-entry.md.j2"
-
-
-@dataclass(frozen=True)
-class ResultRow:
-    """One line of the before/after table: a value both the baseline and the re-measure have."""
-
-    name: str
-    unit: str
-    better: str | None
-    before: float
-    after: float
-    verdict: str = "n/a"
-    ci_low: float | None = None
-    ci_high: float | None = None
-    method: str | None = None
-
-    @property
-    def ratio(self) -> float | None:
-        if self.before == 0 or math.isnan(self.before) or math.isnan(self.after):
-            return None
-        return self.after / self.before
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["ratio"] = self.ratio
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> ResultRow:
-        def opt(key: str) -> float | None:
-            v = d.get(key)
-            return None if v is None else float(v)
-
-        return cls(
-            name=str(d["name"]),
-            unit=str(d.get("unit") or ""),
-            better=d.get("better"),
-            before=float(d["before"]),
-            after=float(d["after"]),
-            verdict=str(d.get("verdict") or "n/a"),
-            ci_low=opt("ci_low"),
-            ci_high=opt("ci_high"),
-            method=d.get("method"),
-        )
 
 
 def format_value(value: float, unit: str) -> str:
@@ -73,24 +31,23 @@ def format_value(value: float, unit: str) -> str:
     return f"{text} {unit}" if unit else text
 
 
-def format_delta(row: ResultRow) -> str:
-    """Signed percent change, or n/a when the baseline is zero."""
-    ratio = row.ratio
-    return "n/a" if ratio is None else f"{(ratio - 1) * 100:+.1f}%"
-
-
 def results_table(rows: Sequence[ResultRow]) -> str:
-    """The markdown before/after/delta/verdict table (empty string when there is nothing)."""
+    """The markdown before/after/delta/verdict table (empty string when there is nothing).
+
+    The rows and their texts come from :func:`sessionctl.verdict.results_rows`: paired A/B
+    numbers where the session has a comparison, baseline vs re-measure elsewhere.
+    """
     if not rows:
         return ""
     lines = ["| metric | before | after | delta | verdict |", "|---|---:|---:|---:|---|"]
     for r in rows:
-        verdict = r.verdict
+        unit = "pairs" if r.method == "paired" else "runs/side"
+        how = [f"{r.method}, {r.n} {unit}" if r.n else r.method]
         if r.ci_low is not None and r.ci_high is not None:
-            verdict += f" (95% CI {(r.ci_low - 1) * 100:+.1f}%..{(r.ci_high - 1) * 100:+.1f}%)"
+            how.insert(0, f"95% CI {r.interval_text}")
         lines.append(
-            f"| `{r.name}` | {format_value(r.before, r.unit)} | {format_value(r.after, r.unit)} "
-            f"| {format_delta(r)} | {verdict} |"
+            f"| `{r.metric}` | {r.before_text} | {r.after_text} | {r.delta_text} "
+            f"| {r.verdict} ({'; '.join(how)}) |"
         )
     return "\n".join(lines)
 
@@ -120,76 +77,6 @@ def format_diffstat(stats: Iterable[NumStat]) -> str:
         f"{removed} deletion{pl(removed)}(-)"
     )
     return "\n".join(lines)
-
-
-# --- results: the before/after rows a baseline and a re-measure share ------------------------
-
-_THROUGHPUT = re.compile(r"^(qps|tps|ops|throughput|rps)", re.IGNORECASE)
-
-
-def latest_values(measurements: Sequence[Measurement], phase: str) -> dict[str, tuple[str, Value]]:
-    """Each value name's latest (benchmark, value) among the ``phase`` measurements."""
-    out: dict[str, tuple[str, Value]] = {}
-    for m in measurements:
-        if m.phase == phase:
-            for v in m.values:
-                out[v.name] = (m.name, v)
-    return out
-
-
-def results(
-    measurements: Sequence[Measurement], compare: Any, *, judge: bool = True
-) -> tuple[list[ResultRow], list[str], list[dict[str, Any]]]:
-    """Rows for every value name baseline and re-measure share, their warnings and judgements.
-
-    ``judge=False`` skips the statistics (verdicts read "n/a"): for quick previews.
-    """
-    before = latest_values(measurements, "baseline")
-    after = latest_values(measurements, "remeasure")
-    judgements, warnings = _judge(measurements, compare) if judge else ({}, [])
-    rows = []
-    for name, (bench, b) in before.items():
-        if name not in after:
-            continue
-        a = after[name][1]
-        # The verdict module labels a value "bench:name" when several benchmarks share it.
-        j = judgements.get(name) or judgements.get(f"{bench}:{name}")
-        rows.append(
-            ResultRow(
-                name=name,
-                unit=b.unit or a.unit,
-                better=b.better or a.better,
-                before=b.value,
-                after=a.value,
-                verdict=str(j.verdict) if j is not None else "n/a",
-                ci_low=getattr(j, "ci_low", None),
-                ci_high=getattr(j, "ci_high", None),
-                method=getattr(j, "method", None),
-            )
-        )
-    judged = [j.to_dict() for j in judgements.values()]
-    return rows, warnings, judged
-
-
-def _judge(measurements: Sequence[Measurement], compare: Any) -> tuple[dict[str, Any], list[str]]:
-    """Verdicts from the verdict module (none, so "n/a", when it is not installed)."""
-    try:
-        from sessionctl.verdict import summarize_session
-    except ModuleNotFoundError as exc:
-        if exc.name == "sessionctl.verdict":
-            return {}, []
-        raise
-    judged = summarize_session(list(measurements), compare=compare)
-    warnings = [f"{j.metric}: {w}" for j in judged for w in j.warnings]
-    return {j.metric: j for j in judged}, warnings
-
-
-def primary(rows: Sequence[ResultRow]) -> ResultRow | None:
-    """The row the trailers and the overall verdict speak for: throughput first."""
-    for r in rows:
-        if _THROUGHPUT.match(r.name):
-            return r
-    return rows[0] if rows else None
 
 
 def measurement_view(measurements: Sequence[Measurement], phase: str) -> list[dict[str, Any]]:
@@ -263,26 +150,22 @@ def trailers(
     step_id: str | None,
     kind: str,
     verdict: str | None,
-    main: ResultRow | None,
+    measured: Sequence[tuple[str, str]] = (),
     force_reason: str | None,
 ) -> list[tuple[str, str]]:
-    """Machine-readable trailers for change #1 (``Session: 47``, ``Baseline-QPS: ...``)."""
+    """Machine-readable trailers for change #1 (``Session: 47``, ``Baseline-QPS: ...``).
+
+    ``measured``: the verdict's trailers (:func:`sessionctl.verdict.trailers`); without them a
+    session verdict (``n/a`` when nothing was judged) still gets its ``Verdict:`` line.
+    """
     out = [("Session", str(session))]
     if step_id:
         out.append(("Step", step_id))
     out.append(("Session-Kind", kind))
-    if verdict is not None:
+    if measured:
+        out.extend(measured)
+    elif verdict is not None:
         out.append(("Verdict", verdict))
-    if main is not None:
-        base = main.name.split("@", 1)[0].split("{", 1)[0]
-        key = re.sub(r"[^A-Za-z0-9]+", "-", base).strip("-").upper() or "VALUE"
-        if key != main.name.upper():
-            out.append(("Metric", main.name))
-        for side, value in (("Baseline", main.before), ("After", main.after)):
-            text = f"{value:.6g}"
-            if main.unit and main.unit.lower() != key.lower():
-                text += f" {main.unit}"
-            out.append((f"{side}-{key}", text))
     if force_reason:
         out.append(("Forced", " ".join(force_reason.split())))
     return out

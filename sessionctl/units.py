@@ -54,7 +54,7 @@ def format_number(value: float, *, digits: int = 3) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
     a = abs(value)
-    if a >= 1000:
+    if round(a, 1) >= 1000:  # 999.97 is "1,000", not "1000.0"
         return f"{value:,.0f}"
     if a >= 1 or a == 0:
         return f"{value:.{digits}g}" if a < 100 else f"{value:.1f}"

@@ -127,30 +127,24 @@ def test_agent_ignoring_sigint_is_terminated_after_the_grace(tmp_path: Path) -> 
     assert run.exit_reason == TIMEOUT and run.exit_code == -signal.SIGTERM
 
 
-def test_budget_watcher_kills_an_agent_over_its_budget(tmp_path: Path) -> None:
-    run = run_agent(
-        tmp_path,
-        [sys.executable, str(AGENT), "budget"],
-        env=env_for(tmp_path),
-        timeout=30,
-        grace=0.5,
-        budget_usd=0.25,
-        tick=0.05,
+def spending_agent(tmp_path: Path, **bounds: Any) -> AgentRun:
+    """The scripted agent that keeps reporting more cost, until something stops it."""
+    argv = [sys.executable, str(AGENT), "budget"]
+    return run_agent(
+        tmp_path, argv, env=env_for(tmp_path), timeout=30, grace=0.5, tick=0.05, **bounds
     )
+
+
+def test_budget_watcher_kills_an_agent_over_its_budget(tmp_path: Path) -> None:
+    run = spending_agent(tmp_path, budget_usd=0.25)
     assert run.exit_reason == BUDGET
     assert run.summary.cost_usd is not None and 0.25 < run.summary.cost_usd < 1.0
     assert "over the session budget $0.25" in run.detail
 
 
 def test_should_stop_lets_the_loop_end_an_agent(tmp_path: Path) -> None:
-    run = run_agent(
-        tmp_path,
-        [sys.executable, str(AGENT), "budget"],
-        env=env_for(tmp_path),
-        timeout=30,
-        grace=0.5,
-        should_stop=lambda cost: "run budget spent" if (cost or 0) >= 0.3 else None,
-        tick=0.05,
+    run = spending_agent(
+        tmp_path, should_stop=lambda cost: "run budget spent" if (cost or 0) >= 0.3 else None
     )
     assert run.exit_reason == STOPPED and run.detail == "run budget spent"
 

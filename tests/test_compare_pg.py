@@ -15,7 +15,7 @@ from sessionctl.campaign.model import CompareSpec
 from sessionctl.cli import app
 from sessionctl.compare import ArtifactSides, SqlSides, run_compare
 from sessionctl.session.record import OpenSession, measurements, write_current
-from sessionctl.verdict import summarize_session
+from sessionctl.verdict import results_rows, summarize_session, trailers
 from sessionctl.workspace import Workspace
 
 pytestmark = pytest.mark.postgres
@@ -55,7 +55,7 @@ def test_index_ab_is_judged_improved_and_recorded(ws: Workspace, pg_url: str, ta
     _campaign(ws, pg_url)
     write_current(ws, OpenSession("t", 1, None, False, "now"))
     sides = SqlSides(a_sql=(DROP,), b_sql=(CREATE, f"ANALYZE {TABLE}"))
-    res = run_compare(ws, "t", sides=sides, pairs=2)
+    res = run_compare(ws, "t", sides=sides, pairs=2, duration=0.25)
     assert res.plan == ("AB", "BA") and res.session == 1
     assert [(r["side"], r["warmup"]) for r in res.runs] == [
         ("A", True), ("B", True), ("A", False), ("B", False), ("B", False), ("A", False),
@@ -77,26 +77,38 @@ def test_index_ab_is_judged_improved_and_recorded(ws: Workspace, pg_url: str, ta
     recorded = measurements(ws, "t", 1)
     assert [m.source for m in recorded] == ["compare"]
     assert summarize_session(recorded, compare=CompareSpec()) == list(res.judgements)
+    # Measured only by compare (no bench baseline/re-measure), every metric still gets its row,
+    # with the paired A/B means and ratio and the unit the driver gave.
+    rows = results_rows(recorded, compare=CompareSpec())
+    assert [(r.metric, r.unit, r.method) for r in rows] == [
+        ("qps@c2", "queries/s", "paired"), ("p50_ms@c2", "ms", "paired"),
+        ("p99_ms@c2", "ms", "paired"),
+    ]  # fmt: skip
+    assert (rows[0].before, rows[0].after, rows[0].ratio) == (qps.a, qps.b, qps.ratio)
+    assert dict(trailers(res.judgements, recorded))["Metric"] == "qps@c2"
 
 
 def test_cli_aa_calibration(ws: Workspace, pg_url: str, table: str) -> None:
     _campaign(ws, pg_url, top="compare:\n  warmup_runs: 0\n")
-    argv = ["--root", str(ws.root), "compare", "lookup", "--campaign", "t", "--aa"]
-    out = CliRunner().invoke(app, [*argv, "--pairs", "2", "--duration", "0.3s", "--json"])
+    write_current(ws, OpenSession("t", 1, None, False, "now"))
+    argv = ["--root", str(ws.root), "compare", "lookup", "-C", "t", "--aa"]
+    flags = ["--pairs", "2", "--duration", "0.25s", "-c", "1", "--no-record", "--json"]
+    out = CliRunner().invoke(app, [*argv, *flags])
     assert out.exit_code == 0, out.output
     data = json.loads(out.stdout)
     assert data["aa"] and data["sides"]["kind"] == "aa" and data["session"] is None
-    assert [(r["pair"], r["side"], r["mode"]) for r in data["runs"]] == [
-        (1, "A", "closed"), (1, "B", "closed"), (2, "B", "closed"), (2, "A", "closed"),
+    assert measurements(ws, "t", 1) == []  # --no-record, though a session is open
+    assert [(r["pair"], r["side"], r["mode"], r["concurrency"]) for r in data["runs"]] == [
+        (1, "A", "closed", 1), (1, "B", "closed", 1), (2, "B", "closed", 1), (2, "A", "closed", 1),
     ]  # fmt: skip
     names = [j["metric"] for j in data["judgements"]]
-    assert names == ["qps@c2", "p50_ms@c2", "p99_ms@c2"]
+    assert names == ["qps@c1", "p50_ms@c1", "p99_ms@c1"]
     cal = data["calibration"]
     assert cal["metrics"] == 3 and cal["false_verdicts"] == sum(
         j["verdict"] in ("improved", "regressed") for j in data["judgements"]
     )
     assert {f["metric"] for f in cal["noise_floor"]} == set(names)
-    assert data["runs"][0]["values"]["qps@c2"] == data["runs"][0]["qps"] > 0
+    assert data["runs"][0]["values"]["qps@c1"] == data["runs"][0]["qps"] > 0
     bad = CliRunner().invoke(app, [*argv, "--order", "zigzag"])
     assert bad.exit_code == 2 and "--order 'zigzag': use abba or random" in bad.output
 
@@ -126,7 +138,7 @@ def test_restart_per_run_artifact_side_and_open_loop(
     arts = tmp_path / "preserved"
     arts.mkdir()
     res = run_compare(
-        ws, "t", sides=ArtifactSides(arts), pairs=1, duration=0.3, rate=150, record=False
+        ws, "t", sides=ArtifactSides(arts), pairs=1, duration=0.2, rate=150, record=False
     )
     assert [(r["side"], r["mode"]) for r in res.runs] == [
         ("A", "closed"), ("A", "open"), ("B", "closed"), ("B", "open"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import stat
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,18 @@ def test_sides_kinds(tmp_path: Path) -> None:
     )
     assert AaSides().a.description == "the target as it is"
     assert art.to_dict()["A"]["artifacts_dir"] == str(tmp_path)
+
+
+def test_sql_side_labels_join_statements_once() -> None:
+    # The demo's statements end in ';': the label must not read `DROP INDEX …;; ANALYZE`.
+    sides = SqlSides(
+        a_sql=("DROP INDEX IF EXISTS i;",),
+        b_sql=("CREATE INDEX IF NOT EXISTS i ON t (k);\n", "ANALYZE t ;", " ; "),
+    )
+    assert sides.a.description == "setup SQL: DROP INDEX IF EXISTS i"
+    assert sides.b.description == "setup SQL: CREATE INDEX IF NOT EXISTS i ON t (k); ANALYZE t"
+    assert sides.b.setup_sql[0].endswith(";\n")  # the statements run as given
+    assert SqlSides().a.description == "setup SQL: none"
 
 
 def test_preserve_artifacts_copies_all_or_nothing(ws: Workspace) -> None:
@@ -202,3 +215,9 @@ def test_cli_table_shows_every_number(capsys: pytest.CaptureFixture[str]) -> Non
     ):
         assert text in out.out, text
     assert "3 pairs: the Wilcoxon test cannot reach p<0.05" in out.out
+    _show(console, _result(aa=True), record=False)
+    assert "--no-record: not recorded" in capsys.readouterr().out
+    _show(console, replace(_result(aa=True), session=4))
+    assert "recorded into session 4 as a calibration (never the session's verdict)" in " ".join(
+        capsys.readouterr().out.split()
+    )

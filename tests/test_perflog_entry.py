@@ -17,10 +17,10 @@ from sessionctl import perflog
 from sessionctl.agent.launch import AgentRun
 from sessionctl.agent.transcript import TranscriptSummary
 from sessionctl.measurement import Measurement, Value
-from sessionctl.perflog import ResultRow
 from sessionctl.session import engine, record
 from sessionctl.session.close import NewStep, close
 from sessionctl.vcs.base import NumStat
+from sessionctl.verdict import ResultRow, judge_paired
 from sessionctl.workspace import Workspace
 
 SNAPSHOTS = Path(__file__).parent / "data" / "session"
@@ -66,14 +66,16 @@ def test_append_writes_under_the_lock(tmp_path: Path) -> None:
 
 def test_results_table_and_diffstat() -> None:
     rows = [
-        ResultRow("qps@c64", "qps", "higher", 307000.0, 312000.0, "improved", 1.01, 1.03, "paired"),
-        ResultRow("errors", "", None, 0.0, 2.0),
-    ]
+        ResultRow("qps@c64", "qps", "higher", 307000.0, 312000.0, 312 / 307, "improved",
+                  1.01, 1.03, "paired", 8),
+        ResultRow("errors", "", None, 0.0, 2.0, None, "inconclusive", method="unpaired"),
+    ]  # fmt: skip
     table = perflog.results_table(rows)
     assert table.splitlines()[2] == (
-        "| `qps@c64` | 307,000 qps | 312,000 qps | +1.6% | improved (95% CI +1.0%..+3.0%) |"
+        "| `qps@c64` | 307,000 qps | 312,000 qps | +1.6% "
+        "| improved (95% CI +1.0% … +3.0%; paired, 8 pairs) |"
     )
-    assert table.splitlines()[3] == "| `errors` | 0 | 2 | n/a | n/a |"
+    assert table.splitlines()[3] == "| `errors` | 0 | 2 | n/a | inconclusive (unpaired) |"
     assert perflog.results_table([]) == ""
     stat = perflog.format_diffstat([NumStat("src/a.rs", 10, 2), NumStat("img.png", None, None)])
     assert stat.splitlines() == [
@@ -83,6 +85,10 @@ def test_results_table_and_diffstat() -> None:
     ]
     row = ResultRow.from_dict(rows[0].to_dict())
     assert row == rows[0] and rows[0].to_dict()["ratio"] == pytest.approx(312 / 307)
+    # A journal written before the rows moved to the verdict module still loads.
+    old = {"name": "qps", "unit": "", "better": "higher", "before": 1.0, "after": 2.0}
+    old |= {"verdict": "n/a", "ci_low": None, "ci_high": None, "method": None, "ratio": 2.0}
+    assert ResultRow.from_dict(old).metric == "qps" and ResultRow.from_dict(old).ratio == 2.0
 
 
 CAMPAIGN = """\
@@ -194,3 +200,32 @@ def test_workspace_template_overrides_the_packaged_one(ws: Workspace, frozen_now
     plan = close(ws, "demo", dry_run=True).plan
     assert plan.entry == f"## S47 Batch histogram observes [{plan.verdict}]\n"
     assert plan.log_text.endswith(plan.entry)
+
+
+def test_a_paired_comparison_gives_the_rows_and_the_trailers(
+    ws: Workspace, frozen_now: str
+) -> None:
+    """The A/B numbers replace baseline vs re-measure; a compare-only metric gets a row too."""
+    _session(ws)
+    a, b = (
+        [2000.0, 2010.0, 1990.0, 2005.0, 1995.0, 2000.0],
+        [2200.0, 2214.0, 2190.0, 2203.0, 2196.0, 2201.0],
+    )
+    qps = judge_paired("qps@c64", a, b, better="higher", threshold=0.02)
+    p99 = judge_paired("p99_ms@c64", [3.0, 3.1, 2.9, 3.0], [2.0, 2.1, 1.9, 2.0], better="lower",
+                       threshold=0.05)  # fmt: skip
+    judged = {"judgements": [qps.to_dict(), p99.to_dict()]}
+    record.record_measurement(
+        ws, "demo", Measurement(source="compare", name="read", phase=None, details=judged)
+    )
+    plan = close(ws, "demo", dry_run=True).plan
+    rows = {r.metric: r for r in plan.results}
+    assert set(rows) == {"qps@c64", "p99_ms@c64"}
+    assert rows["qps@c64"].method == "paired" and rows["qps@c64"].n == 6
+    assert rows["qps@c64"].before == pytest.approx(qps.a) and rows["qps@c64"].before > 1990
+    assert rows["p99_ms@c64"].after_text == "2 ms" and rows["p99_ms@c64"].verdict == p99.verdict
+    assert plan.verdict == qps.verdict == "improved"
+    assert "| `qps@c64` | 2,000 qps | 2,201 qps | +10.0% | improved (95% CI" in plan.entry
+    trailers = plan.code.message.split("\n\n")[-1].splitlines()
+    assert "Baseline-QPS: 2000" in trailers and "After-QPS: 2201" in trailers
+    assert "Method: paired" in trailers and "Verdict: improved" in trailers

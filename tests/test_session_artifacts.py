@@ -9,7 +9,7 @@ import pytest
 from conftest import git
 from typer.testing import CliRunner
 
-from sessionctl import compare
+from sessionctl import ab_sides
 from sessionctl.campaign import store
 from sessionctl.cli import app
 from sessionctl.errors import UsageError
@@ -73,7 +73,7 @@ def test_start_preserves_the_build_and_compare_uses_it_as_side_a(ws: Workspace) 
     # A rebuild during the session leaves the preserved copy as it was at start.
     (ws.root / "build" / "server").write_text("server v2\n")
     assert (kept / "build" / "server").read_text() == "server v1\n"
-    sides = compare.default_sides(ws, store.load(ws, "demo").campaign)
+    sides = ab_sides.default_sides(ws, store.load(ws, "demo").campaign)
     assert sides.kind == "artifacts" and sides.a.artifacts_dir == kept
     # Scratch and build stay out of git (only the freshly rendered prompt is new).
     assert git(ws.root, "status", "--porcelain") == "?? prompts/demo.md\n"
@@ -128,7 +128,7 @@ def worktrees(repo: Path) -> list[str]:
 def test_close_and_abort_remove_the_baseline_worktree(ws: Workspace, end: str) -> None:
     setup(ws.root)
     s = engine.start(ws, "demo")
-    tree = compare.baseline_worktree(ws, "demo", s)
+    tree = ab_sides.baseline_worktree(ws, "demo", s)
     assert (tree / "app.py").read_text() == "x = 1\n" and len(worktrees(ws.root)) == 2
     (ws.root / "app.py").write_text("x = 2\n")
     if end == "close":

@@ -8,6 +8,7 @@ import warnings
 
 import pytest
 
+from sessionctl import distributions as dist
 from sessionctl import stats as st
 
 scipy_stats = pytest.importorskip("scipy.stats")
@@ -27,13 +28,15 @@ def test_t_quantiles_and_tails_match_scipy() -> None:
         df = rng.choice([1, 2, 3, 4, 5, 7, 10, 30, 100, 1000, 1e5, rng.uniform(0.5, 60)])
         p = rng.choice([rng.random(), 0.975, 0.8, 0.995, 1e-6, 1 - 1e-7, 0.5 + 1e-4])
         want = float(scipy_stats.t.ppf(p, df))
-        assert st.t_ppf(p, df) == pytest.approx(want, rel=1e-8, abs=1e-10), (p, df)
+        assert dist.t_ppf(p, df) == pytest.approx(want, rel=1e-8, abs=1e-10), (p, df)
         t = rng.gauss(0, 6)
-        assert st.t_sf(t, df) == pytest.approx(float(scipy_stats.t.sf(t, df)), rel=1e-8, abs=1e-300)
-        assert st.t_cdf(t, df) == pytest.approx(
+        assert dist.t_sf(t, df) == pytest.approx(
+            float(scipy_stats.t.sf(t, df)), rel=1e-8, abs=1e-300
+        )
+        assert dist.t_cdf(t, df) == pytest.approx(
             float(scipy_stats.t.cdf(t, df)), rel=1e-8, abs=1e-300
         )
-        assert st.t_pdf(t, df) == pytest.approx(float(scipy_stats.t.pdf(t, df)), rel=1e-9)
+        assert dist.t_pdf(t, df) == pytest.approx(float(scipy_stats.t.pdf(t, df)), rel=1e-9)
 
 
 def test_normal_quantile_and_betainc_match_scipy() -> None:
@@ -42,9 +45,11 @@ def test_normal_quantile_and_betainc_match_scipy() -> None:
     rng = random.Random(2)
     for _ in range(1000):
         p = rng.random() ** rng.choice([1, 4, 16])
-        assert st.norm_ppf(p) == pytest.approx(float(scipy_stats.norm.ppf(p)), rel=1e-13, abs=1e-13)
+        assert dist.norm_ppf(p) == pytest.approx(
+            float(scipy_stats.norm.ppf(p)), rel=1e-13, abs=1e-13
+        )
         a, b, x = rng.uniform(0.1, 50), rng.uniform(0.1, 50), rng.random()
-        assert st.betainc(a, b, x) == pytest.approx(
+        assert dist.betainc(a, b, x) == pytest.approx(
             float(special.betainc(a, b, x)), rel=1e-9, abs=1e-14
         )
 
@@ -148,10 +153,10 @@ def test_rank_sum_matches_mannwhitneyu() -> None:
         assert got.p == pytest.approx(float(ref.pvalue), rel=1e-9, abs=1e-14)
 
 
-def test_spearman_matches_scipy() -> None:
+def test_spearman_t_approximation_matches_scipy_beyond_the_exact_range() -> None:
     rng = random.Random(9)
-    for _ in range(200):
-        n = rng.randint(3, 25)
+    for _ in range(150):
+        n = rng.randint(st.EXACT_SPEARMAN_MAX + 1, 25)
         x = list(range(n))
         y = [rng.choice([rng.gauss(0, 1), 1.0]) + rng.uniform(0, 0.3) * i for i in range(n)]
         got = st.spearman(x, y)
@@ -159,7 +164,29 @@ def test_spearman_matches_scipy() -> None:
             continue
         ref = scipy_stats.spearmanr(x, y)
         assert got.rho == pytest.approx(float(ref.statistic), abs=1e-12)
-        assert got.p == pytest.approx(float(ref.pvalue), rel=1e-8, abs=1e-13)
+        if abs(got.rho) < 1 - 1e-9:
+            assert got.method == "t"
+            assert got.p == pytest.approx(float(ref.pvalue), rel=1e-8, abs=1e-13)
+
+
+def test_spearman_exact_matches_scipy_permutation_test() -> None:
+    rng = random.Random(13)
+    for _ in range(10):
+        n = rng.randint(3, 6)  # scipy calls the statistic once per ordering: keep n! small
+        x = [float(i) for i in range(n)]
+        y = [rng.choice([rng.gauss(0, 1), 0.5, 1.0]) for _ in range(n)]
+        got = st.spearman(x, y)
+        if got is None:
+            continue
+        ref = scipy_stats.permutation_test(  # one sample: only y is reordered (n! pairings)
+            (y,),
+            lambda b, x=x: scipy_stats.spearmanr(x, b).statistic,
+            permutation_type="pairings",
+            n_resamples=np.inf,
+            vectorized=False,
+        )
+        assert got.method == "exact" and got.rho == pytest.approx(float(ref.statistic))
+        assert got.p == pytest.approx(float(ref.pvalue), abs=1e-9), (x, y)
 
 
 def test_bca_bootstrap_agrees_with_scipy_within_resampling_noise() -> None:
@@ -206,7 +233,7 @@ def test_order_effect_matches_ols_regression() -> None:
     rng = random.Random(12)
     for _ in range(50):
         n = rng.randint(4, 20)
-        s = [rng.random() < 0.5 for _ in range(n)]
+        s = [rng.random() < 0.5 for _ in range(n)]  # noisy: the t test, never the exact fallback
         s[0], s[1] = True, False
         lr = [0.02 + (0.04 if b else -0.04) + rng.gauss(0, 0.02) for b in s]
         got = st.order_effect(lr, s)
@@ -214,3 +241,32 @@ def test_order_effect_matches_ols_regression() -> None:
         assert got is not None
         assert got.log_effect == pytest.approx(float(ref.slope), rel=1e-9)
         assert got.p == pytest.approx(float(ref.pvalue), rel=1e-7, abs=1e-15)
+
+
+def test_generalized_esd_matches_a_numpy_implementation() -> None:
+    def esd(x: list[float], r: int, alpha: float) -> list[int]:
+        idx, out, k = np.arange(len(x)), [], 0
+        arr = np.asarray(x)
+        for i in range(1, r + 1):
+            sub = arr[idx]
+            dev = np.abs(sub - sub.mean())
+            j = int(np.argmax(dev))
+            n = len(x)
+            t = scipy_stats.t.ppf(1 - alpha / (2 * (n - i + 1)), n - i - 1)
+            lam = (n - i) * t / np.sqrt((n - i - 1 + t**2) * (n - i + 1))
+            if dev[j] / sub.std(ddof=1) > lam:
+                k = i
+            out.append(int(idx[j]))
+            idx = np.delete(idx, j)
+        return out[:k]
+
+    rng = random.Random(14)
+    hits = 0
+    for _ in range(200):
+        n = rng.randint(3, 30)
+        x = [rng.gauss(0, 1) * (1 if rng.random() > 0.15 else 5) for _ in range(n)]
+        r = max(1, n // 4)
+        got = st.outliers(x)
+        assert got == esd(x, r, 0.05 / r), x
+        hits += bool(got)
+    assert hits > 20  # the comparison saw flagged samples, not only empty lists

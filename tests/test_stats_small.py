@@ -8,6 +8,7 @@ import random
 
 import pytest
 
+from sessionctl import distributions as dist
 from sessionctl import stats as st
 
 
@@ -29,14 +30,14 @@ def test_descriptive_basics() -> None:
 
 
 def test_known_quantiles() -> None:
-    assert st.norm_ppf(0.975) == pytest.approx(1.959963984540054, rel=1e-14)
-    assert st.t_ppf(0.975, 1) == pytest.approx(12.706204736174698, rel=1e-12)
-    assert st.t_ppf(0.975, 2) == pytest.approx(4.302652729749462, rel=1e-12)
-    assert st.t_ppf(0.975, 10) == pytest.approx(2.228138851986274, rel=1e-10)
-    assert st.t_ppf(0.025, 5) == pytest.approx(-2.570581835636315, rel=1e-10)
-    assert st.t_ppf(0.5, 7) == 0.0
+    assert dist.norm_ppf(0.975) == pytest.approx(1.959963984540054, rel=1e-14)
+    assert dist.t_ppf(0.975, 1) == pytest.approx(12.706204736174698, rel=1e-12)
+    assert dist.t_ppf(0.975, 2) == pytest.approx(4.302652729749462, rel=1e-12)
+    assert dist.t_ppf(0.975, 10) == pytest.approx(2.228138851986274, rel=1e-10)
+    assert dist.t_ppf(0.025, 5) == pytest.approx(-2.570581835636315, rel=1e-10)
+    assert dist.t_ppf(0.5, 7) == 0.0
     # df = 2 has a closed form: sf(t) = (1 - t / sqrt(t^2 + 2)) / 2
-    assert st.t_sf(1.5, 2) == pytest.approx((1 - 1.5 / math.sqrt(1.5**2 + 2)) / 2, rel=1e-13)
+    assert dist.t_sf(1.5, 2) == pytest.approx((1 - 1.5 / math.sqrt(1.5**2 + 2)) / 2, rel=1e-13)
 
 
 def test_one_sample_t_by_hand() -> None:
@@ -105,22 +106,80 @@ def test_rank_sum_by_hand() -> None:
     assert st.mann_whitney([], [1]) is None
 
 
+def _rho(x: list[float], y: list[float]) -> float:
+    """Pearson correlation of mid-ranks, written out (independent of st.spearman)."""
+    rx, ry = st.ranks(x), st.ranks(y)
+    mx, my = sum(rx) / len(rx), sum(ry) / len(ry)
+    sxy = sum((a - mx) * (b - my) for a, b in zip(rx, ry, strict=True))
+    return sxy / math.sqrt(sum((a - mx) ** 2 for a in rx) * sum((b - my) ** 2 for b in ry))
+
+
+def _brute_spearman_p(x: list[float], y: list[float]) -> float:
+    """Two-sided permutation p of rho over all n! orderings of y (2 * the smaller tail)."""
+    obs = _rho(x, y)
+    vals = [_rho(x, list(perm)) for perm in itertools.permutations(y)]
+    low = sum(1 for r in vals if r <= obs + 1e-12) / len(vals)
+    high = sum(1 for r in vals if r >= obs - 1e-12) / len(vals)
+    return min(1.0, 2 * min(low, high))
+
+
 def test_spearman_by_hand() -> None:
+    # rho = 1 with 4 points: 1 of the 4! orderings, two-sided 2/24 (the t approximation said 0)
     c = st.spearman([1, 2, 3, 4], [10, 20, 30, 40])
-    assert c is not None and c.rho == 1 and c.p == 0
+    assert c is not None and c.rho == 1 and c.p == pytest.approx(2 / 24) and c.method == "exact"
+    c = st.spearman([1, 2, 3, 4], [40, 30, 20, 10])
+    assert c is not None and c.rho == -1 and c.p == pytest.approx(2 / 24)
+    c = st.spearman([1, 2, 3], [1, 2, 3])
+    assert c is not None and c.p == pytest.approx(2 / 6)
     c = st.spearman([1, 2, 3, 4], [1, 3, 2, 4])  # d^2 = 2: rho = 1 - 6*2/(4*15) = 0.8
-    assert c is not None and c.rho == pytest.approx(0.8)
+    # rho >= 0.8: the identity and the 3 adjacent swaps, 4 of 24 each side
+    assert c is not None and c.rho == pytest.approx(0.8) and c.p == pytest.approx(8 / 24)
+    c = st.spearman(list(range(5)), [1.0, 2.0, 3.0, 4.0, 5.0])
+    assert c is not None and c.p == pytest.approx(2 / 120)  # five points can reach p < 0.05
     assert st.spearman([1, 2, 3], [5, 5, 5]) is None
+
+
+def test_spearman_exact_equals_enumeration_with_ties() -> None:
+    rng = random.Random(3)
+    for _ in range(40):
+        n = rng.randint(3, 7)
+        x = (
+            [float(i) for i in range(n)]
+            if rng.random() < 0.5
+            else [rng.choice([1, 2, 3]) for _ in range(n)]
+        )
+        y = [rng.choice([1.0, 2.0, 2.0, 3.0, rng.random()]) for _ in range(n)]
+        got = st.spearman(x, y)
+        if got is None:
+            continue
+        assert got.method == "exact" and got.p == pytest.approx(_brute_spearman_p(x, y), abs=1e-12)
+
+
+def test_spearman_perfect_rank_beyond_the_exact_range() -> None:
+    n = st.EXACT_SPEARMAN_MAX + 2
+    c = st.spearman(list(range(n)), [2.0 * i for i in range(n)])
+    assert c is not None and c.p == pytest.approx(2 / math.factorial(n)) and c.p > 0
+    c = st.spearman([0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [1, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11])
+    assert (
+        c is not None and c.rho == pytest.approx(1) and c.p == pytest.approx(4 / math.factorial(12))
+    )
 
 
 def test_order_effect_recovers_second_run_gain() -> None:
     b_second = [True, False, False, True, True, False]
     lr = [0.10 + (0.06 if s else -0.06) for s in b_second]  # effect 10 %, second run +6 %
     oe = st.order_effect(lr, b_second)
-    assert oe is not None and oe.log_effect == pytest.approx(0.06) and oe.p == 0.0 and oe.balanced
+    # No residual spread: t is infinite, the exact p of a perfect 3/3 split is 2 / C(6, 3)
+    assert oe is not None and oe.log_effect == pytest.approx(0.06) and oe.balanced
+    assert oe.p == pytest.approx(2 / 20)
+    eight = [*b_second, True, False]
+    oe8 = st.order_effect([0.10 + (0.06 if s else -0.06) for s in eight], eight)
+    assert oe8 is not None and oe8.p == pytest.approx(2 / 70)
     assert st.order_effect(lr, [True] * 6) is None
     unbalanced = st.order_effect([0.1, 0.2, 0.1, 0.11], [True, True, True, False])
     assert unbalanced is not None and not unbalanced.balanced
+    flat = st.order_effect([0.1] * 4, [True, False, True, False])
+    assert flat is not None and flat.p == 1.0
 
 
 def test_bootstrap_is_seeded_and_sensible() -> None:
@@ -152,10 +211,34 @@ def test_mde_and_units_needed() -> None:
     assert per_side is not None and per_side > n
 
 
-def test_mad_outliers_are_counted() -> None:
-    assert st.mad_outliers([1.0, 1.1, 0.9, 1.05, 10.0]) == [4]
-    assert st.mad_outliers([1.0, 1.0, 1.0, 1.0, 5.0]) == [
-        4
-    ]  # MAD 0: mean absolute deviation stands in
-    assert st.mad_outliers([1.0, 1.0, 1.0]) == []
-    assert st.mad_outliers([1.0, 2.0]) == []
+# Rosner (1983), also the NIST/SEMATECH e-Handbook's generalized ESD example: with up to 10
+# outliers at alpha 0.05 per step, R_1 = 3.118 < 3.159 and R_2 = 2.942 < 3.155, but
+# R_3 = 3.179 > 3.150: three outliers (6.01, 5.42, 5.34), the first two masked by the third.
+ROSNER = [
+    -0.25, 0.68, 0.94, 1.15, 1.20, 1.26, 1.26, 1.34, 1.38, 1.43, 1.49, 1.49, 1.55, 1.56, 1.58,
+    1.65, 1.69, 1.70, 1.76, 1.77, 1.81, 1.91, 1.94, 1.96, 1.99, 2.06, 2.09, 2.10, 2.14, 2.15,
+    2.23, 2.24, 2.26, 2.35, 2.37, 2.40, 2.47, 2.54, 2.62, 2.64, 2.90, 2.92, 2.92, 2.93, 3.21,
+    3.26, 3.30, 3.59, 3.68, 4.30, 4.64, 5.34, 5.42, 6.01,
+]  # fmt: skip
+
+
+def test_generalized_esd_reproduces_rosner() -> None:
+    found = st.outliers(ROSNER, max_outliers=10, step_alpha=0.05)
+    assert [ROSNER[i] for i in found] == [6.01, 5.42, 5.34]
+
+
+def test_outliers_are_counted() -> None:
+    assert st.outliers([1.0, 1.1, 0.9, 1.05, 10.0]) == [4]
+    assert st.outliers([1.0, 1.0, 1.0, 1.0, 5.0]) == [4]
+    assert st.outliers([1.0, 1.0, 1.0]) == []
+    assert st.outliers([1.0, 2.0]) == []
+    planted = [1.0, 1.02, 0.99, 1.01, 0.98, 1.0, 1.03, 0.97, 5.0, -3.0]
+    assert sorted(st.outliers(planted)) == [8, 9]  # n // 4 = 2 candidates, both found
+
+
+def test_outliers_rarely_flag_clean_small_samples() -> None:
+    # The old modified z-score rule flagged 12-28 % of clean normal samples of 3-12 runs.
+    rng = random.Random(4)
+    for n in (3, 4, 6, 9):
+        flagged = sum(bool(st.outliers([rng.gauss(0, 1) for _ in range(n)])) for _ in range(800))
+        assert flagged <= 0.08 * 800, (n, flagged)

@@ -9,17 +9,17 @@ from dataclasses import replace
 import pytest
 
 from sessionctl.campaign.model import CompareSpec
-from sessionctl.measurement import Measurement, Value
-from sessionctl.verdict import (
+from sessionctl.judgement import (
     VERDICTS,
     Judgement,
     classify,
     infer_better,
     judge_paired,
     judge_unpaired,
-    summarize_session,
     threshold_for,
 )
+from sessionctl.measurement import Measurement, Value
+from sessionctl.verdict import summarize_session
 
 D = math.log(1.02)
 
@@ -276,3 +276,26 @@ def test_summarize_merges_paired_and_unpaired_per_metric() -> None:
     later = replace(other, phase="remeasure", values=(Value("qps@c4", 12, samples=(12, 12.5)),))
     two = summarize_session([*ms, other, later], compare=CompareSpec())
     assert [x.metric for x in two] == ["lookup:qps@c4", "lookup:p99_ms@c4", "scan:qps@c4"]
+
+
+def test_few_runs_raise_no_spurious_warnings() -> None:
+    # 4 pairs on a machine that speeds up every pair: rho = 1, but with 4 points its exact
+    # p is 2/4! = 0.083 (the t approximation said 0 and warned of drift).
+    a = [100.0, 104.0, 108.0, 112.0]
+    b = [x * 1.2 * (1.001 if i % 2 else 0.999) for i, x in enumerate(a)]
+    j = judge_paired("qps", a, b, better="higher", threshold=0.02, first=["A", "B", "B", "A"])
+    noisy = ("Spearman", "order effect", "outlier")
+    assert not [w for w in j.warnings if any(word in w for word in noisy)]
+    # Six pairs whose ratios take just two values split by order: t is infinite, the exact p
+    # of the split is 2 / C(6, 3) = 0.1, so no order effect is claimed.
+    first = ["A", "B", "B", "A", "A", "B"]
+    b6 = [100.0 * (1.10 if f == "A" else 1.05) for f in first]
+    j6 = judge_paired("qps", [100.0] * 6, b6, better="higher", threshold=0.02, first=first)
+    assert not any("order effect" in w for w in j6.warnings)
+    # Three runs per side that happen to rise: no drift claim either.
+    u = judge_unpaired("qps", [100.0, 101.0, 102.0], [120.0, 121.0, 122.0], better="higher",
+                       threshold=0.02)  # fmt: skip
+    assert not any("Spearman" in w for w in u.warnings)
+    # A constant ratio: the interval has zero width, and the judgement says so.
+    flat = judge_paired("p99_ms", [4.0, 4.0, 4.0], [2.0, 2.0, 2.0], better="lower", threshold=0.05)
+    assert any("all 3 pairs have the same ratio" in w for w in flat.warnings)

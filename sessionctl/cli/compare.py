@@ -22,7 +22,7 @@ def compare(
         str | None,
         typer.Option(
             "--campaign",
-            "-c",
+            "-C",
             help="Campaign name (default: $SESSIONCTL_CAMPAIGN or the only one).",
         ),
     ] = None,
@@ -42,18 +42,23 @@ def compare(
         bool,
         typer.Option(
             "--aa",
-            help="A/A calibration: the baseline against itself; false verdicts and noise floor.",
+            help="A/A calibration: the baseline against itself; false verdicts and noise floor "
+            "(recorded as a calibration, never as the session's verdict).",
         ),
     ] = False,
     concurrency: Annotated[
         int | None,
         typer.Option(
-            "--concurrency", help="Connections per run (default: the benchmark's highest level)."
+            "--concurrency",
+            "-c",
+            help="Connections per run (default: the benchmark's highest level).",
         ),
     ] = None,
     duration: Annotated[
         str | None,
-        typer.Option("--duration", help="Seconds per run, e.g. 5s (default: the benchmark's)."),
+        typer.Option(
+            "--duration", "-d", help="Seconds per run, e.g. 5s (default: the benchmark's)."
+        ),
     ] = None,
     rate: Annotated[
         float | None,
@@ -73,6 +78,9 @@ def compare(
             "--b-sql", help="SQL putting the server in state B (repeatable); with --a-sql."
         ),
     ] = None,
+    no_record: Annotated[
+        bool, typer.Option("--no-record", help="Do not record into the open session.")
+    ] = False,
     json_output: JsonOpt = False,
 ) -> None:
     """Compare a baseline (A) and the candidate (B) in interleaved pairs and judge every metric."""
@@ -102,13 +110,14 @@ def compare(
         concurrency=concurrency,
         duration=seconds,
         rate=rate,
+        record=not no_record,
         reporter=common.reporter(json_output),
     )
-    common.emit(json_output, result.to_dict(), lambda: _show(console, result))
+    common.emit(json_output, result.to_dict(), lambda: _show(console, result, record=not no_record))
 
 
-def _show(console: Any, result: Any) -> None:
-    from sessionctl.verdict import interval, pct
+def _show(console: Any, result: Any, *, record: bool = True) -> None:
+    from sessionctl.judgement import interval, pct
 
     def num(x: float | None) -> str:
         from sessionctl.units import format_number
@@ -167,9 +176,13 @@ def _show(console: Any, result: Any) -> None:
             f"{len(result.judgements)} metrics"
         )
     if result.session is not None:
-        console.print_text(f"recorded into session {result.session}; raw data in {result.raw_dir}")
+        what = " as a calibration (never the session's verdict)" if result.aa else ""
+        console.print_text(
+            f"recorded into session {result.session}{what}; raw data in {result.raw_dir}"
+        )
     else:
-        console.print_text(f"no open session: not recorded; raw data in {result.raw_dir}")
+        why = "--no-record" if not record else "no open session"
+        console.print_text(f"{why}: not recorded; raw data in {result.raw_dir}")
 
 
 def _pct(x: float | None) -> str:

@@ -27,19 +27,11 @@ def _plan_human(plan: Any, *, dry_run: bool) -> None:
         for p in plan.left_out:
             console.print_text(f"       {p}")
     if plan.results:
-        from sessionctl.perflog import format_delta, format_value
-
         console.table(
             "Results",
-            ["metric", "before", "after", "delta", "verdict"],
+            ["metric", "before", "after", "delta", "95% CI", "verdict"],
             [
-                [
-                    r.name,
-                    format_value(r.before, r.unit),
-                    format_value(r.after, r.unit),
-                    format_delta(r),
-                    r.verdict,
-                ]
+                [r.metric, r.before_text, r.after_text, r.delta_text, r.interval_text, r.verdict]
                 for r in plan.results
             ],
         )

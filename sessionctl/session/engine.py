@@ -191,7 +191,7 @@ def _preserve_baseline(ws: Workspace, camp: Any, number: int, *, reporter: Repor
     Runs before the session opens: a missing artefact stops ``start`` with one error naming
     ``target.artifacts[i]`` (build first, or fix the path), and no session is left open.
     """
-    from sessionctl.compare import preserve_artifacts
+    from sessionctl.ab_sides import preserve_artifacts
 
     reporter.info(f"preserving the baseline build ({', '.join(camp.target.artifacts)})")
     folder = preserve_artifacts(ws, camp, number).relative_to(ws.root).as_posix()

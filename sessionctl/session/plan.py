@@ -11,11 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sessionctl import perflog
 from sessionctl.measurement import now_iso
-from sessionctl.perflog import ResultRow
 from sessionctl.session import record
 from sessionctl.session.record import OpenSession
 from sessionctl.session.workflow import (
@@ -27,6 +26,9 @@ from sessionctl.session.workflow import (
 from sessionctl.vcs import Vcs, relpath
 from sessionctl.vcs.base import ADDED, UNTRACKED, FileChange
 from sessionctl.workspace import Workspace
+
+if TYPE_CHECKING:  # the verdict module (statistics) is imported only when a close needs it
+    from sessionctl.verdict import ResultRow
 
 COMMIT_TEMPLATE = "commit-message.txt.j2"
 _TITLE_MAX = 72
@@ -95,7 +97,11 @@ class ClosePlan:
         data = dict(d)
         data["code"] = ChangePlan(**{**data["code"], "paths": tuple(data["code"]["paths"])})
         data["prompt"] = ChangePlan(**{**data["prompt"], "paths": tuple(data["prompt"]["paths"])})
-        data["results"] = tuple(ResultRow.from_dict(r) for r in data.get("results", ()))
+        data["results"] = ()
+        if d.get("results"):
+            from sessionctl.verdict import ResultRow
+
+            data["results"] = tuple(ResultRow.from_dict(r) for r in d["results"])
         for key in (
             "left_out",
             "discard",
@@ -229,16 +235,13 @@ def prompt_change_title(
 
 
 def preview(ws: Workspace, campaign: str, session: OpenSession, *, vcs: Vcs) -> dict[str, Any]:
-    """What a plain ``close`` would do, cheaply: files per change, titles, before/after.
+    """What a plain ``close`` would do, cheaply: the files of each change and their titles.
 
-    No rendering and no statistics (``status`` must stay quick); ``close --dry-run`` shows
-    the full texts and the verdicts.
+    No rendering and no statistics (``status`` must stay quick; it lists the measurements
+    itself); ``close --dry-run`` shows the full texts, the results and the verdicts.
     """
     split = split_changes(ws, campaign, vcs)
     step_title = str(session.extra.get("step_title") or session.step_id or "diagnostic session")
-    rows, _warnings, _judged = perflog.results(
-        record.measurements(ws, campaign, session.number), None, judge=False
-    )
     return {
         "code": {
             "title": code_change_title(campaign, session, step_title, kind="close"),
@@ -249,7 +252,6 @@ def preview(ws: Workspace, campaign: str, session: OpenSession, *, vcs: Vcs) -> 
             "paths": [split.yaml, split.md],
         },
         "left_out": split.left_out,
-        "results": [r.to_dict() for r in rows],
         "warnings": split.warnings,
     }
 
@@ -356,14 +358,21 @@ def build(
         )
     diffstat = perflog.format_diffstat(vcs.numstat(code)) if code else ""
 
-    rows, verdict_warnings, judged = (
-        perflog.results(measurements, camp.compare) if kind == "close" else ([], [], [])
+    # The verdicts, the results rows and their trailers: all from the verdict module.
+    from sessionctl import verdict as verdicts
+
+    judgements = (
+        verdicts.summarize_session(measurements, compare=camp.compare) if kind == "close" else []
     )
+    rows = verdicts.rows_from(judgements, measurements)
+    verdict_warnings = [f"{j.metric}: {w}" for j in judgements for w in j.warnings]
     warnings.extend(verdict_warnings)
-    main_row = perflog.primary(rows)
     verdict = None
+    measured: list[tuple[str, str]] = []
     if kind == "close" and not session.diagnostic:
-        verdict = main_row.verdict if main_row is not None else "n/a"
+        head = verdicts.headline(judgements)
+        verdict = head.verdict if head is not None else "n/a"
+        measured = verdicts.trailers(judgements, measurements)
 
     # The campaign YAML after the session, validated and rendered.
     yaml_text, new_camp = updated_campaign(
@@ -454,7 +463,7 @@ def build(
         step_id=session.step_id,
         kind=kind_word,
         verdict=verdict,
-        main=main_row,
+        measured=measured,
         force_reason=force_reason,
     )
     code_message = _render_message(
@@ -525,7 +534,7 @@ def build(
         added_steps=tuple(s.id for s in add_steps),
         revision=new_camp.revision,
         md_hand_edited=md_hand_edited,
-        judgements=tuple(judged),
+        judgements=tuple(j.to_dict() for j in judgements),
     )
 
 
