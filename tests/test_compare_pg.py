@@ -55,7 +55,7 @@ def test_index_ab_is_judged_improved_and_recorded(ws: Workspace, pg_url: str, ta
     _campaign(ws, pg_url)
     write_current(ws, OpenSession("t", 1, None, False, "now"))
     sides = SqlSides(a_sql=(DROP,), b_sql=(CREATE, f"ANALYZE {TABLE}"))
-    res = run_compare(ws, "t", sides=sides, pairs=2, duration=0.25)
+    res = run_compare(ws, "t", sides=sides, pairs=2, duration=0.2)
     assert res.plan == ("AB", "BA") and res.session == 1
     assert [(r["side"], r["warmup"]) for r in res.runs] == [
         ("A", True), ("B", True), ("A", False), ("B", False), ("B", False), ("A", False),
@@ -92,7 +92,7 @@ def test_cli_aa_calibration(ws: Workspace, pg_url: str, table: str) -> None:
     _campaign(ws, pg_url, top="compare:\n  warmup_runs: 0\n")
     write_current(ws, OpenSession("t", 1, None, False, "now"))
     argv = ["--root", str(ws.root), "compare", "lookup", "-C", "t", "--aa"]
-    flags = ["--pairs", "2", "--duration", "0.25s", "-c", "1", "--no-record", "--json"]
+    flags = ["--pairs", "2", "--duration", "0.2s", "-c", "1", "--no-record", "--json"]
     out = CliRunner().invoke(app, [*argv, *flags])
     assert out.exit_code == 0, out.output
     data = json.loads(out.stdout)

@@ -270,7 +270,9 @@ class AuditSpec:
     max_areas: int | None = field(
         default=1,
         metadata={
-            "help": "top-level folders one change may touch (tests/ aside; a step's paths count as one)"
+            "help": (
+                "top-level folders one change may touch (tests/ aside; a step's paths count as one)"
+            )
         },
     )
 

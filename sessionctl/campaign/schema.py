@@ -164,7 +164,7 @@ class _Builder:
                 raise error(loc, path, f"expected a number, got {_describe(value)}")
             return float(value)
         if tp is str:
-            if isinstance(value, (bool, list)) or isinstance(value, Mapping):
+            if isinstance(value, (bool, list, Mapping)):
                 raise error(loc, path, f"expected a string, got {_describe(value)}")
             # Numbers written where text is expected (a title '2024') are taken as text.
             return str(value)
@@ -275,7 +275,8 @@ def check_semantics(data: Any, c: model.Campaign, source: str) -> None:
             raise error(
                 loc_of("next_steps", i, "group"),
                 f"next_steps[{i}].group",
-                f"no group {s.group!r} in next_step_groups (have: {', '.join(sorted(groups)) or 'none'})",
+                f"no group {s.group!r} in next_step_groups "
+                f"(have: {', '.join(sorted(groups)) or 'none'})",
             )
         if not s.id.strip() or any(ch.isspace() for ch in s.id):
             raise error(
