@@ -16,6 +16,7 @@ from typing import Any
 
 from sessionctl.campaign import markdown as md
 from sessionctl.campaign.model import SCHEMA_VERSION
+from sessionctl.campaign.schema import LAYOUT_BUILTIN
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 _NEXT = re.compile(r"(?i)\bnext[ -]?steps?\b|\bto[- ]?dos?\b|\bideas to (?:try|explore)\b")
@@ -50,21 +51,8 @@ _DBBENCH_KEYS = {
     "time-field",
 }
 _ABBREV = ("e.g.", "i.e.", "etc.", "vs.", "cf.", "approx.", "incl.", "resp.")
-_RESERVED = {
-    "title",
-    "sessionctl",
-    "context",
-    "goal",
-    "rules",
-    "workflow",
-    "target",
-    "benchmarks",
-    "metrics",
-    "status",
-    "completed",
-    "profiling_notes",
-    "next_steps",
-}
+# Section ids the schema reserves (built-in layout items), plus "title".
+_RESERVED = {"title", *LAYOUT_BUILTIN}
 
 
 def valid_name(name: str) -> bool:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from sessionctl.cli.common import JsonOpt, emit, reporter, workspace
+from sessionctl.cli.common import CampaignOpt, JsonOpt, emit, reporter, workspace
 
 if TYPE_CHECKING:
     from sessionctl.bench.runner import BenchOutcome
@@ -27,14 +27,7 @@ def bench_cmd(
             show_default=False,
         ),
     ] = None,
-    campaign: Annotated[
-        str | None,
-        typer.Option(
-            "--campaign",
-            "-C",
-            help="Campaign (prompts/NAME.yaml). Default: $SESSIONCTL_CAMPAIGN, or the only one.",
-        ),
-    ] = None,
+    campaign: CampaignOpt = None,
     phase: Annotated[
         str | None,
         typer.Option(

@@ -15,6 +15,15 @@ from sessionctl.workspace import Workspace, find_workspace, resolve_campaign
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print one JSON document on stdout instead of tables.")
 ]
+CampaignOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--campaign",
+        "-C",
+        help="Campaign name (prompts/NAME.yaml). Default: $SESSIONCTL_CAMPAIGN, or the only one.",
+        show_default=False,
+    ),
+]
 CampaignArg = Annotated[
     str | None,
     typer.Argument(

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from sessionctl.cli.common import JsonOpt
+from sessionctl.cli.common import CampaignOpt, JsonOpt
 
 
 def register(app: typer.Typer) -> None:
@@ -18,14 +18,7 @@ def compare(
     bench: Annotated[
         str | None, typer.Argument(help="Benchmark name (default: the campaign's first).")
     ] = None,
-    campaign: Annotated[
-        str | None,
-        typer.Option(
-            "--campaign",
-            "-C",
-            help="Campaign name (default: $SESSIONCTL_CAMPAIGN or the only one).",
-        ),
-    ] = None,
+    campaign: CampaignOpt = None,
     pairs: Annotated[
         int | None, typer.Option("--pairs", "-n", help="A/B pairs to run (default: compare.pairs).")
     ] = None,

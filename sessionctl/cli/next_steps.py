@@ -7,22 +7,13 @@ from typing import Annotated, Any, Literal
 import typer
 
 from sessionctl import console
-from sessionctl.cli.common import CampaignArg, JsonOpt, campaign, emit
+from sessionctl.cli.common import CampaignArg, CampaignOpt, JsonOpt, campaign, emit
 
 next_app = typer.Typer(
     help="The campaign's ranked next steps (rank = position; every change re-renders the prompt).",
     no_args_is_help=True,
 )
 
-CampaignOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--campaign",
-        "-C",
-        help="Campaign name (prompts/NAME.yaml). Default: $SESSIONCTL_CAMPAIGN, or the only one.",
-        show_default=False,
-    ),
-]
 StepId = Annotated[str, typer.Argument(help="The step's id (see `sessionctl next list`).")]
 
 

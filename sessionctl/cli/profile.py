@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from sessionctl.cli.common import JsonOpt, emit, reporter, workspace
+from sessionctl.cli.common import CampaignOpt, JsonOpt, emit, reporter, workspace
 
 if TYPE_CHECKING:
     from sessionctl.profiling.benchmark import ProfileOutcome
@@ -56,12 +56,7 @@ def run_cmd(
             help="Benchmark to profile (default: the campaign's first).", show_default=False
         ),
     ] = None,
-    campaign: Annotated[
-        str | None,
-        typer.Option(
-            "--campaign", "-C", help="Campaign (prompts/NAME.yaml). Default: the only one."
-        ),
-    ] = None,
+    campaign: CampaignOpt = None,
     concurrency: Annotated[
         str | None,
         typer.Option(
