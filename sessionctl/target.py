@@ -13,7 +13,6 @@ logs, driver output) through :func:`scrub`.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import signal
@@ -30,7 +29,7 @@ from urllib.parse import unquote
 
 from sessionctl.campaign.model import Campaign, Preflight, Target
 from sessionctl.errors import TargetError
-from sessionctl.process import describe_argv, session_pids, spawn, stop_tree
+from sessionctl.process import describe_argv, spawn, stop_tree
 from sessionctl.reporting import NULL, Reporter
 from sessionctl.workspace import Workspace
 
@@ -427,17 +426,10 @@ class TargetHandle:
     # --- processes --------------------------------------------------------------------------
 
     def pids(self) -> list[int]:
-        """Server process ids for profiling: our started session, ``target.pid`` (+ children) or
-        ``target.processes`` (a regex over process names and command lines)."""
-        pattern = re.compile(self.spec.processes) if self.spec.processes else None
-        if self.proc is not None:
-            pids = session_pids(self.proc.pid)
-            return sorted(p for p in pids if pattern is None or _matches(p, pattern))
-        if self.spec.pid is not None:
-            return sorted({self.spec.pid, *_descendants(self.spec.pid)})
-        if pattern is not None:
-            return sorted(p for p in _all_pids() if p != os.getpid() and _matches(p, pattern))
-        return []
+        """Server process ids for profiling, by the one rule in :mod:`sessionctl.profiling.pids`."""
+        from sessionctl.profiling.pids import target_pids
+
+        return target_pids(self)
 
     # --- context manager --------------------------------------------------------------------
 
@@ -483,34 +475,3 @@ def _first_line(text: str) -> str:
 def _short(sql: str, width: int = 80) -> str:
     one = " ".join(sql.split())
     return one if len(one) <= width else one[: width - 1] + "…"
-
-
-def _all_pids() -> list[int]:
-    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
-
-
-def _matches(pid: int, pattern: re.Pattern[str]) -> bool:
-    base = Path("/proc") / str(pid)
-    try:
-        comm = (base / "comm").read_text().strip()
-        cmdline = (base / "cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
-    except OSError:
-        return False
-    return bool(pattern.search(comm) or pattern.search(cmdline))
-
-
-def _descendants(root: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for pid in _all_pids():
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            stat = (Path("/proc") / str(pid) / "stat").read_text()
-            ppid = int(stat[stat.rfind(")") + 2 :].split()[1])
-            children.setdefault(ppid, []).append(pid)
-    out: set[int] = set()
-    todo = [root]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            if child not in out:
-                out.add(child)
-                todo.append(child)
-    return out
