@@ -34,12 +34,13 @@ BUILTIN = LAYOUT_BUILTIN
 SUBITEMS = ("benchmarks", "next_steps", "completed")
 COMPLETED_KINDS = ("optimizations", "diagnostics")
 _CUSTOM_AT = BUILTIN.index("next_steps")  # custom sections default to just before next steps
-_PASSWORD = re.compile(r"(?P<head>\b[a-z][a-z0-9+.-]*://[^:/@\s]+:)[^@\s/]+@")
 
 
 def redact(text: str) -> str:
-    """Hide passwords in URLs (``postgres://u:secret@h`` → ``postgres://u:***@h``)."""
-    return _PASSWORD.sub(lambda m: f"{m.group('head')}***@", text)
+    """Hide passwords in URLs and keyword DSNs (the one rule: :func:`sessionctl.target.redact`)."""
+    from sessionctl.target import redact as redact_secrets
+
+    return redact_secrets(text)
 
 
 # --- template lookup ------------------------------------------------------------------------

@@ -131,3 +131,14 @@ def test_find_bindir_names_what_to_install(monkeypatch: pytest.MonkeyPatch, tmp_
     monkeypatch.setattr(embedded_postgres, "candidate_bindirs", lambda: iter([tmp_path]))
     with pytest.raises(ToolNotFound, match="apt-get install postgresql"):
         embedded_postgres.find_bindir()
+
+
+def test_rendered_text_masks_url_and_keyword_passwords() -> None:
+    from sessionctl.render import redact
+
+    text = (
+        "sql_url: postgres://app:s3cret@db/x\nsystem: host=db user=mz password=hunter2 port=6877\n"
+    )
+    masked = redact(text)
+    assert "s3cret" not in masked and "hunter2" not in masked
+    assert "postgres://app:***@db/x" in masked and "password=***" in masked
