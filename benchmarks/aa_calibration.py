@@ -23,6 +23,7 @@ inflates the spread (and so the MDE) but must not inflate the false-verdict rate
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import statistics
@@ -120,6 +121,10 @@ def aa_trials(ws: object, args: argparse.Namespace) -> None:
             cvs.setdefault(f["metric"], []).extend(
                 x for x in (f["cv_a"], f["cv_b"]) if x is not None
             )
+        if args.save:
+            with open(args.save, "a", encoding="utf-8") as fh:
+                row = {"trial": trial, "judgements": [j.to_dict() for j in res.judgements]}
+                fh.write(json.dumps(row) + "\n")
         line = ", ".join(
             f"{j.metric} {j.verdict} {(j.ratio or math.nan) - 1:+.1%}" for j in res.judgements
         )
@@ -205,6 +210,7 @@ def main() -> None:
     ap.add_argument("--no-known", action="store_true", help="skip the known-improvement check")
     ap.add_argument("--ref-runs", type=int, default=3)
     ap.add_argument("--ref-duration", type=float, default=5.0)
+    ap.add_argument("--save", metavar="FILE", help="append each trial's judgements (JSON lines)")
     args = ap.parse_args()
 
     from sessionctl.embedded_postgres import EmbeddedPostgres

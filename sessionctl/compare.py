@@ -5,9 +5,12 @@ protocol: one uncounted warm-up run per side, then ``pairs`` pairs in counterbal
 (``abba``: AB BA BA AB …, which cancels linear and quadratic drift over every four pairs, or
 ``random``: a balanced shuffle from a printed seed). The target restarts before every run when
 ``target.restart == 'per_run'`` and whenever the two sides need different server processes. Each
-counted slot is a closed-loop (saturating) run for throughput and, when the benchmark has a
-``rate``, a fixed-rate open-loop run for latency; without one, latency is read off the saturated
-run and every latency judgement says so.
+counted slot is a closed-loop (saturating) run for throughput and a fixed-rate open-loop run
+for latency: at the benchmark's ``rate`` (or ``--rate``) when it has one, else at
+``compare.open_loop_load`` (default 50 %) of the slower side's warm-up throughput, the same rate
+for both sides. Latency is read off the saturated run only when the driver has no open-loop
+mode, there is no warm-up to set the rate from, or ``open_loop_load`` is 0; every latency
+judgement says which run it came from.
 """
 
 from __future__ import annotations
@@ -35,7 +38,14 @@ from sessionctl.ab_sides import (
 from sessionctl.campaign.model import Benchmark, Campaign
 from sessionctl.errors import TargetError, UsageError
 from sessionctl.files import atomic_write_json
-from sessionctl.judgement import Judgement, judge_paired, markdown_table, threshold_for
+from sessionctl.judgement import (
+    DIRECTIONAL,
+    Judgement,
+    judge_family,
+    judge_paired,
+    markdown_table,
+    threshold_for,
+)
 from sessionctl.measurement import Measurement, Value
 from sessionctl.reporting import NULL, Reporter
 from sessionctl.workspace import Workspace
@@ -60,9 +70,10 @@ __all__ = [
     "to_measurement",
 ]
 
+OPEN_LOOP_DRIVERS = ("builtin",)
 TAIL_SATURATED = (
-    "latency read off the saturated closed-loop run (its tail is mostly queueing); set the "
-    "benchmark's `rate` (or pass --rate) for a fixed-rate open-loop measurement"
+    "latency read off the saturated closed-loop run (its tail is mostly queueing), not a "
+    "fixed-rate open-loop run"
 )
 
 
@@ -116,6 +127,20 @@ class CompareResult:
         """Judgements claiming improved/regressed (in an A/A calibration, every one is false)."""
         return sum(1 for j in self.judgements if j.verdict in ("improved", "regressed"))
 
+    @property
+    def directional_verdicts(self) -> int:
+        """Judgements claiming any direction, "probably …" included (all false in an A/A)."""
+        return sum(1 for j in self.judgements if j.verdict in DIRECTIONAL)
+
+    def false_verdict_text(self) -> str:
+        """``false verdicts on identical sides: 0 improved/regressed, 1 with any direction ...``."""
+        n = len(self.judgements)
+        return (
+            f"false verdicts on identical sides: {self.false_verdicts} improved/regressed, "
+            f"{self.directional_verdicts} with any direction (probably … included), of {n} "
+            f"metric{'' if n == 1 else 's'}"
+        )
+
     def noise_floor(self) -> list[dict[str, Any]]:
         """Per metric: run-to-run CV of each side, MDE and pairs needed (what this machine sees)."""
         from sessionctl import stats
@@ -133,7 +158,8 @@ class CompareResult:
         d |= {"judgements": [j.to_dict() for j in self.judgements], "runs": list(self.runs)}
         d |= {"warnings": list(self.warnings), **self.extra}
         if self.aa:
-            floor = {"false_verdicts": self.false_verdicts, "metrics": len(self.judgements)}
+            floor = {"false_verdicts": self.false_verdicts, "metrics": len(self.judgements),
+                     "directional_verdicts": self.directional_verdicts}  # fmt: skip
             d["calibration"] = floor | {"noise_floor": self.noise_floor()}
         return d
 
@@ -291,12 +317,20 @@ def run_compare(
     dur = b.duration if duration is None else duration
     rate = rate if rate is not None else b.rate
     warnings: list[str] = []
-    if rate and b.driver != "builtin":
+    auto = rate is None and spec.open_loop_load > 0
+    if b.driver not in OPEN_LOOP_DRIVERS:
+        if rate:
+            warnings.append(f"the {b.driver} driver has no open-loop mode here; latency is from "
+                            "the saturated run")  # fmt: skip
+        rate, auto = None, False
+    elif auto and spec.warmup_runs == 0:
         warnings.append(
-            f"the {b.driver} driver has no open-loop mode here; latency is from the saturated run"
+            "no warm-up run to set the open-loop rate from: latency is from the saturated run "
+            "(set compare.warmup_runs >= 1, or the benchmark's `rate`)"
         )
-        rate = None
-    tail = f"open-loop run at {rate:g} queries/s" if rate else "saturated closed-loop run"
+        auto = False
+    load = spec.open_loop_load if auto else None  # the rate is set from the warm-ups
+    tail = _tail(rate, load)
     reporter.info(
         f"compare {b.name}: {n_pairs} pairs, order {order} (seed {seed}): {' '.join(plan)}; "
         f"A = {sides.a.description}; B = {sides.b.description}; latency from the {tail}"
@@ -309,6 +343,11 @@ def run_compare(
     done = False
     try:
         for pos, (label, pair) in enumerate(slots):
+            if auto and pair:  # the warm-ups are over: fix the rate both sides get
+                rate, auto = _auto_rate(runs, spec.open_loop_load, warnings), False
+                load = load if rate else None
+                tail = _tail(rate, load)
+                reporter.info(f"latency from the {tail}")
             what = f"pair {pair}/{n_pairs} side {label}" if pair else f"warm-up side {label}"
             specs = [RunSpec(conc, dur, None, what)]
             specs += [RunSpec(conc, dur, rate, f"{what} (open loop)")] if rate else []
@@ -326,7 +365,7 @@ def run_compare(
         if not done:  # keep what was measured before a failure or Ctrl-C
             atomic_write_json(raw / "runs-partial.json", runs)
     judgements = _judge(runs, plan, spec, seed, rate, warnings)
-    extra = {"concurrency": conc, "duration": dur, "rate": rate}
+    extra = {"concurrency": conc, "duration": dur, "rate": rate, "open_loop_load": load}
     rel = os.path.relpath(raw, ws.root)
     result = CompareResult(b.name, sides, order, seed, tuple(plan), tuple(runs), tuple(judgements),
                            tail, aa, "", rel, None, tuple(warnings), extra)  # fmt: skip
@@ -335,6 +374,26 @@ def run_compare(
     if record:
         result = replace(result, session=record_measurement(ws, campaign, to_measurement(result)))
     return result
+
+
+def _tail(rate: float | None, load: float | None) -> str:
+    """Which run latency comes from, for the report."""
+    if rate:
+        share = f" ({load * 100:g}% of the slower side's warm-up throughput)" if load else ""
+        return f"open-loop run at {rate:,.4g} queries/s{share}"
+    if load:
+        return f"open-loop run at {load * 100:g}% of the slower side's warm-up throughput"
+    return "saturated closed-loop run"
+
+
+def _auto_rate(runs: Sequence[dict[str, Any]], load: float, warnings: list[str]) -> float | None:
+    """``load`` times the slower side's warm-up QPS (None, with a warning, when it has none)."""
+    warm = [float(r["qps"]) for r in runs if r["warmup"] and r["mode"] == "closed"]
+    if not warm or min(warm) <= 0:
+        warnings.append("the warm-up runs measured no throughput to set the open-loop rate from: "
+                        "latency is from the saturated run")  # fmt: skip
+        return None
+    return load * min(warm)
 
 
 def _judge(
@@ -354,24 +413,24 @@ def _judge(
     for r in counted:
         names.extend(k for k in r["values"] if k not in names)
     first = [o[0] for o in plan]
-    out = []
-    for name in names:
-        a, b = side_values(counted, name, "A"), side_values(counted, name, "B")
-        better = next(r["better"][name] for r in counted if name in r["better"])
+    sides = {name: (side_values(counted, name, "A"), side_values(counted, name, "B"))
+             for name in names}  # fmt: skip
+    for name, (a, b) in list(sides.items()):
         if len(a) != len(b):
             warnings.append(f"{name}: {len(a)} A runs but {len(b)} B runs; not judged")
-            continue
-        j = judge_paired(
-            name, a, b, better=better, threshold=threshold_for(name, spec), seed=seed, first=first
-        )
+            del sides[name]
+    out = []
+    for name, (a, b) in sides.items():
+        better = next(r["better"][name] for r in counted if name in r["better"])
+        j = judge_paired(name, a, b, better=better, threshold=threshold_for(name, spec),
+                         seed=seed, first=first, family=len(sides))  # fmt: skip
         extra = list(j.warnings)
         if name.startswith(("p50_ms@", "p99_ms@")):
-            extra.append(
-                f"latency from a fixed-rate open-loop run at {rate:g}/s" if rate else TAIL_SATURATED
-            )
+            opened = f"latency from a fixed-rate open-loop run at {rate:,.4g}/s" if rate else ""
+            extra.append(opened or TAIL_SATURATED)
         unit = next((r["units"][name] for r in counted if name in r.get("units", {})), "")
         out.append(replace(j, warnings=tuple(extra), unit=unit))
-    return out
+    return judge_family(out)
 
 
 def to_measurement(result: CompareResult) -> Measurement:
@@ -414,7 +473,6 @@ def summary_markdown(result: CompareResult) -> str:
     if result.aa:
         lines += [
             "",
-            f"False verdicts (improved/regressed on identical sides): {result.false_verdicts} "
-            f"of {len(result.judgements)} metrics.",
+            f"{result.false_verdict_text()}.",
         ]
     return "\n".join(lines) + "\n"

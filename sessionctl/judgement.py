@@ -28,6 +28,16 @@ threshold ``d = ln(1 + threshold)`` (so the no-change zone is ``1/(1+t) < ratio 
   estimate beyond the threshold does not by itself earn a "probably": that is what the minimum
   detectable effect and the pairs needed are for.
 
+Several metrics judged together (``judge_family``: the QPS, p50 and p99 of one comparison, or
+the values a baseline and a re-measure share): a directional verdict also needs the paired t's
+p-value, **Holm-adjusted** across the m metrics of the family, below 0.05. Each metric's own
+95 % test lets a change that is not there through 5 % of the time, so three metrics would give
+some directional claim in up to 15 % of A/A comparisons; with the adjustment the chance that
+*any* metric of the comparison claims a direction falsely stays at most 5 %, whatever their
+correlation. A verdict that fails it becomes inconclusive with a warning giving the adjusted p.
+The minimum detectable effect and the pairs needed are computed at the level the first of
+Holm's steps faces, 0.05 / m, so they say what this many pairs can establish for the family.
+
 Cross-checks: a directional verdict (improved, regressed, probably …) also needs the rank test's
 p < 0.05 (when this many pairs can reach it at all: the exact signed-rank test needs 6 pairs)
 and a bootstrap interval that excludes no change on the same side. When either disagrees the
@@ -46,7 +56,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from sessionctl import stats
@@ -78,6 +88,8 @@ class Judgement:
     method: str = "paired"  # 'paired' | 'unpaired'
     p_t: float | None = None
     p_wilcoxon: float | None = None  # signed-rank (paired) or rank-sum (unpaired)
+    p_family: float | None = None  # p_t Holm-adjusted across the metrics judged together
+    family: int = 1  # how many metrics were judged together (the Holm family)
     boot_low: float | None = None
     boot_high: float | None = None
     threshold: float = 0.0  # practical threshold as a fraction (0.02 = 2 %)
@@ -104,7 +116,17 @@ class Judgement:
     def from_dict(cls, d: dict[str, Any]) -> Judgement:
         known: dict[str, Any] = {f.name: d[f.name] for f in fields(cls) if f.name in d}
         known["warnings"] = tuple(d.get("warnings") or ())
-        floats = ("ratio", "ci_low", "ci_high", "p_t", "p_wilcoxon", "boot_low", "boot_high", "mde")
+        floats = (
+            "ratio",
+            "ci_low",
+            "ci_high",
+            "p_t",
+            "p_wilcoxon",
+            "p_family",
+            "boot_low",
+            "boot_high",
+            "mde",
+        )
         for key in (*floats, "a", "b"):
             known[key] = None if known.get(key) is None else float(known[key])
         return cls(**known)
@@ -142,6 +164,11 @@ def markdown_table(judgements: Sequence[Judgement]) -> str:
     def p(x: float | None) -> str:
         return "n/a" if x is None else f"{x:.3g}"
 
+    def p_t(j: Judgement) -> str:
+        if j.family > 1 and j.p_family is not None:
+            return f"{p(j.p_t)} (Holm {p(j.p_family)})"
+        return p(j.p_t)
+
     lines = [
         "| metric | A | B | ratio | 95% CI | p (t) | p (Wilcoxon) | bootstrap | verdict |",
         "|---|---:|---:|---:|---|---:|---:|---|---|",
@@ -149,7 +176,7 @@ def markdown_table(judgements: Sequence[Judgement]) -> str:
     for j in judgements:
         lines.append(
             f"| `{j.metric}` | {num(j.a)} | {num(j.b)} | {pct(j.ratio) if j.ratio else 'n/a'} "
-            f"| {interval(j.ci_low, j.ci_high)} | {p(j.p_t)} | {p(j.p_wilcoxon)} "
+            f"| {interval(j.ci_low, j.ci_high)} | {p_t(j)} | {p(j.p_wilcoxon)} "
             f"| {interval(j.boot_low, j.boot_high)} | {j.verdict} |"
         )
     return "\n".join(lines)
@@ -343,8 +370,13 @@ def judge_paired(
     threshold: float,
     seed: int = 0,
     first: Sequence[str] | None = None,
+    family: int = 1,
 ) -> Judgement:
-    """Judge B against A from per-pair values; ``first[i]`` ('A'/'B') ran first in pair i."""
+    """Judge B against A from per-pair values; ``first[i]`` ('A'/'B') ran first in pair i.
+
+    ``family``: how many metrics are judged together (MDE and pairs needed at 0.05 / family);
+    ``judge_family`` then applies the adjustment to the verdicts.
+    """
     if len(a) != len(b):
         raise ValueError(f"{metric}: {len(a)} A runs but {len(b)} B runs; pairs need both")
     n = len(a)
@@ -363,9 +395,10 @@ def judge_paired(
     )
     min_p = stats.wilcoxon_min_p(sum(1 for x in lr if x != 0))
     sd = stats.sample_sd(lr)
+    level = stats.ALPHA / max(1, family)
     fit = _Fit(t.estimate, t.low, t.high, t.p, w.p if w else None, min_p, boot,
-               stats.mde(sd / math.sqrt(n), n - 1),
-               stats.units_needed(sd * sd, math.log1p(threshold)))  # fmt: skip
+               stats.mde(sd / math.sqrt(n), n - 1, alpha=level),
+               stats.units_needed(sd * sd, math.log1p(threshold), alpha=level))  # fmt: skip
     notes = []
     if min_p > stats.ALPHA:
         notes.append(f"{n} pairs: the Wilcoxon test cannot reach p<0.05 (needs >= 6 pairs)")
@@ -399,6 +432,7 @@ def judge_unpaired(
     better: str | None,
     threshold: float,
     seed: int = 0,
+    family: int = 1,
 ) -> Judgement:
     """Judge a block of after-runs against before-runs (drift uncontrolled: interval widened)."""
     early = _degenerate(metric, "unpaired", before, after, threshold=threshold, better=better,
@@ -413,11 +447,13 @@ def judge_unpaired(
     boot = stats.bootstrap_ci([lx, ly], lambda x, y: stats.fast_mean(y) - stats.fast_mean(x),
                               n_resamples=N_RESAMPLES, seed=seed)  # fmt: skip
     unit_var = stats.sample_sd(lx) ** 2 + stats.sample_sd(ly) ** 2
+    level = stats.ALPHA / max(1, family)
     fit = _Fit(t.estimate, t.low - allow, t.high + allow, t.p, mw.p if mw else None,
                min(1.0, 2 / math.comb(len(lx) + len(ly), len(lx))),
                (boot[0] - allow, boot[1] + allow) if boot else None,
-               (stats.mde(t.se, t.df) if t.se else 0.0) + allow,
-               stats.units_needed(unit_var, math.log1p(threshold), groups=2))  # fmt: skip
+               (stats.mde(t.se, t.df, alpha=level) if t.se else 0.0) + allow,
+               stats.units_needed(unit_var, math.log1p(threshold), groups=2,
+                                  alpha=level))  # fmt: skip
     notes = []
     for label, vals in (("before", lx), ("after", ly)):
         notes += _drift(f"within the {label} runs", vals)
@@ -432,3 +468,32 @@ def judge_unpaired(
     return _conclude(metric, "unpaired", fit, {"before": before, "after": after}, better=better,
                      threshold=threshold, n=min(len(lx), len(ly)), first=(caveat,),
                      then=notes)  # fmt: skip
+
+
+DIRECTIONAL = ("improved", "regressed", "probably improved", "probably regressed")
+
+
+def judge_family(judgements: Sequence[Judgement]) -> list[Judgement]:
+    """Apply Holm's adjustment across metrics judged together (see the module docstring).
+
+    Every judgement with a t test gets ``p_family`` (its p_t, Holm-adjusted over the m that
+    have one) and ``family = m``; a directional verdict whose adjusted p is not below 0.05
+    becomes inconclusive, with a warning. A family of one changes nothing but the record.
+    """
+    adjusted = stats.holm([j.p_t for j in judgements])
+    m = sum(p is not None for p in adjusted)
+    out = []
+    for j, p in zip(judgements, adjusted, strict=True):
+        if p is None:
+            out.append(j)
+            continue
+        verdict, warnings = j.verdict, j.warnings
+        if verdict in DIRECTIONAL and p >= stats.ALPHA:
+            verdict = "inconclusive"
+            note = (
+                f"not significant once the {m} metrics judged together are accounted for "
+                f"(Holm-adjusted p={p:.3g}): {j.verdict} -> inconclusive"
+            )
+            warnings = (*warnings, note)
+        out.append(replace(j, verdict=verdict, warnings=warnings, p_family=p, family=m))
+    return out

@@ -30,6 +30,9 @@ Choices, documented once (the t and normal distributions are in ``sessionctl.dis
   percentile interval is used instead.
 - Minimum detectable effect: ``(t_{1-alpha/2,df} + t_{power,df}) * se`` (the usual
   non-central-t approximation), alpha = 0.05, power = 0.8.
+- Several metrics judged together (one comparison's QPS, p50 and p99): **Holm**'s step-down
+  adjustment of their p-values, so the chance that *any* of them claims a direction that is not
+  there stays at most alpha whatever their correlation (QPS and per-run latency move together).
 - Outliers: the generalized ESD test (Rosner 1983) for up to ``max(1, n // 4)`` outliers, each
   of the r steps at alpha / r, so clean normal data of any size get a false flag in at most
   about 5 % of samples (the modified z-score rule used before flagged 12-28 % of clean samples
@@ -447,6 +450,22 @@ def units_needed(
     while n > 2 and enough(n - 1):
         n -= 1
     return n
+
+
+def holm(ps: Sequence[float | None]) -> list[float | None]:
+    """Holm-adjusted p-values (None stays None and is not counted in the family).
+
+    Sorted ascending, the i-th smallest of m is multiplied by ``m - i + 1``, made monotone
+    (never below an earlier adjusted value) and capped at 1; rejecting where the adjusted
+    p < alpha is Holm's step-down procedure at family-wise level alpha.
+    """
+    present = sorted((p, i) for i, p in enumerate(ps) if p is not None)
+    out: list[float | None] = [None] * len(ps)
+    running = 0.0
+    for rank, (p, i) in enumerate(present):
+        running = max(running, min(1.0, (len(present) - rank) * p))
+        out[i] = running
+    return out
 
 
 # --- robustness -----------------------------------------------------------------------------

@@ -3,8 +3,9 @@
 Per metric, the latest paired comparison (``sessionctl compare``) of its benchmark gives the
 judgement; every value a baseline and a re-measure share that no comparison covers is judged
 unpaired (drift uncontrolled, so the interval is widened; the rule is in
-``sessionctl.judgement``). An A/A calibration (``compare --aa``) is recorded for its noise floor
-but is never a verdict.
+``sessionctl.judgement``). Each comparison's metrics form one Holm family (adjusted when the
+comparison ran); the unpaired values of the session form another. An A/A calibration
+(``compare --aa``) is recorded for its noise floor but is never a verdict.
 
 Rows and trailers show the numbers a verdict was computed from, so the delta always sits inside
 its interval: for a paired judgement the geometric means of the A and the B runs (of per-run
@@ -29,6 +30,7 @@ from sessionctl.judgement import (
     infer_better,
     interval,
     is_throughput,
+    judge_family,
     judge_paired,
     judge_unpaired,
     pct,
@@ -89,14 +91,15 @@ def summarize_session(
         for bench, js in paired.items()
         for j in js
     ]
+    unpaired = []
     for bench, name in shared:
         bv, av = before[(bench, name)], after[(bench, name)]
         label = f"{bench}:{name}" if several else name
         better = av.better or bv.better or infer_better(name)
         j = judge_unpaired(label, _samples(bv), _samples(av), better=better,
-                           threshold=threshold_for(name, compare))  # fmt: skip
-        out.append(replace(j, unit=j.unit or bv.unit or av.unit))
-    return out
+                           threshold=threshold_for(name, compare), family=len(shared))  # fmt: skip
+        unpaired.append(replace(j, unit=j.unit or bv.unit or av.unit))
+    return out + judge_family(unpaired)
 
 
 # --- results rows ------------------------------------------------------------------------------

@@ -13,7 +13,6 @@ from sessionctl.embedded_postgres import EmbeddedPostgres
 from sessionctl.workspace import Workspace
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from sessionctl.campaign.model import CompareSpec
 from sessionctl.cli import app
-from sessionctl.compare import ArtifactSides, SqlSides, run_compare
+from sessionctl.compare import ArtifactSides, SqlSides, run_compare, side_values
 from sessionctl.session.record import OpenSession, measurements, write_current
 from sessionctl.verdict import results_rows, summarize_session, trailers
 from sessionctl.workspace import Workspace
@@ -57,9 +57,17 @@ def test_index_ab_is_judged_improved_and_recorded(ws: Workspace, pg_url: str, ta
     sides = SqlSides(a_sql=(DROP,), b_sql=(CREATE, f"ANALYZE {TABLE}"))
     res = run_compare(ws, "t", sides=sides, pairs=2, duration=0.2)
     assert res.plan == ("AB", "BA") and res.session == 1
-    assert [(r["side"], r["warmup"]) for r in res.runs] == [
-        ("A", True), ("B", True), ("A", False), ("B", False), ("B", False), ("A", False),
+    # Warm-ups are closed loop only; each counted slot is a closed-loop run for throughput and
+    # an open-loop run for latency at half the slower side's warm-up throughput.
+    assert [(r["side"], r["warmup"], r["mode"]) for r in res.runs] == [
+        ("A", True, "closed"), ("B", True, "closed"),
+        ("A", False, "closed"), ("A", False, "open"), ("B", False, "closed"), ("B", False, "open"),
+        ("B", False, "closed"), ("B", False, "open"), ("A", False, "closed"), ("A", False, "open"),
     ]  # fmt: skip
+    rate = 0.5 * min(r["qps"] for r in res.runs[:2])
+    assert res.extra["rate"] == pytest.approx(rate) and res.extra["open_loop_load"] == 0.5
+    assert {r["rate"] for r in res.runs if r["mode"] == "open"} == {res.extra["rate"]}
+    assert res.tail.startswith("open-loop run at ") and "50% of the slower side's" in res.tail
     qps = next(j for j in res.judgements if j.metric == "qps@c2")
     assert (
         qps.ratio is not None
@@ -69,10 +77,17 @@ def test_index_ab_is_judged_improved_and_recorded(ws: Workspace, pg_url: str, ta
     )
     # Two pairs on a loaded machine may leave the interval wide; the verdict must follow it.
     assert qps.ci_low < qps.ratio < qps.ci_high
-    assert qps.verdict == ("improved" if qps.ci_low > 1.02 else "inconclusive")
+    # With 2 pairs (1 degree of freedom) even a large effect may miss Holm's 0.05 / 3.
+    assert qps.p_family is not None and qps.family == 3
+    established = qps.ci_low > 1.02 and qps.p_family < 0.05
+    assert qps.verdict == ("improved" if established else "inconclusive")
     assert qps.method == "paired" and qps.n == 2
     p99 = next(j for j in res.judgements if j.metric == "p99_ms@c2")
-    assert any("saturated closed-loop run" in w for w in p99.warnings)
+    assert any(w.startswith("latency from a fixed-rate open-loop run at") for w in p99.warnings)
+    open_p99 = [r["latency_ms"]["p99"] for r in res.runs if r["mode"] == "open" and r["pair"]]
+    assert sorted(
+        side_values(res.runs, "p99_ms@c2", "A") + side_values(res.runs, "p99_ms@c2", "B")
+    ) == sorted(open_p99)
     assert (ws.root / str(res.raw_dir) / "compare.json").is_file()
     recorded = measurements(ws, "t", 1)
     assert [m.source for m in recorded] == ["compare"]
@@ -108,6 +123,11 @@ def test_cli_aa_calibration(ws: Workspace, pg_url: str, table: str) -> None:
         j["verdict"] in ("improved", "regressed") for j in data["judgements"]
     )
     assert {f["metric"] for f in cal["noise_floor"]} == set(names)
+    # the three metrics of the comparison are one Holm family
+    assert all(j["family"] == 3 and j["p_family"] >= j["p_t"] for j in data["judgements"])
+    assert cal["directional_verdicts"] == sum(
+        j["verdict"] not in ("no change", "inconclusive") for j in data["judgements"]
+    )
     assert data["runs"][0]["values"]["qps@c1"] == data["runs"][0]["qps"] > 0
     bad = CliRunner().invoke(app, [*argv, "--order", "zigzag"])
     assert bad.exit_code == 2 and "--order 'zigzag': use abba or random" in bad.output

@@ -194,6 +194,7 @@ def test_measurement_and_summary() -> None:
     m2 = to_measurement(cal)
     assert "judgements" not in m2.details  # an A/A calibration never becomes the session's verdict
     assert m2.details["calibration"]["false_verdicts"] == 1
+    assert m2.details["calibration"]["directional_verdicts"] == 1
     floor = cal.noise_floor()[0]
     assert floor["metric"] == "qps@c4" and floor["cv_a"] == pytest.approx(0.01)
 
@@ -210,7 +211,8 @@ def test_cli_table_shows_every_number(capsys: pytest.CaptureFixture[str]) -> Non
         "+18.4% … +21.3%",
         "improved",
         "noise floor",
-        "false verdicts (improved/regressed on identical sides): 1 of 1",
+        "false verdicts on identical sides: 1 improved/regressed, 1 with any direction "
+        "(probably … included), of 1 metric",
         "not recorded",
     ):
         assert text in out.out, text

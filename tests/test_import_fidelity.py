@@ -24,7 +24,9 @@ from sessionctl.cli import app
 from sessionctl.workspace import Workspace
 
 HERE = Path(__file__).resolve().parent
-SEED = HERE.parent.parent / "shared" / "seeds" / "pgwire-throughput-prompt.md"
+# The real handoff prompt from our first users (verbatim copy of shared/seeds/, so a clean
+# clone tests without the shared folder).
+SEED = HERE / "data" / "seeds" / "pgwire-throughput-prompt.md"
 DATA = sorted((HERE / "data" / "prompts").glob("*.md"))
 
 _ID_LINE = re.compile(r"^\s*-\s+id: `[^`]+`(?: \(added in Session \d+\))?\s*$")

@@ -242,3 +242,38 @@ def test_outliers_rarely_flag_clean_small_samples() -> None:
     for n in (3, 4, 6, 9):
         flagged = sum(bool(st.outliers([rng.gauss(0, 1) for _ in range(n)])) for _ in range(800))
         assert flagged <= 0.08 * 800, (n, flagged)
+
+
+def _closed_testing(ps: list[float], alpha: float) -> set[int]:
+    """Holm by its definition as a closed test: reject H_i when every intersection hypothesis
+    containing i is rejected by Bonferroni (min p in S <= alpha / |S|)."""
+    m = len(ps)
+    out = set()
+    for i in range(m):
+        subsets = (
+            s for k in range(1, m + 1) for s in itertools.combinations(range(m), k) if i in s
+        )
+        if all(min(ps[j] for j in s) <= alpha / len(s) for s in subsets):
+            out.add(i)
+    return out
+
+
+def test_holm_by_hand() -> None:
+    adjusted = st.holm([0.01, 0.04, None, 0.03, 0.2])
+    # sorted 0.01, 0.03, 0.04, 0.2 (m = 4): 4 * 0.01, 3 * 0.03, max(0.09, 2 * 0.04), 0.2
+    assert adjusted == pytest.approx([0.04, 0.09, None, 0.09, 0.2])  # type: ignore[arg-type]
+    assert adjusted[2] is None
+    assert st.holm([0.5, 0.6]) == [1.0, 1.0]  # capped at 1
+    assert st.holm([0.02]) == [0.02]
+    assert st.holm([]) == []
+
+
+def test_holm_rejects_exactly_what_closed_testing_rejects() -> None:
+    rng = random.Random(11)
+    for _ in range(300):
+        m = rng.randint(1, 6)
+        ps = [rng.random() ** 3 for _ in range(m)]  # many small p-values
+        adjusted = st.holm(ps)
+        for alpha in (0.01, 0.05, 0.1):
+            by_holm = {i for i, p in enumerate(adjusted) if p is not None and p <= alpha}
+            assert by_holm == _closed_testing(ps, alpha), (ps, alpha)

@@ -8,12 +8,14 @@ from dataclasses import replace
 
 import pytest
 
+from sessionctl import stats
 from sessionctl.campaign.model import CompareSpec
 from sessionctl.judgement import (
     VERDICTS,
     Judgement,
     classify,
     infer_better,
+    judge_family,
     judge_paired,
     judge_unpaired,
     threshold_for,
@@ -165,6 +167,73 @@ def test_aa_noise_rarely_gives_a_false_verdict() -> None:
         directional += j.verdict not in ("no change", "inconclusive")
     assert false <= 5  # far below 5 %: the whole interval must clear the threshold
     assert directional <= 9  # 'probably' needs t, rank test and bootstrap to agree at 5 %
+
+
+def _aa_metrics(rng: random.Random, n: int = 6) -> list[Judgement]:
+    """One A/A comparison's three metrics: QPS, a p50 tied to it, an independent noisy p99."""
+    runs = {side: [1000 * rng.lognormvariate(0, 0.06) for _ in range(n)] for side in "AB"}
+    p50 = {s: [2000 / q * rng.lognormvariate(0, 0.02) for q in v] for s, v in runs.items()}
+    p99 = {s: [10 * rng.lognormvariate(0, 0.2) for _ in range(n)] for s in "AB"}
+    seed = rng.randint(0, 999)
+    return [
+        judge_paired(name, v["A"], v["B"], better=better, threshold=t, seed=seed, family=3)
+        for name, v, better, t in (
+            ("qps@c2", runs, "higher", 0.02),
+            ("p50_ms@c2", p50, "lower", 0.02),
+            ("p99_ms@c2", p99, "lower", 0.05),
+        )
+    ]
+
+
+def test_a_comparison_claims_a_false_direction_at_most_five_percent_of_the_time() -> None:
+    rng = random.Random(12)
+    raw = adjusted = 0
+    for _ in range(400):
+        js = _aa_metrics(rng)
+        raw += any(j.verdict not in ("no change", "inconclusive") for j in js)
+        adjusted += any(j.verdict not in ("no change", "inconclusive") for j in judge_family(js))
+    # Each metric alone errs at up to 5 %; three of them together err more often than that,
+    # and Holm brings the comparison as a whole back under 5 %.
+    assert raw > adjusted
+    assert adjusted <= 0.05 * 400
+
+
+def test_holm_steps_a_weak_direction_down_and_keeps_a_strong_one() -> None:
+    strong = judge_paired("qps@c2", *_noisy(random.Random(1), 8, 1.2, 0.01),
+                          better="higher", threshold=0.02)  # fmt: skip
+    weak = replace(strong, metric="p50_ms@c2", verdict="probably improved", p_t=0.03,
+                   better="lower", warnings=())  # fmt: skip
+    flat = replace(weak, metric="p99_ms@c2", verdict="inconclusive", p_t=0.5)
+    none = Judgement("errors@c2", "inconclusive")  # no t test: not part of the family
+    out = judge_family([strong, weak, flat, none])
+    assert [j.family for j in out] == [3, 3, 3, 1]
+    assert strong.p_t is not None and strong.p_t < 0.001
+    assert out[0].verdict == "improved" and out[0].p_family == pytest.approx(3 * strong.p_t)
+    # the second smallest of three is multiplied by 2: 0.06 is not below 0.05
+    assert out[1].verdict == "inconclusive" and out[1].p_family == pytest.approx(0.06)
+    assert out[1].warnings == (
+        "not significant once the 3 metrics judged together are accounted for "
+        "(Holm-adjusted p=0.06): probably improved -> inconclusive",
+    )
+    assert out[2].verdict == "inconclusive" and out[2].p_family == 0.5
+    assert out[3] == none
+    # with one strong metric and one weak, Holm's second step is at 0.05 itself
+    pair = judge_family([strong, weak])
+    assert pair[1].verdict == "probably improved" and pair[1].p_family == pytest.approx(0.03)
+    alone = judge_family([weak])
+    assert alone[0].verdict == "probably improved" and alone[0].p_family == 0.03
+
+
+def test_mde_and_pairs_needed_are_for_the_family_level() -> None:
+    a, b = _noisy(random.Random(3), 6, 1.0, 0.03)
+    one = judge_paired("qps", a, b, better="higher", threshold=0.02)
+    three = judge_paired("qps", a, b, better="higher", threshold=0.02, family=3)
+    assert (three.ci_low, three.ci_high, three.verdict) == (one.ci_low, one.ci_high, one.verdict)
+    sd = stats.sample_sd(stats.log_ratios(a, b))
+    want = math.expm1(stats.mde(sd / math.sqrt(6), 5, alpha=0.05 / 3))
+    assert three.mde == pytest.approx(want) and one.mde is not None and three.mde > one.mde
+    assert three.pairs_needed == stats.units_needed(sd * sd, math.log(1.02), alpha=0.05 / 3)
+    assert one.pairs_needed is not None and three.pairs_needed > one.pairs_needed
 
 
 def test_unpaired_is_widened_and_says_so() -> None:

@@ -299,6 +299,9 @@ class CompareSpec:
     threshold_throughput: float = 0.02
     threshold_median: float = 0.02
     threshold_tail: float = 0.05
+    # Without a benchmark `rate`, latency comes from a fixed-rate open-loop run at this fraction
+    # of the slower side's warm-up throughput (0: read it off the saturated run instead).
+    open_loop_load: float = 0.5
 
 
 # --- the campaign ---------------------------------------------------------------------------

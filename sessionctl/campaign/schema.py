@@ -304,6 +304,17 @@ def check_semantics(data: Any, c: model.Campaign, source: str) -> None:
             )
         if b.driver == "ddl" and b.ddl is None:
             raise error(loc_of("benchmarks", i), p, "driver ddl needs a `ddl:` mapping")
+    cmp = c.compare
+    limits = (
+        ("pairs", cmp.pairs >= 2, "must be >= 2 (a pair's ratio needs another to vary against)"),
+        ("warmup_runs", cmp.warmup_runs >= 0, "must be >= 0"),
+        ("open_loop_load", 0 <= cmp.open_loop_load < 1,
+         "must be in [0, 1): a fraction of the saturated throughput (0 turns it off)"),
+    )  # fmt: skip
+    for key, ok, message in limits:
+        if not ok:
+            raise error(_value_loc(data.get("compare"), key, source, top), f"compare.{key}",
+                        message)  # fmt: skip
     _check_layout(data, c, source)
 
 

@@ -134,6 +134,7 @@ def _show(console: Any, result: Any, *, record: bool = True) -> None:
             "ratio B/A": pct(j.ratio) if j.ratio else "n/a",
             "95% CI (paired t)": interval(j.ci_low, j.ci_high),
             "p (t / Wilcoxon)": f"{p(j.p_t)} / {p(j.p_wilcoxon)}",
+            **({f"p (t, Holm over {j.family})": p(j.p_family)} if j.family > 1 else {}),
             "bootstrap 95% CI": interval(j.boot_low, j.boot_high),
             "verdict": j.verdict.upper() if j.verdict in ("improved", "regressed") else j.verdict,
             "detectable (MDE)": _pct(j.mde),
@@ -164,10 +165,7 @@ def _show(console: Any, result: Any, *, record: bool = True) -> None:
                 for f in floor
             ],
         )
-        console.print_text(
-            f"false verdicts (improved/regressed on identical sides): {result.false_verdicts} of "
-            f"{len(result.judgements)} metrics"
-        )
+        console.print_text(result.false_verdict_text())
     if result.session is not None:
         what = " as a calibration (never the session's verdict)" if result.aa else ""
         console.print_text(
