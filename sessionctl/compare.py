@@ -70,7 +70,7 @@ __all__ = [
     "to_measurement",
 ]
 
-OPEN_LOOP_DRIVERS = ("builtin",)
+OPEN_LOOP_DRIVERS = ("builtin", "pgbench")
 TAIL_SATURATED = (
     "latency read off the saturated closed-loop run (its tail is mostly queueing), not a "
     "fixed-rate open-loop run"
@@ -380,10 +380,17 @@ def _tail(rate: float | None, load: float | None) -> str:
     """Which run latency comes from, for the report."""
     if rate:
         share = f" ({load * 100:g}% of the slower side's warm-up throughput)" if load else ""
-        return f"open-loop run at {rate:,.4g} queries/s{share}"
+        return f"open-loop run at {_rate(rate)} queries/s{share}"
     if load:
         return f"open-loop run at {load * 100:g}% of the slower side's warm-up throughput"
     return "saturated closed-loop run"
+
+
+def _rate(rate: float) -> str:
+    """``13,790`` / ``150`` / ``2.5``: a rate as people read it."""
+    from sessionctl.units import format_number
+
+    return format_number(rate).removesuffix(".0")
 
 
 def _auto_rate(runs: Sequence[dict[str, Any]], load: float, warnings: list[str]) -> float | None:
@@ -426,7 +433,7 @@ def _judge(
                          seed=seed, first=first, family=len(sides))  # fmt: skip
         extra = list(j.warnings)
         if name.startswith(("p50_ms@", "p99_ms@")):
-            opened = f"latency from a fixed-rate open-loop run at {rate:,.4g}/s" if rate else ""
+            opened = f"latency from a fixed-rate open-loop run at {_rate(rate)}/s" if rate else ""
             extra.append(opened or TAIL_SATURATED)
         unit = next((r["units"][name] for r in counted if name in r.get("units", {})), "")
         out.append(replace(j, warnings=tuple(extra), unit=unit))

@@ -5,7 +5,6 @@ preflight before anything runs, and no password anywhere in what is stored."""
 from __future__ import annotations
 
 import json
-import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -121,7 +120,6 @@ def test_repeats_give_samples_and_overrides_apply(ws: Workspace, pg_url: str) ->
     assert "median of 2 runs" in out.measurement.summary_md
 
 
-@pytest.mark.skipif(shutil.which("pgbench") is None, reason="pgbench is not installed")
 def test_pgbench_sweep(ws: Workspace, pg_url: str) -> None:
     write_campaign(ws, pg_url)
     open_session(ws, 3)

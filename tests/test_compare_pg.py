@@ -184,3 +184,38 @@ def test_failing_side_sql_names_the_side_and_keeps_partial_runs(
         run_compare(ws, "t", sides=sides, pairs=1, duration=0.2, record=False)
     partial = list(ws.runs_dir("t").glob("*-lookup-compare*/runs-partial.json"))
     assert len(partial) == 1 and [r["side"] for r in json.loads(partial[0].read_text())] == ["A"]
+
+
+def test_pgbench_latency_comes_from_an_open_loop_run_at_half_the_warmup_rate(
+    ws: Workspace, pg_url: str, table: str
+) -> None:
+    ws.campaign_path("t").write_text(f"""schema: 1
+revision: 1
+title: compare pgbench
+target:
+  sql_url: "{pg_url}"
+benchmarks:
+  - name: lookup
+    driver: pgbench
+    query: SELECT count(*) FROM {TABLE} WHERE k = 7
+    concurrency: [1]
+    duration: 1s
+""")
+    res = run_compare(ws, "t", pairs=2, aa=True, record=False)
+    warm = [r for r in res.runs if r["warmup"]]
+    assert [r["mode"] for r in warm] == ["closed", "closed"]
+    rate = res.extra["rate"]
+    assert rate == pytest.approx(0.5 * min(r["qps"] for r in warm))
+    opened = [r for r in res.runs if r["mode"] == "open"]
+    assert len(opened) == 4 and all(r["rate"] == rate for r in opened)
+    # pgbench got -R at that rate (one command per transaction) and kept to it, roughly
+    commands = [
+        (ws.root / r["raw_path"] / "command.txt").read_text() for r in opened if r["raw_path"]
+    ]
+    assert commands and all(f"-R {rate:.6g}" in c for c in commands)
+    assert all(0.5 * rate < r["qps"] < 1.5 * rate for r in opened)
+    p99 = next(j for j in res.judgements if j.metric == "p99_ms@c1")
+    assert any(w.startswith("latency from a fixed-rate open-loop run at") for w in p99.warnings)
+    assert side_values(res.runs, "p99_ms@c1", "A") == [
+        r["latency_ms"]["p99"] for r in opened if r["side"] == "A"
+    ]

@@ -6,6 +6,10 @@ goes on the command line: the URL is passed as a keyword conninfo without it and
 travels in ``PGPASSWORD``. tps comes from pgbench's own summary (excluding connection time), QPS
 is tps × the SQL commands per transaction, and p50/p90/p99 come from the per-transaction log
 (one latency per sampled transaction, 10 % by default) folded into the log-linear histogram.
+
+With a ``rate`` (queries/s) the run is open loop: ``-R`` at rate / commands per transaction.
+pgbench then schedules each transaction by a Poisson process and logs its latency from the
+*scheduled* start, so the schedule lag (queueing when the server falls behind) is counted.
 """
 
 from __future__ import annotations
@@ -98,8 +102,9 @@ def build_argv(
     extra: Sequence[str] = (),
     cores: int | None = None,
     progress: bool = True,
+    tps: float | None = None,
 ) -> list[str]:
-    """The pgbench command line (flags first, the conninfo last)."""
+    """The pgbench command line (flags first, the conninfo last); ``tps``: open loop (-R)."""
     threads = max(1, min(concurrency, cores or os.cpu_count() or 1))
     argv = [
         binary,
@@ -113,6 +118,8 @@ def build_argv(
         "-T",
         str(duration),
     ]
+    if tps is not None:
+        argv += ["-R", f"{tps:.6g}"]
     if progress:
         argv += ["-P", "1"]
     if log_prefix is not None:
@@ -218,8 +225,9 @@ def run_pgbench(
     progress: ProgressFn | None = None,
     log_transactions: bool = True,
     log_sampling: float = LOG_SAMPLING,
+    rate: float | None = None,
 ) -> RunResult:
-    """Run pgbench once at one concurrency level and return its result."""
+    """Run pgbench once at one concurrency level (open loop at ``rate`` queries/s if given)."""
     exe = find_pgbench(binary)
     raw_dir.mkdir(parents=True, exist_ok=True)
     script_path = raw_dir / "script.sql"
@@ -247,6 +255,9 @@ def run_pgbench(
         )
         warm_txns = parse_summary(warm_out).transactions
     prefix = raw_dir / "pgbench_log" if log_transactions else None
+    per_txn = commands_per_transaction(script)
+    if rate is not None and rate <= 0:
+        raise MeasurementError(f"pgbench: the open-loop rate must be > 0, got {rate:g}")
     argv = build_argv(
         exe,
         script_path=script_path,
@@ -256,6 +267,7 @@ def run_pgbench(
         log_prefix=prefix,
         log_sampling=log_sampling,
         extra=extra_args,
+        tps=rate / per_txn if rate is not None else None,
     )
     atomic_write(raw_dir / "command.txt", describe_argv(argv) + "\n")
     start = time.monotonic()
@@ -278,7 +290,6 @@ def run_pgbench(
         hist, failed_logged = parse_logs(logs)
         for path in logs:
             _gzip(path)
-    per_txn = commands_per_transaction(script)
     latency = hist.summary_ms() if hist.count else {}
     if summary.latency_avg_ms is not None:
         latency["mean"] = summary.latency_avg_ms
@@ -305,6 +316,8 @@ def run_pgbench(
             "log_sampling": log_sampling if prefix is not None else None,
             "histogram": hist.to_dict() if hist.count else None,
             "command": describe_argv(argv),
+            "mode": "open" if rate is not None else "closed",
+            "rate": rate,
         },
     )
     atomic_write_json(raw_dir / "result.json", result.to_dict())

@@ -70,6 +70,7 @@ def _pgbench(
         extra_args=b.args,
         warmup=ctx.warmup,
         progress=progress,
+        rate=b.rate,
     )
 
 
