@@ -6,10 +6,13 @@ driver in a temporary workspace, then:
 
 * **A/A** (``--trials`` times): ``run_compare(..., aa=True)`` — the same server state on both
   sides, ``--pairs`` interleaved ABBA pairs of ``--duration`` second runs, one warm-up per side.
-  Every improved/regressed verdict is false. Prints the per-metric and per-trial false-verdict
-  rates (the target: no change or inconclusive in >= 95 % of trials), the verdict counts, the
-  noise floor (median run-to-run CV, median MDE) of this machine, and how often the drift,
-  order-effect and outlier warnings fired with identical sides.
+  Latency comes from the protocol's open-loop runs (half the warm-up throughput), and the
+  three metrics of a trial are one Holm family, as in every comparison. Every improved/regressed
+  verdict is false, and so is every "probably …". Prints the per-metric and per-trial
+  false-verdict rates (the target: no change or inconclusive in >= 95 % of trials), both on the
+  lenient reading (no improved/regressed) and the strict one (no "probably" either), the
+  verdict counts, the noise floor (median run-to-run CV, median MDE) of this machine, and how
+  often the drift, order-effect and outlier warnings fired with identical sides.
 * **known improvement** (unless ``--no-known``): A without / B with an index on the lookup
   column (``SqlSides``), the default protocol; then the effect measured separately by long runs
   (``--ref-runs`` per side of ``--ref-duration`` seconds, alternating), and whether the compare's
@@ -17,7 +20,8 @@ driver in a temporary workspace, then:
 
 The machine's load average is printed at the start and the end: other work on a 2-core machine
 inflates the spread (and so the MDE) but must not inflate the false-verdict rate. Run:
-``python benchmarks/aa_calibration.py [--trials 40] [--pairs 6] [--duration 1] [--concurrency 2]``.
+``python benchmarks/aa_calibration.py [--trials 40] [--pairs 6] [--duration 1] [--concurrency 2]
+[--save trials.jsonl]`` (``--save`` appends every trial's judgements, for a later look).
 """
 
 from __future__ import annotations
