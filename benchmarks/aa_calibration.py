@@ -154,9 +154,10 @@ def aa_trials(ws: object, args: argparse.Namespace) -> None:
     rates = ", ".join(f"{k} {v}/{judged} = {pct(v / max(judged, 1))}" for k, v in alarms.items())
     print(f"warnings with identical sides, per metric: {rates}")
     strict = args.trials - directional_trials
+    status = "PASS" if strict >= 0.95 * args.trials else "FAIL"
     print(
         f"trials with only 'no change'/'inconclusive' (no 'probably'): {strict}/{args.trials} "
-        f"= {pct(strict / args.trials)}"
+        f"= {pct(strict / args.trials)} (target >= 95%): {status}"
     )
 
 
