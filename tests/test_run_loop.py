@@ -227,6 +227,12 @@ def test_misbehaving_agents_are_bounded_and_failed(ws: Workspace) -> None:
     assert "; stopped: timeout after 1s" in entries[1]
     assert "  - looks like more than one change: edits in unrelated areas" in entries[3]
     assert "  - app/query.py:3: caches query results" in entries[3]
+    # The log says where the new file went and where the discarded edit is kept.
+    assert "### Left in the working copy" not in entries[3]
+    assert "### Set aside\n\nNew files, moved to `.sessionctl/failed/3/`" in entries[3]
+    assert "- `lib/cache.py`" in entries[3]
+    assert "saved first as `.sessionctl/sessions/shop/3/discarded.patch`" in entries[3]
+    assert "+" in (ws.root / ".sessionctl/sessions/shop/3/discarded.patch").read_text()
     status = "Session 3 was marked failed by the audit: looks like more than one change"
     assert status in ws.campaign_path(CAMPAIGN).read_text()
     assert status in ws.rendered_path(CAMPAIGN).read_text()

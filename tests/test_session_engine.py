@@ -237,6 +237,26 @@ def test_abort_logs_why_keeps_findings_and_the_code(ws: Workspace, frozen_now: s
     assert record.current(ws, "demo") is None
 
 
+def test_abort_killed_right_after_the_discard_keeps_the_patch(ws: Workspace) -> None:
+    setup_campaign(ws.root)
+    engine.start(ws, "demo")
+    (ws.root / "app.py").write_text("x = 42\n")
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child dies at the crash point
+        try:
+            os.environ[close_mod.ENV_CRASH] = "discard"  # discarded, not yet journaled
+            engine.abort(ws, "demo", reason="dead end", discard=True)
+        finally:
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 99
+    assert (ws.root / "app.py").read_text() == "x = 1\n"  # the discard had happened
+    engine.status(ws, "demo")  # finishes the abort: the discard step runs again, diff now empty
+    assert record.current(ws, "demo") is None
+    patch = ws.root / ".sessionctl/sessions/demo/10/discarded.patch"
+    assert "+x = 42" in patch.read_text()  # the first pass's patch was not overwritten
+
+
 def test_abort_discard_restores_tracked_files(ws: Workspace) -> None:
     setup_campaign(ws.root)
     engine.start(ws, "demo")
@@ -246,6 +266,16 @@ def test_abort_discard_restores_tracked_files(ws: Workspace) -> None:
     assert result.discarded == ("app.py",) and result.kept == ("new.py",)
     assert (ws.root / "app.py").read_text() == "x = 1\n"
     assert git(ws.root, "status", "--porcelain").splitlines() == ["?? new.py"]
+    # Nothing is lost: the discarded edits were saved first, and the patch brings them back.
+    patch = result.to_dict()["discard_patch"]
+    assert patch == ".sessionctl/sessions/demo/10/discarded.patch"
+    assert "+x = 99" in (ws.root / patch).read_text()
+    entry = ws.log_path("demo").read_text()
+    saved = f"The edits were saved first as `{patch}`; `git apply {patch}` brings them back."
+    assert saved in entry
+    git(ws.root, "apply", patch)
+    assert (ws.root / "app.py").read_text() == "x = 99\n"
+    git(ws.root, "checkout", "--", "app.py")
     # A stale session folder (current.json lost) is moved aside, never mixed into a new session.
     record.session_path(ws, "demo", 11).mkdir(parents=True)
     (record.session_path(ws, "demo", 11) / "entries.jsonl").write_text('{"type": "finding"}\n')

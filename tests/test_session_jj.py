@@ -217,7 +217,11 @@ def test_abort_commits_only_the_log_and_discards_through_jj_restore(
     commits = [c for c in calls if c[0] == "commit"]
     assert commits[0][3:] == ['root-file:"logs/demo-perf-log.md"']
     assert commits[1][3:] == ['root-file:"prompts/demo.yaml"', 'root-file:"prompts/demo.md"']
-    assert calls[-1] == ["restore", 'root-file:"src/app.rs"']  # after both changes are made
+    # after both changes are made: save the edits as a patch, then restore
+    assert calls[-2:] == [
+        ["diff", "--git", 'root-file:"src/app.rs"'],
+        ["restore", 'root-file:"src/app.rs"'],
+    ]
 
 
 # --- the real jj -------------------------------------------------------------------------------

@@ -72,9 +72,12 @@ def test_restore_and_discard_argv(tmp_path: Path) -> None:
     v = JjVcs(tmp_path, runner=rec)
     v.restore(OP)
     v.discard(["src/a b.rs", 'weird"name'])
+    v.diff(["src/a b.rs"])
+    assert v.diff([]) == ""
     assert rec.argvs == [
         [*G, "op", "restore", OP],
         [*G, "restore", 'root-file:"src/a b.rs"', 'root-file:"weird\\"name"'],
+        [*G, "diff", "--git", 'root-file:"src/a b.rs"'],  # git-style, so `git apply` takes it
     ]
 
 

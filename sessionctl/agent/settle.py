@@ -23,7 +23,7 @@ from sessionctl.campaign.model import Campaign
 from sessionctl.errors import ConfigError, SessionctlError, SessionStateError
 from sessionctl.files import append_line, atomic_write
 from sessionctl.measurement import now_iso
-from sessionctl.workspace import Workspace
+from sessionctl.workspace import SCRATCH, Workspace
 
 if TYPE_CHECKING:
     from sessionctl.agent.loop import Loop
@@ -271,6 +271,8 @@ def _fail(
         status_text=_failed_status(status, n, reasons),
         discard=True,
         reporter=loop.reporter,
+        set_aside_to=failed_dir(n),
+        leave=snap.dirty,
     )
     moved = _set_aside(ws, n, [p for p in done.kept if p not in snap.dirty])
     return SessionOutcome(outcome="failed", problems=problems, moved=moved, **base)
@@ -298,6 +300,8 @@ def _abort(
         status_text=request.status or _cleaned_status(status),
         discard=True,
         reporter=loop.reporter,
+        set_aside_to=failed_dir(n),
+        leave=snap.dirty,
     )
     moved = _set_aside(ws, n, [p for p in done.kept if p not in snap.dirty])
     return SessionOutcome(outcome="aborted", moved=moved, **base)
@@ -354,6 +358,11 @@ def _record_agent(
         append_line(record.entries_path(ws, campaign, n), line)
 
 
+def failed_dir(n: int) -> str:
+    """Where the new files of failed (or aborted) session ``n`` go, relative to the root."""
+    return f"{SCRATCH}/failed/{n}/"
+
+
 def _set_aside(ws: Workspace, n: int, paths: list[str]) -> tuple[str, ...]:
     """Move new files a failed or half-closed session left behind into the scratch folder."""
     moved = []
@@ -361,7 +370,7 @@ def _set_aside(ws: Workspace, n: int, paths: list[str]) -> tuple[str, ...]:
         src = ws.root / rel
         if not src.exists():
             continue
-        dest = ws.scratch / "failed" / str(n) / rel
+        dest = ws.root / failed_dir(n) / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(src), str(dest))
         moved.append(rel)

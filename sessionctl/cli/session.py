@@ -333,6 +333,9 @@ def abort_cmd(
             console.print_text("Left in the working copy: " + ", ".join(result.kept))
         if result.discarded:
             console.print_text("Discarded: " + ", ".join(result.discarded))
+            if result.plan.discard_patch:
+                patch = result.plan.discard_patch
+                console.print_text(f"Saved first as {patch} (`git apply {patch}` brings it back)")
 
     emit(json_output, result.to_dict(), human)
 

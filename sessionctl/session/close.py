@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Unpack
@@ -101,6 +101,7 @@ class AbortResult:
             "commits": [c.to_dict() for c in self.commits],
             "kept": list(self.kept),
             "discarded": list(self.discarded),
+            "discard_patch": self.plan.discard_patch if self.discarded else None,
             "plan": self.plan.to_dict(texts=False),
         }
 
@@ -179,8 +180,14 @@ def abort(
     discard: bool = False,
     dry_run: bool = False,
     reporter: Reporter = NULL,
+    set_aside_to: str | None = None,
+    leave: Collection[str] = (),
 ) -> AbortResult:
-    """Abort the open session: an aborted log entry and the prompt update, no code change."""
+    """Abort the open session: an aborted log entry and the prompt update, no code change.
+
+    With ``discard`` the session's edits of tracked files are saved as a patch, then thrown
+    away. ``set_aside_to``/``leave``: see :func:`sessionctl.session.plan.build`.
+    """
     require_reason(reason)
     if not dry_run:
         recover(ws, campaign, reporter=reporter)
@@ -198,6 +205,8 @@ def abort(
             reason=reason,
             discard=discard,
             check=False,
+            set_aside_to=set_aside_to,
+            leave=leave,
         )
         commits: tuple[Commit, ...] = ()
         if not dry_run:
@@ -348,6 +357,7 @@ def _execute(
             journal["commits"][step] = made.to_dict()
         elif step == "discard":
             if plan.discard:
+                _save_patch(ws, vcs, plan, reporter=reporter)
                 reporter.info(f"discarding the session's edits of {len(plan.discard)} file(s)")
                 vcs.discard(plan.discard)
         elif step == "finish":
@@ -360,6 +370,23 @@ def _execute(
     with contextlib.suppress(FileNotFoundError):
         journal_path(ws, campaign).unlink()
     return tuple(_commit(journal["commits"][s]) for s in VCS_STEPS if s in journal["commits"])
+
+
+def _save_patch(ws: Workspace, vcs: Vcs, plan: ClosePlan, *, reporter: Reporter) -> None:
+    """Keep the edits about to be discarded as a patch (never overwritten by a later, empty one).
+
+    A crash after the discard and before the journal says so repeats this step: by then the
+    diff is empty and the patch from the first pass stays.
+    """
+    if plan.discard_patch is None:
+        return
+    patch = vcs.diff(plan.discard)
+    target = ws.root / plan.discard_patch
+    if patch.strip():
+        atomic_write(target, patch)
+        reporter.info(f"saved the edits to discard as {plan.discard_patch}")
+    elif not target.exists():
+        reporter.warn(f"no edits to save for {', '.join(plan.discard)}")
 
 
 def _commit(d: dict[str, Any]) -> Commit:
@@ -382,6 +409,8 @@ def _finish(ws: Workspace, plan: ClosePlan, journal: dict[str, Any], *, reporter
         "left_out": list(plan.left_out),
         "kept": list(plan.kept),
         "discarded": list(plan.discard),
+        "discard_patch": plan.discard_patch,
+        "set_aside": list(plan.set_aside),
         "plan": journal["plan"],
     }
     atomic_write_json(record.session_path(ws, plan.campaign, plan.session) / "closed.json", outcome)

@@ -8,7 +8,7 @@ prompt, both change descriptions and the files of each change. ``close --dry-run
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -69,6 +69,9 @@ class ClosePlan:
     left_out: tuple[str, ...] = ()
     discard: tuple[str, ...] = ()
     kept: tuple[str, ...] = ()
+    discard_patch: str | None = None  # where the discarded edits are saved first (relative)
+    set_aside: tuple[str, ...] = ()  # kept new files the caller moves to set_aside_to
+    set_aside_to: str | None = None
     results: tuple[ResultRow, ...] = ()
     verdict: str | None = None
     warnings: tuple[str, ...] = ()
@@ -106,6 +109,7 @@ class ClosePlan:
             "left_out",
             "discard",
             "kept",
+            "set_aside",
             "warnings",
             "missing",
             "added_steps",
@@ -309,6 +313,12 @@ def updated_campaign(
     return yaml_text, new_camp
 
 
+def discard_patch_path(ws: Workspace, campaign: str, number: int) -> str:
+    """Where an abort with discard saves the edits first (relative to the workspace root)."""
+    path = record.session_path(ws, campaign, number) / "discarded.patch"
+    return path.resolve().relative_to(ws.root.resolve()).as_posix()
+
+
 def build(
     ws: Workspace,
     campaign: str,
@@ -325,8 +335,14 @@ def build(
     include: Sequence[str | Path] = (),
     discard: bool = False,
     check: bool = True,
+    set_aside_to: str | None = None,
+    leave: Collection[str] = (),
 ) -> ClosePlan:
-    """Compute the plan for closing (or aborting) ``session``; touches nothing."""
+    """Compute the plan for closing (or aborting) ``session``; touches nothing.
+
+    ``set_aside_to``: the caller moves the new files the session leaves (``kept``, except those
+    in ``leave``) into that folder after the abort, and the log entry says so.
+    """
     from sessionctl import render
     from sessionctl.campaign import store
 
@@ -349,6 +365,8 @@ def build(
     split = split_changes(ws, campaign, vcs, kind=kind, include=include, discard=discard)
     log_rel, yaml_rel, md_rel = split.log, split.yaml, split.md
     code, left_out, to_discard, kept = split.code, split.left_out, split.discard, split.kept
+    aside = [p for p in kept if p not in leave] if set_aside_to else []
+    patch_rel = discard_patch_path(ws, campaign, n) if to_discard else None
     warnings = list(split.warnings)
     start_commit = session.start_revision.get("commit")
     if vcs.kind == "git" and start_commit and vcs.checkpoint() != start_commit:
@@ -445,8 +463,11 @@ def build(
         "warnings": verdict_warnings,
         "summary": summary,
         "attachments": [str(e.get("name")) for e in entries if e.get("type") == "file"],
-        "kept": kept,
+        "kept": [p for p in kept if p not in aside],
+        "set_aside": aside,
+        "set_aside_to": set_aside_to,
         "discarded": to_discard,
+        "discard_patch": patch_rel,
         "left_out": left_out,
         "resolved": resolve,
         "added_steps": [{"id": s.id, "title": s.title} for s in add_steps],
@@ -525,6 +546,9 @@ def build(
         left_out=tuple(left_out),
         discard=tuple(to_discard),
         kept=tuple(kept),
+        discard_patch=patch_rel,
+        set_aside=tuple(aside),
+        set_aside_to=set_aside_to,
         results=tuple(rows),
         verdict=verdict,
         warnings=tuple(warnings),

@@ -109,6 +109,9 @@ class Vcs(Protocol):
     ) -> Commit:
         """Commit exactly ``paths`` (nothing else) with ``message``; jj leaves a new @ on top."""
 
+    def diff(self, paths: Sequence[str]) -> str:
+        """The working-copy edits of ``paths`` as a git-style patch (``git apply`` restores)."""
+
     def discard(self, paths: Sequence[str]) -> None:
         """Throw away the working-copy edits of ``paths`` (tracked files only)."""
 

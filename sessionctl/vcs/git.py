@@ -156,6 +156,11 @@ class GitVcs:
         )
         return Commit(commit=self.head())
 
+    def diff(self, paths: Sequence[str]) -> str:
+        if not paths:
+            return ""
+        return self._read("diff", "--binary", "HEAD", "--", *paths).stdout
+
     def discard(self, paths: Sequence[str]) -> None:
         if not paths:
             return

@@ -131,6 +131,9 @@ class JjVcs:
             raise VcsError(f"jj log -r @-: unexpected output {out!r}")
         return Commit(commit=parts[1], change=parts[0])
 
+    def diff(self, paths: Sequence[str]) -> str:
+        return self.jj("diff", "--git", *(fileset(p) for p in paths)) if paths else ""
+
     def discard(self, paths: Sequence[str]) -> None:
         if paths:
             self.jj("restore", *(fileset(p) for p in paths))
