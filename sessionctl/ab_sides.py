@@ -106,6 +106,23 @@ def AaSides(base: ComparisonSides | None = None) -> ComparisonSides:
 # --- the baseline's sources ----------------------------------------------------------------
 
 
+def prune_artifacts(ws: Workspace, campaign: str, *, keep: int, before: int) -> list[int]:
+    """Delete the preserved builds of sessions before ``before`` but the newest ``keep``.
+
+    Builds (optimized binaries) are large; only a few recent ones are worth keeping. Returns the
+    session numbers whose ``artifacts`` folder was deleted.
+    """
+    root = ws.session_dir(campaign)
+    found = sorted(
+        int(d.name) for d in root.glob("*") if d.name.isdigit() and (d / "artifacts").is_dir()
+    )
+    older = [n for n in found if n < before]
+    doomed = older[: max(0, len(older) - keep)]
+    for n in doomed:
+        shutil.rmtree(root / str(n) / "artifacts")
+    return doomed
+
+
 def preserve_artifacts(ws: Workspace, campaign: Campaign | str, session: Any) -> Path:
     """Copy ``target.artifacts`` into the session's scratch folder (A of later compares)."""
     if isinstance(campaign, str):

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from sessionctl import ab_sides
 from sessionctl.campaign import store
 from sessionctl.cli import app
-from sessionctl.errors import UsageError
+from sessionctl.errors import ConfigError, UsageError
 from sessionctl.reporting import NullReporter
 from sessionctl.session import close as close_mod
 from sessionctl.session import engine, record
@@ -77,6 +77,22 @@ def test_start_preserves_the_build_and_compare_uses_it_as_side_a(ws: Workspace) 
     assert sides.kind == "artifacts" and sides.a.artifacts_dir == kept
     # Scratch and build stay out of git (only the freshly rendered prompt is new).
     assert git(ws.root, "status", "--porcelain") == "?? prompts/demo.md\n"
+
+
+def test_start_keeps_only_the_newest_builds(ws: Workspace) -> None:
+    setup(ws.root, text=CAMPAIGN.replace("  artifacts: [", "  artifacts_keep: 2\n  artifacts: ["))
+    rep = Collect()
+    for n in (5, 6, 7):
+        engine.start(ws, "demo", reporter=rep)
+        engine.abort(ws, "demo", reason=f"session {n} done")
+    built = sorted(d.name for d in ws.session_dir("demo").iterdir() if (d / "artifacts").is_dir())
+    assert built == ["6", "7"]  # the newest session's build and the one before it
+    assert (ws.session_dir("demo") / "5" / "closed.json").is_file()  # the record stays
+    assert "deleted the preserved builds of session(s) 5 (target.artifacts_keep: 2)" in rep.infos
+    bad = CAMPAIGN.replace("  artifacts: [", "  artifacts_keep: 0\n  artifacts: [")
+    (ws.root / "prompts" / "demo.yaml").write_text(bad)
+    with pytest.raises(ConfigError, match=r"target.artifacts_keep: must be >= 1"):
+        store.load(ws, "demo")
 
 
 def test_a_missing_artifact_stops_start_before_the_session_opens(ws: Workspace) -> None:

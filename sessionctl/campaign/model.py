@@ -77,6 +77,10 @@ class Target:
             "help": "placeholder in start (e.g. '{artifacts}') replaced by the artefact folder"
         },
     )
+    artifacts_keep: int = field(
+        default=2,
+        metadata={"help": "sessions whose preserved artefacts are kept; start deletes older ones"},
+    )
     restart: Restart = "never"
     processes: str | None = field(
         default=None,

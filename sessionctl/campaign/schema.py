@@ -304,6 +304,9 @@ def check_semantics(data: Any, c: model.Campaign, source: str) -> None:
             )
         if b.driver == "ddl" and b.ddl is None:
             raise error(loc_of("benchmarks", i), p, "driver ddl needs a `ddl:` mapping")
+    if c.target.artifacts_keep < 1:
+        where = _value_loc(data.get("target"), "artifacts_keep", source, top)
+        raise error(where, "target.artifacts_keep", "must be >= 1 (the open session's own build)")
     cmp = c.compare
     limits = (
         ("pairs", cmp.pairs >= 2, "must be >= 2 (a pair's ratio needs another to vary against)"),

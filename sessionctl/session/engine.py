@@ -191,8 +191,14 @@ def _preserve_baseline(ws: Workspace, camp: Any, number: int, *, reporter: Repor
     Runs before the session opens: a missing artefact stops ``start`` with one error naming
     ``target.artifacts[i]`` (build first, or fix the path), and no session is left open.
     """
-    from sessionctl.ab_sides import preserve_artifacts
+    from sessionctl.ab_sides import preserve_artifacts, prune_artifacts
 
+    keep = camp.target.artifacts_keep
+    pruned = prune_artifacts(ws, camp.name, keep=keep - 1, before=number)
+    if pruned:
+        listed = ", ".join(map(str, pruned))
+        reporter.info(f"deleted the preserved builds of session(s) {listed} "
+                      f"(target.artifacts_keep: {keep})")  # fmt: skip
     reporter.info(f"preserving the baseline build ({', '.join(camp.target.artifacts)})")
     folder = preserve_artifacts(ws, camp, number).relative_to(ws.root).as_posix()
     reporter.info(f"baseline build preserved in {folder}")
