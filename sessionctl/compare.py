@@ -8,9 +8,9 @@ protocol: one uncounted warm-up run per side, then ``pairs`` pairs in counterbal
 counted slot is a closed-loop (saturating) run for throughput and a fixed-rate open-loop run
 for latency: at the benchmark's ``rate`` (or ``--rate``) when it has one, else at
 ``compare.open_loop_load`` (default 50 %) of the slower side's warm-up throughput, the same rate
-for both sides. Latency is read off the saturated run only when the driver has no open-loop
-mode, there is no warm-up to set the rate from, or ``open_loop_load`` is 0; every latency
-judgement says which run it came from.
+for both sides (every driver has an open-loop mode: see ``OPEN_LOOP_DRIVERS``). Latency is
+read off the saturated run only when there is no warm-up to set the rate from or
+``open_loop_load`` is 0; every latency judgement says which run it came from.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ __all__ = [
     "to_measurement",
 ]
 
-OPEN_LOOP_DRIVERS = ("builtin", "pgbench")
+OPEN_LOOP_DRIVERS = ("builtin", "pgbench", "dbbench")
 TAIL_SATURATED = (
     "latency read off the saturated closed-loop run (its tail is mostly queueing), not a "
     "fixed-rate open-loop run"

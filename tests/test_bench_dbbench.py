@@ -246,6 +246,44 @@ def test_user_config_kept_verbatim_with_duration_overridden() -> None:
     assert config_jobs(multi) == {"a": 2, "b": None}
 
 
+def _job_keys(ini: str) -> dict[str, list[str]]:
+    """Section -> its keys, in order (the parts of dbbench's ini rules these tests check)."""
+    out: dict[str, list[str]] = {"": []}
+    section = ""
+    for line in ini.splitlines():
+        if line.startswith("["):
+            section = line[1 : line.index("]")]
+            out[section] = []
+        elif "=" in line and line[:1] not in (";", "#"):
+            out[section].append(line.partition("=")[0].strip())
+    return out
+
+
+def test_open_loop_ini_has_a_rate_instead_of_a_concurrency() -> None:
+    ini = render_ini(duration=2, concurrency=4, queries=["select 1"], rate=1234.5)
+    assert ini == "duration=2s\n\n[c4]\nquery=select 1\nrate=1234.5\n"
+    config = (
+        "[setup]\nquery=create table x(a int)\n"
+        "[64 connections]\nquery=select * from t\nconcurrency=64\n"
+        "[teardown]\nquery=drop table x\n"
+    )
+    opened = override_config(config, duration=5, concurrency=64, rate=300)
+    keys = _job_keys(opened)
+    # dbbench allows one of rate / queue-depth (concurrency); setup and teardown take only queries
+    assert keys == {
+        "": ["duration"],
+        "setup": ["query"],
+        "64 connections": ["rate", "query"],
+        "teardown": ["query"],
+    }
+    assert "rate=300\n" in opened and "concurrency" not in opened
+    two_jobs = config + "[other]\nquery=select 2\nconcurrency=2\n"
+    with pytest.raises(MeasurementError, match="needs a config with one job, this one has 2"):
+        override_config(two_jobs, duration=5, rate=300)
+    with pytest.raises(MeasurementError, match="rate must be > 0"):
+        render_ini(duration=2, concurrency=4, queries=["select 1"], rate=0)
+
+
 def test_command_line_flags_before_the_ini_and_password_redacted(tmp_path: Path) -> None:
     ini = tmp_path / "run.ini"
     argv = build_argv(

@@ -276,15 +276,27 @@ def _clean_query(sql: str) -> str:
     return one
 
 
-def render_ini(*, duration: float, concurrency: int, queries: Sequence[str]) -> str:
-    """An ini with the global duration and one job ``[cN]`` at ``concurrency=N``."""
+def render_ini(
+    *, duration: float, concurrency: int, queries: Sequence[str], rate: float | None = None
+) -> str:
+    """An ini with the global duration and one job ``[cN]`` at ``concurrency=N``.
+
+    With ``rate`` the job is open loop instead: ``rate=R`` (one invocation per tick, R ticks a
+    second, each timed from its tick, with no cap on how many are in flight).
+    """
     qs = [_clean_query(q) for q in queries]
     lines = [f"duration={format_go_duration(duration)}", "", f"[c{concurrency}]"]
     if len(qs) > 1:
         lines.append("multi-query-mode=multi-connection")
     lines += [f"query={q}" for q in qs]
-    lines.append(f"concurrency={concurrency}")
+    lines.append(f"rate={_rate(rate)}" if rate is not None else f"concurrency={concurrency}")
     return "\n".join(lines) + "\n"
+
+
+def _rate(rate: float) -> str:
+    if not rate > 0:
+        raise MeasurementError(f"dbbench: the open-loop rate must be > 0, got {rate:g}")
+    return f"{rate:.6g}"
 
 
 def config_jobs(config: str) -> dict[str, int | None]:
@@ -309,9 +321,12 @@ def config_jobs(config: str) -> dict[str, int | None]:
     return jobs
 
 
-def override_config(config: str, *, duration: float, concurrency: int | None = None) -> str:
+def override_config(
+    config: str, *, duration: float, concurrency: int | None = None, rate: float | None = None
+) -> str:
     """The user's ini verbatim, except the global ``duration`` (and, for a single-job config,
-    its ``concurrency`` when a different level is asked for)."""
+    its ``concurrency`` when a different level is asked for, or ``rate=R`` in place of its
+    ``concurrency``/``queue-depth`` for an open-loop run)."""
     lines = config.splitlines()
     first = next(
         (
@@ -328,6 +343,20 @@ def override_config(config: str, *, duration: float, concurrency: int | None = N
     ]
     out = [f"duration={format_go_duration(duration)}", *head, *lines[first:]]
     jobs = config_jobs(config)
+    if rate is not None:
+        if len(jobs) != 1:
+            raise MeasurementError(
+                f"dbbench: an open-loop run needs a config with one job, this one has {len(jobs)} "
+                "(set `compare.open_loop_load: 0`, or split the config)"
+            )
+        loads = ("concurrency", "queue-depth", "rate", "batch-size")
+        body = [
+            ln for ln in out if ln[:1] in (";", "#") or ln.partition("=")[0].strip() not in loads
+        ]
+        (job,) = jobs
+        header = next(i for i, ln in enumerate(body) if ln.strip().startswith(f"[{job}]"))
+        body.insert(header + 1, f"rate={_rate(rate)}")
+        return "\n".join(body) + "\n"
     if (
         concurrency is not None
         and len(jobs) == 1
@@ -452,14 +481,20 @@ def run_dbbench(
     binary: str | None = None,
     extra_args: Sequence[str] = (),
     progress: ProgressFn | None = None,
+    rate: float | None = None,
 ) -> RunResult:
-    """Render the ini, run dbbench once, parse it; raise MeasurementError if untrustworthy."""
+    """Render the ini, run dbbench once, parse it; raise MeasurementError if untrustworthy.
+
+    ``rate``: open loop at that many queries a second (see :func:`render_ini`).
+    """
     exe = find_dbbench(binary)
     raw_dir.mkdir(parents=True, exist_ok=True)
     if config is not None:
-        ini_text = override_config(config, duration=duration, concurrency=concurrency)
+        ini_text = override_config(config, duration=duration, concurrency=concurrency, rate=rate)
     elif query is not None:
-        ini_text = render_ini(duration=duration, concurrency=concurrency, queries=[query])
+        ini_text = render_ini(
+            duration=duration, concurrency=concurrency, queries=[query], rate=rate
+        )
     else:
         raise MeasurementError("dbbench needs `config` (the ini text) or `query`")
     ini = raw_dir / "run.ini"

@@ -90,6 +90,7 @@ def _dbbench(
         binary=b.binary,
         extra_args=b.args,
         progress=progress,
+        rate=b.rate,
     )
 
 
