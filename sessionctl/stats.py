@@ -452,6 +452,17 @@ def units_needed(
     return n
 
 
+def wilson(k: int, n: int, *, alpha: float = ALPHA) -> tuple[float, float]:
+    """Wilson score interval for a proportion ``k / n`` (two-sided, level 1 - alpha)."""
+    if n <= 0 or not 0 <= k <= n:
+        raise ValueError(f"need 0 <= k <= n and n > 0, got k={k}, n={n}")
+    z = norm_ppf(1 - alpha / 2)
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
 def holm(ps: Sequence[float | None]) -> list[float | None]:
     """Holm-adjusted p-values (None stays None and is not counted in the family).
 

@@ -219,3 +219,30 @@ benchmarks:
     assert side_values(res.runs, "p99_ms@c1", "A") == [
         r["latency_ms"]["p99"] for r in opened if r["side"] == "A"
     ]
+
+
+def test_cli_repeated_aa_calibration_reports_the_rate_and_records_no_verdict(
+    ws: Workspace, pg_url: str, table: str
+) -> None:
+    from sessionctl.verdict import is_calibration
+
+    _campaign(ws, pg_url)
+    write_current(ws, OpenSession("t", 1, None, False, "now"))
+    argv = ["--root", str(ws.root), "compare", "lookup", "-C", "t", "--aa", "--trials", "2"]
+    out = CliRunner().invoke(app, [*argv, "--pairs", "2", "--duration", "0.2s", "--json"])
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.stdout)
+    assert len(data["trials"]) == 2 and data["session"] == 1
+    directional = sum(
+        any(j["verdict"] not in ("no change", "inconclusive") for j in t["judgements"])
+        for t in data["trials"]
+    )
+    strict = next(r for r in data["readings"] if r["reading"] == "strict")
+    assert strict["quiet_trials"] == 2 - directional and strict["trials"] == 2
+    assert {f["metric"] for f in data["noise_floor"]} == {"qps@c2", "p50_ms@c2", "p99_ms@c2"}
+    assert all(len(t["runs"]) == 2 + 2 * 2 * 2 for t in data["trials"])  # warm-ups + 2 runs/slot
+    (m,) = measurements(ws, "t", 1)
+    assert is_calibration(m) and summarize_session([m], compare=CompareSpec()) == []
+    assert "A/A calibration: 2 trials." in m.summary_md
+    bad = CliRunner().invoke(app, ["--root", str(ws.root), "compare", "-C", "t", "--trials", "3"])
+    assert bad.exit_code == 2 and "--trials repeats an A/A calibration: add --aa" in bad.output

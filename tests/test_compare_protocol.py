@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import stat
+import statistics
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -223,3 +224,41 @@ def test_cli_table_shows_every_number(capsys: pytest.CaptureFixture[str]) -> Non
     assert "recorded into session 4 as a calibration (never the session's verdict)" in " ".join(
         capsys.readouterr().out.split()
     )
+
+
+def _aa_trial(b: list[float]) -> CompareResult:
+    """One A/A trial's result: A fixed, B as given (3 pairs of QPS)."""
+    a = [100.0, 101.0, 99.0]
+    runs = [
+        {"pair": i + 1, "side": side, "warmup": False, "values": {"qps@c4": v}}
+        for i, (x, y) in enumerate(zip(a, b, strict=True))
+        for side, v in (("A", x), ("B", y))
+    ]
+    j = judge_paired("qps@c4", a, b, better="higher", threshold=0.02, first=["A", "B", "B"])
+    return CompareResult("b", SqlSides(), "abba", 0, ("AB", "BA", "BA"), tuple(runs), (j,),
+                         "saturated closed-loop run", True, "", None)  # fmt: skip
+
+
+def test_calibration_counts_trials_and_pools_the_noise_floor() -> None:
+    from sessionctl import stats
+    from sessionctl.calibration import Calibration
+
+    quiet = _aa_trial([100.5, 100.0, 99.5])
+    loud = _aa_trial([120.0, 121.5, 118.0])  # improved: false in an A/A
+    trials = (quiet,) * 19 + (loud,)
+    assert quiet.directional_verdicts == 0 and loud.false_verdicts == 1
+    cal = Calibration("b", trials)
+    lenient, strict = cal.readings()
+    assert (lenient["quiet_trials"], lenient["trials"], lenient["passed"]) == (19, 20, True)
+    assert (lenient["ci_low"], lenient["ci_high"]) == stats.wilson(19, 20)
+    assert strict["reading"] == "strict" and strict["quiet_trials"] == 19
+    assert not Calibration("b", (quiet,) * 18 + (loud,) * 2).readings()[0]["passed"]  # 90 %
+    (floor,) = cal.noise_floor()
+    cvs = [x for t in trials for f in t.noise_floor() for x in (f["cv_a"], f["cv_b"])]
+    assert floor["metric"] == "qps@c4"
+    assert floor["median_cv"] == pytest.approx(statistics.median(cvs))
+    assert cal.verdict_counts() == {"qps@c4": {quiet.judgements[0].verdict: 19, "improved": 1}}
+    md = cal.summary_md()
+    assert "| lenient | 19/20 | 95.0% |" in md and "| met |" in md
+    data = cal.to_dict(runs=False)
+    assert data["aa"] and "runs" not in data["trials"][0] and len(data["trials"]) == 20

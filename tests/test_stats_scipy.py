@@ -270,3 +270,9 @@ def test_generalized_esd_matches_a_numpy_implementation() -> None:
         assert got == esd(x, r, 0.05 / r), x
         hits += bool(got)
     assert hits > 20  # the comparison saw flagged samples, not only empty lists
+
+
+@pytest.mark.parametrize(("k", "n"), [(0, 40), (1, 40), (2, 80), (39, 40), (40, 40), (7, 13)])
+def test_wilson_interval_matches_scipy(k: int, n: int) -> None:
+    ref = scipy_stats.binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+    assert st.wilson(k, n) == pytest.approx((ref.low, ref.high), abs=1e-12)

@@ -39,6 +39,14 @@ def compare(
             "(recorded as a calibration, never as the session's verdict).",
         ),
     ] = False,
+    trials: Annotated[
+        int,
+        typer.Option(
+            "--trials",
+            help="With --aa: repeat the calibration N times and report the share of trials with "
+            "a false verdict (target: under 5%), its 95% interval and the pooled noise floor.",
+        ),
+    ] = 1,
     concurrency: Annotated[
         int | None,
         typer.Option(
@@ -91,6 +99,17 @@ def compare(
         except ValueError as exc:
             raise UsageError(f"--duration: {exc}") from None
     sides = SqlSides(a_sql=tuple(a_sql or ()), b_sql=tuple(b_sql or ())) if a_sql or b_sql else None
+    if trials != 1:
+        if not aa:
+            raise UsageError("--trials repeats an A/A calibration: add --aa")
+        from sessionctl.calibration import run_calibration
+
+        cal = run_calibration(ws, name, trials=trials, bench=bench, seed=seed,
+                              record=not no_record, reporter=common.reporter(json_output),
+                              sides=sides, pairs=pairs, order=order, concurrency=concurrency,
+                              duration=seconds, rate=rate)  # fmt: skip
+        common.emit(json_output, cal.to_dict(), lambda: _show_calibration(console, cal))
+        return
     result = run_compare(
         ws,
         name,
@@ -107,6 +126,40 @@ def compare(
         reporter=common.reporter(json_output),
     )
     common.emit(json_output, result.to_dict(), lambda: _show(console, result, record=not no_record))
+
+
+def _show_calibration(console: Any, cal: Any) -> None:
+    def pct(x: float | None) -> str:
+        return "n/a" if x is None else f"{x * 100:.1f}%"
+
+    console.print_text(f"A/A calibration of {cal.benchmark}: {len(cal.trials)} trials")
+    rows = [
+        (r["reading"], f"{r['quiet_trials']}/{r['trials']}", pct(r["share"]),
+         f"{pct(r['ci_low'])} … {pct(r['ci_high'])}", "met" if r["passed"] else "NOT MET")
+        for r in cal.readings()
+    ]  # fmt: skip
+    console.table(
+        "trials saying only no change / inconclusive (lenient: no improved/regressed; "
+        "strict: no probably … either)",
+        ["reading", "quiet trials", "share", "95% CI", "target >= 95%"],
+        rows,
+    )
+    counts = cal.verdict_counts()
+    floor = [
+        (f["metric"], pct(f["median_cv"]), pct(f["median_mde"]),
+         "n/a" if f["median_pairs_needed"] is None else f"{f['median_pairs_needed']:g}",
+         ", ".join(f"{k} {v}" for k, v in sorted(counts.get(f["metric"], {}).items())))
+        for f in cal.noise_floor()
+    ]  # fmt: skip
+    console.table(
+        "noise floor on this machine (medians over the trials)",
+        ["metric", "CV", "MDE", "pairs for threshold", "verdicts"],
+        floor,
+    )
+    if cal.session is not None:
+        console.print_text(
+            f"recorded into session {cal.session} as a calibration (never the session's verdict)"
+        )
 
 
 def _show(console: Any, result: Any, *, record: bool = True) -> None:
