@@ -8,9 +8,9 @@ protocol: one uncounted warm-up run per side, then ``pairs`` pairs in counterbal
 counted slot is a closed-loop (saturating) run for throughput and a fixed-rate open-loop run
 for latency: at the benchmark's ``rate`` (or ``--rate``) when it has one, else at
 ``compare.open_loop_load`` (default 50 %) of the slower side's warm-up throughput, the same rate
-for both sides (every driver has an open-loop mode: see ``OPEN_LOOP_DRIVERS``). Latency is
-read off the saturated run only when there is no warm-up to set the rate from or
-``open_loop_load`` is 0; every latency judgement says which run it came from.
+for both sides (builtin, pgbench and dbbench all have an open-loop mode). Latency is read off
+the saturated run only when there is no warm-up to set the rate from or ``open_loop_load`` is
+0; every latency judgement says which run it came from.
 """
 
 from __future__ import annotations
@@ -70,7 +70,6 @@ __all__ = [
     "to_measurement",
 ]
 
-OPEN_LOOP_DRIVERS = ("builtin", "pgbench", "dbbench")
 TAIL_SATURATED = (
     "latency read off the saturated closed-loop run (its tail is mostly queueing), not a "
     "fixed-rate open-loop run"
@@ -318,12 +317,7 @@ def run_compare(
     rate = rate if rate is not None else b.rate
     warnings: list[str] = []
     auto = rate is None and spec.open_loop_load > 0
-    if b.driver not in OPEN_LOOP_DRIVERS:
-        if rate:
-            warnings.append(f"the {b.driver} driver has no open-loop mode here; latency is from "
-                            "the saturated run")  # fmt: skip
-        rate, auto = None, False
-    elif auto and spec.warmup_runs == 0:
+    if auto and spec.warmup_runs == 0:
         warnings.append(
             "no warm-up run to set the open-loop rate from: latency is from the saturated run "
             "(set compare.warmup_runs >= 1, or the benchmark's `rate`)"
