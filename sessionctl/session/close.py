@@ -373,19 +373,18 @@ def _execute(
 
 
 def _save_patch(ws: Workspace, vcs: Vcs, plan: ClosePlan, *, reporter: Reporter) -> None:
-    """Keep the edits about to be discarded as a patch (never overwritten by a later, empty one).
+    """Keep the edits about to be discarded as a patch, written before anything is discarded.
 
-    A crash after the discard and before the journal says so repeats this step: by then the
-    diff is empty and the patch from the first pass stays.
+    A crash during or after the discard repeats this step; by then some or all of the edits are
+    gone, so a patch already written is never replaced.
     """
-    if plan.discard_patch is None:
+    if plan.discard_patch is None or (ws.root / plan.discard_patch).exists():
         return
     patch = vcs.diff(plan.discard)
-    target = ws.root / plan.discard_patch
     if patch.strip():
-        atomic_write(target, patch)
+        atomic_write(ws.root / plan.discard_patch, patch)
         reporter.info(f"saved the edits to discard as {plan.discard_patch}")
-    elif not target.exists():
+    else:
         reporter.warn(f"no edits to save for {', '.join(plan.discard)}")
 
 
