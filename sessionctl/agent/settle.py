@@ -274,7 +274,7 @@ def _fail(
         set_aside_to=failed_dir(n),
         leave=snap.dirty,
     )
-    moved = _set_aside(ws, n, [p for p in done.kept if p not in snap.dirty])
+    moved = _set_aside(ws, n, list(done.plan.set_aside))  # what the log entry names
     return SessionOutcome(outcome="failed", problems=problems, moved=moved, **base)
 
 
@@ -303,7 +303,7 @@ def _abort(
         set_aside_to=failed_dir(n),
         leave=snap.dirty,
     )
-    moved = _set_aside(ws, n, [p for p in done.kept if p not in snap.dirty])
+    moved = _set_aside(ws, n, list(done.plan.set_aside))  # what the log entry names
     return SessionOutcome(outcome="aborted", moved=moved, **base)
 
 
