@@ -302,6 +302,8 @@ def run_compare(
     from sessionctl.bench.runner import check_driver, load_campaign, new_run_dir
     from sessionctl.session.record import record_measurement
 
+    if rate is not None and not rate > 0:
+        raise UsageError(f"--rate must be > 0 queries/s, got {rate:g}")
     camp = load_campaign(ws, campaign)
     b = camp.benchmark(bench)
     check_driver(b)

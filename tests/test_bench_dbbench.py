@@ -280,8 +280,6 @@ def test_open_loop_ini_has_a_rate_instead_of_a_concurrency() -> None:
     two_jobs = config + "[other]\nquery=select 2\nconcurrency=2\n"
     with pytest.raises(MeasurementError, match="needs a config with one job, this one has 2"):
         override_config(two_jobs, duration=5, rate=300)
-    with pytest.raises(MeasurementError, match="rate must be > 0"):
-        render_ini(duration=2, concurrency=4, queries=["select 1"], rate=0)
 
 
 def test_command_line_flags_before_the_ini_and_password_redacted(tmp_path: Path) -> None:

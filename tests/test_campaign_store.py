@@ -249,6 +249,18 @@ ERRORS = {
         r"prompts/bad\.yaml:1:9: schema: version 7 is newer than this sessionctl understands "
         r"\(1\); upgrade sessionctl",
     ),
+    "open-loop-load": (
+        GOOD + "compare:\n  open_loop_load: 1.5\n",
+        r"prompts/bad\.yaml:8:19: compare\.open_loop_load: must be in \[0, 1\)",
+    ),
+    "one-pair": (
+        GOOD + "compare:\n  pairs: 1\n",
+        r"prompts/bad\.yaml:8:10: compare\.pairs: must be >= 2",
+    ),
+    "zero-rate": (
+        GOOD + "benchmarks:\n  - name: b\n    driver: builtin\n    query: select 1\n    rate: 0\n",
+        r"prompts/bad\.yaml:11:11: benchmarks\[0\]\.rate: must be > 0 \(queries/s\)",
+    ),
     "not-a-mapping": (
         "- just\n- a list\n",
         r"prompts/bad\.yaml:1:1: \(top level\): a campaign file must be a mapping",

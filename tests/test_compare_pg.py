@@ -246,3 +246,5 @@ def test_cli_repeated_aa_calibration_reports_the_rate_and_records_no_verdict(
     assert "A/A calibration: 2 trials." in m.summary_md
     bad = CliRunner().invoke(app, ["--root", str(ws.root), "compare", "-C", "t", "--trials", "3"])
     assert bad.exit_code == 2 and "--trials repeats an A/A calibration: add --aa" in bad.output
+    zero = CliRunner().invoke(app, ["--root", str(ws.root), "compare", "-C", "t", "--rate", "0"])
+    assert zero.exit_code == 2 and "--rate must be > 0 queries/s, got 0" in zero.output

@@ -294,10 +294,7 @@ def render_ini(
 
 
 def _rate(rate: float) -> str:
-    if not rate > 0:
-        raise MeasurementError(f"dbbench: the open-loop rate must be > 0, got {rate:g}")
     return f"{rate:.6g}"
-
 
 def config_jobs(config: str) -> dict[str, int | None]:
     """Job sections of a user's ini and their ``concurrency``/``queue-depth`` (None if unset)."""

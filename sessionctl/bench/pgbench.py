@@ -256,8 +256,6 @@ def run_pgbench(
         warm_txns = parse_summary(warm_out).transactions
     prefix = raw_dir / "pgbench_log" if log_transactions else None
     per_txn = commands_per_transaction(script)
-    if rate is not None and rate <= 0:
-        raise MeasurementError(f"pgbench: the open-loop rate must be > 0, got {rate:g}")
     argv = build_argv(
         exe,
         script_path=script_path,

@@ -292,6 +292,8 @@ def check_semantics(data: Any, c: model.Campaign, source: str) -> None:
             )
         if b.repeat < 1:
             raise error(loc_of("benchmarks", i, "repeat"), f"{p}.repeat", "must be >= 1")
+        if b.rate is not None and not b.rate > 0:
+            raise error(loc_of("benchmarks", i, "rate"), f"{p}.rate", "must be > 0 (queries/s)")
         if b.driver == "builtin" and not (b.query or b.queries):
             raise error(loc_of("benchmarks", i), p, "driver builtin needs `query` or `queries`")
         if b.driver == "pgbench" and not (b.script or b.query):
