@@ -296,6 +296,7 @@ def render_ini(
 def _rate(rate: float) -> str:
     return f"{rate:.6g}"
 
+
 def config_jobs(config: str) -> dict[str, int | None]:
     """Job sections of a user's ini and their ``concurrency``/``queue-depth`` (None if unset)."""
     jobs: dict[str, int | None] = {}
