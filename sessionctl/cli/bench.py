@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from sessionctl.cli.common import CampaignOpt, JsonOpt, emit, reporter, workspace
+from sessionctl.cli.common import CampaignOpt, JsonOpt, emit, reporter, seconds, workspace
 
 if TYPE_CHECKING:
     from sessionctl.bench.runner import BenchOutcome
@@ -105,19 +105,6 @@ def int_list(
     if not values or any(n < minimum for n in values):
         raise UsageError(f"{option} {text!r}: {noun} must be integers >= {minimum}")
     return values
-
-
-def seconds(option: str, text: str | None) -> float | None:
-    """Parse a duration given to ``option`` (``20s``, ``1m``, ``500ms``; None when not given)."""
-    from sessionctl.errors import UsageError
-    from sessionctl.units import parse_duration
-
-    if text is None:
-        return None
-    try:
-        return parse_duration(text)
-    except ValueError as exc:
-        raise UsageError(f"{option}: {exc}") from None
 
 
 def _ddl_options(levels: str | None, keep_probes: bool) -> dict[str, Any]:

@@ -58,6 +58,19 @@ def campaign(name: str | None) -> tuple[Workspace, str]:
     return ws, resolve_campaign(ws, name)
 
 
+def seconds(option: str, text: str | None) -> float | None:
+    """Parse a duration given to ``option`` (``20s``, ``1m``, ``500ms``; None when not given)."""
+    from sessionctl.errors import UsageError
+    from sessionctl.units import parse_duration
+
+    if text is None:
+        return None
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise UsageError(f"{option}: {exc}") from None
+
+
 def reporter(json_output: bool = False) -> Reporter:
     """The reporter for core calls: rich progress normally, silent under ``--json``."""
     if json_output:

@@ -89,15 +89,9 @@ def compare(
     from sessionctl.cli import common
     from sessionctl.compare import SqlSides, run_compare
     from sessionctl.errors import UsageError
-    from sessionctl.units import parse_duration
 
     ws, name = common.campaign(campaign)
-    seconds = None
-    if duration is not None:
-        try:
-            seconds = parse_duration(duration)
-        except ValueError as exc:
-            raise UsageError(f"--duration: {exc}") from None
+    seconds = common.seconds("--duration", duration)
     sides = SqlSides(a_sql=tuple(a_sql or ()), b_sql=tuple(b_sql or ())) if a_sql or b_sql else None
     if trials != 1:
         if not aa:

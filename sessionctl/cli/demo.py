@@ -31,18 +31,13 @@ def demo(
 ) -> None:
     """Run one complete measured session on a tiny app against an embedded PostgreSQL."""
     from sessionctl import console
+    from sessionctl.cli.common import seconds
     from sessionctl.demo import run_demo
-    from sessionctl.errors import UsageError
-    from sessionctl.units import parse_duration
 
-    try:
-        seconds = parse_duration(duration) if duration is not None else None
-    except ValueError as exc:
-        raise UsageError(f"--duration: {exc}") from None
     result = run_demo(
         directory=directory,
         keep=keep,
-        duration=seconds,
+        duration=seconds("--duration", duration),
         pairs=pairs,
         reporter=reporter(json_output),
     )

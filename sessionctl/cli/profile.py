@@ -119,7 +119,8 @@ def run_cmd(
     json_output: JsonOpt = False,
 ) -> None:
     """Run the benchmark with a profiler attached to the target; record samples per query."""
-    from sessionctl.cli.bench import int_list, resolve, seconds
+    from sessionctl.cli.bench import int_list, resolve
+    from sessionctl.cli.common import seconds
     from sessionctl.profiling.benchmark import profile_benchmark
 
     levels = int_list("--concurrency", concurrency, minimum=1, noun="levels", example="64,128")

@@ -88,19 +88,9 @@ def run_cmd(
     session.
     """
     from sessionctl.agent import loop
-    from sessionctl.errors import UsageError
-    from sessionctl.units import parse_duration
+    from sessionctl.cli.common import seconds
 
     ws, cname = campaign(name)
-
-    def seconds(opt: str, value: str | None) -> float | None:
-        if value is None:
-            return None
-        try:
-            return parse_duration(value)
-        except ValueError as exc:
-            raise UsageError(f"{opt} {value}: {exc}") from None
-
     options = loop.RunOptions(
         sessions=sessions,
         preset=agent,
