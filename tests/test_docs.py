@@ -36,8 +36,8 @@ CI = REPO / ".ci" / "run"
 # The README's fresh-machine commands, verbatim: the first installs and runs the demo, the second
 # installs and runs the tests (and .ci/run runs exactly that second one).
 FRESH_MACHINE = (
-    "python -m pip install -e '.[demo]' && sessionctl demo",
-    "python -m pip install -e '.[test]' && python -m pytest",
+    "python -m pip install -c .ci/constraints.txt -e '.[demo]' && sessionctl demo",
+    "python -m pip install -c .ci/constraints.txt -e '.[test]' && python -m pytest",
 )
 
 # Commands that show data but have no --json, each with the reason. Empty today: every command
@@ -255,12 +255,23 @@ def test_ci_runs_the_readme_test_command() -> None:
 
 
 def test_ci_comparison_can_fail() -> None:
-    assert commands_of("python -m pip install -q -e '.[test]' && python -m pytest") == (
+    assert commands_of(
+        "python -m pip install -q -c .ci/constraints.txt -e '.[test]' && python -m pytest"
+    ) == commands_of(FRESH_MACHINE[1])
+    assert commands_of("python -m pip install -e '.[test]' && python -m pytest") != (
         commands_of(FRESH_MACHINE[1])
     )
-    assert commands_of("python -m pip install -e '.[test]' && python -m pytest -x") != (
-        commands_of(FRESH_MACHINE[1])
-    )
+
+
+def test_ci_runs_in_a_fresh_clone_and_venv_before_the_tests() -> None:
+    # Nothing installed on the machine may make CI pass: the test command runs in a new venv on
+    # a new clone, so the clone and the venv must both come before it.
+    script = [ln.strip() for ln in CI.read_text(encoding="utf-8").splitlines()]
+    test_line = next(i for i, ln in enumerate(script) if "python -m pytest" in ln)
+    clone = next(i for i, ln in enumerate(script) if ln.startswith("git clone"))
+    venv = next(i for i, ln in enumerate(script) if ln.startswith("python3 -m venv"))
+    activate = next(i for i, ln in enumerate(script) if ln.startswith(". ") and "activate" in ln)
+    assert clone < venv < activate < test_line
 
 
 def test_the_extras_the_commands_install_exist() -> None:

@@ -139,6 +139,9 @@ class _Transcript:
         self.reader.seek(0, os.SEEK_END)
         self.parser = parser
         self.partial = b""
+        # Every action the parser saw, in order, until the live view takes them: a fast agent
+        # can make several tool calls (or exit) between two ticks, and each is shown.
+        self.unseen: list[str] = []
 
     def record(self, obj: dict[str, Any]) -> None:
         """Append one ``{"type": "sessionctl"}`` line (a single write: atomic with O_APPEND)."""
@@ -152,7 +155,16 @@ class _Transcript:
             return
         *lines, self.partial = (self.partial + data).split(b"\n")
         for raw in lines:
+            before = (self.parser.tool_calls, self.parser.activity)
             self.parser.feed(raw.decode("utf-8", "replace"))
+            activity = self.parser.activity
+            if activity and (self.parser.tool_calls, activity) != before:
+                self.unseen.append(activity)
+
+    def take_unseen(self) -> list[str | None]:
+        """The actions seen since the last call (at least one entry: the latest, maybe None)."""
+        taken, self.unseen = self.unseen, []
+        return list(taken) or [self.parser.activity]
 
     def close_with(self, last: dict[str, Any]) -> None:
         """Read the rest of what the agent wrote, append our last record, close."""
@@ -216,6 +228,18 @@ def launch(
         on_spawn(proc.pid)
     out.record({"event": "spawned", "pid": proc.pid})
 
+    def report() -> None:
+        out.poll()
+        if on_tick is None:
+            return
+        elapsed = time.monotonic() - started
+        for activity in out.take_unseen():
+            on_tick(
+                LiveStatus(
+                    proc.pid, elapsed, parser.cost_usd, parser.turns, parser.tool_calls, activity
+                )
+            )
+
     reason, detail = EXITED, ""
     try:
         while True:
@@ -224,15 +248,9 @@ def launch(
                 break
             except subprocess.TimeoutExpired:
                 pass
-            out.poll()
+            report()
             elapsed = time.monotonic() - started
             cost = parser.cost_usd
-            if on_tick is not None:
-                on_tick(
-                    LiveStatus(
-                        proc.pid, elapsed, cost, parser.turns, parser.tool_calls, parser.activity
-                    )
-                )
             if elapsed >= timeout:
                 reason, detail = TIMEOUT, f"timeout after {_secs(timeout)}"
             elif over_budget(cost, budget_usd):
@@ -254,6 +272,8 @@ def launch(
         )
     # Whatever the agent left running in its session (a server, a benchmark) goes too.
     process.stop_tree(proc, grace=0.0, term_grace=term_grace)
+    # What the agent did after the last tick (all of it, for an agent faster than one tick).
+    report()
     duration = time.monotonic() - started
     code = proc.returncode
     out.close_with(

@@ -24,7 +24,10 @@ import typer.main
 from typer.core import TyperGroup
 
 from sessionctl import __version__, console
+from sessionctl.cli import click_compat
 from sessionctl.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, SessionctlError
+
+click_compat.install()
 
 # Every top-level command: name -> (module in sessionctl.cli whose register() adds it, the first
 # paragraph of its help). The order is the order of `sessionctl --help`. Keep it in step with the
