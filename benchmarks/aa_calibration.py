@@ -86,7 +86,7 @@ def pct(x: float) -> str:
 
 
 def aa_trials(ws: object, args: argparse.Namespace) -> None:
-    from sessionctl.compare import SqlSides, run_compare
+    from sessionctl.verdict.protocol import SqlSides, run_compare
 
     verdicts: dict[str, dict[str, int]] = {}
     cvs: dict[str, list[float]] = {}
@@ -165,8 +165,8 @@ def known_improvement(ws: object, url: str, args: argparse.Namespace) -> None:
     import psycopg
 
     from sessionctl.bench.builtin import BuiltinSpec, run_builtin
-    from sessionctl.compare import SqlSides, run_compare
-    from sessionctl.stats import geometric_mean
+    from sessionctl.verdict.protocol import SqlSides, run_compare
+    from sessionctl.verdict.stats import geometric_mean
 
     sides = SqlSides(a_sql=(DROP,), b_sql=(CREATE, f"ANALYZE {TABLE}"))
     res = run_compare(
@@ -218,7 +218,7 @@ def main() -> None:
     ap.add_argument("--save", metavar="FILE", help="append each trial's judgements (JSON lines)")
     args = ap.parse_args()
 
-    from sessionctl.embedded_postgres import EmbeddedPostgres
+    from sessionctl.target.embedded_postgres import EmbeddedPostgres
 
     print(f"load average at start: {os.getloadavg()}  ({os.cpu_count()} cores)")
     with EmbeddedPostgres() as pg, tempfile.TemporaryDirectory(prefix="aa-calib-") as tmp:

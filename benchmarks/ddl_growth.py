@@ -93,7 +93,7 @@ def main() -> int:
         if args.url:
             server = args.url
         else:
-            from sessionctl.embedded_postgres import EmbeddedPostgres
+            from sessionctl.target.embedded_postgres import EmbeddedPostgres
 
             pg = stack.enter_context(EmbeddedPostgres())
             pg.wait_ready()

@@ -111,7 +111,7 @@ def main() -> None:
     ap.add_argument("--url", help="use this server instead of a throwaway one")
     args = ap.parse_args()
     from sessionctl.bench.pgbench import find_pgbench
-    from sessionctl.embedded_postgres import EmbeddedPostgres
+    from sessionctl.target.embedded_postgres import EmbeddedPostgres
 
     pgbench = find_pgbench(None)
     levels = [int(x) for x in args.concurrency.split(",")]

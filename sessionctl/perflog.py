@@ -3,7 +3,7 @@
 Entries are rendered from ``templates/log-entry.md.j2`` (user-overridable) and appended; an
 existing hand-written log is kept byte for byte, entries only go after it. The helpers here
 also format what an entry and a commit message share: the results table (its rows and the
-verdicts come from :mod:`sessionctl.verdict`), the diff stat and the trailers.
+verdicts come from :mod:`sessionctl.verdict.session`), the diff stat and the trailers.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from sessionctl.vcs.base import NumStat
 from sessionctl.workspace import Workspace
 
 if TYPE_CHECKING:  # the verdict module (statistics) is imported only when a close needs it
-    from sessionctl.verdict import ResultRow
+    from sessionctl.verdict.session import ResultRow
 
 LOG_TEMPLATE = "log-entry.md.j2"
 
@@ -34,7 +34,7 @@ def format_value(value: float, unit: str) -> str:
 def results_table(rows: Sequence[ResultRow]) -> str:
     """The markdown before/after/delta/verdict table (empty string when there is nothing).
 
-    The rows and their texts come from :func:`sessionctl.verdict.results_rows`: paired A/B
+    The rows and their texts come from :func:`sessionctl.verdict.session.results_rows`: paired A/B
     numbers where the session has a comparison, baseline vs re-measure elsewhere.
     """
     if not rows:
@@ -155,8 +155,8 @@ def trailers(
 ) -> list[tuple[str, str]]:
     """Machine-readable trailers for change #1 (``Session: 47``, ``Baseline-QPS: ...``).
 
-    ``measured``: the verdict's trailers (:func:`sessionctl.verdict.trailers`); without them a
-    session verdict (``n/a`` when nothing was judged) still gets its ``Verdict:`` line.
+    ``measured``: the verdict's trailers (:func:`~sessionctl.verdict.session.trailers`); without
+    them the session verdict (``n/a`` when nothing was judged) still gets its ``Verdict:`` line.
     """
     out = [("Session", str(session))]
     if step_id:

@@ -37,8 +37,8 @@ _CUSTOM_AT = BUILTIN.index("next_steps")  # custom sections default to just befo
 
 
 def redact(text: str) -> str:
-    """Hide passwords in URLs and keyword DSNs (the one rule: :func:`sessionctl.target.redact`)."""
-    from sessionctl.target import redact as redact_secrets
+    """Hide passwords in URLs and keyword DSNs (the one rule: ``target.server.redact``)."""
+    from sessionctl.target.server import redact as redact_secrets
 
     return redact_secrets(text)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sessionctl.embedded_postgres import EmbeddedPostgres
+from sessionctl.target.embedded_postgres import EmbeddedPostgres
 from sessionctl.workspace import Workspace
 
 REPO = Path(__file__).resolve().parent.parent

@@ -10,8 +10,8 @@ import psycopg
 import pytest
 
 from sessionctl.bench.builtin import BuiltinSpec, run_builtin
-from sessionctl.embedded_postgres import EmbeddedPostgres, free_port
 from sessionctl.errors import MeasurementError, TargetError
+from sessionctl.target.embedded_postgres import EmbeddedPostgres, free_port
 
 
 @pytest.fixture(scope="module")

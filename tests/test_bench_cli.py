@@ -9,9 +9,9 @@ from typer.testing import CliRunner
 
 from sessionctl.cli import app
 from sessionctl.cli.bench import resolve
-from sessionctl.embedded_postgres import free_port
 from sessionctl.errors import CampaignNotFound
 from sessionctl.session.record import OpenSession, measurements, write_current
+from sessionctl.target.embedded_postgres import free_port
 from sessionctl.workspace import Workspace
 
 runner = CliRunner()

@@ -18,8 +18,8 @@ from sessionctl.bench.pgbench import (
     run_pgbench,
     script_text,
 )
-from sessionctl.embedded_postgres import EmbeddedPostgres
 from sessionctl.errors import MeasurementError
+from sessionctl.target.embedded_postgres import EmbeddedPostgres
 
 PG15 = """\
 pgbench (15.18 (Debian 15.18-0+deb12u1))

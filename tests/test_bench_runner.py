@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from sessionctl.bench.runner import run_bench
-from sessionctl.embedded_postgres import EmbeddedPostgres, free_port
 from sessionctl.errors import TargetError
 from sessionctl.session.record import OpenSession, measurements, write_current
+from sessionctl.target.embedded_postgres import EmbeddedPostgres, free_port
 from sessionctl.workspace import Workspace
 
 PASSWORD = "Pa55w0rdNeverShown"

@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 
 from sessionctl.campaign.model import CompareSpec
 from sessionctl.cli import app
-from sessionctl.compare import ArtifactSides, SqlSides, run_compare, side_values
 from sessionctl.session.record import OpenSession, measurements, write_current
-from sessionctl.verdict import results_rows, summarize_session, trailers
+from sessionctl.verdict.protocol import ArtifactSides, SqlSides, run_compare, side_values
+from sessionctl.verdict.session import results_rows, summarize_session, trailers
 from sessionctl.workspace import Workspace
 
 pytestmark = pytest.mark.postgres
@@ -224,7 +224,7 @@ benchmarks:
 def test_cli_repeated_aa_calibration_reports_the_rate_and_records_no_verdict(
     ws: Workspace, pg_url: str, table: str
 ) -> None:
-    from sessionctl.verdict import is_calibration
+    from sessionctl.verdict.session import is_calibration
 
     _campaign(ws, pg_url)
     write_current(ws, OpenSession("t", 1, None, False, "now"))

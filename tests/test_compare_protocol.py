@@ -11,7 +11,10 @@ from typing import Any
 import pytest
 
 from sessionctl.campaign.store import loads
-from sessionctl.compare import (
+from sessionctl.errors import UsageError
+from sessionctl.process import Result
+from sessionctl.session.record import OpenSession, write_current
+from sessionctl.verdict.protocol import (
     AaSides,
     ArtifactSides,
     CompareResult,
@@ -24,10 +27,7 @@ from sessionctl.compare import (
     summary_markdown,
     to_measurement,
 )
-from sessionctl.errors import UsageError
-from sessionctl.process import Result
-from sessionctl.session.record import OpenSession, write_current
-from sessionctl.verdict import judge_paired
+from sessionctl.verdict.session import judge_paired
 from sessionctl.workspace import Workspace
 from tests.conftest import git
 
@@ -240,8 +240,8 @@ def _aa_trial(b: list[float]) -> CompareResult:
 
 
 def test_calibration_counts_trials_and_pools_the_noise_floor() -> None:
-    from sessionctl import stats
-    from sessionctl.calibration import Calibration
+    from sessionctl.verdict import stats
+    from sessionctl.verdict.calibration import Calibration
 
     quiet = _aa_trial([100.5, 100.0, 99.5])
     loud = _aa_trial([120.0, 121.5, 118.0])  # improved: false in an A/A

@@ -10,8 +10,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from sessionctl.embedded_postgres import EmbeddedPostgres
 from sessionctl.session import record
+from sessionctl.target.embedded_postgres import EmbeddedPostgres
 from sessionctl.workspace import Workspace
 
 pytestmark = pytest.mark.postgres

@@ -18,8 +18,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_
 from sessionctl.bench.ddl import run_ddl_core
 from sessionctl.bench.ddl_report import to_measurement
 from sessionctl.campaign.model import DdlSpec, MetricSpec
-from sessionctl.embedded_postgres import EmbeddedPostgres
 from sessionctl.session import record
+from sessionctl.target.embedded_postgres import EmbeddedPostgres
 from sessionctl.workspace import Workspace
 
 pytestmark = pytest.mark.postgres

@@ -20,9 +20,9 @@ from sessionctl.bench.ddl import run_ddl_core
 from sessionctl.bench.ddl_population import connector, grow, numbers_in_use, plan
 from sessionctl.bench.ddl_report import to_measurement
 from sessionctl.campaign.model import DdlSpec
-from sessionctl.embedded_postgres import EmbeddedPostgres
 from sessionctl.errors import Interrupted, MeasurementError, TargetError
 from sessionctl.reporting import NULL
+from sessionctl.target.embedded_postgres import EmbeddedPostgres
 
 pytestmark = pytest.mark.postgres
 

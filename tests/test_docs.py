@@ -380,7 +380,7 @@ def test_exit_code_table_matches_errors() -> None:
 
 
 def test_verdict_words_are_explained() -> None:
-    from sessionctl.verdict import VERDICTS
+    from sessionctl.verdict.session import VERDICTS
 
     table = section(readme(), "Verdicts: `compare`")
     for word in VERDICTS:

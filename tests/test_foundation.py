@@ -114,7 +114,7 @@ def test_lock_is_reentrant_in_one_thread(tmp_path: Path) -> None:
 def test_embedded_postgres_from_the_pgserver_wheel(monkeypatch: pytest.MonkeyPatch) -> None:
     """The fallback for machines without server binaries: the pgserver wheel's own tree."""
     pgserver = pytest.importorskip("pgserver", reason="the pgserver wheel is not installed")
-    from sessionctl.embedded_postgres import EmbeddedPostgres
+    from sessionctl.target.embedded_postgres import EmbeddedPostgres
 
     bindir = Path(pgserver.__file__).parent / "pginstall" / "bin"
     monkeypatch.setenv("SESSIONCTL_PG_BINDIR", str(bindir))
@@ -126,7 +126,7 @@ def test_embedded_postgres_from_the_pgserver_wheel(monkeypatch: pytest.MonkeyPat
 
 
 def test_find_bindir_names_what_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from sessionctl import embedded_postgres
+    from sessionctl.target import embedded_postgres
 
     monkeypatch.setattr(embedded_postgres, "candidate_bindirs", lambda: iter([tmp_path]))
     with pytest.raises(ToolNotFound, match="apt-get install postgresql"):

@@ -20,7 +20,7 @@ from sessionctl.measurement import Measurement, Value
 from sessionctl.session import engine, record
 from sessionctl.session.close import NewStep, close
 from sessionctl.vcs.base import NumStat
-from sessionctl.verdict import ResultRow, judge_paired
+from sessionctl.verdict.session import ResultRow, judge_paired
 from sessionctl.workspace import Workspace
 
 SNAPSHOTS = Path(__file__).parent / "data" / "session"

@@ -19,10 +19,10 @@ from typer.testing import CliRunner
 
 from sessionctl.campaign.model import ProfileSpec
 from sessionctl.cli import app
-from sessionctl.embedded_postgres import EmbeddedPostgres
 from sessionctl.profiling import profile_run
 from sessionctl.profiling.perf import inspect_binary, unusable_reason
 from sessionctl.session.record import OpenSession, measurements, write_current
+from sessionctl.target.embedded_postgres import EmbeddedPostgres
 from sessionctl.workspace import Workspace
 
 REASON = unusable_reason("cpu-clock")

@@ -21,7 +21,6 @@ import pytest
 from typer.testing import CliRunner
 
 from sessionctl.cli import app
-from sessionctl.embedded_postgres import EmbeddedPostgres
 from sessionctl.errors import ConfigError
 from sessionctl.profiling import perf
 from sessionctl.profiling.pids import (
@@ -34,6 +33,7 @@ from sessionctl.profiling.pids import (
     select_pids,
     url_port,
 )
+from sessionctl.target.embedded_postgres import EmbeddedPostgres
 from sessionctl.workspace import Workspace
 
 NAME = "sctlfakesrv"  # the process name of the fake servers (comm is the executable's base name)

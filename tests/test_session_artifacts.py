@@ -9,13 +9,13 @@ import pytest
 from conftest import git
 from typer.testing import CliRunner
 
-from sessionctl import ab_sides
 from sessionctl.campaign import store
 from sessionctl.cli import app
 from sessionctl.errors import ConfigError, UsageError
 from sessionctl.reporting import NullReporter
 from sessionctl.session import close as close_mod
 from sessionctl.session import engine, record
+from sessionctl.verdict import sides as ab_sides
 from sessionctl.workspace import Workspace
 
 CAMPAIGN = """\

@@ -1,4 +1,4 @@
-"""sessionctl.stats against scipy (a test-only dependency) on many random inputs."""
+"""sessionctl.verdict.stats against scipy (a test-only dependency) on many random inputs."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import warnings
 
 import pytest
 
-from sessionctl import distributions as dist
-from sessionctl import stats as st
+from sessionctl.verdict import distributions as dist
+from sessionctl.verdict import stats as st
 
 scipy_stats = pytest.importorskip("scipy.stats")
 np = pytest.importorskip("numpy")

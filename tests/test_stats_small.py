@@ -1,4 +1,4 @@
-"""sessionctl.stats on small cases computed by hand (and by brute-force enumeration)."""
+"""sessionctl.verdict.stats on small cases computed by hand (and by brute-force enumeration)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import random
 
 import pytest
 
-from sessionctl import distributions as dist
-from sessionctl import stats as st
+from sessionctl.verdict import distributions as dist
+from sessionctl.verdict import stats as st
 
 
 def test_descriptive_basics() -> None:

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from sessionctl.campaign.model import Campaign, ReadyProbe, Target
-from sessionctl.embedded_postgres import free_port
 from sessionctl.errors import TargetError
 from sessionctl.process import session_pids, spawn, stop_tree
-from sessionctl.target import TargetHandle, open_target
+from sessionctl.target.embedded_postgres import free_port
+from sessionctl.target.server import TargetHandle, open_target
 from sessionctl.workspace import Workspace
 
 SERVER = r"""

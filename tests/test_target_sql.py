@@ -9,9 +9,9 @@ import psycopg
 import pytest
 
 from sessionctl.campaign.model import Campaign, Preflight, Target
-from sessionctl.embedded_postgres import EmbeddedPostgres
 from sessionctl.errors import TargetError
-from sessionctl.target import TargetHandle, check_expectation, redact, scrub, secrets_of
+from sessionctl.target.embedded_postgres import EmbeddedPostgres
+from sessionctl.target.server import TargetHandle, check_expectation, redact, scrub, secrets_of
 from sessionctl.workspace import Workspace
 
 

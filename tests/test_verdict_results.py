@@ -9,11 +9,11 @@ import re
 import pytest
 
 from sessionctl.campaign.model import CompareSpec
-from sessionctl.compare import CompareResult, SqlSides, to_measurement
-from sessionctl.judgement import Judgement, judge_paired
 from sessionctl.measurement import Measurement, Value
 from sessionctl.units import format_number
-from sessionctl.verdict import (
+from sessionctl.verdict.judgement import Judgement, judge_paired
+from sessionctl.verdict.protocol import CompareResult, SqlSides, to_measurement
+from sessionctl.verdict.session import (
     ResultRow,
     headline,
     results_rows,

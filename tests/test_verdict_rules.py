@@ -8,9 +8,10 @@ from dataclasses import replace
 
 import pytest
 
-from sessionctl import stats
 from sessionctl.campaign.model import CompareSpec
-from sessionctl.judgement import (
+from sessionctl.measurement import Measurement, Value
+from sessionctl.verdict import stats
+from sessionctl.verdict.judgement import (
     VERDICTS,
     Judgement,
     classify,
@@ -20,8 +21,7 @@ from sessionctl.judgement import (
     judge_unpaired,
     threshold_for,
 )
-from sessionctl.measurement import Measurement, Value
-from sessionctl.verdict import summarize_session
+from sessionctl.verdict.session import summarize_session
 
 D = math.log(1.02)
 

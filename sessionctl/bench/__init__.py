@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from sessionctl.campaign.model import Benchmark, Campaign
     from sessionctl.reporting import Reporter
-    from sessionctl.target import TargetHandle
+    from sessionctl.target.server import TargetHandle
     from sessionctl.workspace import Workspace
 
 
@@ -24,7 +24,7 @@ class BenchContext:
     the drivers, ``compare`` and the profiler).
 
     * ``ws``, ``campaign``, ``bench``: the workspace, the validated campaign, the benchmark to run.
-    * ``target``: a ready :class:`~sessionctl.target.TargetHandle` (``.sql_url``,
+    * ``target``: a ready :class:`~sessionctl.target.server.TargetHandle` (``.sql_url``,
       ``.system_sql_url``, ``.metrics_url``, ``.connect(system=False)``, ``.run_setup()``,
       ``.pids()``).
     * ``phase``: the session phase to record under (``baseline``, ``remeasure``...) or None.

@@ -40,7 +40,7 @@ from sessionctl.bench.results import RunResult
 from sessionctl.errors import MeasurementError, TargetError
 from sessionctl.files import atomic_write_json
 from sessionctl.process import spawn, stop_tree
-from sessionctl.target import redact, scrub, secrets_of
+from sessionctl.target.server import redact, scrub, secrets_of
 
 _NS = 1_000_000_000
 

@@ -23,7 +23,7 @@ from sessionctl.bench.results import RunResult
 from sessionctl.errors import MeasurementError, ToolNotFound
 from sessionctl.files import atomic_write, atomic_write_json
 from sessionctl.process import describe_argv
-from sessionctl.target import MASK, redact, scrub, secrets_of
+from sessionctl.target.server import MASK, redact, scrub, secrets_of
 
 INSTALL = (
     "build it from github.com/memsql/dbbench (`go install github.com/memsql/dbbench@latest`) "

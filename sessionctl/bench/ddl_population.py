@@ -230,7 +230,7 @@ def connector(url: str) -> Connect:
     def connect() -> psycopg.Connection[Any]:
         import psycopg
 
-        from sessionctl.target import redact, scrub, secrets_of
+        from sessionctl.target.server import redact, scrub, secrets_of
 
         try:
             return psycopg.connect(url, autocommit=True, connect_timeout=10)

@@ -30,7 +30,7 @@ from sessionctl.bench.results import RunResult
 from sessionctl.errors import MeasurementError, ToolNotFound
 from sessionctl.files import atomic_write, atomic_write_json
 from sessionctl.process import describe_argv
-from sessionctl.target import redact, scrub, secrets_of
+from sessionctl.target.server import redact, scrub, secrets_of
 
 INSTALL = "install it (`apt-get install postgresql-client`) or set the benchmark's `binary:`"
 ProgressFn = Callable[[float, float, int], None]  # (elapsed s, live qps, completed)
@@ -47,7 +47,7 @@ def find_pgbench(binary: str | None = None) -> str:
     on_path = shutil.which("pgbench")
     if on_path:
         return on_path
-    from sessionctl.embedded_postgres import candidate_bindirs
+    from sessionctl.target.embedded_postgres import candidate_bindirs
 
     for d in candidate_bindirs():
         cand = d / "pgbench"

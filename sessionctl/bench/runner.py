@@ -24,7 +24,7 @@ from sessionctl.errors import UsageError
 from sessionctl.files import atomic_write, atomic_write_json
 from sessionctl.measurement import PHASES, Measurement, Value, now_iso
 from sessionctl.reporting import NULL, Reporter
-from sessionctl.target import TargetHandle
+from sessionctl.target.server import TargetHandle
 from sessionctl.units import format_duration
 from sessionctl.workspace import Workspace
 

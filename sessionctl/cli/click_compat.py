@@ -39,7 +39,7 @@ def install() -> None:
     if hasattr(click.Command, "format_arguments"):
         for cls in (TyperCommand, TyperGroup):
             if "format_arguments" not in vars(cls):
-                cls.format_arguments = _no_second_listing  # type: ignore[attr-defined]
+                cls.format_arguments = _no_second_listing  # type: ignore[method-assign,attr-defined,unused-ignore]
     if _help_survives():
         return
     original = TyperArgument.__init__

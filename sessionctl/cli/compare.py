@@ -87,8 +87,8 @@ def compare(
     """Compare a baseline (A) and the candidate (B) in interleaved pairs and judge every metric."""
     from sessionctl import console
     from sessionctl.cli import common
-    from sessionctl.compare import SqlSides, run_compare
     from sessionctl.errors import UsageError
+    from sessionctl.verdict.protocol import SqlSides, run_compare
 
     ws, name = common.campaign(campaign)
     seconds = common.seconds("--duration", duration)
@@ -96,7 +96,7 @@ def compare(
     if trials != 1:
         if not aa:
             raise UsageError("--trials repeats an A/A calibration: add --aa")
-        from sessionctl.calibration import run_calibration
+        from sessionctl.verdict.calibration import run_calibration
 
         cal = run_calibration(ws, name, trials=trials, bench=bench, seed=seed,
                               record=not no_record, reporter=common.reporter(json_output),
@@ -157,7 +157,7 @@ def _show_calibration(console: Any, cal: Any) -> None:
 
 
 def _show(console: Any, result: Any, *, record: bool = True) -> None:
-    from sessionctl.judgement import interval, pct
+    from sessionctl.verdict.judgement import interval, pct
 
     def num(x: float | None) -> str:
         from sessionctl.units import format_number

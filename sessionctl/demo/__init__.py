@@ -151,7 +151,7 @@ def run_demo(
     import time
 
     from sessionctl.demo.agent import ScriptedAgent
-    from sessionctl.embedded_postgres import EmbeddedPostgres, free_port
+    from sessionctl.target.embedded_postgres import EmbeddedPostgres, free_port
 
     started = time.monotonic()
     if directory is not None:
@@ -177,7 +177,7 @@ def run_demo(
         reporter.info(
             f"PostgreSQL listening on 127.0.0.1:{pg.port} (loopback only), data in {datadir}"
         )
-        serve = [sys.executable, "-m", "sessionctl.embedded_postgres", "serve"]
+        serve = [sys.executable, "-m", "sessionctl.target.embedded_postgres", "serve"]
         ws = create_workspace(
             root, sql_url=pg.url, start=[*serve, "--datadir", str(datadir), "--port", str(port)]
         )

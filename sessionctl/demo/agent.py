@@ -125,7 +125,7 @@ class ScriptedAgent:
     def _sql(self, *statements: str) -> list[Any]:
         """Run statements on the campaign's target (started and stopped around them)."""
         from sessionctl.campaign.store import load
-        from sessionctl.target import TargetHandle
+        from sessionctl.target.server import TargetHandle
 
         camp = load(self.ws, self.campaign).campaign
         rows: list[Any] = []
@@ -161,7 +161,7 @@ class ScriptedAgent:
         self._sql(path.read_text(), "ANALYZE orders")
 
     def _compare(self) -> None:
-        from sessionctl.compare import SqlSides, run_compare
+        from sessionctl.verdict.protocol import SqlSides, run_compare
 
         result = run_compare(
             self.ws,

@@ -1,7 +1,7 @@
 """Profile a campaign's benchmark: its target's processes, its driver's runs, its open session.
 
 :func:`profile_benchmark` is what ``sessionctl profile`` runs: the target comes up (or is found)
-through :class:`sessionctl.target.TargetHandle`; :func:`sessionctl.profiling.pids.target_pids`
+through :class:`~sessionctl.target.server.TargetHandle`; :func:`~.pids.target_pids`
 picks its processes (its own tree only, re-read right before the profiler attaches); each
 concurrency level is one :func:`sessionctl.profiling.profile_run` around the driver's
 ``run_once`` (after a short unprofiled ``run_once`` for the overhead figure); the profiles are
@@ -99,7 +99,7 @@ def profile_benchmark(
     from sessionctl.measurement import PHASES
     from sessionctl.profiling.diff import diff_profiles, sweep
     from sessionctl.profiling.pids import target_pids
-    from sessionctl.target import TargetHandle
+    from sessionctl.target.server import TargetHandle
 
     if phase is not None and phase not in PHASES:
         raise UsageError(f"--phase {phase}: unknown; use one of {', '.join(PHASES)}")

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 from sessionctl.errors import ConfigError
 
 if TYPE_CHECKING:
-    from sessionctl.target import TargetHandle
+    from sessionctl.target.server import TargetHandle
 
 PROC = Path("/proc")
 

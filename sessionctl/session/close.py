@@ -421,7 +421,7 @@ def _remove_baseline_worktree(
     ws: Workspace, session: record.OpenSession, *, reporter: Reporter
 ) -> None:
     """Remove the worktree `sessionctl compare` made of the starting revision (if it made one)."""
-    from sessionctl.ab_sides import remove_baseline_worktree
+    from sessionctl.verdict.sides import remove_baseline_worktree
 
     try:
         remove_baseline_worktree(ws, session.campaign, session)

@@ -191,7 +191,7 @@ def _preserve_baseline(ws: Workspace, camp: Any, number: int, *, reporter: Repor
     Runs before the session opens: a missing artefact stops ``start`` with one error naming
     ``target.artifacts[i]`` (build first, or fix the path), and no session is left open.
     """
-    from sessionctl.ab_sides import preserve_artifacts, prune_artifacts
+    from sessionctl.verdict.sides import preserve_artifacts, prune_artifacts
 
     keep = camp.target.artifacts_keep
     pruned = prune_artifacts(ws, camp.name, keep=keep - 1, before=number)

@@ -28,7 +28,7 @@ from sessionctl.vcs.base import ADDED, UNTRACKED, FileChange
 from sessionctl.workspace import Workspace
 
 if TYPE_CHECKING:  # the verdict module (statistics) is imported only when a close needs it
-    from sessionctl.verdict import ResultRow
+    from sessionctl.verdict.session import ResultRow
 
 COMMIT_TEMPLATE = "commit-message.txt.j2"
 _TITLE_MAX = 72
@@ -102,7 +102,7 @@ class ClosePlan:
         data["prompt"] = ChangePlan(**{**data["prompt"], "paths": tuple(data["prompt"]["paths"])})
         data["results"] = ()
         if d.get("results"):
-            from sessionctl.verdict import ResultRow
+            from sessionctl.verdict.session import ResultRow
 
             data["results"] = tuple(ResultRow.from_dict(r) for r in d["results"])
         for key in (
@@ -377,7 +377,7 @@ def build(
     diffstat = perflog.format_diffstat(vcs.numstat(code)) if code else ""
 
     # The verdicts, the results rows and their trailers: all from the verdict module.
-    from sessionctl import verdict as verdicts
+    from sessionctl.verdict import session as verdicts
 
     judgements = (
         verdicts.summarize_session(measurements, compare=camp.compare) if kind == "close" else []

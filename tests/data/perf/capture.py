@@ -26,8 +26,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[2]))
 
 from sessionctl.campaign.model import ProfileSpec  # noqa: E402
-from sessionctl.embedded_postgres import EmbeddedPostgres  # noqa: E402
 from sessionctl.profiling import profile_run  # noqa: E402
+from sessionctl.target.embedded_postgres import EmbeddedPostgres  # noqa: E402
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The paired A/B protocol: interleaved, counterbalanced runs of a baseline (A) and a candidate (B).
 
-The sides (what A and B run, where the baseline comes from) are in ``sessionctl.ab_sides``. The
+The sides (what A and B run, where the baseline comes from) are in ``sessionctl.verdict.sides``. The
 protocol: one uncounted warm-up run per side, then ``pairs`` pairs in counterbalanced order
 (``abba``: AB BA BA AB …, which cancels linear and quadratic drift over every four pairs, or
 ``random``: a balanced shuffle from a printed seed). The target restarts before every run when
@@ -23,7 +23,20 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from sessionctl.ab_sides import (
+from sessionctl.campaign.model import Benchmark, Campaign
+from sessionctl.errors import TargetError, UsageError
+from sessionctl.files import atomic_write_json
+from sessionctl.measurement import Measurement, Value
+from sessionctl.reporting import NULL, Reporter
+from sessionctl.verdict.judgement import (
+    DIRECTIONAL,
+    Judgement,
+    judge_family,
+    judge_paired,
+    markdown_table,
+    threshold_for,
+)
+from sessionctl.verdict.sides import (
     AaSides,
     ArtifactSides,
     ComparisonSides,
@@ -35,19 +48,6 @@ from sessionctl.ab_sides import (
     preserve_artifacts,
     remove_baseline_worktree,
 )
-from sessionctl.campaign.model import Benchmark, Campaign
-from sessionctl.errors import TargetError, UsageError
-from sessionctl.files import atomic_write_json
-from sessionctl.judgement import (
-    DIRECTIONAL,
-    Judgement,
-    judge_family,
-    judge_paired,
-    markdown_table,
-    threshold_for,
-)
-from sessionctl.measurement import Measurement, Value
-from sessionctl.reporting import NULL, Reporter
 from sessionctl.workspace import Workspace
 
 # The sides live in ab_sides; callers (the demo, the session engine) import them from here too.
@@ -142,7 +142,7 @@ class CompareResult:
 
     def noise_floor(self) -> list[dict[str, Any]]:
         """Per metric: run-to-run CV of each side, MDE and pairs needed (what this machine sees)."""
-        from sessionctl import stats
+        from sessionctl.verdict import stats
 
         out = []
         for j in self.judgements:
@@ -211,7 +211,7 @@ class _Sides:
         return self.handle.describe().get("start") if self.handle and self.handle.proc else None
 
     def _open(self, side: Side) -> None:
-        from sessionctl.target import TargetHandle
+        from sessionctl.target.server import TargetHandle
 
         self.close()
         side_ws = Workspace(side.root) if side.root else self.ws
@@ -228,7 +228,7 @@ class _Sides:
                 try:
                     conn.execute(sql)
                 except psycopg.Error as exc:
-                    from sessionctl.target import scrub
+                    from sessionctl.target.server import scrub
 
                     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
                     msg = scrub(first, self.handle.secrets)

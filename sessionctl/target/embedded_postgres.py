@@ -352,10 +352,10 @@ def serve(datadir: Path, port: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m sessionctl.embedded_postgres serve --datadir D --port P``."""
+    """``python -m sessionctl.target.embedded_postgres serve --datadir D --port P``."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m sessionctl.embedded_postgres")
+    parser = argparse.ArgumentParser(prog="python -m sessionctl.target.embedded_postgres")
     sub = parser.add_subparsers(dest="command", required=True)
     p_serve = sub.add_parser("serve", help="run a server in the foreground on 127.0.0.1")
     p_serve.add_argument("--datadir", type=Path, required=True)

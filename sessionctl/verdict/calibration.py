@@ -1,7 +1,7 @@
 """A/A calibration over repeated trials: how often this machine's noise earns a false verdict.
 
 ``sessionctl compare --aa --trials N`` runs N A/A comparisons (the default protocol, with the
-baseline on both sides; see :mod:`sessionctl.compare`) and reports:
+baseline on both sides; see :mod:`sessionctl.verdict.protocol`) and reports:
 
 - the share of trials in which some metric claimed a direction. There are two readings: the
   lenient one counts improved/regressed, the strict one also counts "probably …". The issue's
@@ -21,11 +21,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sessionctl.compare import CompareResult, run_compare
 from sessionctl.errors import UsageError
-from sessionctl.judgement import DIRECTIONAL
 from sessionctl.measurement import Measurement
 from sessionctl.reporting import NULL, Reporter
+from sessionctl.verdict.judgement import DIRECTIONAL
+from sessionctl.verdict.protocol import CompareResult, run_compare
 from sessionctl.workspace import Workspace
 
 TARGET = 0.95  # share of A/A trials that must say only "no change"/"inconclusive"
@@ -51,7 +51,7 @@ class Calibration:
 
     def readings(self) -> list[dict[str, Any]]:
         """Both readings: trials that stayed quiet, their share, its 95 % interval, pass/fail."""
-        from sessionctl import stats
+        from sessionctl.verdict import stats
 
         n = len(self.trials)
         out = []

@@ -48,7 +48,7 @@ When which direction is better is unknown, a verdict other than no change/inconc
 named; the judgement says "inconclusive" with a warning giving the change.
 
 Warnings (spread, drift, order effect, outliers) use tests that stay honest with few runs: exact
-permutation p-values where the usual approximations break down (see ``sessionctl.stats``).
+permutation p-values where the usual approximations break down (see ``sessionctl.verdict.stats``).
 """
 
 from __future__ import annotations
@@ -59,8 +59,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from sessionctl import stats
 from sessionctl.campaign.model import CompareSpec
+from sessionctl.verdict import stats
 
 VERDICTS = (
     "improved",

@@ -4,7 +4,7 @@ Everything here works on *runs* (or pairs of runs), never on individual requests
 its p99 is one observation. Effects are analysed on the log scale, where a ratio becomes a
 difference and a geometric mean becomes an arithmetic one.
 
-Choices, documented once (the t and normal distributions are in ``sessionctl.distributions``):
+Choices, documented once (the t and normal distributions are in ``verdict.distributions``):
 
 - Wilcoxon signed-rank: zeros handled per **Pratt** (zeros take part in the ranking, then
   contribute to neither signed sum), ties get mid-ranks. For n <= 25 the p-value is *exact*: the
@@ -47,7 +47,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from sessionctl.distributions import norm_cdf, norm_ppf, norm_sf, t_ppf, t_sf
+from sessionctl.verdict.distributions import norm_cdf, norm_ppf, norm_sf, t_ppf, t_sf
 
 ALPHA = 0.05
 POWER = 0.8

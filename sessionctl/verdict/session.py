@@ -3,7 +3,7 @@
 Per metric, the latest paired comparison (``sessionctl compare``) of its benchmark gives the
 judgement; every value a baseline and a re-measure share that no comparison covers is judged
 unpaired (drift uncontrolled, so the interval is widened; the rule is in
-``sessionctl.judgement``). Each comparison's metrics form one Holm family (adjusted when the
+``sessionctl.verdict.judgement``). Each comparison's metrics form one Holm family (adjusted when the
 comparison ran); the unpaired values of the session form another. An A/A calibration
 (``compare --aa``) is recorded for its noise floor but is never a verdict.
 
@@ -24,7 +24,8 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from sessionctl.campaign.model import CompareSpec
-from sessionctl.judgement import (
+from sessionctl.measurement import Measurement, Value
+from sessionctl.verdict.judgement import (
     VERDICTS,
     Judgement,
     infer_better,
@@ -36,7 +37,6 @@ from sessionctl.judgement import (
     pct,
     threshold_for,
 )
-from sessionctl.measurement import Measurement, Value
 
 __all__ = [
     "VERDICTS",
