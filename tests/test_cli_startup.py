@@ -142,7 +142,11 @@ def test_help_in_a_fresh_process_imports_no_command_module() -> None:
     code, out, modules = probe("--help")
     assert code == 0 and "Commands:" in out
     assert all(f"\n  {name} " in out for name in COMMANDS)
-    assert not [m for m in modules if m.startswith("sessionctl.cli.")], modules
+    # The click 8.5 shim is part of the root group, not a command.
+    command_modules = [
+        m for m in modules if m.startswith("sessionctl.cli.") and m != "sessionctl.cli.click_compat"
+    ]
+    assert not command_modules, modules
     assert not top_level(modules) & {*HEAVY, "rich"}
 
 
