@@ -20,7 +20,7 @@ from typing import Any
 from sessionctl.bench import BenchContext
 from sessionctl.bench.results import RunResult, build_measurement, sweep_table
 from sessionctl.campaign.model import Benchmark, Campaign
-from sessionctl.errors import UsageError
+from sessionctl.errors import SessionctlError, UsageError
 from sessionctl.files import atomic_write, atomic_write_json
 from sessionctl.measurement import PHASES, Measurement, Value, now_iso
 from sessionctl.reporting import NULL, Reporter
@@ -91,6 +91,8 @@ def _dbbench(
         extra_args=b.args,
         progress=progress,
         rate=b.rate,
+        warmup=ctx.warmup,
+        base_dir=ctx.ws.root,  # the config's relative paths point into the workspace
     )
 
 
@@ -255,20 +257,48 @@ def _rel(ws: Workspace, path: Path) -> str:
 # --- the invocation -------------------------------------------------------------------------
 
 
-def _levels(bench: Benchmark, given: Sequence[int] | None) -> tuple[int, ...]:
+def bench_levels(bench: Benchmark, given: Sequence[int] | None = None) -> tuple[int, ...]:
+    """The concurrency levels to run: ``given`` (``-c``), else the benchmark's ``concurrency``;
+    a dbbench config without either runs at its own level (as written)."""
     if given:
         levels = tuple(int(c) for c in given)
     elif bench.driver == "dbbench" and bench.config and bench.concurrency == (1,):
-        from sessionctl.bench.dbbench import config_jobs
+        from sessionctl.bench.dbbench import config_level
 
-        # A dbbench config carries its own level; the benchmark's default (1) must not override it.
-        own = [c for c in config_jobs(bench.config).values() if c]
-        levels = (own[0],) if len(own) == 1 else (1,)
+        levels = (config_level(bench.config),)
     else:
         levels = bench.concurrency
     if any(c < 1 for c in levels):
         raise UsageError(f"--concurrency: levels must be >= 1, got {','.join(map(str, levels))}")
     return levels
+
+
+def check_levels(bench: Benchmark, levels: Sequence[int], duration: float) -> None:
+    """Refuse, before the target starts, a level the driver cannot apply (naming the job)."""
+    if bench.driver == "dbbench" and bench.config:
+        from sessionctl.bench.dbbench import override_config
+
+        for level in levels:
+            try:
+                override_config(bench.config, duration=duration, concurrency=level, rate=bench.rate)
+            except SessionctlError as exc:
+                raise type(exc)(f"benchmark {bench.name!r}: {exc}") from None
+
+
+# An open-loop run that reached less than this share below its rate did not run at that rate.
+RATE_TOLERANCE = 0.05
+
+
+def open_loop_shortfall(result: RunResult) -> str | None:
+    """Say so when an open-loop run reached its requested rate short by more than the
+    tolerance (drivers that report ``achieved_rate`` in their details: dbbench); else None."""
+    rate, achieved = result.details.get("rate"), result.details.get("achieved_rate")
+    if not rate or achieved is None or achieved >= rate * (1 - RATE_TOLERANCE):
+        return None
+    return (
+        f"open loop reached {achieved:,.0f} of the requested {rate:,.0f} queries/s "
+        f"({achieved / rate:.0%}); its latency is not at the requested load"
+    )
 
 
 def load_campaign(ws: Workspace, name: str) -> Campaign:
@@ -298,11 +328,12 @@ def run_bench(
     camp = load_campaign(ws, campaign)
     b = camp.benchmark(bench)
     check_driver(b)
-    levels = _levels(b, concurrency)
+    levels = bench_levels(b, concurrency)
     secs = b.duration if duration is None else float(duration)
     reps = b.repeat if repeat is None else int(repeat)
     if secs <= 0 or reps < 1:
         raise UsageError("--duration must be > 0 and --repeat >= 1")
+    check_levels(b, levels, secs)
     run_dir = new_run_dir(ws, campaign, b.name)
     sweep_driver = SWEEP_DRIVERS.get(b.driver)
     if sweep_driver is not None:  # its own levels (e.g. object counts): concurrency means nothing
@@ -353,6 +384,10 @@ def run_bench(
                         f"p99 {res.p99_ms:.3f} ms"
                         + (f", {res.errors} errors" if res.errors else "")
                     )
+                    short = open_loop_shortfall(res)
+                    if short is not None:
+                        reporter.warn(f"{label}: {short}")
+                        details.setdefault("warnings", []).append(f"{label}: {short}")
             m = build_measurement(
                 source=b.driver,
                 name=b.name,
@@ -361,6 +396,9 @@ def run_bench(
                 raw_dir=ctx.raw_dir,
                 details=details,
             )
+            if details.get("warnings"):  # beside the numbers they qualify, in the session log
+                notes = "\n".join(f"- {w}" for w in details["warnings"])
+                m = dataclasses.replace(m, summary_md=f"{m.summary_md.rstrip()}\n\n{notes}\n")
     table = list(m.details.get("table") or sweep_table(runs))
     # The raw record is written before recording, so a refused record loses nothing.
     atomic_write(run_dir / "summary.md", m.summary_md)
@@ -415,7 +453,7 @@ def bench_context(
         phase=phase,
         reporter=reporter,
         run_dir=run_dir or new_run_dir(ws, campaign.name, b.name),
-        concurrency=_levels(b, concurrency),
+        concurrency=bench_levels(b, concurrency),
         duration=b.duration if duration is None else float(duration),
         repeat=b.repeat if repeat is None else int(repeat),
         warmup=b.warmup,

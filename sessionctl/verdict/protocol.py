@@ -10,7 +10,10 @@ for latency: at the benchmark's ``rate`` (or ``--rate``) when it has one, else a
 ``compare.open_loop_load`` (default 50 %) of the slower side's warm-up throughput, the same rate
 for both sides (builtin, pgbench and dbbench all have an open-loop mode). Latency is read off
 the saturated run only when there is no warm-up to set the rate from or ``open_loop_load`` is
-0; every latency judgement says which run it came from.
+0; every latency judgement says which run it came from. When a counted open-loop run fell short
+of its rate (a driver reporting what it reached: dbbench tops out near 1,000 starts a second per
+job), latency is not judged at all: each side ran at a load of its own; the warning names what
+both sides reached, the ``--rate`` to rerun with.
 """
 
 from __future__ import annotations
@@ -275,6 +278,11 @@ def _record(
     rec = {"slot": pos, "pair": pair, "side": side, "warmup": pair == 0, "server": server}
     rec |= {"mode": "open" if rs.rate else "closed", "concurrency": rs.concurrency, "rate": rs.rate}
     rec |= {k: getattr(r, k) for k in ("qps", "latency_ms", "errors", "duration", "raw_path")}
+    if rs.rate is not None:
+        from sessionctl.bench.runner import open_loop_shortfall
+
+        rec["achieved_rate"] = (getattr(r, "details", None) or {}).get("achieved_rate")
+        rec["rate_short"] = open_loop_shortfall(r) if hasattr(r, "details") else None
     return rec | {
         "values": {k: v[0] for k, v in vals.items()},
         "better": {k: v[1] for k, v in vals.items()},
@@ -299,7 +307,7 @@ def run_compare(
     reporter: Reporter = NULL,
 ) -> CompareResult:
     """Run the paired A/B protocol for one benchmark, judge every metric, record the result."""
-    from sessionctl.bench.runner import check_driver, load_campaign, new_run_dir
+    from sessionctl.bench.runner import bench_levels, check_driver, load_campaign, new_run_dir
     from sessionctl.session.record import record_measurement
 
     if rate is not None and not rate > 0:
@@ -314,7 +322,7 @@ def run_compare(
     if seed is None:
         seed = random.SystemRandom().randrange(2**31) if order == "random" else 0
     plan = schedule(n_pairs, order, seed)
-    conc = concurrency or max(b.concurrency)
+    conc = concurrency or max(bench_levels(b))
     dur = b.duration if duration is None else duration
     rate = rate if rate is not None else b.rate
     warnings: list[str] = []
@@ -355,6 +363,8 @@ def run_compare(
                     f"{rs.label}: {r.qps:,.0f} QPS, p50 {lat.get('p50', math.nan):.3f} ms, "
                     f"p99 {lat.get('p99', math.nan):.3f} ms"
                 )
+                if runs[-1].get("rate_short"):
+                    reporter.warn(f"{rs.label}: {runs[-1]['rate_short']}")
         done = True
     finally:
         driver.close()
@@ -415,6 +425,10 @@ def _judge(
     names: list[str] = []
     for r in counted:
         names.extend(k for k in r["values"] if k not in names)
+    short = [r for r in counted if r["mode"] == "open" and r.get("rate_short")]
+    if short:  # the sides' latencies were taken at loads of their own: nothing to compare
+        names = [n for n in names if not n.startswith(("p50_ms@", "p99_ms@"))]
+        warnings.append(_short_note(counted, rate))
     first = [o[0] for o in plan]
     sides = {name: (side_values(counted, name, "A"), side_values(counted, name, "B"))
              for name in names}  # fmt: skip
@@ -434,6 +448,22 @@ def _judge(
         unit = next((r["units"][name] for r in counted if name in r.get("units", {})), "")
         out.append(replace(j, warnings=tuple(extra), unit=unit))
     return judge_family(out)
+
+
+def _short_note(counted: Sequence[dict[str, Any]], rate: float | None) -> str:
+    """Why latency was not judged: the open-loop runs missed the rate (what each side reached)."""
+    reached = {
+        side: [float(r["achieved_rate"]) for r in counted
+               if r["side"] == side and r["mode"] == "open" and r.get("achieved_rate") is not None]
+        for side in ("A", "B")
+    }  # fmt: skip
+    got = "; ".join(f"{side} {_rate(min(v))}–{_rate(max(v))}/s" for side, v in reached.items() if v)
+    floor = min((x for v in reached.values() for x in v), default=0.0)
+    return (
+        f"latency not judged: the open-loop runs fell short of {_rate(rate or 0)} queries/s "
+        f"({got}), so each side was measured at a load of its own; rerun with --rate at or "
+        f"below {_rate(math.floor(floor * 0.9))} (what both sides reach)"
+    )
 
 
 def to_measurement(result: CompareResult) -> Measurement:
