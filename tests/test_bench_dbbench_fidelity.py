@@ -22,6 +22,7 @@ from sessionctl.bench.dbbench import (
     to_result,
 )
 from sessionctl.errors import MeasurementError, UsageError
+from sessionctl.workspace import Workspace
 from tests.test_bench_dbbench import DATA, replay, sample, stand_in
 
 
@@ -447,3 +448,54 @@ def test_raw_output_is_kept_byte_for_byte(tmp_path: Path) -> None:
     saved = (tmp_path / "run" / "dbbench.stderr").read_bytes()
     assert saved == (tmp_path / "replay.stderr").read_bytes()
     assert b"postgres:XXX@" in saved and b"hush" not in saved
+
+
+# --- through `bench`: the warning, the warm-up and the workspace as base dir ----------------------
+
+
+class Recorder:
+    """A reporter that keeps what it was told."""
+
+    def __init__(self) -> None:
+        self.warnings: list[str] = []
+
+    def phase(self, title: str) -> None:
+        pass
+
+    def info(self, message: str) -> None:
+        pass
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+
+    def task(self, description: str, *, total: float | None = None):  # type: ignore[no-untyped-def]
+        from sessionctl.reporting import NULL
+
+        return NULL.task(description, total=total)
+
+
+@pytest.mark.postgres
+def test_bench_warns_on_a_short_open_loop_and_runs_a_warmup(
+    ws: Workspace, pg_url: str, tmp_path: Path
+) -> None:
+    from sessionctl.bench.runner import run_bench
+
+    binary, argv_file = stand_in(tmp_path / "bin", "14-open-loop-rate2000-falls-short.txt")
+    config = sample_config("14-open-loop-rate2000-falls-short.txt")
+    indented = "".join(f"      {ln}\n" for ln in config.splitlines())
+    (ws.prompts_dir / "db.yaml").write_text(
+        f"schema: 1\nrevision: 1\ntitle: dbbench\ntarget:\n  sql_url: {pg_url}\n"
+        f"benchmarks:\n  - name: open\n    driver: dbbench\n    binary: {binary}\n"
+        f"    rate: 2000\n    duration: 5s\n    warmup: 1s\n    config: |\n{indented}"
+    )
+    rec = Recorder()
+    outcome = run_bench(ws, "db", record=False, reporter=rec)  # type: ignore[arg-type]
+    (warning,) = rec.warnings
+    assert warning.startswith("open c1: open loop reached 1,021 of the requested 2,000")
+    assert warning in outcome.measurement.summary_md
+    argv = json.loads(argv_file.read_text())
+    assert f"--base-dir={ws.root}" in argv
+    ini = Path(argv[-1]).read_text()
+    assert "[open (warm-up)]\nstop=1s\nrate=2000\n" in ini and "[open]\nstart=1s\n" in ini
+    assert ini.startswith("duration=6s\n")
+    assert outcome.runs[0].qps == pytest.approx(1021.45)
