@@ -149,7 +149,7 @@ class Benchmark:
     # pgbench / dbbench
     binary: str | None = None
     args: tuple[str, ...] = field(default=(), metadata={"argv": True})
-    # dbbench: the ini text; the global duration and one job per concurrency level are rendered
+    # dbbench: the ini text, run line for line but for duration, level, rate and warm-up
     config: str | None = None
     # ddl
     ddl: DdlSpec | None = None
