@@ -499,3 +499,21 @@ def test_bench_warns_on_a_short_open_loop_and_runs_a_warmup(
     assert "[open (warm-up)]\nstop=1s\nrate=2000\n" in ini and "[open]\nstart=1s\n" in ini
     assert ini.startswith("duration=6s\n")
     assert outcome.runs[0].qps == pytest.approx(1021.45)
+
+
+def test_compare_runs_a_config_at_its_own_level_and_refuses_one_it_cannot_apply(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    from sessionctl.verdict.protocol import run_compare
+
+    binary, _ = stand_in(tmp_path / "bin", "13-c64-select1.txt")
+    config = "[fixed]\nquery=select 1\nconcurrency=4\n[writer]\nquery=select 2\nrate=100\n"
+    indented = "".join(f"      {ln}\n" for ln in config.splitlines())
+    (ws.prompts_dir / "db.yaml").write_text(
+        "schema: 1\nrevision: 1\ntitle: dbbench\ntarget:\n  sql_url: postgresql://u@h:1/d\n"
+        f"benchmarks:\n  - name: mix\n    driver: dbbench\n    binary: {binary}\n"
+        f"    duration: 5s\n    config: |\n{indented}"
+    )
+    with pytest.raises(UsageError, match=r"benchmark 'mix': .*job \[writer\] uses `rate=`"):
+        run_compare(ws, "db", concurrency=8, aa=True, record=False)
+    assert not list(ws.runs_dir("db").glob("*compare*"))  # refused before any run folder

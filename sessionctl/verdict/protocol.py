@@ -307,7 +307,13 @@ def run_compare(
     reporter: Reporter = NULL,
 ) -> CompareResult:
     """Run the paired A/B protocol for one benchmark, judge every metric, record the result."""
-    from sessionctl.bench.runner import bench_levels, check_driver, load_campaign, new_run_dir
+    from sessionctl.bench.runner import (
+        bench_levels,
+        check_driver,
+        check_levels,
+        load_campaign,
+        new_run_dir,
+    )
     from sessionctl.session.record import record_measurement
 
     if rate is not None and not rate > 0:
@@ -324,6 +330,7 @@ def run_compare(
     plan = schedule(n_pairs, order, seed)
     conc = concurrency or max(bench_levels(b))
     dur = b.duration if duration is None else duration
+    check_levels(b, (conc,), dur)
     rate = rate if rate is not None else b.rate
     warnings: list[str] = []
     auto = rate is None and spec.open_loop_load > 0
