@@ -202,6 +202,19 @@ def test_3_run_ended_early_by_sigint_is_failed(tmp_path: Path) -> None:
         )
 
 
+def test_3_output_of_jobs_the_ini_does_not_have_is_refused(tmp_path: Path) -> None:
+    binary, _ = stand_in(tmp_path, "15-sigint-mid-run-exit0.txt")
+    with pytest.raises(MeasurementError, match="job '64 connections' that the ini it ran does"):
+        run_dbbench(  # at 16 the job is [16 connections]: this output is not from our ini
+            url="postgresql://postgres@127.0.0.1:55432/postgres",
+            concurrency=16,
+            duration=6,
+            raw_dir=tmp_path / "run",
+            config=sample_config("15-sigint-mid-run-exit0.txt"),
+            binary=str(binary),
+        )
+
+
 def test_3_full_runs_pass_including_self_limited_jobs(tmp_path: Path) -> None:
     binary, _ = stand_in(tmp_path, "13-c64-select1.txt")
     res = run_dbbench(
@@ -382,7 +395,8 @@ def test_8_socket_folder_goes_through_params(url: str, tmp_path: Path) -> None:
 
 
 def test_9_query_text_is_passed_verbatim_through_a_query_file(tmp_path: Path) -> None:
-    binary, _ = stand_in(tmp_path, "13-c64-select1.txt")
+    stderr, _ = sample("13-c64-select1.txt")
+    binary, _ = replay(tmp_path, stderr.replace("64 connections", "c64"))
     query = "select a,  b -- the two columns\nfrom t\nwhere s = 'two  spaces';\n"
     run_dbbench(
         url="postgresql://postgres@127.0.0.1:55432/postgres",

@@ -202,6 +202,12 @@ def to_result(
     (from the ini that ran) turns on the full-length check.
     """
     plans = plans or {}
+    stranger = next((n for n in out.jobs if plans and n not in plans), None)
+    if stranger is not None:  # dbbench names each job by its section, verbatim
+        raise MeasurementError(
+            f"dbbench reported a job {stranger!r} that the ini it ran does not have "
+            f"({', '.join(map(repr, plans))}); is `binary:` really memsql/dbbench?"
+        )
     measured = {n: j for n, j in out.jobs.items() if not (n in plans and plans[n].warmup)}
     if not measured:
         raise MeasurementError("dbbench: no measured job printed a final summary")
