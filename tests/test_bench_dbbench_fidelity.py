@@ -531,3 +531,12 @@ def test_compare_runs_a_config_at_its_own_level_and_refuses_one_it_cannot_apply(
     with pytest.raises(UsageError, match=r"benchmark 'mix': .*job \[writer\] uses `rate=`"):
         run_compare(ws, "db", concurrency=8, aa=True, record=False)
     assert not list(ws.runs_dir("db").glob("*compare*"))  # refused before any run folder
+
+
+def test_continued_lines_are_kept_or_replaced_whole() -> None:
+    config = "[j]\nquery=select 1 \\\n  from t\nconcurrency=\\\n4\n"
+    out = override_config(config, duration=5, concurrency=16, warmup=1)
+    assert out == (
+        "duration=6s\n[j (warm-up)]\nstop=1s\nquery=select 1 \\\n  from t\nconcurrency=16\n"
+        "[j]\nstart=1s\nquery=select 1 \\\n  from t\nconcurrency=16\n"
+    )

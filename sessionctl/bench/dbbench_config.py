@@ -47,40 +47,42 @@ class Section:
     def is_job(self) -> bool:
         return self.name is not None and self.name not in RESERVED
 
-    def props(self) -> list[tuple[int, str, str]]:
-        """``(index, key, value)`` of each property line (continuations joined into the first)."""
-        out: list[tuple[int, str, str]] = []
+    def spans(self) -> list[tuple[int, int, str, str]]:
+        """``(first, last, key, value)`` of each property, a ``\\`` continuation joined in."""
+        out: list[tuple[int, int, str, str]] = []
         i = 0
         while i < len(self.lines):
-            line = self.lines[i]
-            start = i
+            line, first = self.lines[i], i
             while line.endswith("\\") and i + 1 < len(self.lines):
                 i += 1
                 line = line[:-1] + self.lines[i]
+            if line[:1] not in (";", "#") and "=" in line:
+                key, _, value = line.strip().partition("=")
+                out.append((first, i, key.strip(), value.strip()))
             i += 1
-            if line[:1] in (";", "#") or "=" not in line:
-                continue
-            key, _, value = line.strip().partition("=")
-            out.append((start, key.strip(), value.strip()))
         return out
 
+    def props(self) -> list[tuple[str, str]]:
+        return [(k, v) for _, _, k, v in self.spans()]
+
     def get(self, key: str) -> str | None:
-        return next((v for _, k, v in self.props() if k == key), None)
+        return next((v for k, v in self.props() if k == key), None)
 
     def has(self, *keys: str) -> bool:
-        return any(k in keys for _, k, _ in self.props())
+        return any(k in keys for k, _ in self.props())
 
     def drop(self, *keys: str) -> None:
-        gone = {i for i, k, _ in self.props() if k in keys}
+        gone = {i for a, b, k, _ in self.spans() if k in keys for i in range(a, b + 1)}
         self.lines = [ln for i, ln in enumerate(self.lines) if i not in gone]
 
-    def put(self, key: str, value: str) -> None:
-        """Replace ``key``'s line (its first one), or add it right after the header."""
-        for i, k, _ in self.props():
-            if k == key:
-                self.lines[i] = f"{key}={value}"
-                return
-        self.lines.insert(0, f"{key}={value}")
+    def put(self, key: str, value: str, *, also: Sequence[str] = ()) -> None:
+        """Set ``key`` (or, where one of ``also`` is written instead, that key) to ``value`` in
+        place, every occurrence; add ``key=value`` right after the header when none is there."""
+        spans = [(a, b, k) for a, b, k, _ in self.spans() if k == key or k in also]
+        for a, b, k in reversed(spans):
+            self.lines[a : b + 1] = [f"{k}={value}"]
+        if not spans:
+            self.lines.insert(0, f"{key}={value}")
 
     def depth(self) -> int | None:
         """The job's ``concurrency``/``queue-depth`` (None when it has neither)."""
@@ -98,7 +100,7 @@ class Section:
         return next((k for k in ("rate", "query-log-file") if self.has(k)), None)
 
     def queries_per_invocation(self) -> int:
-        return max(1, sum(1 for _, k, _ in self.props() if k in ("query", "query-file")))
+        return max(1, sum(1 for k, _ in self.props() if k in ("query", "query-file")))
 
 
 def parse_ini(text: str) -> list[Section]:
@@ -170,12 +172,7 @@ def apply_level(sections: list[Section], level: int) -> None:
                 "job `concurrency=` instead"
             )
     for job in jobs:
-        if job.has("concurrency", "queue-depth"):
-            for i, key, _ in job.props():
-                if key in ("concurrency", "queue-depth"):
-                    job.lines[i] = f"{key}={level}"
-        else:
-            job.lines.insert(0, f"concurrency={level}")
+        job.put("concurrency", str(level), also=("queue-depth",))
         assert job.name is not None
         _rename(job, level_name(job.name, level))
     names = [j.name for j in jobs]
