@@ -167,8 +167,9 @@ def check_full_length(
     """Raise when the run ended early; return its span (seconds, longest job).
 
     dbbench ends a run on SIGINT like at the end of its duration: normal summary, exit 0. The
-    final stats line gives each job's span (its counts over its rates); a run is full when its
-    longest job that should last to the end (no ``count=``/``stop=``/log/args file) did.
+    final stats line gives each job's span (its counts over its rates); a run is full when some
+    job that should last to the end (no ``count=``/``stop=``/log/args file) did, within
+    :data:`DURATION_TOLERANCE`.
     """
     span = max((j.final.span for j in measured.values()), default=0.0)
     judged = {n: j for n, j in measured.items() if n in plans and not plans[n].self_limited}
