@@ -1,10 +1,12 @@
-"""The documentation stays true: help texts, README coverage, the schema list, --json, CI.
+"""The documentation stays true: help texts, docs coverage, the schema list, --json, CI.
 
-In the spirit of sqlite-utils' ``tests/test_docs.py``: a command without help text, a command
-the README never mentions, a README command line that no longer parses, or a campaign key
-missing from the README's schema list fails the suite. ``python tests/test_docs.py`` prints the
-generated part of the README's schema list (between the ``schema:begin``/``schema:end``
-markers) so it can be pasted back after model.py changes; the descriptions are hand-written.
+The manual is the MkDocs site in ``docs/`` (every ``docs/*.md`` page, whoever adds it); the
+README is its front page. In the spirit of sqlite-utils' ``tests/test_docs.py``: a command
+without help text, a command no page mentions, a command line on any page that no longer
+parses, or a campaign key missing from the schema list in ``docs/configuration.md`` fails the
+suite. ``python tests/test_docs.py`` prints the generated part of that list (between the
+``schema:begin``/``schema:end`` markers) so it can be pasted back after model.py changes; the
+descriptions are hand-written.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from sessionctl.cli import app
 
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
+DOCS = REPO / "docs"
+MKDOCS = REPO / "mkdocs.yml"
 BENCH_README = REPO / "benchmarks" / "README.md"
 CI = REPO / ".ci" / "run"
 
@@ -113,11 +117,27 @@ def test_json_allow_list_is_not_stale() -> None:
         assert not has_json(LEAVES[name]), f"NO_JSON[{name!r}]: it has --json now; drop the entry"
 
 
-# --- the README -----------------------------------------------------------------------------
+# --- the pages: the README and every docs/*.md -------------------------------------------------
+
+
+def pages() -> dict[str, str]:
+    """Every page a reader sees, by its path in the repository: the README, then docs/*.md."""
+    paths = [README, *sorted(DOCS.glob("*.md"))]
+    return {p.relative_to(REPO).as_posix(): p.read_text(encoding="utf-8") for p in paths}
+
+
+def page(name: str) -> str:
+    path = DOCS / name
+    assert path.is_file(), f"docs/{name}: missing (the test looks for this topic there)"
+    return path.read_text(encoding="utf-8")
 
 
 def readme() -> str:
     return README.read_text(encoding="utf-8")
+
+
+def all_pages() -> str:
+    return "\n\n".join(pages().values())
 
 
 def fenced_blocks(text: str) -> list[tuple[str, str]]:
@@ -136,7 +156,7 @@ def inline_spans(text: str) -> list[str]:
 def section(text: str, heading: str) -> str:
     """The body of the markdown section with this heading (up to the next of the same level)."""
     m = re.search(rf"^(#+) {re.escape(heading)}\s*$", text, re.M)
-    assert m, f"README.md: no section {heading!r}"
+    assert m, f"no section {heading!r}"
     level = len(m[1])
     rest = text[m.end() :]
     end = re.search(rf"^#{{1,{level}}} ", rest, re.M)
@@ -149,24 +169,25 @@ def mentions(spans: list[str], command: str) -> bool:
 
 
 @pytest.mark.parametrize("name", TOP_LEVEL)
-def test_every_top_level_command_is_in_a_readme_code_span(name: str) -> None:
-    assert mentions(inline_spans(readme()), f"sessionctl {name}"), (
-        f"README.md: no `sessionctl {name}` code span; add it to the quick tour"
+def test_every_top_level_command_is_in_a_docs_code_span(name: str) -> None:
+    assert mentions(inline_spans(all_pages()), f"sessionctl {name}"), (
+        f"docs/: no page has a `sessionctl {name}` code span; add it to its topic's page"
     )
 
 
 @pytest.mark.parametrize("name", sorted(n for n in COMMANDS if n.count(" ") >= 2))
-def test_every_subcommand_is_shown_in_readme_code(name: str) -> None:
-    code = inline_spans(readme()) + [
-        line.removeprefix("$ ") for _, body in fenced_blocks(readme()) for line in body.splitlines()
+def test_every_subcommand_is_shown_in_docs_code(name: str) -> None:
+    text = all_pages()
+    code = inline_spans(text) + [
+        line.removeprefix("$ ") for _, body in fenced_blocks(text) for line in body.splitlines()
     ]
-    assert mentions(code, name), f"README.md: `{name}` never appears in code; show it"
+    assert mentions(code, name), f"docs/: `{name}` never appears in code on any page; show it"
 
 
-def readme_command_lines() -> list[str]:
-    """Every `sessionctl ...` command line in the README's fenced shell/console blocks."""
+def command_lines(text: str) -> list[str]:
+    """Every `sessionctl ...` command line in a page's fenced shell/console blocks."""
     lines = []
-    for info, body in fenced_blocks(readme()):
+    for info, body in fenced_blocks(text):
         if info not in ("sh", "console", "shell", "bash"):
             continue
         for line in body.splitlines():
@@ -176,6 +197,11 @@ def readme_command_lines() -> list[str]:
                 if part.startswith("sessionctl "):
                     lines.append(part)
     return lines
+
+
+def docs_command_lines() -> list[tuple[str, str]]:
+    """(page, command line) for every page."""
+    return [(name, line) for name, text in pages().items() for line in command_lines(text)]
 
 
 @functools.cache
@@ -193,17 +219,20 @@ def parse_only(argv: list[str]) -> None:
     inert_root().main(argv, prog_name="sessionctl", standalone_mode=False)
 
 
-def test_readme_has_command_lines() -> None:
-    assert len(readme_command_lines()) >= 30
+def test_the_pages_have_command_lines() -> None:
+    # Guards the collection: the pages moved out of the README must still be found.
+    assert len(docs_command_lines()) >= 30
+    assert len(command_lines(readme())) >= 9  # the loop in ten lines
+    assert {name for name, _ in docs_command_lines()} >= {"README.md", "docs/index.md"}
 
 
-@pytest.mark.parametrize("line", readme_command_lines())
-def test_every_readme_command_line_parses(line: str) -> None:
+@pytest.mark.parametrize(("name", "line"), docs_command_lines())
+def test_every_command_line_on_every_page_parses(name: str, line: str) -> None:
     argv = shlex.split(line, comments=True)[1:]
     try:
         parse_only(argv)
     except click.UsageError as exc:
-        pytest.fail(f"README.md: `{line}` does not parse: {exc.format_message()}")
+        pytest.fail(f"{name}: `{line}` does not parse: {exc.format_message()}")
 
 
 def test_parse_only_rejects_what_the_cli_rejects() -> None:
@@ -214,13 +243,18 @@ def test_parse_only_rejects_what_the_cli_rejects() -> None:
         parse_only(["next", "resolve", "some-step"])  # --as is required
 
 
-def test_readme_yaml_excerpts_are_valid_campaigns() -> None:
+def test_yaml_excerpts_on_every_page_are_valid_campaigns() -> None:
     from sessionctl.campaign import store
 
-    blocks = [body for info, body in fenced_blocks(readme()) if info == "yaml"]
-    assert blocks, "README.md: no yaml example"
-    for body in blocks:
-        store.loads(body, name="readme", source="README.md")  # raises ConfigError with line:col
+    blocks = [
+        (name, body)
+        for name, text in pages().items()
+        for info, body in fenced_blocks(text)
+        if info == "yaml"
+    ]
+    assert blocks, "docs/: no yaml example"
+    for name, body in blocks:
+        store.loads(body, name="docs", source=name)  # raises ConfigError with line:col
 
 
 def test_yaml_check_can_fail() -> None:
@@ -234,10 +268,11 @@ def test_yaml_check_can_fail() -> None:
 # --- the fresh-machine commands and CI ------------------------------------------------------
 
 
-def test_readme_has_exactly_the_two_fresh_machine_commands() -> None:
-    body = section(readme(), "Fresh machine: two commands")
+@pytest.mark.parametrize("path", [README, DOCS / "index.md"], ids=["README.md", "docs/index.md"])
+def test_the_two_fresh_machine_commands_are_exactly_these(path: Path) -> None:
+    body = section(path.read_text(encoding="utf-8"), "Fresh machine: two commands")
     blocks = [b.strip() for _, b in fenced_blocks(body)]
-    assert blocks == list(FRESH_MACHINE), "README.md: the two fresh-machine commands changed"
+    assert blocks == list(FRESH_MACHINE), f"{path.name}: the two fresh-machine commands changed"
 
 
 def commands_of(line: str) -> list[list[str]]:
@@ -250,7 +285,9 @@ def commands_of(line: str) -> list[list[str]]:
 def test_ci_runs_the_readme_test_command() -> None:
     wanted = commands_of(FRESH_MACHINE[1])
     script = CI.read_text(encoding="utf-8").splitlines()
-    lines = [commands_of(ln) for ln in script if ln.strip() and not ln.lstrip().startswith("#")]
+    # Only the lines that run pytest: other lines (`repo="$(cd "$(dirname …)" && pwd)"`) split
+    # on `&&` into halves shlex cannot read.
+    lines = [commands_of(ln) for ln in script if "pytest" in ln and not ln.lstrip().startswith("#")]
     assert wanted in lines, f".ci/run: does not run the README's test command {FRESH_MACHINE[1]!r}"
 
 
@@ -283,6 +320,103 @@ def test_the_extras_the_commands_install_exist() -> None:
     for command in FRESH_MACHINE:
         for extra in re.findall(r"\.\[(\w+)\]", command):
             assert extra in extras, f"pyproject.toml: no [{extra}] extra for `{command}`"
+
+
+# --- the docs site ---------------------------------------------------------------------------
+
+
+def mkdocs_config() -> dict[str, Any]:
+    from ruamel.yaml import YAML
+
+    data = YAML(typ="safe").load(MKDOCS.read_text(encoding="utf-8"))
+    assert isinstance(data, dict), "mkdocs.yml: not a mapping"
+    return data
+
+
+def nav_pages(nav: Any) -> set[str]:
+    """Every page file a mkdocs `nav:` names, however nested."""
+    if isinstance(nav, str):
+        return {nav} if nav.endswith(".md") else set()
+    if isinstance(nav, dict):
+        return set().union(*(nav_pages(v) for v in nav.values()))
+    if isinstance(nav, list):
+        return set().union(*(nav_pages(v) for v in nav))
+    return set()
+
+
+def test_the_site_is_mkdocs_material_built_from_docs() -> None:
+    config = mkdocs_config()
+    assert config.get("docs_dir", "docs") == "docs"
+    assert config["theme"]["name"] == "material"
+    assert (DOCS / "index.md").is_file()
+
+
+def test_every_docs_page_is_in_the_site() -> None:
+    # No `nav:` means MkDocs shows every page; a `nav:` someone adds must then list them all, so
+    # a page another engineer drops into docs/ never silently goes missing from the site.
+    nav = mkdocs_config().get("nav")
+    if nav is None:
+        return
+    on_disk = {p.relative_to(DOCS).as_posix() for p in DOCS.rglob("*.md")}
+    missing = on_disk - nav_pages(nav)
+    assert not missing, f"mkdocs.yml: nav: leaves out {sorted(missing)}; add them"
+
+
+def test_nav_check_can_fail() -> None:
+    assert nav_pages(["index.md", {"Guide": [{"Sessions": "sessions.md"}]}]) == {
+        "index.md",
+        "sessions.md",
+    }
+    assert "demo.md" not in nav_pages(["index.md"])
+
+
+def relative_links(text: str) -> list[str]:
+    """Link targets of [text](target) that are files in this repository (no URL, no anchor)."""
+    prose = re.sub(r"^```.*?^```", "", text, flags=re.M | re.S)
+    targets = re.findall(r"\]\(([^)\s]+)\)", prose)
+    return [t.split("#")[0] for t in targets if not re.match(r"[a-z]+:|#", t)]
+
+
+@pytest.mark.parametrize("name", sorted(pages()))
+def test_links_between_pages_resolve(name: str) -> None:
+    base = (REPO / name).parent
+    broken = [t for t in relative_links(pages()[name]) if not (base / t).exists()]
+    assert not broken, f"{name}: links to missing files {broken}"
+
+
+def test_docs_pages_link_only_docs_pages() -> None:
+    # The site holds docs/ alone: a link from a page to a repository file breaks the strict build.
+    for name, text in pages().items():
+        if name.startswith("docs/"):
+            outside = [t for t in relative_links(text) if not t.endswith(".md") or "../" in t]
+            assert not outside, f"{name}: links outside docs/ {outside}; quote the path instead"
+
+
+def test_readme_is_a_front_page() -> None:
+    lines = readme().splitlines()
+    assert len(lines) <= 150, f"README.md: {len(lines)} lines; move the manual into docs/"
+    # It points into the manual (the site lists every page, so a new page needs no README edit).
+    assert "docs/index.md" in relative_links(readme()), "README.md: no link to docs/index.md"
+
+
+def test_the_docs_extra_is_pinned_by_range() -> None:
+    import tomllib
+
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    names = {re.match(r"[\w.-]+", req)[0]: req for req in extras["docs"]}  # type: ignore[index]
+    assert set(names) >= {"mkdocs", "mkdocs-material"}
+    for req in names.values():
+        assert ">=" in req and "<" in req.replace("<=", ""), f"[docs] {req!r}: pin a range"
+
+
+def test_ci_builds_the_docs_strictly_after_the_type_check() -> None:
+    script = [ln.strip() for ln in CI.read_text(encoding="utf-8").splitlines()]
+    mypy = script.index("python -m mypy sessionctl")
+    install = script.index("python -m pip install -c .ci/constraints.txt -e '.[docs]'")
+    build = script.index('python -m mkdocs build --strict -d "$work/site"')
+    assert mypy < install < build
 
 
 # --- the campaign schema list -----------------------------------------------------------------
@@ -340,9 +474,9 @@ def schema_keys() -> list[tuple[str, str, str]]:
 
 
 def schema_lines() -> list[str]:
-    text = readme()
+    text = page("configuration.md")
     m = re.search(r"<!-- schema:begin -->\n(.*?)<!-- schema:end -->", text, re.S)
-    assert m, "README.md: no <!-- schema:begin --> ... <!-- schema:end --> list"
+    assert m, "docs/configuration.md: no <!-- schema:begin --> ... <!-- schema:end --> list"
     return [ln for ln in m[1].splitlines() if ln.startswith("- ")]
 
 
@@ -351,12 +485,13 @@ def test_schema_list_matches_the_model() -> None:
     expected = schema_keys()
     got_keys = [re.match(r"- `([^`]+)`", ln)[1] for ln in lines]  # type: ignore[index]
     assert got_keys == [k for k, _, _ in expected], (
-        "README.md schema list: keys differ from sessionctl/campaign/model.py "
+        "docs/configuration.md schema list: keys differ from sessionctl/campaign/model.py "
         "(run `python tests/test_docs.py` for the generated list)"
     )
     for line, (key, prefix, suffix) in zip(lines, expected, strict=True):
-        assert line.startswith(prefix + " "), f"README.md schema list: {key}: expected {prefix!r}"
-        assert line.endswith(suffix), f"README.md schema list: {key}: should end with {suffix!r}"
+        where = f"docs/configuration.md schema list: {key}"
+        assert line.startswith(prefix + " "), f"{where}: expected {prefix!r}"
+        assert line.endswith(suffix), f"{where}: should end with {suffix!r}"
         assert len(line) > len(prefix) + len(suffix) + 10, f"{key}: describe it in a few words"
 
 
@@ -367,14 +502,14 @@ def test_schema_generator_sees_every_key() -> None:
     assert "name" not in keys  # derived from the file name, not a YAML key
 
 
-# --- other lists the README keeps --------------------------------------------------------------
+# --- other lists the pages keep ----------------------------------------------------------------
 
 
 def test_exit_code_table_matches_errors() -> None:
     from sessionctl import errors
 
     codes = {v for k, v in vars(errors).items() if k.startswith("EXIT_")}
-    table = section(readme(), "Exit codes")
+    table = section(page("configuration.md"), "Exit codes")
     listed = {int(m) for m in re.findall(r"^\| (\d+) \|", table, re.M)}
     assert listed == codes
 
@@ -382,9 +517,9 @@ def test_exit_code_table_matches_errors() -> None:
 def test_verdict_words_are_explained() -> None:
     from sessionctl.verdict.session import VERDICTS
 
-    table = section(readme(), "Verdicts: `compare`")
+    table = page("verdicts.md")
     for word in VERDICTS:
-        assert word in table, f"README.md: verdict {word!r} is not explained"
+        assert word in table, f"docs/verdicts.md: verdict {word!r} is not explained"
 
 
 def test_layout_map_covers_the_package() -> None:
@@ -395,10 +530,10 @@ def test_layout_map_covers_the_package() -> None:
         if (p.suffix == ".py" and p.stem not in ("__init__", "__main__"))
         or (p.is_dir() and (p / "__init__.py").exists())
     }
-    table = section(readme(), "How the code is laid out")
+    table = page("code-layout.md")
     listed = set(re.findall(r"^\| `([^`]+)` \|", table, re.M))
-    assert entries - listed == set(), f"README.md layout map: missing {sorted(entries - listed)}"
-    assert listed - entries == set(), f"README.md layout map: stale {sorted(listed - entries)}"
+    assert entries - listed == set(), f"docs/code-layout.md: missing {sorted(entries - listed)}"
+    assert listed - entries == set(), f"docs/code-layout.md: stale {sorted(listed - entries)}"
 
 
 def test_benchmarks_readme_indexes_every_script() -> None:
