@@ -186,7 +186,7 @@ def test_snapshot_round_trips(tmp_path: Path) -> None:
 
 
 def test_prompt_hand_edit_is_told_apart_from_a_yaml_edit(ws: Workspace) -> None:
-    from sessionctl.render import write_prompt
+    from sessionctl.campaign.store import write_prompt
 
     ws.campaign_path("shop").write_text("schema: 1\nrevision: 1\ntitle: Shop\nstatus: old\n")
     write_prompt(ws, "shop")

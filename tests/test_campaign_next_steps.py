@@ -145,9 +145,8 @@ def test_cli_list_json(camp: Workspace) -> None:
 
 
 def test_cli_every_change_bumps_revision_and_rerenders(camp: Workspace) -> None:
-    from sessionctl import render
 
-    md = render.write_prompt(camp, "t")
+    md = store.write_prompt(camp, "t")
     steps = [
         [
             "next",

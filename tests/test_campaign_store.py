@@ -145,10 +145,9 @@ def test_save_bumps_revision_and_refreshes_the_view(ws: Workspace) -> None:
 
 
 def test_save_rerenders_existing_markdown_and_keeps_hand_edits(ws: Workspace) -> None:
-    from sessionctl import render
 
     write(ws, "ddl", COMMENTED)
-    md = render.write_prompt(ws, "ddl")
+    md = store.write_prompt(ws, "ddl")
     assert "Cache id lookups" in md.read_text()
     with store.edit(ws, "ddl") as cf:
         next_steps.edit_step(cf.doc, "cache-ids", title="Cache every id lookup")

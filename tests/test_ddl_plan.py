@@ -119,7 +119,6 @@ def test_defaults() -> None:
 def test_the_shipped_materialize_campaign() -> None:
     from pathlib import Path
 
-    from sessionctl import render
     from sessionctl.campaign import store
     from sessionctl.workspace import Workspace
 
@@ -141,4 +140,4 @@ def test_the_shipped_materialize_campaign() -> None:
     assert "mz_catalog_allocate_id_seconds" in by
     assert any("Never use `--reset`" in r for r in c.rules)
     # The rendered prompt is up to date with the YAML (`sessionctl prompt render ddl-latency`).
-    assert render.check_prompt(ws, "ddl-latency") is None
+    assert store.check_prompt(ws, "ddl-latency") is None

@@ -212,14 +212,14 @@ def test_workspace_and_campaign_templates_override_packaged(ws: Workspace) -> No
     (ws.templates_dir / "partials" / "status.md.j2").write_text(
         "STATUS (workspace): {{ c.status }}"
     )
-    assert "STATUS (workspace): all good" in render.write_prompt(ws, "t").read_text()
+    assert "STATUS (workspace): all good" in store.write_prompt(ws, "t").read_text()
     own = ws.root / "my-templates" / "partials"
     own.mkdir(parents=True)
     (own / "status.md.j2").write_text("STATUS (campaign): {{ c.status }}")
     ws.campaign_path("t").write_text(
         "schema: 1\nrevision: 0\ntitle: T\nstatus: all good\ntemplates: my-templates\n"
     )
-    text = render.write_prompt(ws, "t").read_text()
+    text = store.write_prompt(ws, "t").read_text()
     assert "STATUS (campaign): all good" in text and "workspace" not in text
     listed = {
         r["name"]: r["source"] for r in render.list_templates(ws, store.load(ws, "t").campaign)
@@ -246,7 +246,7 @@ def test_template_errors_are_one_line_config_errors(
     (ws.templates_dir / "partials").mkdir(parents=True)
     (ws.templates_dir / "partials" / "status.md.j2").write_text(template)
     with pytest.raises(ConfigError, match=message) as info:
-        render.write_prompt(ws, "t")
+        store.write_prompt(ws, "t")
     assert "\n" not in str(info.value)
     assert not ws.rendered_path("t").exists()
 
@@ -344,7 +344,7 @@ def test_render_stdout_does_not_write(ws: Workspace) -> None:
 @pytest.mark.parametrize("path", sorted((REPO / "prompts").glob("*.yaml")), ids=lambda p: p.stem)
 def test_shipped_prompts_validate_and_are_not_drifted(path: Path) -> None:
     ws = Workspace(REPO)
-    assert render.check_prompt(ws, path.stem) is None, f"run `sessionctl prompt render {path.stem}`"
+    assert store.check_prompt(ws, path.stem) is None, f"run `sessionctl prompt render {path.stem}`"
 
 
 def test_pgwire_example_has_the_structured_content() -> None:

@@ -63,7 +63,7 @@ def make_campaign(
         "    - pattern: '_result_cache|lru_cache'\n"
         "      message: caches query results instead of making the query cheaper\n" + extra
     )
-    from sessionctl.render import write_prompt
+    from sessionctl.campaign.store import write_prompt
 
     write_prompt(ws, CAMPAIGN)
     git(ws.root, "add", "-A")
@@ -257,7 +257,7 @@ def test_hand_edits_of_the_prompt_and_the_log_fail_the_session(ws: Workspace) ->
         "prompts/shop.md was edited by hand; change prompts/shop.yaml "
         "(or use `sessionctl next`) instead",
     ]
-    from sessionctl.render import check_prompt
+    from sessionctl.campaign.store import check_prompt
 
     assert check_prompt(ws, CAMPAIGN) is None  # re-rendered from the YAML
     log = ws.log_path(CAMPAIGN).read_text()

@@ -15,6 +15,7 @@ import pytest
 from sessionctl.campaign.model import Campaign, ReadyProbe, Target
 from sessionctl.errors import TargetError
 from sessionctl.process import session_pids, spawn, stop_tree
+from sessionctl.profiling.pids import target_pids
 from sessionctl.target.embedded_postgres import free_port
 from sessionctl.target.server import TargetHandle, open_target
 from sessionctl.workspace import Workspace
@@ -102,7 +103,7 @@ def test_start_probe_and_stop_a_scripted_server(
     port = free_port()
     with open_target(ws, campaign(http_target(server_script, port))) as target:
         assert target.ready and target.proc is not None
-        pids = target.pids()
+        pids = target_pids(target)
         assert target.proc.pid in pids and len(pids) >= 2  # the server and its child
         log = target.log_path
         assert log is not None and log.parent == ws.runs_dir("demo")
@@ -175,12 +176,12 @@ def test_pids_from_pid_and_from_process_pattern(tmp_path: Path, server_script: P
     try:
         wait_http(port)
         by_pid = TargetHandle(Workspace(tmp_path), campaign(Target(pid=proc.pid)))
-        assert proc.pid in by_pid.pids() and len(by_pid.pids()) >= 2  # with its child
+        assert proc.pid in target_pids(by_pid) and len(target_pids(by_pid)) >= 2  # with its child
         pattern = TargetHandle(
             Workspace(tmp_path), campaign(Target(processes=rf"fake_server\.py {port}"))
         )
-        assert pattern.pids() == [proc.pid]
-        assert TargetHandle(Workspace(tmp_path), campaign(Target())).pids() == []
+        assert target_pids(pattern) == [proc.pid]
+        assert target_pids(TargetHandle(Workspace(tmp_path), campaign(Target()))) == []
     finally:
         stop_tree(proc, first_signal=signal.SIGINT, grace=5)
 

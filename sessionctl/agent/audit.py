@@ -464,7 +464,7 @@ def check_forbidden(diff: DiffSummary, spec: AuditSpec) -> list[Problem]:
 
 def check_prompt_edit(ws: Workspace, campaign: str, *, snap: Snapshot) -> list[Problem]:
     """The rendered prompt was not edited by hand (drift now, or a backup made by close)."""
-    from sessionctl import render
+    from sessionctl.campaign import store
 
     md = f"prompts/{campaign}.md"
     message = (
@@ -476,7 +476,7 @@ def check_prompt_edit(ws: Workspace, campaign: str, *, snap: Snapshot) -> list[P
         return [Problem("prompt-edited", message)]
     if snap.md_hash is not None and file_hash(ws.rendered_path(campaign)) == snap.md_hash:
         return []  # untouched (a YAML edit not yet rendered is not a hand edit of the .md)
-    drift = render.check_prompt(ws, campaign)
+    drift = store.check_prompt(ws, campaign)
     if drift is not None and not drift.missing:
         return [Problem("prompt-edited", message)]
     return []

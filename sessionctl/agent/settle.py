@@ -14,7 +14,7 @@ import re
 import shutil
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sessionctl.agent import audit as audit_mod
 from sessionctl.agent import launch as launch_mod
@@ -26,7 +26,7 @@ from sessionctl.measurement import now_iso
 from sessionctl.workspace import SCRATCH, Workspace
 
 if TYPE_CHECKING:
-    from sessionctl.agent.loop import Loop
+    from sessionctl.reporting import Reporter
     from sessionctl.session.request import Request
 
 _FAIL_MARK = re.compile(r"\n*^Session \d+ was marked failed by the audit:.*$", re.MULTILINE)
@@ -62,6 +62,25 @@ class SessionOutcome:
         d["problems"] = list(self.problems)
         d["moved"] = list(self.moved)
         return d
+
+
+class Loop(Protocol):
+    """What settling needs of the running loop (:class:`sessionctl.agent.loop.Loop` is one).
+
+    A protocol, so the arrow runs one way: the loop calls settle, settle never imports the loop.
+    """
+
+    ws: Workspace
+    campaign: str
+    reporter: Reporter
+
+    def save(self, **current: Any) -> None: ...
+
+    def log(self, event: str, **data: Any) -> None: ...
+
+    def progress(self, phase: str, session: int | None, step: str | None, **kw: Any) -> None: ...
+
+    def campaign_now(self) -> Campaign: ...
 
 
 # --- after the agent: audit, then close, abort or fail -------------------------------------------

@@ -25,8 +25,8 @@ class BenchContext:
 
     * ``ws``, ``campaign``, ``bench``: the workspace, the validated campaign, the benchmark to run.
     * ``target``: a ready :class:`~sessionctl.target.server.TargetHandle` (``.sql_url``,
-      ``.system_sql_url``, ``.metrics_url``, ``.connect(system=False)``, ``.run_setup()``,
-      ``.pids()``).
+      ``.system_sql_url``, ``.metrics_url``, ``.connect(system=False)``, ``.run_setup()``;
+      its processes are ``sessionctl.profiling.pids.target_pids(target)``).
     * ``phase``: the session phase to record under (``baseline``, ``remeasure``...) or None.
     * ``reporter``: where progress goes (never print).
     * ``run_dir``: the folder for this invocation's raw data (absolute); drivers write below it.

@@ -41,6 +41,7 @@ from sessionctl.bench.ddl_population import (
     plan,
     sql_error,
 )
+from sessionctl.bench.ddl_report import ProbeRun, TxnRun
 from sessionctl.campaign.model import DdlSpec, MetricSpec
 from sessionctl.errors import ConfigError, Interrupted, TargetError
 from sessionctl.reporting import NULL, Reporter
@@ -106,37 +107,6 @@ class MetricWindow:
 
             atomic_write_json(self.raw_dir / f"metrics-{label}.json", delta.to_dict())
         return tuple(per_statement(delta, self.specs, statements))
-
-
-@dataclass(frozen=True)
-class ProbeRun:
-    """Timed probes of one kind at one level."""
-
-    level: int
-    count: int  # object count right before the probes
-    kind: str
-    ms: tuple[float, ...]
-    warmup_ms: float
-    drop_ms: tuple[float, ...] = ()
-    metrics: tuple[dict[str, Any], ...] = ()
-
-
-@dataclass(frozen=True)
-class TxnRun:
-    """One transaction of ``size`` probe statements."""
-
-    level: int
-    count: int
-    kind: str
-    size: int
-    total_ms: float
-    stmt_ms: tuple[float, ...]
-    commit_ms: float
-    metrics: tuple[dict[str, Any], ...] = ()
-
-    @property
-    def per_stmt_ms(self) -> float:
-        return self.total_ms / self.size
 
 
 def _timed(conn: psycopg.Connection[Any], sql: str) -> float:

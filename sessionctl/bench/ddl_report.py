@@ -31,7 +31,6 @@ from typing import TYPE_CHECKING, Any
 from sessionctl.measurement import Measurement, Value
 
 if TYPE_CHECKING:
-    from sessionctl.bench.ddl import ProbeRun, TxnRun
     from sessionctl.bench.ddl_population import Growth
     from sessionctl.campaign.model import MetricSpec
 
@@ -51,6 +50,37 @@ class Stats:
     p90: float
     max: float
     mean: float
+
+
+@dataclass(frozen=True)
+class ProbeRun:
+    """Timed probes of one kind at one level (what the driver in :mod:`.ddl` measured)."""
+
+    level: int
+    count: int  # object count right before the probes
+    kind: str
+    ms: tuple[float, ...]
+    warmup_ms: float
+    drop_ms: tuple[float, ...] = ()
+    metrics: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class TxnRun:
+    """One transaction of ``size`` probe statements."""
+
+    level: int
+    count: int
+    kind: str
+    size: int
+    total_ms: float
+    stmt_ms: tuple[float, ...]
+    commit_ms: float
+    metrics: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def per_stmt_ms(self) -> float:
+        return self.total_ms / self.size
 
 
 def quantile(sorted_values: Sequence[float], q: float) -> float:

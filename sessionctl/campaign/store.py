@@ -10,6 +10,7 @@ and re-renders ``prompts/<name>.md`` when that file exists.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import io
 import itertools
 import re
@@ -272,3 +273,62 @@ def create(ws: Workspace, name: str, text: str, *, force: bool = False) -> Campa
         atomic_write(path, text)
     cf.path = path
     return cf
+
+
+# --- the rendered prompt (prompts/<name>.md): written and checked from the YAML ----------------
+
+
+def write_prompt(ws: Workspace, name: str) -> Path:
+    """Render ``prompts/<name>.yaml`` and atomically write ``prompts/<name>.md``."""
+    from sessionctl import render
+
+    with ws.lock(name):
+        cf = load(ws, name)
+        text = render.render_prompt(cf.campaign, ws=ws)
+        path = ws.rendered_path(name)
+        atomic_write(path, text)
+    return path
+
+
+@dataclass(frozen=True)
+class Drift:
+    """The rendered .md does not match what the YAML renders to."""
+
+    path: Path
+    missing: bool
+    diff: str
+    changed_lines: int
+
+    def message(self, shown: str) -> str:
+        if self.missing:
+            return f"{shown}: not rendered yet; run `sessionctl prompt render`"
+        return (
+            f"{shown}: differs from the YAML rendering ({self.changed_lines} changed line(s)); "
+            "edit the YAML (or use `sessionctl next ...`) and run `sessionctl prompt render`"
+        )
+
+
+def check_prompt(ws: Workspace, name: str) -> Drift | None:
+    """Validate the campaign and compare its rendering with ``prompts/<name>.md``."""
+    from sessionctl import render
+
+    cf = load(ws, name)
+    expected = render.render_prompt(cf.campaign, ws=ws)
+    path = ws.rendered_path(name)
+    try:
+        actual = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return Drift(path=path, missing=True, diff="", changed_lines=0)
+    if actual == expected:
+        return None
+    shown = display_path(ws, path)
+    lines = list(
+        difflib.unified_diff(
+            expected.splitlines(keepends=True),
+            actual.splitlines(keepends=True),
+            fromfile=f"{shown} (rendered from the YAML)",
+            tofile=f"{shown} (on disk)",
+        )
+    )
+    changed = sum(1 for ln in lines if ln[:1] in "+-" and not ln.startswith(("+++", "---")))
+    return Drift(path=path, missing=False, diff="".join(lines), changed_lines=changed)

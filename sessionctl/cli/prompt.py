@@ -44,16 +44,15 @@ def render_cmd(
             lambda: console.out.out(text, end=""),
         )
         return
-    path = render.write_prompt(ws, cname)
+    path = store.write_prompt(ws, cname)
     shown = store.display_path(ws, path)
     emit(json_output, {"campaign": cname, "path": shown}, f"rendered {shown}")
 
 
 def _check_one(ws: Any, cname: str) -> dict[str, Any]:
-    from sessionctl import render
     from sessionctl.campaign import store
 
-    drift = render.check_prompt(ws, cname)
+    drift = store.check_prompt(ws, cname)
     cf = store.load(ws, cname)
     shown = store.display_path(ws, ws.rendered_path(cname))
     result: dict[str, Any] = {
@@ -130,7 +129,6 @@ def import_cmd(
     json_output: JsonOpt = False,
 ) -> None:
     """Turn a hand-written prompt into campaign YAML (and render it back)."""
-    from sessionctl import render
     from sessionctl.campaign import importer, store
     from sessionctl.errors import CampaignNotFound, UsageError
     from sessionctl.workspace import Workspace, find_workspace
@@ -155,7 +153,7 @@ def import_cmd(
     cf = store.create(ws, name, result.yaml, force=force)
     md = None
     if not no_render:
-        md = render.write_prompt(ws, name)
+        md = store.write_prompt(ws, name)
     info = {
         "campaign": name,
         "yaml": store.display_path(ws, cf.path),

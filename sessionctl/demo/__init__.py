@@ -90,7 +90,7 @@ def create_workspace(root: Path, *, sql_url: str, start: list[str]) -> Workspace
     (root / "migrations").mkdir(exist_ok=True)
     atomic_write(root / "migrations" / ".gitkeep", "")
     ws = Workspace(root)
-    from sessionctl.render import write_prompt
+    from sessionctl.campaign.store import write_prompt
 
     write_prompt(ws, CAMPAIGN)
     _git_init(root, message="Demo shop: schema, data load and the demo campaign")

@@ -126,7 +126,9 @@ def _truthy(value: Any) -> bool:
 
 class TargetHandle:
     """One campaign's server: ``start`` (when configured), ``wait_ready``, ``run_setup``,
-    ``preflight``, ``stop``, ``pids``; a context manager that starts on entry and stops on exit."""
+    ``preflight``, ``stop``; a context manager that starts on entry and stops on exit. Its
+    processes (for profiling) are :func:`sessionctl.profiling.pids.target_pids` of it: the target
+    knows nothing of profiling."""
 
     def __init__(
         self,
@@ -422,14 +424,6 @@ class TargetHandle:
                     f"fix target.preflight[{i}].sql in {self._where}"
                 ) from None
         return None if row is None else row[0]
-
-    # --- processes --------------------------------------------------------------------------
-
-    def pids(self) -> list[int]:
-        """Server process ids for profiling, by the one rule in :mod:`sessionctl.profiling.pids`."""
-        from sessionctl.profiling.pids import target_pids
-
-        return target_pids(self)
 
     # --- context manager --------------------------------------------------------------------
 
