@@ -288,8 +288,9 @@ def close_cmd(
 
 def abort_cmd(
     reason: Annotated[
-        str, typer.Option("--reason", help="Why the session ends without a change (logged).")
-    ],
+        str | None,
+        typer.Option("--reason", help="Why the session ends without a change (logged)."),
+    ] = None,
     name: CampaignArg = None,
     status_text: StatusOpt = None,
     discard: Annotated[
@@ -301,16 +302,34 @@ def abort_cmd(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the plan; touch nothing.")
     ] = False,
+    undo: Annotated[
+        bool,
+        typer.Option(
+            "--undo",
+            help="Right after `start` (nothing recorded, nothing changed): put git/jj, the "
+            "prompt and the session state back as if start never ran; no log entry.",
+        ),
+    ] = False,
     json_output: JsonOpt = False,
 ) -> None:
     """End the session without a code change: log why, keep the findings.
 
     Under `sessionctl run` (SESSIONCTL_RUN set) this records a request; the loop aborts the
-    session after the agent exits.
+    session after the agent exits. `--undo` instead takes back a `start` that did nothing yet.
     """
+    from sessionctl.errors import UsageError
     from sessionctl.session import engine, request
 
     ws, cname = campaign(name)
+    if undo:
+        if reason is not None or discard or dry_run or status_text is not None:
+            raise UsageError("abort --undo: takes no --reason, --discard, --dry-run or --status")
+        if request.deferred():
+            raise UsageError("abort --undo: not under `sessionctl run`; use --reason TEXT")
+        _undo(ws, cname, json_output)
+        return
+    if reason is None:
+        raise UsageError("abort: --reason TEXT is required (or --undo right after `start`)")
     if not dry_run and request.deferred():
         req = request.request_abort(
             ws, cname, reason=reason, status_text=status_text, discard=discard
@@ -336,6 +355,25 @@ def abort_cmd(
             if result.plan.discard_patch:
                 patch = result.plan.discard_patch
                 console.print_text(f"Saved first as {patch} (`git apply {patch}` brings it back)")
+
+    emit(json_output, result.to_dict(), human)
+
+
+def _undo(ws: Any, cname: str, json_output: bool) -> None:
+    from sessionctl.campaign import store
+    from sessionctl.session import carry
+    from sessionctl.vcs import detect
+
+    prefer = store.load(ws, cname).campaign.vcs
+    result = carry.undo(ws, cname, vcs=detect(ws.root, prefer=prefer))
+
+    def human() -> None:
+        console.print_text(
+            f"undid the start of session {result.session} of {cname}: "
+            f"back at {result.restored_to[:12]}, no log entry"
+        )
+        if result.uncommitted:
+            console.print_text("Back in the working copy: " + ", ".join(result.uncommitted))
 
     emit(json_output, result.to_dict(), human)
 

@@ -22,6 +22,7 @@ from sessionctl.errors import NothingToDo, SessionctlError, SessionStateError, U
 from sessionctl.files import atomic_write
 from sessionctl.measurement import PHASES, Measurement, Value, now_iso
 from sessionctl.reporting import NULL, Reporter
+from sessionctl.session import carry
 from sessionctl.session import record as store_
 from sessionctl.session.close import AbortResult, abort
 from sessionctl.session.plan import text_sha
@@ -114,11 +115,15 @@ def start(
     allow_dirty: bool = False,
     reporter: Reporter = NULL,
 ) -> OpenSession:
-    """Open session N+1 on ``step`` (default: the top next step) on a clean working copy."""
+    """Open session N+1 on ``step`` (default: the top next step) on a clean working copy.
+
+    The campaign's own edited files (YAML, rendered prompt, log) do not count as dirty: they
+    are committed first as one prompt change (:mod:`sessionctl.session.carry`).
+    """
     from sessionctl import render
     from sessionctl.campaign import store
     from sessionctl.session.close import recover
-    from sessionctl.vcs import detect
+    from sessionctl.vcs import detect, relpath
 
     done = recover(ws, campaign, reporter=reporter)
     if done:
@@ -146,17 +151,39 @@ def start(
                 "or start a diagnostic session with `sessionctl start --diagnostic`"
             )
         vcs = detect(ws.root, prefer=camp.vcs)
-        changes = vcs.working_changes()
-        if changes and not allow_dirty:
-            listed = ", ".join(f"{c.status} {c.path}" for c in changes[:10])
-            more = f" (+{len(changes) - 10} more)" if len(changes) > 10 else ""
+        own = carry.own_paths(ws, vcs, campaign)
+        edited, others = carry.split(vcs.working_changes(), own)
+        if others and not allow_dirty:
+            listed = ", ".join(f"{c.status} {c.path}" for c in others[:10])
+            more = f" (+{len(others) - 10} more)" if len(others) > 10 else ""
             what = "@ is not empty" if vcs.kind == "jj" else "the working tree is not clean"
             raise VcsError(
                 f"{what}: {listed}{more}; commit, move or ignore these first "
                 "(scratch files: add them to .git/info/exclude), or pass --allow-dirty"
             )
-        rev = vcs.revision()
         number = camp.last_session + 1
+        # Re-render the prompt so the agent reads what the YAML says right now; then the
+        # campaign's own edited files become one prompt change and the session starts clean.
+        md = ws.rendered_path(campaign)
+        text = render.render_prompt(camp, ws=ws)
+        previous = md.read_text(encoding="utf-8") if md.exists() else None
+        if previous != text:
+            atomic_write(md, text)
+            reporter.info(f"re-rendered {md.relative_to(ws.root)}")
+        carried_paths: list[str] = []
+        carried = None
+        checkpoint = None
+        if edited:  # a clean start leaves a re-rendered prompt for close's prompt change
+            checkpoint = vcs.checkpoint()
+            carried_paths, _ = carry.split(vcs.working_changes(), own)
+            carried = carry.carry(ws, vcs, campaign, number, carried_paths, camp.revision)
+            reporter.info(f"committed the campaign's own edits first: {', '.join(carried_paths)}")
+        rev = vcs.revision()
+        if carried is not None:
+            dirty = carry.dirty_hashes(vcs)
+        else:  # what was dirty before, and the prompt if start re-rendered it (no VCS query)
+            rerendered = [relpath(vcs, md)] if previous != text else []
+            dirty = carry.hashes(vcs.root, [c.path for c in others] + rerendered)
         _set_aside_stale(ws, campaign, number)
         session = OpenSession(
             campaign=campaign,
@@ -168,19 +195,17 @@ def start(
             extra={
                 "step_title": chosen.title if chosen else "diagnostic session",
                 "vcs": vcs.kind,
-                "dirty_at_start": [c.path for c in changes],
+                "dirty_at_start": [c.path for c in others],
+                "carried": carried_paths,
+                "undo": carry.undo_record(checkpoint, carried, carried_paths, dirty),
             },
         )
-        # Re-render the prompt so the agent reads what the YAML says right now.
-        md = ws.rendered_path(campaign)
-        text = render.render_prompt(camp, ws=ws)
         session.extra.update(prompt_revision=camp.revision, prompt_sha=text_sha(text))
         if camp.target.artifacts:
             session.extra["artifacts"] = _preserve_baseline(ws, camp, number, reporter=reporter)
         store_.write_current(ws, session)
-        if not md.exists() or md.read_text(encoding="utf-8") != text:
-            atomic_write(md, text)
-            reporter.info(f"re-rendered {md.relative_to(ws.root)}")
+        if previous != text:
+            carry.save_prompt(ws, session, previous)
     reporter.info(f"session {number} open" + (f" on {session.step_id}" if session.step_id else ""))
     return session
 

@@ -5,7 +5,8 @@ Queries (HEAD, the working-copy status, diff stats, logs) run ``git`` directly t
 runs often (gitpython is imported lazily, only by the commands that change the repository).
 Commits take exactly the paths they are given (``git commit --only -- PATHS``), so whatever else
 is staged or lying around stays out; messages go through a file (``-F``), never argv or a shell.
-A checkpoint is the HEAD sha; restoring it is ``git reset --mixed`` (the working tree is kept).
+A checkpoint is the HEAD sha (empty before the first commit); restoring it is
+``git reset --mixed`` (the working tree is kept).
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from sessionctl.vcs.base import (
 
 if TYPE_CHECKING:
     import git
+
+UNBORN = ""  # the checkpoint of a repository without commits
 
 
 class GitVcs:
@@ -113,9 +116,17 @@ class GitVcs:
         return sorted(changes, key=lambda c: c.path)
 
     def checkpoint(self) -> str:
-        return self.head()
+        """The HEAD sha, or ``""`` in a repository without commits yet (see :meth:`restore`)."""
+        found = self._read("rev-parse", "--verify", "--quiet", "HEAD^{commit}", ok=(0, 1))
+        return found.stdout.strip() if found.returncode == 0 else UNBORN
 
     def restore(self, checkpoint: str) -> None:
+        if checkpoint == UNBORN:
+            # Back to "no commits yet": the branch goes, the files stay (untracked again).
+            if self.checkpoint() != UNBORN:
+                self._git("update-ref", "-d", "HEAD")
+                self._git("read-tree", "--empty")
+            return
         if self.head() != checkpoint:
             self._git("reset", "-q", "--mixed", checkpoint)
 
