@@ -72,6 +72,25 @@ def print_markup(text: str) -> None:
     _console("out").print(text)
 
 
+def interactive() -> bool:
+    """A person at a terminal: stdin and stderr are both TTYs (questions go to stderr)."""
+    return sys.stdin.isatty() and sys.stderr.isatty()
+
+
+def ask(question: str, default: str, choices: Sequence[str] | None = None) -> str:
+    """Ask one question on stderr (only when :func:`interactive`); Enter takes the default."""
+    from rich.prompt import Prompt
+
+    answer = Prompt.ask(
+        escape(question),
+        console=_console("err"),
+        default=default,
+        choices=list(choices) if choices else None,
+        show_default=True,
+    )
+    return str(answer)
+
+
 def error(message: str) -> None:
     """Print the one error line to stderr."""
     _console("err").print(f"[bold red]error:[/] {escape(message)}")

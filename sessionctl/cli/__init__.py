@@ -34,6 +34,10 @@ click_compat.install()
 # modules: tests/test_cli_startup.py compares it (and the help it produces) with what register()
 # really builds, and prints the rows to paste when they drift.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "init": (
+        "init",
+        "Begin a campaign: a commented prompts/NAME.yaml that validates, its prompt, an empty log.",
+    ),
     "start": ("session", "Open the next session on a next step, on a clean working copy."),
     "status": (
         "session",
