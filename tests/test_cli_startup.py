@@ -76,7 +76,7 @@ def eager_app() -> typer.Typer:
         name="sessionctl",
         help=app.info.help,
         no_args_is_help=True,
-        add_completion=False,
+        add_completion=True,  # as the real root: typer's --install-completion/--show-completion
         rich_markup_mode=None,
         pretty_exceptions_enable=False,
     )
@@ -108,7 +108,9 @@ def test_command_table_matches_what_the_modules_register() -> None:
 
 def test_every_help_text_is_the_same_as_the_eager_tree() -> None:
     runner = CliRunner()
-    eager = typer.main.get_group(eager_app())  # built once: typer rebuilds it per invoke
+    # Built once (typer rebuilds it per invoke); get_command, as typer does for the real root,
+    # adds --install-completion and --show-completion.
+    eager = typer.main.get_command(eager_app())
     paths = command_paths(eager)
     assert len(paths) > len(COMMANDS)
     extra = [[], ["statu"], ["next"], ["--version"]]

@@ -5,7 +5,8 @@ each module exposes ``register(app)``. The root group is lazy: :data:`COMMANDS` 
 top-level command, the module that registers it and the first paragraph of its help, so
 ``sessionctl --help`` lists them without importing a single area module, and ``sessionctl X``
 imports and builds only X (typer evaluates every annotation of a command when it builds it,
-which for ~45 commands costs more than importing typer itself). Core modules are imported
+which for ~45 commands costs more than importing typer itself); shell completion of the
+command names (typer's ``--install-completion``) reads the same table. Core modules are imported
 inside the commands. SessionctlError is caught in exactly one place: ``_Group.invoke``.
 """
 
@@ -180,6 +181,19 @@ class _Group(TyperGroup):
         with formatter.section(gettext("Commands")):
             formatter.write_dl([(name, cmd.get_short_help_str(limit)) for name, cmd in rows])
 
+    def shell_complete(self, ctx: click.Context, incomplete: str) -> list[Any]:
+        """Shell completion of command names from the table (building none), then options."""
+        from click.shell_completion import CompletionItem
+
+        rows = [(n, self.commands.summary(n)) for n in self.list_commands(ctx)]
+        results = [
+            CompletionItem(name, help=cmd.get_short_help_str())
+            for name, cmd in rows
+            if name.startswith(incomplete) and not cmd.hidden
+        ]
+        results.extend(click.Command.shell_complete(self, ctx, incomplete))
+        return results
+
     def invoke(self, ctx: click.Context) -> Any:
         # Each invocation starts chatty; only its own --json silences it (in-process callers
         # such as tests run many commands in one process).
@@ -211,7 +225,7 @@ app = typer.Typer(
     name="sessionctl",
     help="Run measured, logged, reproducible optimization sessions (for you or an AI agent).",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
 )

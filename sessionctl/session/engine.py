@@ -22,7 +22,6 @@ from sessionctl.errors import NothingToDo, SessionctlError, SessionStateError, U
 from sessionctl.files import atomic_write
 from sessionctl.measurement import PHASES, Measurement, Value, now_iso
 from sessionctl.reporting import NULL, Reporter
-from sessionctl.session import carry
 from sessionctl.session import record as store_
 from sessionctl.session.close import AbortResult, abort
 from sessionctl.session.plan import text_sha
@@ -122,6 +121,7 @@ def start(
     """
     from sessionctl import render
     from sessionctl.campaign import store
+    from sessionctl.session import carry
     from sessionctl.session.close import recover
     from sessionctl.vcs import detect, relpath
 
