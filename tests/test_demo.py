@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import socket
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,8 +31,21 @@ def _port_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def test_demo_runs_one_real_session_and_commits_it(tmp_path: Path) -> None:
-    root = tmp_path / "demo"
+@pytest.fixture
+def reachable_tmp() -> Iterator[Path]:
+    """A folder the server's unprivileged user can reach when the tests run as root (pytest's
+    own temp folders are private to root)."""
+    folder = Path(tempfile.mkdtemp(prefix="sessionctl-test-demo-"))
+    os.chmod(folder, 0o755)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_demo_runs_one_real_session_and_commits_it(reachable_tmp: Path) -> None:
+    root = reachable_tmp / "demo"
+    leftovers = set(Path(tempfile.gettempdir()).glob("sessionctl-demo-pg-*"))
     result = CliRunner().invoke(
         app, ["demo", "--dir", str(root), "--duration", "0.5s", "--pairs", "3", "--json"]
     )
@@ -36,6 +53,10 @@ def test_demo_runs_one_real_session_and_commits_it(tmp_path: Path) -> None:
     out = json.loads(result.stdout)
     assert out["kept"] is True and Path(out["root"]) == root.resolve()
     assert out["rows"] == 300_000
+    # Everything under --dir, the server's data folder too; nothing in the system temp folder.
+    assert Path(out["datadir"]) == root.resolve() / ".sessionctl" / "pgdata"
+    assert (Path(out["datadir"]) / "PG_VERSION").is_file()
+    assert set(Path(tempfile.gettempdir()).glob("sessionctl-demo-pg-*")) == leftovers
 
     # Three commits: the app, then the code change with its log entry, then the prompt update.
     subjects = _git(root, "log", "--format=%s").splitlines()
@@ -80,3 +101,23 @@ def test_demo_refuses_a_non_empty_folder(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "not empty" in result.output
     assert (tmp_path / "x.txt").read_text() == "mine"
+
+
+def test_the_data_folder_is_inside_the_demo_folder(tmp_path: Path) -> None:
+    from sessionctl.demo import data_folder
+
+    assert data_folder(tmp_path / "d") == tmp_path / "d" / ".sessionctl" / "pgdata"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root runs the server as another user")
+def test_as_root_a_dir_the_server_user_cannot_reach_is_one_error(reachable_tmp: Path) -> None:
+    private = reachable_tmp / "private"
+    private.mkdir(mode=0o700)
+    os.chmod(private, 0o700)
+    result = CliRunner().invoke(app, ["demo", "--dir", str(private / "demo")])
+    assert result.exit_code == 2
+    assert f"{private}: the " in result.stderr and f"chmod o+x {private}" in result.stderr
+    assert [ln for ln in result.stderr.splitlines() if ln.startswith("error:")] == [
+        result.stderr.strip().splitlines()[-1]
+    ]
+    assert not (private / "demo" / ".sessionctl" / "pgdata" / "PG_VERSION").exists()

@@ -128,14 +128,27 @@ def load_data(url: str, root: Path, *, reporter: Reporter) -> int:
 
 
 def data_folder(root: Path) -> Path:
-    """Where the demo server keeps its data (as root: where ``postgres`` can reach it)."""
-    import hashlib
+    """Where the demo server keeps its data: inside the demo folder, like everything else."""
+    return root / ".sessionctl" / "pgdata"
+
+
+def _prepare(root: Path, datadir: Path, user: str | None) -> None:
+    """Make the folders the server needs; as root, check its unprivileged user reaches them."""
     import os
 
-    if os.geteuid() != 0:
-        return root / ".sessionctl" / "pgdata"
-    digest = hashlib.sha256(str(root).encode()).hexdigest()[:12]
-    return Path(tempfile.gettempdir()) / f"sessionctl-demo-pg-{digest}" / "data"
+    for folder in (root, datadir.parent):
+        folder.mkdir(parents=True, exist_ok=True)
+        if user is not None:
+            os.chmod(folder, 0o755)  # ours: the server's user must pass through them
+    from sessionctl.target.embedded_postgres import blocking_folder
+
+    blocked = blocking_folder(datadir.parent, user)
+    if blocked is not None:
+        raise UsageError(
+            f"{blocked}: the {user} user that runs PostgreSQL (sessionctl runs as root) cannot "
+            f"enter it, and the demo keeps its server's data in {datadir}; pass a --dir it can "
+            f"reach (e.g. under {tempfile.gettempdir()}) or run `chmod o+x {blocked}`"
+        )
 
 
 def run_demo(
@@ -151,7 +164,11 @@ def run_demo(
     import time
 
     from sessionctl.demo.agent import ScriptedAgent
-    from sessionctl.target.embedded_postgres import EmbeddedPostgres, free_port
+    from sessionctl.target.embedded_postgres import (
+        EmbeddedPostgres,
+        free_port,
+        unprivileged_user,
+    )
 
     started = time.monotonic()
     if directory is not None:
@@ -166,8 +183,14 @@ def run_demo(
     reporter.phase(f"demo workspace {root}")
     datadir = data_folder(root)
     port = free_port()
-    pg = EmbeddedPostgres(datadir, port=port)
     ok = False
+    try:
+        _prepare(root, datadir, unprivileged_user())
+    except UsageError:
+        if directory is None:
+            shutil.rmtree(root, ignore_errors=True)
+        raise
+    pg = EmbeddedPostgres(datadir, port=port)
     try:
         reporter.info(f"PostgreSQL binaries: {pg.bindir}")
         with reporter.task("creating the demo database", total=1) as task:
@@ -212,5 +235,4 @@ def run_demo(
     finally:
         pg.stop()
         if ok and not keep:
-            shutil.rmtree(root, ignore_errors=True)
-            shutil.rmtree(datadir.parent if datadir.name == "data" else datadir, ignore_errors=True)
+            shutil.rmtree(root, ignore_errors=True)  # the server's data folder is inside

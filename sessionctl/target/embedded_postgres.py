@@ -97,6 +97,23 @@ def unprivileged_user() -> str | None:
     )
 
 
+def blocking_folder(path: Path, user: str | None) -> Path | None:
+    """The first existing folder on the way to ``path`` that ``user`` cannot enter, if any.
+
+    As root the server runs as an unprivileged user, which must be able to reach its data
+    folder; None when it can (or when we are not root, and the server runs as us).
+    """
+    if user is None:
+        return None
+    chain = [p for p in [*reversed(path.parents), path] if p.exists()]
+    if not chain or run(["test", "-x", str(chain[-1])], user=user, check=False).returncode == 0:
+        return None
+    for folder in chain:
+        if run(["test", "-x", str(folder)], user=user, check=False).returncode != 0:
+            return folder
+    return None
+
+
 def _reachable_bindir(bindir: Path, user: str | None) -> Path:
     """As root, make sure ``user`` can execute the binaries (copy a wheel's tree out of /root).
 
