@@ -254,7 +254,22 @@ def test_yaml_excerpts_on_every_page_are_valid_campaigns() -> None:
     ]
     assert blocks, "docs/: no yaml example"
     for name, body in blocks:
+        if not re.search(r"^schema:", body, re.M):
+            # An excerpt (`benchmarks:` ...) is checked inside the smallest whole campaign.
+            body = f"schema: 1\nrevision: 1\ntitle: excerpt\n{body}"
         store.loads(body, name="docs", source=name)  # raises ConfigError with line:col
+
+
+def test_an_invalid_excerpt_fails() -> None:
+    from sessionctl.campaign import store
+    from sessionctl.errors import ConfigError
+
+    with pytest.raises(ConfigError):
+        store.loads(
+            "schema: 1\nrevision: 1\ntitle: excerpt\nbenchmarks:\n  - name: x\n    driver: nope\n",
+            name="docs",
+            source="x",
+        )
 
 
 def test_yaml_check_can_fail() -> None:
