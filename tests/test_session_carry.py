@@ -112,7 +112,8 @@ def test_undo_right_after_a_start_that_carried_edits_restores_everything(demo: W
     root = demo.root
     assert invoke("next", "add", "--id", "second", "--title", "Another step")[0] == 0
     before = snapshot(root)
-    assert invoke("start")[0] == 0
+    code, out, _ = invoke("start")
+    assert code == 0 and "Wrong step? `sessionctl abort --undo` takes this start back." in out
     assert snapshot(root) != before  # start did commit
     code, out, err = invoke("abort", "--undo")
     assert code == 0, err

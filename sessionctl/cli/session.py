@@ -89,6 +89,7 @@ def start_cmd(
         console.print_text("Next:")
         for c in commands:
             console.print_text(f"  {c}")
+        console.print_text("Wrong step? `sessionctl abort --undo` takes this start back.")
 
     emit(json_output, {**s.to_dict(), "commands": commands}, human)
 
