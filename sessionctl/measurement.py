@@ -28,10 +28,13 @@ class Value:
     unit: str = ""
     better: Better | None = None
     samples: tuple[float, ...] = ()
+    objects: int | None = None  # the object count it was measured at (ddl), None elsewhere
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["samples"] = list(self.samples)
+        if self.objects is None:
+            del d["objects"]
         return d
 
     @classmethod
@@ -42,6 +45,7 @@ class Value:
             unit=d.get("unit", ""),
             better=d.get("better"),
             samples=tuple(float(x) for x in d.get("samples", ())),
+            objects=None if d.get("objects") is None else int(d["objects"]),
         )
 
 

@@ -101,8 +101,8 @@ def test_values_and_summary() -> None:
     v = {x.name: x for x in m.values}
     assert v["table.median_ms@n10k"].value == 10.0
     assert v["table.median_ms@n10k"].samples == (8.0, 10.0, 12.0)
-    assert v["table.median_ms@n0"].value == 5.0
-    assert v["table.p90_ms@n0"].value == pytest.approx(5.8)
+    assert v["table.median_ms@n900"].value == 5.0
+    assert v["table.p90_ms@n900"].value == pytest.approx(5.8)
     assert v["table.max_ms@n10k"].value == 12.0
     assert v["objects@n10k"].value == 10_000
     assert v["table.slope_ms_per_1k"].value == pytest.approx(5.0 / 9.1)

@@ -215,6 +215,7 @@ def probe_kind(
     probes: int,
     window: MetricWindow,
     tracker: _Probes,
+    label: str | None = None,
 ) -> ProbeRun:
     """Warm up once, then time ``probes`` statements of one kind with metrics around them."""
     n = tracker.number()
@@ -222,14 +223,16 @@ def probe_kind(
     tracker.add(kind, n)
     before = window.snapshot()
     times: list[float] = []
+    t0 = time.monotonic()
     for _ in range(probes):
         n = tracker.number()
         times.append(_timed(conn, fill(kind.create, n)))
         tracker.add(kind, n)
+    t1 = time.monotonic()
     after = window.snapshot()
-    rows = window.delta(before, after, probes, f"{kind.kind}-n{level}")
+    rows = window.delta(before, after, probes, label or f"{kind.kind}-n{level}")
     drops = tracker.drop_all(conn)
-    return ProbeRun(level, count, kind.kind, tuple(times), warm, tuple(drops), rows)
+    return ProbeRun(level, count, kind.kind, tuple(times), warm, tuple(drops), rows, (t0, t1))
 
 
 def txn_batch(

@@ -2,9 +2,13 @@
 
 Value names (what a baseline and a re-measure compare):
 
-* ``<kind>.median_ms@n10k``, ``.p90_ms@``, ``.max_ms@`` — probe latency at the level of 10,000
-  objects (the configured level, so names stay stable across runs; the measured count is in
-  ``objects@n10k``). ``@n0`` is "whatever exists at the start".
+* ``<kind>.median_ms@n3.0k``, ``.p90_ms@``, ``.max_ms@`` — probe latency at the object count
+  actually measured, rounded to 2 significant figures (:func:`count_label`: ``n0``, ``n57``,
+  ``n250``, ``n3.0k``, ``n12k``, ``n100k``, ``n1.5M``), never the requested level: with 3,000
+  objects present, level 1,000 measures at ``@n3.0k``. Each value carries the exact count
+  (``Value.objects``), and ``objects@n3.0k`` records it too. Two levels that measure at one
+  count pool their probes into one value. Judging values of different counts is refused (they
+  have different names; see :func:`sessionctl.verdict.session.summarize_session`).
 * ``<kind>.slope_ms_per_1k`` and ``<kind>.growth_exponent`` — the growth fit over all levels.
 * ``<kind>.txn_ms_per_stmt@b50`` — per-statement cost inside one transaction of 50 statements.
 * ``<series>.ms_per_<kind>@n10k`` (and ``@b50``) — histogram ``Δsum / statements``: how many
@@ -23,9 +27,10 @@ span at least 4x (e.g. levels 1k/10k/50k/100k), ``super-linear`` when ``k > 1.2`
 from __future__ import annotations
 
 import math
+import re
 import statistics
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from sessionctl.measurement import Measurement, Value
@@ -63,6 +68,7 @@ class ProbeRun:
     warmup_ms: float
     drop_ms: tuple[float, ...] = ()
     metrics: tuple[dict[str, Any], ...] = ()
+    window: tuple[float, float] | None = None  # time.monotonic() around the timed probes
 
 
 @dataclass(frozen=True)
@@ -146,10 +152,35 @@ def _least_squares(pts: Sequence[tuple[float, float]]) -> tuple[float, float]:
 
 
 def level_label(level: int) -> str:
-    """``n0``, ``n500``, ``n2k``, ``n100k``: the level part of a value name."""
+    """``n0``, ``n500``, ``n2k``, ``n100k``: a requested level, for file names and messages."""
     if level >= 1000 and level % 1000 == 0:
         return f"n{level // 1000}k"
     return f"n{level}"
+
+
+def count_label(count: int) -> str:
+    """The measured object count rounded (half up) to 2 significant figures, as a key suffix.
+
+    ``0 -> n0``, ``57 -> n57``, ``257 -> n260``, ``1000 -> n1.0k``, ``3049 -> n3.0k``,
+    ``3050 -> n3.1k``, ``12_345 -> n12k``, ``100_000 -> n100k``, ``1_500_000 -> n1.5M``.
+    """
+    if count < 100:
+        return f"n{max(0, int(count))}"
+    step = 10 ** (len(str(int(count))) - 2)
+    r = (int(count) + step // 2) // step * step
+    for unit, size in (("M", 1_000_000), ("k", 1000)):
+        if r >= size:
+            return f"n{r / size:.1f}{unit}" if r < 10 * size else f"n{r // size}{unit}"
+    return f"n{r}"
+
+
+_AT = re.compile(r"^(?P<stem>.+)@(?P<at>n[0-9.]+[kM]?)$")
+
+
+def count_key(name: str) -> tuple[str, str] | None:
+    """``("table.median_ms", "n3.0k")`` for ``table.median_ms@n3.0k``; None for other names."""
+    m = _AT.match(name)
+    return (m["stem"], m["at"]) if m else None
 
 
 # --- metric deltas per statement ------------------------------------------------------------
@@ -276,22 +307,28 @@ class DdlResult:
 
 
 def values(r: DdlResult) -> tuple[Value, ...]:
-    """The flat values a session compares between baseline and re-measure."""
+    """The flat values a session compares between baseline and re-measure (keyed by the count
+    measured; levels that measured at one count pool their probes)."""
     out: list[Value] = []
+    groups: dict[tuple[str, str], list[ProbeRun]] = {}
     for run in r.probes:
-        s = stats(run.ms)
-        at = level_label(run.level)
+        groups.setdefault((run.kind, count_label(run.count)), []).append(run)
+    for (kind, at), runs in groups.items():
+        ms = tuple(x for run in runs for x in run.ms)
+        s = stats(ms)
+        n = runs[0].count
         out += [
-            Value(f"{run.kind}.median_ms@{at}", s.median, "ms", "lower", run.ms),
-            Value(f"{run.kind}.p90_ms@{at}", s.p90, "ms", "lower"),
-            Value(f"{run.kind}.max_ms@{at}", s.max, "ms", "lower"),
+            Value(f"{kind}.median_ms@{at}", s.median, "ms", "lower", ms, n),
+            Value(f"{kind}.p90_ms@{at}", s.p90, "ms", "lower", (), n),
+            Value(f"{kind}.max_ms@{at}", s.max, "ms", "lower", (), n),
         ]
-        out += [_metric_value(m, run.kind, at) for m in run.metrics]
-    seen_levels: set[int] = set()
+        out += _metric_values([m for run in runs for m in run.metrics], kind, at, n)
+    seen: set[str] = set()
     for run in r.probes:
-        if run.level not in seen_levels:
-            seen_levels.add(run.level)
-            out.append(Value(f"objects@{level_label(run.level)}", float(run.count), "objects"))
+        at = count_label(run.count)
+        if at not in seen:
+            seen.add(at)
+            out.append(Value(f"objects@{at}", float(run.count), "objects", None, (), run.count))
     for kind, f in r.fits().items():
         if math.isfinite(f.slope_ms_per_1k):
             out.append(
@@ -301,14 +338,34 @@ def values(r: DdlResult) -> tuple[Value, ...]:
             out.append(Value(f"{kind}.growth_exponent", f.exponent, "", "lower"))
     for t in r.txns:
         out.append(
-            Value(f"{t.kind}.txn_ms_per_stmt@b{t.size}", t.per_stmt_ms, "ms", "lower", t.stmt_ms)
+            Value(
+                f"{t.kind}.txn_ms_per_stmt@b{t.size}",
+                t.per_stmt_ms,
+                "ms",
+                "lower",
+                t.stmt_ms,
+                t.count,
+            )
         )
-        out += [_metric_value(m, t.kind, f"b{t.size}") for m in t.metrics]
+        out += _metric_values(list(t.metrics), t.kind, f"b{t.size}", t.count)
     created = sum(g.created for g in r.growths)
     if created:
         secs = sum(g.seconds for g in r.growths)
         out.append(Value("growth.s_per_1k", secs / created * 1000.0, "s/1k objects", "lower"))
     return tuple(out)
+
+
+def _metric_values(rows: Sequence[dict[str, Any]], kind: str, at: str, n: int) -> list[Value]:
+    """One value per metric series (the mean over pooled levels when a series appears twice)."""
+    by: dict[str, list[dict[str, Any]]] = {}
+    for m in rows:
+        by.setdefault(m["series"], []).append(m)
+    out = []
+    for ms in by.values():
+        mean = statistics.fmean(m["ms_per_stmt"] for m in ms)
+        v = _metric_value({**ms[0], "ms_per_stmt": mean}, kind, at)
+        out.append(replace(v, objects=n))
+    return out
 
 
 def _metric_value(m: dict[str, Any], kind: str, at: str) -> Value:

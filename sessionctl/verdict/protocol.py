@@ -31,6 +31,7 @@ from sessionctl.errors import TargetError, UsageError
 from sessionctl.files import atomic_write_json
 from sessionctl.measurement import Measurement, Value
 from sessionctl.reporting import NULL, Reporter
+from sessionctl.verdict import ddl_pairs
 from sessionctl.verdict.judgement import (
     DIRECTIONAL,
     Judgement,
@@ -199,11 +200,20 @@ class _Sides:
         return self._measure(spec)
 
     def _measure(self, spec: RunSpec) -> Any:
-        """One run through the drivers' ``run_once`` (open loop when ``spec.rate`` is set)."""
-        from sessionctl.bench.runner import bench_context, run_once
+        """One run through the drivers' ``run_once`` (open loop when ``spec.rate`` is set), or
+        one block of probes at the current object count for ``driver: ddl``."""
+        from sessionctl.bench.runner import _next_dir, bench_context, run_once
 
         ctx = bench_context(self.ws, self.camp, self.handle, bench=self.bench.name,
                             reporter=self.reporter, run_dir=self.run_dir)  # fmt: skip
+        if self.bench.driver == "ddl":
+            from sessionctl.bench.ddl_block import run_block
+
+            raw = _next_dir(self.run_dir, "ddl-block")
+            block = run_block(ctx, raw=raw)
+            block = replace(block, raw_path=os.path.relpath(raw, self.ws.root))
+            atomic_write_json(raw / "block.json", block.to_dict())
+            return block
         ctx = replace(ctx, bench=replace(self.bench, rate=spec.rate))
         return run_once(ctx, concurrency=spec.concurrency, duration=spec.duration, setup=False,
                         label=spec.label or None)  # fmt: skip
@@ -256,6 +266,8 @@ def side_values(runs: Sequence[dict[str, Any]], metric: str, side: str) -> list[
 
 def _values(r: Any, spec: RunSpec, open_loop: bool) -> dict[str, tuple[float, str | None, str]]:
     """The judged numbers of one run: name -> (value, better, unit)."""
+    if hasattr(r, "judged"):  # a ddl probe block: keyed by object count when judged
+        return dict(r.judged())
     out: dict[str, tuple[float, str | None, str]] = {}
     sfx = f"@c{spec.concurrency}"
     lat = dict(r.latency_ms or {})
@@ -283,6 +295,8 @@ def _record(
 
         rec["achieved_rate"] = (getattr(r, "details", None) or {}).get("achieved_rate")
         rec["rate_short"] = open_loop_shortfall(r) if hasattr(r, "details") else None
+    if hasattr(r, "objects"):
+        rec |= {"objects": r.objects, "objects_after": r.objects_after}
     return rec | {
         "values": {k: v[0] for k, v in vals.items()},
         "better": {k: v[1] for k, v in vals.items()},
@@ -333,7 +347,12 @@ def run_compare(
     check_levels(b, (conc,), dur)
     rate = rate if rate is not None else b.rate
     warnings: list[str] = []
-    auto = rate is None and spec.open_loop_load > 0
+    ddl = b.driver == "ddl"
+    if ddl:
+        if rate is not None and b.rate is None:
+            raise UsageError("--rate: a ddl benchmark times single statements; it has no rate")
+        rate = None
+    auto = rate is None and spec.open_loop_load > 0 and not ddl
     if auto and spec.warmup_runs == 0:
         warnings.append(
             "no warm-up run to set the open-loop rate from: latency is from the saturated run "
@@ -341,7 +360,7 @@ def run_compare(
         )
         auto = False
     load = spec.open_loop_load if auto else None  # the rate is set from the warm-ups
-    tail = _tail(rate, load)
+    tail = ddl_pairs.TAIL if ddl else _tail(rate, load)
     reporter.info(
         f"compare {b.name}: {n_pairs} pairs, order {order} (seed {seed}): {' '.join(plan)}; "
         f"A = {sides.a.description}; B = {sides.b.description}; latency from the {tail}"
@@ -365,6 +384,9 @@ def run_compare(
             for rs in specs:
                 r = driver.run(label, rs)
                 runs.append(_record(pos, pair, label, rs, r, driver.server, bool(rate)))
+                if ddl:
+                    reporter.info(f"{rs.label}: {r.line()}")
+                    continue
                 lat = r.latency_ms
                 reporter.info(
                     f"{rs.label}: {r.qps:,.0f} QPS, p50 {lat.get('p50', math.nan):.3f} ms, "
@@ -377,8 +399,13 @@ def run_compare(
         driver.close()
         if not done:  # keep what was measured before a failure or Ctrl-C
             atomic_write_json(raw / "runs-partial.json", runs)
-    judgements = _judge(runs, plan, spec, seed, rate, warnings)
-    extra = {"concurrency": conc, "duration": dur, "rate": rate, "open_loop_load": load}
+    extra: dict[str, Any]
+    if ddl:
+        judgements = ddl_pairs.judge(runs, plan, spec, seed, warnings, _judge)
+        extra = {"driver": "ddl", "objects": ddl_pairs.objects(runs)}
+    else:
+        judgements = _judge(runs, plan, spec, seed, rate, warnings)
+        extra = {"concurrency": conc, "duration": dur, "rate": rate, "open_loop_load": load}
     rel = os.path.relpath(raw, ws.root)
     result = CompareResult(b.name, sides, order, seed, tuple(plan), tuple(runs), tuple(judgements),
                            tail, aa, "", rel, None, tuple(warnings), extra)  # fmt: skip

@@ -39,6 +39,7 @@ from sessionctl.verdict.judgement import (
 )
 
 __all__ = [
+    "NOT_COMPARABLE",
     "VERDICTS",
     "Judgement",
     "ResultRow",
@@ -92,6 +93,7 @@ def summarize_session(
         for j in js
     ]
     unpaired = []
+    mismatched = _across_counts(before, after, covered, several)
     for bench, name in shared:
         bv, av = before[(bench, name)], after[(bench, name)]
         label = f"{bench}:{name}" if several else name
@@ -99,7 +101,57 @@ def summarize_session(
         j = judge_unpaired(label, _samples(bv), _samples(av), better=better,
                            threshold=threshold_for(name, compare), family=len(shared))  # fmt: skip
         unpaired.append(replace(j, unit=j.unit or bv.unit or av.unit))
-    return out + judge_family(unpaired)
+    return out + judge_family(unpaired) + mismatched
+
+
+NOT_COMPARABLE = "not comparable"
+
+
+def _across_counts(
+    before: Mapping[tuple[str, str], Value],
+    after: Mapping[tuple[str, str], Value],
+    covered: set[tuple[str, str]],
+    several: bool,
+) -> list[Judgement]:
+    """Values keyed by a measured object count (ddl: ``table.median_ms@n3.0k``) that a baseline
+    and a re-measure have only at different counts: one "not comparable" row each, never a
+    verdict (latency at 1,000 objects says nothing about a change measured at 3,000)."""
+    from sessionctl.bench.ddl_report import count_key
+
+    def by_stem(side: Mapping[tuple[str, str], Value]) -> dict[tuple[str, str], dict[str, Value]]:
+        out: dict[tuple[str, str], dict[str, Value]] = {}
+        for (bench, name), v in side.items():
+            key = count_key(name) if v.objects is not None else None
+            if key is not None and (bench, name) not in covered:
+                out.setdefault((bench, key[0]), {})[key[1]] = v
+        return out
+
+    b_stems, a_stems = by_stem(before), by_stem(after)
+    rows = []
+    for (bench, stem), b_at in b_stems.items():
+        a_at = a_stems.get((bench, stem), {})
+        only_b = sorted((v.objects or 0, at) for at, v in b_at.items() if at not in a_at)
+        only_a = sorted((v.objects or 0, at) for at, v in a_at.items() if at not in b_at)
+        for (nb, lb), (na, la) in zip(only_b, only_a, strict=False):
+            bv, av = b_at[lb], a_at[la]
+            label = f"{stem}@{lb}≠{la}"
+            rows.append(
+                Judgement(
+                    metric=f"{bench}:{label}" if several else label,
+                    verdict=NOT_COMPARABLE,
+                    method="unpaired",
+                    n=min(len(_samples(bv)), len(_samples(av))),
+                    better=bv.better or av.better,
+                    a=bv.value,
+                    b=av.value,
+                    unit=bv.unit or av.unit,
+                    warnings=(
+                        f"baseline measured at {nb:,} objects, re-measure at {na:,}: not "
+                        "judged across object counts; re-measure at the baseline's count",
+                    ),
+                )
+            )
+    return rows
 
 
 # --- results rows ------------------------------------------------------------------------------
@@ -210,7 +262,8 @@ def result_row(j: Judgement, measurements: Sequence[Measurement]) -> ResultRow:
     base = _latest(measurements, "baseline", bench, name)
     again = _latest(measurements, "remeasure", bench, name)
     before, after, ratio = j.a, j.b, j.ratio
-    if j.method == "unpaired" and ratio is None:  # non-positive values: show them as measured
+    # Non-positive values: show them as measured (a "not comparable" row carries its own).
+    if j.method == "unpaired" and ratio is None and j.verdict != NOT_COMPARABLE:
         before = base.value if base is not None else None
         after = again.value if again is not None else None
         ratio = after / before if before and after is not None else None

