@@ -21,7 +21,7 @@ Driver = Literal["builtin", "pgbench", "dbbench", "ddl"]
 MetricKind = Literal["histogram", "counter", "gauge", "summary"]
 StopSignal = Literal["SIGINT", "SIGTERM", "SIGQUIT", "SIGHUP"]
 VcsKind = Literal["auto", "git", "jj"]
-Restart = Literal["never", "per_run", "per_benchmark"]
+Restart = Literal["per_command", "never", "per_run", "per_benchmark"]
 
 
 def _dur(help: str = "") -> dict[str, object]:
@@ -81,7 +81,13 @@ class Target:
         default=2,
         metadata={"help": "sessions whose preserved artefacts are kept; start deletes older ones"},
     )
-    restart: Restart = "never"
+    restart: Restart = field(
+        default="per_command",
+        metadata={
+            "help": "per_command: start/stop with each command; never: start once, reuse, never "
+            "stop (sessionctl target stop); per_run: restart before every run"
+        },
+    )
     processes: str | None = field(
         default=None,
         metadata={"help": "regex on process names to profile, e.g. 'environmentd|clusterd'"},

@@ -89,6 +89,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "profile",
         "Sample the target while a benchmark runs; report samples per query per function.",
     ),
+    "target": (
+        "target",
+        "The long-lived target (target.restart: never): start, status, stop, restart.",
+    ),
 }
 
 

@@ -210,7 +210,7 @@ def url_port(url: str | None) -> int | None:
 def target_pids(target: TargetHandle) -> list[int]:
     """The processes of a campaign's target, by the module's rule (read now, live ones only)."""
     spec = target.spec
-    session = target.proc.pid if target.proc is not None else None  # spawn() starts a session
+    session = target.leader_pid  # spawn() starts a session (a long-lived one: an earlier spawn)
     return select_pids(
         session=session,
         pid=spec.pid,

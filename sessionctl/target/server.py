@@ -149,6 +149,17 @@ class TargetHandle:
         self.log_path: Path | None = None
         self.ready = False
         self._log: IO[bytes] | None = None
+        self.adopted: int | None = None  # pid of a long-lived server started by an earlier command
+
+    @property
+    def long_lived(self) -> bool:
+        """``target.restart: never`` with a start command: start once, reuse, never stop."""
+        return self.spec.restart == "never" and self.should_start
+
+    @property
+    def leader_pid(self) -> int | None:
+        """The session leader of the server we started (this command or an earlier one)."""
+        return self.proc.pid if self.proc is not None else self.adopted
 
     # --- addresses ------------------------------------------------------------------------------
 
@@ -187,6 +198,8 @@ class TargetHandle:
             "system_sql_url": redact(expand(self.spec.system_sql_url) or ""),
             "metrics_url": redact(self.metrics_url or ""),
             "started": self.proc is not None,
+            "pid": self.leader_pid,
+            "long_lived": self.long_lived,
             "start": describe_argv(self._argv()) if self.spec.start else None,
             "log": str(self.log_path) if self.log_path else None,
         }
@@ -258,6 +271,13 @@ class TargetHandle:
         return scrub(" | ".join(tail), self.secrets)
 
     def _died(self) -> TargetError | None:
+        from sessionctl.target import long_lived
+
+        if self.proc is None and self.adopted is not None and not long_lived.alive(self.adopted):
+            return TargetError(
+                f"long-lived target (pid {self.adopted}) exited before it was ready; "
+                f"log {self.log_path}: {self.log_tail() or '(empty)'}"
+            )
         if self.proc is None or self.proc.poll() is None:
             return None
         tail = self.log_tail()
@@ -304,7 +324,7 @@ class TargetHandle:
     def wait_ready(self) -> TargetHandle:
         """Block until the readiness probe passes; raise naming the URL/command and the log tail."""
         ready = self.spec.ready
-        started = self.proc is not None
+        started = self.leader_pid is not None
         timeout = ready.timeout if ready is not None else 300.0
         interval = ready.interval if ready is not None else 0.5
         if not started:
@@ -338,7 +358,13 @@ class TargetHandle:
         raise TargetError(f"target not reachable at {where} ({what}); {how}")
 
     def stop(self) -> int | None:
-        """Stop the server we started (stop signal, then SIGTERM/SIGKILL); return its exit code."""
+        """Stop the server we started (stop signal, then SIGTERM/SIGKILL); return its exit code.
+
+        A long-lived target is left running (only ``sessionctl target stop`` stops it)."""
+        if self.long_lived:
+            self.proc, self.ready = None, False
+            self._close_log()
+            return None
         if self.proc is None:
             return None
         sig = signal.Signals[self.spec.stop_signal]
@@ -427,7 +453,34 @@ class TargetHandle:
 
     # --- context manager --------------------------------------------------------------------
 
+    def _enter_long_lived(self) -> None:
+        """Reuse the server that answers, or wait for the one we started earlier, or start it
+        and remember it (see :mod:`sessionctl.target.long_lived`)."""
+        from sessionctl.measurement import now_iso
+        from sessionctl.target import long_lived
+
+        st = long_lived.live_state(self.ws, self.campaign.name)
+        if st is not None:
+            self.adopted = st.pid
+            self.log_path = Path(st.log) if st.log else None
+        if self._probe()[0]:
+            self.ready = True
+            who = f"pid {st.pid}" if st is not None else "started outside sessionctl"
+            self.reporter.info(f"target is up (long-lived, {who}); reusing it, never stopping it")
+            return
+        if st is None:
+            self.start()
+            assert self.proc is not None
+            log = str(self.log_path) if self.log_path else None
+            state = long_lived.State(self.proc.pid, self._argv(), log, now_iso())
+            long_lived.write_state(self.ws, self.campaign.name, state)
+        else:
+            self.reporter.info(f"long-lived target (pid {st.pid}) is not ready yet; waiting")
+        self.wait_ready()
+
     def __enter__(self) -> TargetHandle:
+        if not self.ready and self.long_lived:
+            self._enter_long_lived()
         if not self.ready:
             self.start()
             try:

@@ -49,6 +49,7 @@ from sessionctl.verdict.sides import (
     WorktreeSides,
     baseline_worktree,
     default_sides,
+    long_lived_refusal,
     preserve_artifacts,
     remove_baseline_worktree,
 )
@@ -187,6 +188,8 @@ class _Sides:
         need = "target.restart is per_run" if self.restart_each else f"{sides.kind} sides need it"
         if (self.restart_each or not sides.same_server) and not camp.target.start:
             raise UsageError(f"prompts/{camp.name}.yaml: target.start: not set, but {need}; add it")
+        if camp.target.restart == "never" and camp.target.start and not sides.same_server:
+            raise UsageError(long_lived_refusal(camp.name, sides.a.description))
 
     def run(self, label: str, spec: RunSpec) -> Any:
         side, switch = self.sides.side(label), label != self.current

@@ -210,12 +210,28 @@ def remove_baseline_worktree(
         run(["git", "worktree", "remove", "--force", str(path)], cwd=ws.root)
 
 
+def long_lived_refusal(campaign: str, a: str) -> str:
+    """Why a long-lived target (``restart: never``) cannot run a side from another build."""
+    return (
+        f"prompts/{campaign}.yaml: target.restart is never (one long-lived server), but side A "
+        f"({a}) needs a server of its own; restarting is yours to ask for: compare two states "
+        "of the running server with --a-sql/--b-sql, or `sessionctl target stop` and set "
+        "target.restart: per_command for this comparison"
+    )
+
+
 def default_sides(ws: Workspace, camp: Campaign, *, aa: bool = False) -> ComparisonSides:
-    """The sides for ``sessionctl compare``: preserved artefacts, else a worktree, else A/A only."""
+    """The sides for ``sessionctl compare``: preserved artefacts, else a worktree, else A/A only.
+
+    With a long-lived target (``target.restart: never``) an A/A runs on the server as it is, and
+    an A/B from a preserved build or worktree is refused (it would need restarts)."""
     from sessionctl.session.record import current
 
     session = current(ws, camp.name)
     base: ComparisonSides | None = None
+    long_lived = camp.target.restart == "never" and bool(camp.target.start)
+    if long_lived and aa:
+        return AaSides(None)
     if session is not None:
         arts = ws.session_dir(camp.name) / str(session.number) / "artifacts"
         if camp.target.artifacts and arts.is_dir():
@@ -224,6 +240,8 @@ def default_sides(ws: Workspace, camp: Campaign, *, aa: bool = False) -> Compari
             base = WorktreeSides(baseline_worktree(ws, camp.name, session))
     if aa:
         return AaSides(base)
+    if long_lived and base is not None:
+        raise UsageError(long_lived_refusal(camp.name, base.a.description))
     if base is None:
         raise UsageError(
             f"prompts/{camp.name}.yaml: nothing to compare against: open a session with "

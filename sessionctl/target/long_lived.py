@@ -1,0 +1,182 @@
+"""A long-lived target (``target.restart: never``): started once, reused by every command, never
+stopped unless asked (``sessionctl target stop`` / ``restart``).
+
+Some servers take minutes to boot and carry state that must never be reset (Materialize's
+``environmentd`` with 100k objects), so per-command start/stop is unusable. With
+``restart: never`` and a ``start`` command, :class:`~sessionctl.target.server.TargetHandle`:
+
+1. uses the running server when the readiness probe passes (whoever started it);
+2. otherwise, when the server it started earlier is still alive (the pid in the state file),
+   waits for that one to become ready instead of starting a second one;
+3. otherwise starts it detached (its own session, output to its log) and writes the state file
+   ``<scratch>/runs/<campaign>/target.json`` (pid, command, log, start time);
+4. never stops it at the end of a command.
+
+The default (``restart: per_command``) keeps today's behaviour: start and stop with every command.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from sessionctl.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class State:
+    """What the state file remembers about the server sessionctl started."""
+
+    pid: int
+    argv: list[str]
+    log: str | None
+    started_at: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def state_path(ws: Workspace, campaign: str) -> Path:
+    return ws.runs_dir(campaign) / "target.json"
+
+
+def read_state(ws: Workspace, campaign: str) -> State | None:
+    """The recorded server, if the file exists and is readable (None otherwise)."""
+    try:
+        d = json.loads(state_path(ws, campaign).read_text())
+        return State(int(d["pid"]), list(d.get("argv") or []), d.get("log"), str(d["started_at"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def write_state(ws: Workspace, campaign: str, state: State) -> None:
+    from sessionctl.files import atomic_write_json
+
+    ws.ensure_scratch()
+    atomic_write_json(state_path(ws, campaign), state.to_dict())
+
+
+def clear_state(ws: Workspace, campaign: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        state_path(ws, campaign).unlink()
+
+
+def alive(pid: int | None) -> bool:
+    """True while ``pid`` runs (a zombie waiting to be reaped counts as gone)."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc: kill(0) said it exists
+    return stat.rsplit(") ", 1)[-1][:1] != "Z"
+
+
+def live_state(ws: Workspace, campaign: str) -> State | None:
+    """The recorded server when its process is still alive (a stale file is removed)."""
+    st = read_state(ws, campaign)
+    if st is None:
+        return None
+    if not alive(st.pid):
+        clear_state(ws, campaign)
+        return None
+    return st
+
+
+def stop(ws: Workspace, campaign: str, *, first_signal: int, grace: float) -> State | None:
+    """Stop the recorded server and its session (first signal to the leader, then SIGTERM and
+    SIGKILL to the session); remove the state file. Returns what was stopped (None: nothing)."""
+    from sessionctl.process import session_pids, signal_session
+
+    st = live_state(ws, campaign)
+    if st is None:
+        return None
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(st.pid, first_signal)
+    if not _wait(lambda: not alive(st.pid), grace) or session_pids(st.pid):
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            signal_session(st.pid, sig)
+            if _wait(lambda: not alive(st.pid) and not session_pids(st.pid), 5.0):
+                break
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(st.pid, os.WNOHANG)  # reap it when this process started it
+    clear_state(ws, campaign)
+    return st
+
+
+def _wait(done: Any, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if done():
+            return True
+        time.sleep(0.05)
+    return bool(done())
+
+
+# --- what ``sessionctl target`` does -----------------------------------------------------------
+
+
+def _handle(ws: Workspace, campaign: Any, reporter: Any) -> Any:
+    from sessionctl.errors import UsageError
+    from sessionctl.target.server import TargetHandle
+
+    if not campaign.target.start:
+        raise UsageError(
+            f"prompts/{campaign.name}.yaml: target.start: not set; sessionctl only probes a "
+            "server it does not start (add target.start and target.restart: never)"
+        )
+    return TargetHandle(ws, campaign, reporter=reporter)
+
+
+def status(ws: Workspace, campaign: Any) -> dict[str, Any]:
+    """The recorded server (pid, command, log), whether it is alive and whether it answers."""
+    from sessionctl.target.server import TargetHandle, redact
+
+    handle = TargetHandle(ws, campaign)
+    st = live_state(ws, campaign.name)
+    ready, why = handle._probe()
+    return {
+        "restart": campaign.target.restart,
+        "long_lived": handle.long_lived,
+        "pid": st.pid if st else None,
+        "alive": st is not None,
+        "ready": ready,
+        "not_ready": None if ready else why,
+        "started_at": st.started_at if st else None,
+        "log": st.log if st else None,
+        "sql_url": redact(handle.sql_url) if campaign.target.sql_url else None,
+    }
+
+
+def bring_up(ws: Workspace, campaign: Any, *, reporter: Any) -> dict[str, Any]:
+    """Start the long-lived target unless it is up (the same rules as every command)."""
+    from sessionctl.errors import UsageError
+
+    handle = _handle(ws, campaign, reporter)
+    if not handle.long_lived:
+        raise UsageError(
+            f"prompts/{campaign.name}.yaml: target.restart is {campaign.target.restart}: each "
+            "command starts and stops the server; set target.restart: never to keep it up"
+        )
+    handle.__enter__()
+    handle.stop()  # detaches: a long-lived server keeps running
+    return status(ws, campaign)
+
+
+def stop_server(ws: Workspace, campaign: Any) -> State | None:
+    """Stop the long-lived server sessionctl started (None: none is recorded as running)."""
+    spec = campaign.target
+    return stop(ws, campaign.name, first_signal=signal.Signals[spec.stop_signal],
+                grace=spec.stop_timeout)  # fmt: skip
