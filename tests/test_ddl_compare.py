@@ -4,14 +4,18 @@ and per-statement metric deltas from a real prometheus_client exporter judged to
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import psycopg
 import pytest
+from prometheus_client import CollectorRegistry, Histogram, start_http_server
 
 from sessionctl.session.record import OpenSession, write_current
 from sessionctl.target.embedded_postgres import EmbeddedPostgres
+from sessionctl.target.server import TargetHandle
 from sessionctl.verdict.protocol import SqlSides, run_compare
 from sessionctl.workspace import Workspace
 
@@ -111,3 +115,52 @@ def test_sides_at_different_counts_are_not_comparable(session: Workspace, db: st
     assert "table.median_ms@n30≠n70" in {j.metric for j in res.judgements}
     assert any("A measured at 30 objects, B at 70" in w for w in res.warnings)
     assert res.false_verdicts == 0
+
+
+def test_per_statement_metric_deltas_are_judged_metrics(
+    session: Workspace, db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real prometheus_client exporter plays the server's wall-clock step histogram: every
+    probe CREATE observes its own duration, as Materialize's catalog histograms do."""
+    registry = CollectorRegistry()
+    step = Histogram("ddl_step_seconds", "step time", ["step"], registry=registry,
+                     buckets=(0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 1.0))  # fmt: skip
+    server, _thread = start_http_server(0, addr="127.0.0.1", registry=registry)
+
+    class TimedCursor(psycopg.Cursor[Any]):
+        def execute(self, query: Any, params: Any = None, **kw: Any) -> Any:
+            t0 = time.perf_counter()
+            out = super().execute(query, params, **kw)
+            if str(query).startswith(("CREATE TABLE probe_", "CREATE VIEW probe_v_")):
+                step.labels(step="catalog").observe(time.perf_counter() - t0)
+            return out
+
+    real_connect = TargetHandle.connect
+
+    def connect(self: TargetHandle, system: bool = False, **kw: Any) -> Any:
+        conn = real_connect(self, system, **kw)
+        conn.cursor_factory = TimedCursor
+        return conn
+
+    monkeypatch.setattr(TargetHandle, "connect", connect)
+    url = f"http://127.0.0.1:{server.server_port}/metrics"
+    metrics = f"  metrics_url: {url}\n"
+    yaml = campaign_yaml(db, extra=metrics) + (
+        "metrics:\n  - name: ddl_step_seconds\n    kind: histogram\n    by: [step]\n"
+    )
+    session.campaign_path("ddlc").write_text(yaml)
+    try:
+        res = run_compare(session, "ddlc", sides=SqlSides(a_sql=SLOW_ON, b_sql=SLOW_OFF),
+                          pairs=6, record=False)  # fmt: skip
+    finally:
+        server.shutdown()
+        server.server_close()
+    by = {j.metric: j for j in res.judgements}
+    j = by["ddl_step_seconds{step=catalog}.ms_per_table@n30"]
+    # The per-statement delta (Δsum / statements) carries A's 4 ms sleep: judged like latency.
+    assert j.verdict == "improved", j.describe()
+    assert j.a is not None and j.b is not None and j.a > 4.0 > j.b
+    assert "ddl_step_seconds{step=catalog}.ms_per_view@n30" in by
+    assert j.family == len(res.judgements) == 6
+    block = next(r for r in res.runs if not r["warmup"])
+    assert (session.root / block["raw_path"] / "metrics-table.json").is_file()

@@ -140,7 +140,18 @@ def profile_benchmark(
         )
         secs = ctx.duration
         quick = overhead_duration if overhead_duration is not None else min(secs, 5.0)
-        for level in ctx.concurrency:
+        if b.driver == "ddl":  # one profile per probe kind at the current object count
+            from sessionctl.profiling.ddl import profile_kinds
+
+            if against:
+                reporter.warn("ddl: --against is not supported yet; use `profile diff A B`")
+            runs = profile_kinds(
+                ctx, pids=lambda: target_pids(target), spec=spec, overhead=overhead,
+                call_graph=call_graph, top=top, reporter=reporter,
+                meta={"phase": phase, "bench": b.name, "campaign": campaign,
+                      "focus": list(spec.focus), "groups": dict(spec.groups)},
+            )  # fmt: skip
+        for level in () if b.driver == "ddl" else ctx.concurrency:
 
             def measured(level: int = level) -> Any:
                 return run_once(
@@ -191,7 +202,7 @@ def profile_benchmark(
                 diffs[level] = diff_profiles(
                     base, run.profile, focus=spec.focus, groups=spec.groups
                 )
-    swept = sweep([r.profile for r in runs]) if len(runs) > 1 else None
+    swept = sweep([r.profile for r in runs]) if len(runs) > 1 and b.driver != "ddl" else None
     measurement = _combined_measurement(
         ws, b.name, phase or "profile", runs, diffs, swept, ctx.run_dir
     )
@@ -215,7 +226,12 @@ def _combined_measurement(
     values: list[Value] = []
     parts: list[str] = []
     for r in runs:
-        values += r.values(f"@c{r.profile.concurrency}")
+        if "statement" in r.details:  # ddl: per statement kind, at the measured object count
+            from sessionctl.profiling import ddl
+
+            values += ddl.values(r)
+        else:
+            values += r.values(f"@c{r.profile.concurrency}")
         parts.append(r.report.to_markdown(top=10) + r.overhead_md())
         d = diffs.get(r.profile.concurrency or 0)
         if d is not None:
