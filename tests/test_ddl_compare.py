@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, Histogram, start_http_server
 from sessionctl.session.record import OpenSession, write_current
 from sessionctl.target.embedded_postgres import EmbeddedPostgres
 from sessionctl.target.server import TargetHandle
-from sessionctl.verdict.protocol import SqlSides, run_compare
+from sessionctl.verdict.protocol import SqlSides, run_compare, to_measurement
 from sessionctl.workspace import Workspace
 
 pytestmark = pytest.mark.postgres
@@ -96,6 +96,11 @@ def test_event_trigger_ab_is_judged_improved_at_the_measured_count(
     assert j.a is not None and j.b is not None and j.a - j.b > 3.0
     assert j.family == 4 and j.n == 6
     assert res.session == 1 and "probe blocks at the current object count" in res.summary_md
+    # Per-run values carry the same keys: per-pair ratios and the noise floor are computed.
+    ratio = to_measurement(res).value("table.median_ms@n30:ratio")
+    assert ratio is not None and len(ratio.samples) == 6
+    floor = {f["metric"]: f for f in res.noise_floor()}
+    assert floor["table.median_ms@n30"]["cv_a"] is not None
     with psycopg.connect(db, autocommit=True) as c:
         left = c.execute("SELECT count(*) FROM pg_class WHERE relname LIKE 'probe%'").fetchone()
     assert left == (0,)

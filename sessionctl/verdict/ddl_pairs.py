@@ -10,7 +10,6 @@ pair whose sides counted different objects makes every metric "not comparable".
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from typing import Any
 
 from sessionctl.verdict.judgement import Judgement
@@ -62,5 +61,7 @@ def judge(
         warnings.append(f"the object count moved between pairs ({counts[0]:,} to {counts[-1]:,}); "
                         "each pair was measured at one count")  # fmt: skip
     at = count_label(counts[len(counts) // 2]) if counts else "n0"
-    judged = judge_paired_runs(runs, plan, spec, seed, None, warnings)
-    return [replace(j, metric=f"{j.metric}@{at}") for j in judged]
+    for r in runs:  # key every run's values by the count, as the judgements are
+        for field in ("values", "better", "units"):
+            r[field] = {f"{k}@{at}": v for k, v in r[field].items()}
+    return judge_paired_runs(runs, plan, spec, seed, None, warnings)
