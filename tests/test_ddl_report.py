@@ -100,7 +100,9 @@ def test_values_and_summary() -> None:
     m = to_measurement(_result(), name="ddl", phase="baseline", raw_dir=".sessionctl/runs/x")
     v = {x.name: x for x in m.values}
     assert v["table.median_ms@n10k"].value == 10.0
-    assert v["table.median_ms@n10k"].samples == (8.0, 10.0, 12.0)
+    # One block of probes is one unit, not three runs: no per-run samples, the exact count kept.
+    assert v["table.median_ms@n10k"].samples == ()
+    assert v["table.median_ms@n10k"].objects == 10_000
     assert v["table.median_ms@n900"].value == 5.0
     assert v["table.p90_ms@n900"].value == pytest.approx(5.8)
     assert v["table.max_ms@n10k"].value == 12.0

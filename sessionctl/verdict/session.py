@@ -100,11 +100,17 @@ def summarize_session(
         better = av.better or bv.better or infer_better(name)
         j = judge_unpaired(label, _samples(bv), _samples(av), better=better,
                            threshold=threshold_for(name, compare), family=len(shared))  # fmt: skip
+        if bv.objects is not None and j.n < 2:  # a ddl value: one probe block per side
+            j = replace(j, warnings=(ONE_BLOCK,))
         unpaired.append(replace(j, unit=j.unit or bv.unit or av.unit))
     return out + judge_family(unpaired) + mismatched
 
 
 NOT_COMPARABLE = "not comparable"
+ONE_BLOCK = (
+    "one probe block per side (its probes are not independent runs): no verdict; "
+    "`sessionctl compare` judges paired blocks"
+)
 
 
 def _across_counts(
