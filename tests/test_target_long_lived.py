@@ -26,8 +26,9 @@ SERVER = r"""
 import http.server, os, signal, sys, time
 
 port, starts = int(sys.argv[1]), sys.argv[2]
+build = sys.argv[3].removeprefix("--build=") if len(sys.argv) > 3 else "-"
 with open(starts, "a") as fh:
-    fh.write(f"{os.getpid()}\n")
+    fh.write(f"{os.getpid()} {build}\n")
 time.sleep(0.3)
 
 class H(http.server.BaseHTTPRequestHandler):
@@ -107,7 +108,7 @@ def test_ten_commands_reuse_one_server_until_stopped(
         res = runner.invoke(app, [*argv, "--campaign", "ll"])
         assert res.exit_code == 0, res.output
         outputs.append(res.output)
-    pids = starts.read_text().split()
+    pids = [ln.split()[0] for ln in starts.read_text().splitlines()]
     assert len(pids) == 1  # one server process started, for all ten commands
     pid = int(pids[0])
     assert long_lived.alive(pid)
@@ -140,7 +141,7 @@ def test_a_server_already_answering_is_used_and_not_stopped(
     long_lived.clear_state(ws, "ll")
     with TargetHandle(ws, camp) as second:
         assert second.proc is None and second.ready
-    assert starts.read_text().split() == [str(pid)]
+    assert starts.read_text().split() == [str(pid), "-"]
     assert long_lived.alive(pid)
     os.kill(pid, 2)
 
@@ -156,5 +157,32 @@ def test_a_preserved_build_side_is_refused_without_touching_the_server(
         run_compare(ws, "ll", sides=ArtifactSides(tmp_path / "build"), record=False)
     msg = str(info.value)
     assert "target.restart is never (one long-lived server), but side A" in msg
-    assert "--a-sql/--b-sql" in msg and "\n" not in msg
+    assert "pass --restart-target" in msg and "\n" not in msg
     assert not starts.exists()  # nothing was started (or restarted)
+
+
+def test_restart_target_runs_the_build_sides_then_brings_the_current_build_back(
+    campaign: tuple[Workspace, Path], tmp_path: Path
+) -> None:
+    from sessionctl.campaign.store import load
+    from sessionctl.target.server import TargetHandle
+    from sessionctl.verdict.protocol import ArtifactSides, run_compare
+
+    ws, starts = campaign
+    path = ws.campaign_path("ll")
+    text = path.read_text().replace(f'"{starts}"]', f'"{starts}", "--build={{artifacts}}"]')
+    path.write_text(text.replace("  restart: never\n", "  restart: never\n  artifacts_param: "
+                                 "'{artifacts}'\n"))  # fmt: skip
+    with TargetHandle(ws, load(ws, "ll").campaign) as first:
+        before = first.leader_pid
+    build = tmp_path / "build"
+    build.mkdir()
+    res = run_compare(ws, "ll", sides=ArtifactSides(build), pairs=1, record=False,
+                      restart_target=True)  # fmt: skip
+    assert [r["side"] for r in res.runs] == ["A", "B"]
+    lines = starts.read_text().splitlines()
+    # The long-lived server (current build), A's build, B (current), then B again, long-lived.
+    assert [ln.split(" ", 1)[1] for ln in lines] == ["-", str(build), "-", "-"]
+    assert not long_lived.alive(before)
+    st = long_lived.live_state(ws, "ll")
+    assert st is not None and str(st.pid) == lines[-1].split()[0] and long_lived.alive(st.pid)

@@ -82,6 +82,14 @@ def compare(
     no_record: Annotated[
         bool, typer.Option("--no-record", help="Do not record into the open session.")
     ] = False,
+    restart_target: Annotated[
+        bool,
+        typer.Option(
+            "--restart-target",
+            help="With a long-lived target (restart: never) and a side from another build: stop "
+            "it, run each side on its own server, bring the current build back up at the end.",
+        ),
+    ] = False,
     json_output: JsonOpt = False,
 ) -> None:
     """Compare a baseline (A) and the candidate (B) in interleaved pairs and judge every metric."""
@@ -118,6 +126,7 @@ def compare(
         rate=rate,
         record=not no_record,
         reporter=common.reporter(json_output),
+        restart_target=restart_target,
     )
     common.emit(json_output, result.to_dict(), lambda: _show(console, result, record=not no_record))
 

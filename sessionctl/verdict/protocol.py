@@ -179,6 +179,7 @@ class _Sides:
         sides: ComparisonSides,
         run_dir: Path,
         reporter: Reporter,
+        restart_target: bool = False,
     ) -> None:
         self.ws, self.camp, self.bench, self.sides = ws, camp, bench, sides
         self.run_dir, self.reporter = run_dir, reporter
@@ -188,8 +189,25 @@ class _Sides:
         need = "target.restart is per_run" if self.restart_each else f"{sides.kind} sides need it"
         if (self.restart_each or not sides.same_server) and not camp.target.start:
             raise UsageError(f"prompts/{camp.name}.yaml: target.start: not set, but {need}; add it")
+        self.revive: Campaign | None = None  # a long-lived target to bring back at the end
         if camp.target.restart == "never" and camp.target.start and not sides.same_server:
-            raise UsageError(long_lived_refusal(camp.name, sides.a.description))
+            if not restart_target:
+                raise UsageError(long_lived_refusal(camp.name, sides.a.description))
+            self._stop_long_lived()
+
+    def _stop_long_lived(self) -> None:
+        """``--restart-target``: the long-lived server makes way for per-side servers; the
+        current build's comes back, long-lived, when the comparison ends."""
+        from sessionctl.target import long_lived
+
+        gone = long_lived.stop_server(self.ws, self.camp)
+        was = f" (pid {gone.pid})" if gone else ""
+        self.reporter.warn(
+            f"--restart-target: stopped the long-lived target{was}; each side runs on a server "
+            "of its own, and the current build comes back up, long-lived, at the end"
+        )
+        self.revive = self.camp
+        self.camp = replace(self.camp, target=replace(self.camp.target, restart="per_command"))
 
     def run(self, label: str, spec: RunSpec) -> Any:
         side, switch = self.sides.side(label), label != self.current
@@ -257,6 +275,16 @@ class _Sides:
             handle, self.handle = self.handle, None
             handle.stop()
 
+    def finish(self) -> None:
+        """Stop this comparison's server; bring a long-lived target back up (current build)."""
+        self.close()
+        if self.revive is not None:
+            from sessionctl.target import long_lived
+
+            camp, self.revive = self.revive, None
+            state = long_lived.bring_up(self.ws, camp, reporter=self.reporter)
+            self.reporter.info(f"long-lived target is back (pid {state['pid']}, current build)")
+
 
 def side_values(runs: Sequence[dict[str, Any]], metric: str, side: str) -> list[float]:
     """One side's counted per-run values of a metric, in run order."""
@@ -322,6 +350,7 @@ def run_compare(
     rate: float | None = None,
     record: bool = True,
     reporter: Reporter = NULL,
+    restart_target: bool = False,
 ) -> CompareResult:
     """Run the paired A/B protocol for one benchmark, judge every metric, record the result."""
     from sessionctl.bench.runner import (
@@ -370,7 +399,7 @@ def run_compare(
     )
     raw = new_run_dir(ws, campaign, f"{b.name}-compare")
     runs: list[dict[str, Any]] = []
-    driver = _Sides(ws, camp, b, sides, raw, reporter)
+    driver = _Sides(ws, camp, b, sides, raw, reporter, restart_target)
     slots = [(lbl, 0) for lbl in plan[0]] * spec.warmup_runs
     slots += [(lbl, i + 1) for i, o in enumerate(plan) for lbl in o]
     done = False
@@ -399,7 +428,7 @@ def run_compare(
                     reporter.warn(f"{rs.label}: {runs[-1]['rate_short']}")
         done = True
     finally:
-        driver.close()
+        driver.finish()
         if not done:  # keep what was measured before a failure or Ctrl-C
             atomic_write_json(raw / "runs-partial.json", runs)
     extra: dict[str, Any]

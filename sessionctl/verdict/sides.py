@@ -214,17 +214,18 @@ def long_lived_refusal(campaign: str, a: str) -> str:
     """Why a long-lived target (``restart: never``) cannot run a side from another build."""
     return (
         f"prompts/{campaign}.yaml: target.restart is never (one long-lived server), but side A "
-        f"({a}) needs a server of its own; restarting is yours to ask for: compare two states "
-        "of the running server with --a-sql/--b-sql, or `sessionctl target stop` and set "
-        "target.restart: per_command for this comparison"
+        f"({a}) needs a server of its own: pass --restart-target to stop it, run each side on "
+        "its own server and bring the current build back up at the end, or compare two states "
+        "of the running server with --a-sql/--b-sql"
     )
 
 
 def default_sides(ws: Workspace, camp: Campaign, *, aa: bool = False) -> ComparisonSides:
     """The sides for ``sessionctl compare``: preserved artefacts, else a worktree, else A/A only.
 
-    With a long-lived target (``target.restart: never``) an A/A runs on the server as it is, and
-    an A/B from a preserved build or worktree is refused (it would need restarts)."""
+    With a long-lived target (``target.restart: never``) an A/A runs on the server as it is; an
+    A/B from a preserved build or worktree needs restarts, which ``compare`` does only when asked
+    (``--restart-target``)."""
     from sessionctl.session.record import current
 
     session = current(ws, camp.name)
@@ -240,8 +241,6 @@ def default_sides(ws: Workspace, camp: Campaign, *, aa: bool = False) -> Compari
             base = WorktreeSides(baseline_worktree(ws, camp.name, session))
     if aa:
         return AaSides(base)
-    if long_lived and base is not None:
-        raise UsageError(long_lived_refusal(camp.name, base.a.description))
     if base is None:
         raise UsageError(
             f"prompts/{camp.name}.yaml: nothing to compare against: open a session with "
