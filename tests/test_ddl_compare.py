@@ -24,12 +24,16 @@ pytestmark = pytest.mark.postgres
 COUNT = "SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace"
 SLOW_FN = (
     "CREATE OR REPLACE FUNCTION slow_ddl() RETURNS event_trigger LANGUAGE plpgsql AS "
-    "$$ BEGIN PERFORM pg_sleep(0.004); END $$"
+    "$$ BEGIN PERFORM pg_sleep(0.02); END $$"
 )
+# The issue's A/B sleeps 4 ms (judged improved on a 3,000-object server by hand, see
+# docs/ddl-campaigns.md); the test sleeps 20 ms so a machine loaded by other jobs cannot slow
+# side B's statements enough to blur a real difference.
 SLOW_ON = [
     SLOW_FN,
     "DROP EVENT TRIGGER IF EXISTS slow_ddl",
-    "CREATE EVENT TRIGGER slow_ddl ON ddl_command_end EXECUTE FUNCTION slow_ddl()",
+    "CREATE EVENT TRIGGER slow_ddl ON ddl_command_end WHEN TAG IN ('CREATE TABLE') "
+    "EXECUTE FUNCTION slow_ddl()",
 ]
 SLOW_OFF = ["DROP EVENT TRIGGER IF EXISTS slow_ddl"]
 
@@ -91,9 +95,9 @@ def test_event_trigger_ab_is_judged_improved_at_the_measured_count(
         "table.median_ms@n30", "table.p90_ms@n30", "view.median_ms@n30", "view.p90_ms@n30",
     }  # fmt: skip
     j = by["table.median_ms@n30"]
-    # Side A sleeps 4 ms in every CREATE; B does not: B/A is far below 1 and judged so.
+    # Side A sleeps 20 ms in every CREATE; B does not: B/A is far below 1 and judged so.
     assert j.verdict == "improved", j.describe()
-    assert j.a is not None and j.b is not None and j.a - j.b > 3.0
+    assert j.a is not None and j.b is not None and j.a - j.b > 15.0
     assert j.family == 4 and j.n == 6
     assert res.session == 1 and "probe blocks at the current object count" in res.summary_md
     # Per-run values carry the same keys: per-pair ratios and the noise floor are computed.
@@ -128,8 +132,8 @@ def test_per_statement_metric_deltas_are_judged_metrics(
     """A real prometheus_client exporter plays the server's wall-clock step histogram: every
     probe CREATE observes its own duration, as Materialize's catalog histograms do."""
     registry = CollectorRegistry()
-    step = Histogram("ddl_step_seconds", "step time", ["step"], registry=registry,
-                     buckets=(0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 1.0))  # fmt: skip
+    buckets = (0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 1.0)
+    step = Histogram("ddl_step_seconds", "step time", ["step"], registry=registry, buckets=buckets)
     server, _thread = start_http_server(0, addr="127.0.0.1", registry=registry)
 
     class TimedCursor(psycopg.Cursor[Any]):
@@ -162,9 +166,9 @@ def test_per_statement_metric_deltas_are_judged_metrics(
         server.server_close()
     by = {j.metric: j for j in res.judgements}
     j = by["ddl_step_seconds{step=catalog}.ms_per_table@n30"]
-    # The per-statement delta (Δsum / statements) carries A's 4 ms sleep: judged like latency.
+    # The per-statement delta (Δsum / statements) carries A's 20 ms sleep: judged like latency.
     assert j.verdict == "improved", j.describe()
-    assert j.a is not None and j.b is not None and j.a > 4.0 > j.b
+    assert j.a is not None and j.b is not None and j.a > 20.0 and j.a - j.b > 15.0
     assert "ddl_step_seconds{step=catalog}.ms_per_view@n30" in by
     assert j.family == len(res.judgements) == 6
     block = next(r for r in res.runs if not r["warmup"])
