@@ -337,7 +337,12 @@ def run_ddl_core(
                     f"({g.seconds_per_1k or 0:.2f}s per 1k); now {g.end_count:,} objects"
                 )
             elif g.start_count > level:
-                reporter.info(f"already {g.start_count:,} objects (>= {level:,}); measuring there")
+                from sessionctl.bench.ddl_report import count_label
+
+                reporter.info(
+                    f"already {g.start_count:,} objects (>= {level:,}); measuring there "
+                    f"(values keyed @{count_label(g.start_count)}, the count measured)"
+                )
             with contextlib.closing(connect()) as pconn:
                 pconn.autocommit = True
                 count = count_objects(pconn, p)
