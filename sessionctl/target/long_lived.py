@@ -142,11 +142,15 @@ def _handle(ws: Workspace, campaign: Any, reporter: Any) -> Any:
 
 def status(ws: Workspace, campaign: Any) -> dict[str, Any]:
     """The recorded server (pid, command, log), whether it is alive and whether it answers."""
+    from sessionctl.errors import TargetError
     from sessionctl.target.server import TargetHandle, redact
 
     handle = TargetHandle(ws, campaign)
     st = live_state(ws, campaign.name)
-    ready, why = handle._probe()
+    try:
+        ready, why = handle._probe()
+    except TargetError as exc:  # e.g. no sql_url to probe
+        ready, why = False, str(exc)
     return {
         "restart": campaign.target.restart,
         "long_lived": handle.long_lived,
