@@ -186,3 +186,22 @@ def test_restart_target_runs_the_build_sides_then_brings_the_current_build_back(
     assert not long_lived.alive(before)
     st = long_lived.live_state(ws, "ll")
     assert st is not None and str(st.pid) == lines[-1].split()[0] and long_lived.alive(st.pid)
+
+
+def test_target_restart_replaces_the_server_and_per_command_targets_refuse(
+    campaign: tuple[Workspace, Path],
+) -> None:
+    ws, starts = campaign
+    runner = CliRunner()
+    first = json.loads(runner.invoke(app, ["target", "start", "-C", "ll", "--json"]).stdout)
+    again = json.loads(runner.invoke(app, ["target", "restart", "-C", "ll", "--json"]).stdout)
+    assert first["pid"] != again["pid"] and again["ready"]
+    assert not long_lived.alive(first["pid"]) and long_lived.alive(again["pid"])
+    assert [int(ln.split()[0]) for ln in starts.read_text().splitlines()] == [
+        first["pid"], again["pid"],
+    ]  # fmt: skip
+    path = ws.campaign_path("ll")
+    path.write_text(path.read_text().replace("restart: never", "restart: per_command"))
+    res = runner.invoke(app, ["target", "start", "-C", "ll"])
+    assert res.exit_code == 2
+    assert "target.restart is per_command: each command starts and stops the server" in res.output
