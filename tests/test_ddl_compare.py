@@ -173,3 +173,16 @@ def test_per_statement_metric_deltas_are_judged_metrics(
     assert j.family == len(res.judgements) == 6
     block = next(r for r in res.runs if not r["warmup"])
     assert (session.root / block["raw_path"] / "metrics-table.json").is_file()
+
+
+def test_throughput_options_are_refused_before_anything_runs(session: Workspace, db: str) -> None:
+    from sessionctl.errors import UsageError
+
+    session.campaign_path("ddlc").write_text(campaign_yaml(db))
+    with pytest.raises(UsageError) as info:
+        run_compare(session, "ddlc", sides=SqlSides(), duration=5.0, record=False)
+    assert str(info.value) == (
+        "--duration: a ddl benchmark times blocks of single statements "
+        "(ddl.probes_per_level each); it takes no --duration"
+    )
+    assert not list(session.runs_dir("ddlc").glob("*-compare"))

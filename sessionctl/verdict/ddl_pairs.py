@@ -40,7 +40,13 @@ def judge(
     for r in counted:
         per_pair.setdefault(r["pair"], {})[r["side"]] = int(r["objects"])
     bad = [(k, p) for k, p in sorted(per_pair.items())
-           if count_label(p.get("A", -1)) != count_label(p.get("B", -2))]  # fmt: skip
+           if len(p) == 2 and count_label(p["A"]) != count_label(p["B"])]  # fmt: skip
+    moved = [r for r in counted if count_label(r["objects_after"]) != count_label(r["objects"])]
+    if moved:
+        r = moved[0]
+        warnings.append(f"pair {r['pair']} side {r['side']}: the object count moved during the "
+                        f"block ({r['objects']:,} to {r['objects_after']:,}); is something else "
+                        "creating objects?")  # fmt: skip
     labels = sorted({count_label(n) for p in per_pair.values() for n in p.values()})
     counts = objects(runs)
     if bad:

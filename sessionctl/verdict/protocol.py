@@ -367,6 +367,10 @@ def run_compare(
     camp = load_campaign(ws, campaign)
     b = camp.benchmark(bench)
     check_driver(b)
+    given = {"--rate": rate, "--concurrency": concurrency, "--duration": duration}
+    for flag in (f for f, v in given.items() if v is not None and b.driver == "ddl"):
+        raise UsageError(f"{flag}: a ddl benchmark times blocks of single statements "
+                         f"(ddl.probes_per_level each); it takes no {flag}")  # fmt: skip
     spec = camp.compare
     sides = AaSides(sides) if aa and sides is not None else sides or default_sides(ws, camp, aa=aa)
     n_pairs = pairs if pairs is not None else spec.pairs
@@ -381,8 +385,6 @@ def run_compare(
     warnings: list[str] = []
     ddl = b.driver == "ddl"
     if ddl:
-        if rate is not None and b.rate is None:
-            raise UsageError("--rate: a ddl benchmark times single statements; it has no rate")
         rate = None
     auto = rate is None and spec.open_loop_load > 0 and not ddl
     if auto and spec.warmup_runs == 0:
