@@ -105,6 +105,14 @@ def test_event_trigger_ab_is_judged_improved_at_the_measured_count(
     assert ratio is not None and len(ratio.samples) == 6
     floor = {f["metric"]: f for f in res.noise_floor()}
     assert floor["table.median_ms@n30"]["cv_a"] is not None
+    # The session's verdict is the paired one, under the same key.
+    from sessionctl.campaign.model import CompareSpec
+    from sessionctl.session.record import measurements
+    from sessionctl.verdict.session import summarize_session
+
+    verdicts = {j.metric: j.verdict for j in summarize_session(
+        measurements(ws, "ddlc", 1), compare=CompareSpec())}  # fmt: skip
+    assert verdicts["table.median_ms@n30"] == "improved"
     with psycopg.connect(db, autocommit=True) as c:
         left = c.execute("SELECT count(*) FROM pg_class WHERE relname LIKE 'probe%'").fetchone()
     assert left == (0,)
