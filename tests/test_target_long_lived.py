@@ -205,3 +205,30 @@ def test_target_restart_replaces_the_server_and_per_command_targets_refuse(
     res = runner.invoke(app, ["target", "start", "-C", "ll"])
     assert res.exit_code == 2
     assert "target.restart is per_command: each command starts and stops the server" in res.output
+
+
+def test_two_commands_at_once_start_one_server(campaign: tuple[Workspace, Path]) -> None:
+    import threading
+
+    from sessionctl.campaign.store import load
+    from sessionctl.target.server import TargetHandle
+
+    ws, starts = campaign
+    camp = load(ws, "ll").campaign
+    handles = [TargetHandle(ws, camp) for _ in range(2)]
+    errors: list[BaseException] = []
+
+    def enter(h: TargetHandle) -> None:
+        try:
+            h.__enter__()
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=enter, args=(h,)) for h in handles]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors and all(h.ready for h in handles)
+    assert len(starts.read_text().splitlines()) == 1  # the second waited for the first's server
+    assert {h.leader_pid for h in handles} == {int(starts.read_text().split()[0])}

@@ -459,23 +459,28 @@ class TargetHandle:
         from sessionctl.measurement import now_iso
         from sessionctl.target import long_lived
 
-        st = long_lived.live_state(self.ws, self.campaign.name)
-        if st is not None:
-            self.adopted = st.pid
-            self.log_path = Path(st.log) if st.log else None
-        if self._probe()[0]:
-            self.ready = True
-            who = f"pid {st.pid}" if st is not None else "started outside sessionctl"
-            self.reporter.info(f"target is up (long-lived, {who}); reusing it, never stopping it")
-            return
-        if st is None:
-            self.start()
-            assert self.proc is not None
-            log = str(self.log_path) if self.log_path else None
-            state = long_lived.State(self.proc.pid, self._argv(), log, now_iso())
-            long_lived.write_state(self.ws, self.campaign.name, state)
-        else:
-            self.reporter.info(f"long-lived target (pid {st.pid}) is not ready yet; waiting")
+        # Two commands at once must not both start one: check and spawn under a lock (the
+        # wait for readiness is outside it, so a slow boot does not time the lock out).
+        with self.ws.lock(f"target-{self.campaign.name}"):
+            st = long_lived.live_state(self.ws, self.campaign.name)
+            if st is not None:
+                self.adopted = st.pid
+                self.log_path = Path(st.log) if st.log else None
+            if self._probe()[0]:
+                self.ready = True
+                who = f"pid {st.pid}" if st is not None else "started outside sessionctl"
+                self.reporter.info(
+                    f"target is up (long-lived, {who}); reusing it, never stopping it"
+                )
+                return
+            if st is None:
+                self.start()
+                assert self.proc is not None
+                log = str(self.log_path) if self.log_path else None
+                state = long_lived.State(self.proc.pid, self._argv(), log, now_iso())
+                long_lived.write_state(self.ws, self.campaign.name, state)
+            else:
+                self.reporter.info(f"long-lived target (pid {st.pid}) is not ready yet; waiting")
         self.wait_ready()
 
     def __enter__(self) -> TargetHandle:
