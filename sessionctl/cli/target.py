@@ -45,10 +45,10 @@ def status(campaign: CampaignOpt = None, json_output: JsonOpt = False) -> None:
     """Show the long-lived server: its pid, whether it answers, its log."""
     from sessionctl import console
     from sessionctl.cli import common
-    from sessionctl.target import long_lived
+    from sessionctl.target import control
 
     ws, camp = _load(campaign)
-    d = long_lived.status(ws, camp)
+    d = control.status(ws, camp)
     common.emit(json_output, d, lambda: _show(console, d))
 
 
@@ -57,10 +57,10 @@ def start(campaign: CampaignOpt = None, json_output: JsonOpt = False) -> None:
     """Start the long-lived server unless it answers already (then reuse it)."""
     from sessionctl import console
     from sessionctl.cli import common
-    from sessionctl.target import long_lived
+    from sessionctl.target import control
 
     ws, camp = _load(campaign)
-    d = long_lived.bring_up(ws, camp, reporter=common.reporter(json_output))
+    d = control.bring_up(ws, camp, reporter=common.reporter(json_output))
     common.emit(json_output, d, lambda: _show(console, d))
 
 
@@ -70,10 +70,10 @@ def stop(campaign: CampaignOpt = None, json_output: JsonOpt = False) -> None:
     from sessionctl import console
     from sessionctl.cli import common
     from sessionctl.errors import NothingToDo
-    from sessionctl.target import long_lived
+    from sessionctl.target import control
 
     ws, camp = _load(campaign)
-    st = long_lived.stop_server(ws, camp)
+    st = control.stop_server(ws, camp)
     if st is None:
         raise NothingToDo(f"{camp.name}: no long-lived target recorded as running; nothing to stop")
     d = {"stopped": st.pid, "log": st.log}
@@ -85,9 +85,9 @@ def restart(campaign: CampaignOpt = None, json_output: JsonOpt = False) -> None:
     """Stop the long-lived server and start it again (e.g. to run a new build)."""
     from sessionctl import console
     from sessionctl.cli import common
-    from sessionctl.target import long_lived
+    from sessionctl.target import control
 
     ws, camp = _load(campaign)
-    long_lived.stop_server(ws, camp)
-    d = long_lived.bring_up(ws, camp, reporter=common.reporter(json_output))
+    control.stop_server(ws, camp)
+    d = control.bring_up(ws, camp, reporter=common.reporter(json_output))
     common.emit(json_output, d, lambda: _show(console, d))

@@ -198,9 +198,9 @@ class _Sides:
     def _stop_long_lived(self) -> None:
         """``--restart-target``: the long-lived server makes way for per-side servers; the
         current build's comes back, long-lived, when the comparison ends."""
-        from sessionctl.target import long_lived
+        from sessionctl.target import control
 
-        gone = long_lived.stop_server(self.ws, self.camp)
+        gone = control.stop_server(self.ws, self.camp)
         was = f" (pid {gone.pid})" if gone else ""
         self.reporter.warn(
             f"--restart-target: stopped the long-lived target{was}; each side runs on a server "
@@ -279,10 +279,10 @@ class _Sides:
         """Stop this comparison's server; bring a long-lived target back up (current build)."""
         self.close()
         if self.revive is not None:
-            from sessionctl.target import long_lived
+            from sessionctl.target import control
 
             camp, self.revive = self.revive, None
-            state = long_lived.bring_up(self.ws, camp, reporter=self.reporter)
+            state = control.bring_up(self.ws, camp, reporter=self.reporter)
             self.reporter.info(f"long-lived target is back (pid {state['pid']}, current build)")
 
 
