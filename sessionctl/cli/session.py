@@ -106,9 +106,12 @@ def status_cmd(name: CampaignArg = None, json_output: JsonOpt = False) -> None:
             console.warn(st.recovered)
         if st.pending_close:
             p = st.pending_close
+            why = f" ({p['error']})" if p.get("error") else ""
+            left = f" (steps left: {', '.join(p['remaining'])})" if p.get("remaining") else ""
             console.warn(
-                f"an interrupted {p.get('kind', 'close')} of session {p.get('session')} is pending "
-                f"({p.get('error', '')}); run `sessionctl close {cname}` to finish it"
+                f"an interrupted {p.get('kind', 'close')} of session {p.get('session')} is "
+                f"pending{left}{why}; run `sessionctl close {cname}` to finish it (if it cannot, "
+                "close rolls it back and says why)"
             )
         if not st.open:
             nxt = f"; next step: {st.next_step}" if st.next_step else ""

@@ -152,7 +152,8 @@ def start(
             )
         vcs = detect(ws.root, prefer=camp.vcs)
         own = carry.own_paths(ws, vcs, campaign)
-        edited, others = carry.split(vcs.working_changes(), own)
+        changes = _sweep_stale_temp_files(vcs.root, vcs.working_changes(), reporter=reporter)
+        edited, others = carry.split(changes, own)
         if others and not allow_dirty:
             listed = ", ".join(f"{c.status} {c.path}" for c in others[:10])
             more = f" (+{len(others) - 10} more)" if len(others) > 10 else ""
@@ -208,6 +209,23 @@ def start(
             carry.save_prompt(ws, session, previous)
     reporter.info(f"session {number} open" + (f" on {session.step_id}" if session.step_id else ""))
     return session
+
+
+def _sweep_stale_temp_files(root: Path, changes: list[Any], *, reporter: Reporter) -> list[Any]:
+    """Delete the atomic-write temp files a killed sessionctl left, and forget them as changes."""
+    from sessionctl.files import stale_temp_file
+    from sessionctl.vcs.base import UNTRACKED
+
+    kept = []
+    for c in changes:
+        path = root / c.path
+        if c.status == UNTRACKED and stale_temp_file(path):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            reporter.info(f"removed {c.path} (a temp file left by an interrupted sessionctl)")
+        else:
+            kept.append(c)
+    return kept
 
 
 def _preserve_baseline(ws: Workspace, camp: Any, number: int, *, reporter: Reporter) -> str:
@@ -349,20 +367,22 @@ def _attachment_name(folder: Path, name: str) -> Path:
 
 
 def status(ws: Workspace, campaign: str, *, plan: bool = True) -> SessionStatus:
-    """The open session's progress and what ``close`` would do (finishing a crashed close first)."""
+    """The open session's progress and what ``close`` would do.
+
+    A read command: an interrupted close is reported (``pending_close``, and the command that
+    finishes it first in ``commands``), never finished or rolled back from here.
+    """
     from sessionctl.session import close as close_mod
     from sessionctl.session.request import TYPES as request_types
 
     recovered = None
     pending = None
     try:
-        recovered = close_mod.recover(ws, campaign)
+        pending = close_mod.pending(ws, campaign)
     except SessionctlError as exc:
-        try:
-            pending = close_mod.pending(ws, campaign) or {}
-        except SessionctlError:
-            pending = {"journal": str(close_mod.journal_path(ws, campaign))}
-        pending["error"] = str(exc)
+        pending = {"journal": str(close_mod.journal_path(ws, campaign)), "error": str(exc)}
+    if pending is not None:
+        pending["resume"] = f"sessionctl close {campaign}"
     camp = campaign_facts(ws, campaign)  # all status needs of the campaign, cached (see there)
     session = store_.current(ws, campaign)
     top = camp.top
@@ -374,7 +394,11 @@ def status(ws: Workspace, campaign: str, *, plan: bool = True) -> SessionStatus:
             recovered=recovered,
             last_session=camp.last_session,
             next_step=top,
-            commands=(f"sessionctl start {campaign}" + ("" if top else " --diagnostic"),),
+            commands=(
+                f"sessionctl close {campaign}"
+                if pending is not None
+                else f"sessionctl start {campaign}" + ("" if top else " --diagnostic"),
+            ),
         )
     entries = store_.entries(ws, campaign, session.number)
     counts = phase_counts(entries)
@@ -436,7 +460,11 @@ def status(ws: Workspace, campaign: str, *, plan: bool = True) -> SessionStatus:
         recovered=recovered,
         last_session=camp.last_session,
         next_step=top,
-        commands=tuple(next_commands(session)),
+        commands=(
+            (f"sessionctl close {campaign}",)
+            if pending is not None
+            else tuple(next_commands(session))
+        ),
     )
 
 

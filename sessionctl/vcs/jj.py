@@ -112,6 +112,15 @@ class JjVcs:
     def restore(self, checkpoint: str) -> None:
         self.jj("op", "restore", checkpoint)
 
+    def preflight(self) -> list[str]:
+        return []  # jj has no lock files or half-done merges to trip a commit
+
+    def save_index(self, dest: Path) -> bool:
+        return False  # no staging area: `jj op restore` returns the whole repository
+
+    def restore_index(self, src: Path) -> None:
+        return None
+
     # --- writing ---------------------------------------------------------------------------
 
     def commit_paths(
