@@ -199,8 +199,9 @@ def record_cmd(
     s = engine.record(
         ws, cname, phase=phase, findings=finding or (), files=file or (), metrics=metric or ()
     )
+    finding = [f.strip() for f in finding or () if f.strip()]  # as stored: blanks are skipped
     parts = [
-        f"{len(finding or ())} finding(s)",
+        f"{len(finding)} finding(s)",
         f"{len(file or ())} file(s)",
         f"{len(metric or ())} metric(s)",
     ]

@@ -11,6 +11,7 @@ re-exported here).
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 from collections.abc import Sequence
@@ -47,7 +48,10 @@ __all__ = [
 ]
 
 _METRIC = re.compile(
-    r"^(?P<name>[^=\s]+)\s*=\s*(?P<value>[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*(?P<unit>[^\d\s=][^\s=]*)?$"
+    r"^(?P<name>[^=\s]+)\s*=\s*(?P<value>[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)"
+    # A unit is letters, µ, % or / without digits: `1_000` and `0x10` are refused, not read as 1
+    # and 0 with the units `_000` and `x10`.
+    r"\s*(?P<unit>[A-Za-zµ%/][^\s=\d]*)?$"
 )
 _LOWER_UNITS = {"ns", "us", "µs", "ms", "s", "sec", "seconds", "min"}
 _LOWER_NAMES = re.compile(
@@ -298,7 +302,15 @@ def parse_metric(text: str) -> Value:
         better = "higher"
     elif unit.lower() in _LOWER_UNITS or _LOWER_NAMES.search(name):
         better = "lower"
-    return Value(name=name, value=float(m.group("value")), unit=unit, better=better)  # type: ignore[arg-type]
+    value = float(m.group("value"))
+    if not math.isfinite(value):
+        raise UsageError(
+            f"--metric {text!r}: {m.group('value')} is out of range; give a finite number"
+        )
+    if value < 0 and better is not None:
+        kind = "a rate" if better == "higher" else "a time"
+        raise UsageError(f"--metric {text!r}: {name} is {kind} and cannot be negative")
+    return Value(name=name, value=value, unit=unit, better=better)  # type: ignore[arg-type]
 
 
 def record(
@@ -314,6 +326,7 @@ def record(
     if phase is not None and phase not in PHASES:
         raise UsageError(f"--phase {phase!r}: unknown; use one of {', '.join(PHASES)}")
     values = [parse_metric(m) for m in metrics]
+    findings = [f.strip() for f in findings if f.strip()]  # a blank finding is no finding
     if values and phase is None:
         raise UsageError(
             "--metric needs --phase (baseline or remeasure): which side of the change is it?"

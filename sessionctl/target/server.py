@@ -227,6 +227,14 @@ class TargetHandle:
         cwd = self._cwd()
         if not cwd.is_dir():
             raise TargetError(f"{self._where}: target.cwd: {cwd} is not a folder; fix target.cwd")
+        taken, _ = self._probe()
+        if taken:
+            # Whatever answers now is not the server we are about to start: measuring it would
+            # record someone else's numbers under this campaign's name.
+            raise TargetError(
+                f"{self._probe_target()}: a server already answers there before target.start "
+                "ran; stop it (or pass --no-start to measure that server on purpose)"
+            )
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - the server writes to it until stop()
         self.reporter.info(f"starting target: {describe_argv(argv)} (log: {self.log_path})")
         try:
@@ -317,6 +325,9 @@ class TargetHandle:
                 raise dead
             ok, what = self._probe()
             if ok:
+                dead = self._died()  # it answered, but was it ours? ours must still be running
+                if dead is not None:
+                    raise dead
                 self.ready = True
                 return self
             if time.monotonic() >= deadline:
