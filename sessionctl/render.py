@@ -36,8 +36,8 @@ _CUSTOM_AT = BUILTIN.index("next_steps")  # custom sections default to just befo
 
 
 def redact(text: str) -> str:
-    """Hide passwords in URLs and keyword DSNs (the one rule: ``target.server.redact``)."""
-    from sessionctl.target.server import redact as redact_secrets
+    """Hide passwords in URLs and keyword DSNs (the one rule: ``sessionctl.redaction.redact``)."""
+    from sessionctl.redaction import redact as redact_secrets
 
     return redact_secrets(text)
 

@@ -36,13 +36,15 @@ def _plan_human(plan: Any, *, dry_run: bool) -> None:
             ],
         )
     if dry_run:
+        from sessionctl.redaction import redact
+
         console.print_text("")
         console.print_text(f"--- log entry ({plan.log_path}) ---")
-        console.print_text(plan.entry)
+        console.print_text(redact(plan.entry))
         console.print_text("--- change 1 description ---")
-        console.print_text(plan.code.message)
+        console.print_text(redact(plan.code.message))
         console.print_text("--- change 2 description ---")
-        console.print_text(plan.prompt.message)
+        console.print_text(redact(plan.prompt.message))
 
 
 def start_cmd(

@@ -76,6 +76,8 @@ class CloseResult:
         return self.plan.judgements
 
     def to_dict(self) -> dict[str, Any]:
+        from sessionctl.redaction import redact_data
+
         return {
             "campaign": self.plan.campaign,
             "session": self.plan.session,
@@ -83,7 +85,8 @@ class CloseResult:
             "verdict": self.plan.verdict,
             "commits": [c.to_dict() for c in self.commits],
             "recovered": self.recovered,
-            "plan": self.plan.to_dict(texts=self.dry_run),
+            # The planned texts may quote the campaign's DSN: shown, never with its password.
+            "plan": redact_data(self.plan.to_dict(texts=self.dry_run)),
         }
 
 

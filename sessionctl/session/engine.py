@@ -326,7 +326,10 @@ def record(
     if phase is not None and phase not in PHASES:
         raise UsageError(f"--phase {phase!r}: unknown; use one of {', '.join(PHASES)}")
     values = [parse_metric(m) for m in metrics]
-    findings = [f.strip() for f in findings if f.strip()]  # a blank finding is no finding
+    from sessionctl.redaction import redact
+
+    # A blank finding is no finding; a password typed into one is never stored (or committed).
+    findings = [redact(f.strip()) for f in findings if f.strip()]
     if values and phase is None:
         raise UsageError(
             "--metric needs --phase (baseline or remeasure): which side of the change is it?"
