@@ -13,6 +13,7 @@ import fcntl
 import json
 import os
 import re
+import shutil
 import tempfile
 import threading
 import time
@@ -68,6 +69,28 @@ def atomic_write(path: Path, data: str | bytes, *, mode: int | None = None) -> N
             os.unlink(tmp)
         raise
     _fsync_dir(path.parent)
+
+
+def atomic_copy(src: Path, dest: Path) -> None:
+    """Copy ``src`` to ``dest`` atomically, streamed (any size) and with ``src``'s permissions."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{dest.name}.{os.getpid()}.", suffix=TEMP_SUFFIX, dir=dest.parent
+    )
+    try:
+        with open(src, "rb") as fin, os.fdopen(fd, "wb") as fout:
+            mode = os.fstat(fin.fileno()).st_mode & 0o7777
+            shutil.copyfileobj(fin, fout, 1024 * 1024)
+            fout.flush()
+            os.fsync(fout.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(dest.parent)
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:

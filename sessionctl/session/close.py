@@ -289,7 +289,8 @@ def _crash(point: str) -> None:
 
 def _read_text(path: Path) -> str | None:
     try:
-        return path.read_text(encoding="utf-8")
+        with open(path, encoding="utf-8", newline="") as fh:  # exactly: CRLF stays CRLF
+            return fh.read()
     except FileNotFoundError:
         return None
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sessionctl.errors import NothingToDo, SessionctlError, SessionStateError, UsageError, VcsError
-from sessionctl.files import atomic_write
+from sessionctl.files import atomic_copy, atomic_write
 from sessionctl.measurement import PHASES, Measurement, Value, now_iso
 from sessionctl.reporting import NULL, Reporter
 from sessionctl.session import record as store_
@@ -336,8 +336,7 @@ def record(
         )
     paths = [Path(f).expanduser() for f in files]
     for p in paths:
-        if not p.is_file():
-            raise UsageError(f"--file {p}: no such file")
+        _check_attachment(p)
     if not (values or paths or [f for f in findings if f.strip()]) and phase is None:
         raise UsageError("nothing to record: pass --phase, --finding, --file or --metric")
     session = store_.require_open(ws, campaign)
@@ -354,7 +353,7 @@ def record(
             dest = _attachment_name(
                 store_.session_path(ws, campaign, session.number) / "files", p.name
             )
-            atomic_write(dest, p.read_bytes())
+            atomic_copy(p, dest)  # streamed, and as private as the original
             store_.append(
                 ws,
                 campaign,
@@ -366,6 +365,27 @@ def record(
             ws, campaign, {"type": "measurement", "phase": phase, "measurement": m.to_dict()}
         )
     return session
+
+
+def _check_attachment(p: Path) -> None:
+    """Refuse, with the right reason, what ``record --file`` cannot attach."""
+    import stat
+
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise UsageError(f"--file {p}: no such file") from None
+    except PermissionError:
+        raise UsageError(f"--file {p}: permission denied; check the file's permissions") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise UsageError(f"--file {p}: is a folder; attach its files one by one (or an archive)")
+    if not stat.S_ISREG(st.st_mode):
+        raise UsageError(
+            f"--file {p}: not a regular file (a FIFO, socket or device); save its output to a "
+            "file first"
+        )
+    if not os.access(p, os.R_OK):
+        raise UsageError(f"--file {p}: not readable; check the file's permissions")
 
 
 def _attachment_name(folder: Path, name: str) -> Path:
