@@ -71,9 +71,9 @@ def test_an_attachment_is_streamed_not_read_whole(
     def whole(self: Path) -> bytes:
         raise MemoryError(f"{self}: read whole")
 
-    monkeypatch.setattr(Path, "read_bytes", whole)  # a 1 GB file would not fit
-    engine.record(demo, "demo", files=[big])
-    monkeypatch.undo()
+    with monkeypatch.context() as mp:
+        mp.setattr(Path, "read_bytes", whole)  # a 1 GB file would not fit
+        engine.record(demo, "demo", files=[big])
     stored = record.session_path(demo, "demo", 1) / "files" / "perf.data"
     assert stored.read_bytes() == big.read_bytes()
 
@@ -163,3 +163,30 @@ def test_crlf_and_bom_survive_a_write(demo: Workspace) -> None:
     data = path.read_bytes()
     assert data.startswith(b"\xef\xbb\xbfschema: 1\r\nrevision: 2\r\n")
     assert b"title: Errors  # keep\r\n" in data and b"\n" not in data.replace(b"\r\n", b"")
+
+
+def test_status_still_answers_while_a_close_is_stuck_on_a_read_only_folder(
+    demo: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sessionctl.session.close import journal_path
+
+    engine.start(demo, "demo", diagnostic=True)
+    engine.record(demo, "demo", findings=["read_ts is fast"])
+    real = tempfile.mkstemp
+
+    def read_only_after_journal(*args: object, **kw: object) -> tuple[int, str]:
+        if journal_path(demo, "demo").exists():
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(kw.get("dir")))
+        return real(*args, **kw)  # type: ignore[call-overload,no-any-return]
+
+    with monkeypatch.context() as mp:
+        mp.setattr(tempfile, "mkstemp", read_only_after_journal)
+        code, _, err = invoke("close", "demo")
+        assert code == 1 and "Read-only file system" in err and "internal error" not in err
+        code, out, err = invoke("status", "demo", "--json")
+        assert code == 0, err
+        st = json.loads(out)
+        assert st["pending_close"]["session"] == 1 and st["commands"] == ["sessionctl close demo"]
+    code, _, err = invoke("close", "demo")
+    assert code == 0, err
+    assert record.current(demo, "demo") is None
