@@ -135,3 +135,14 @@ def test_a_campaign_with_a_200kb_token_renders_quickly(demo: Workspace) -> None:
     text = render.render_prompt(store.load(demo, "demo").campaign, ws=demo)
     assert "z" * 200_000 in text and PW not in text
     assert time.perf_counter() - started < 10
+
+
+def test_a_password_typed_into_the_close_summary_is_not_committed(demo: Workspace) -> None:
+    from sessionctl.session.close import close
+
+    engine.start(demo, "demo", diagnostic=True)
+    engine.record(demo, "demo", findings=["read_ts is fast"])
+    close(demo, "demo", summary=f"checked with psql postgres://mz:{PW}@h/db", status_text="ok")
+    assert PW not in git(demo.root, "log", "-2", "--format=%B")
+    assert PW not in (demo.root / "logs" / "demo-perf-log.md").read_text()
+    assert "postgres://mz:***@h/db" in (demo.root / "logs" / "demo-perf-log.md").read_text()

@@ -146,6 +146,7 @@ def close(
     ``args``: ``resolve``, ``add_steps``, ``status_text``, ``summary``, ``force_reason`` (close
     without the required measurements, logged) and ``include`` (untracked paths to commit).
     """
+    args = _redacted_args(args)
     if dry_run:
         journal = _read_journal(ws, campaign)
         if journal is not None:
@@ -195,6 +196,10 @@ def abort(
     away. ``set_aside_to``/``leave``: see :func:`sessionctl.session.plan.build`.
     """
     require_reason(reason)
+    from sessionctl.redaction import redact
+
+    reason = redact(reason)
+    status_text = redact(status_text) if status_text else status_text
     if not dry_run:
         recover(ws, campaign, reporter=reporter)
     with ws.lock(campaign):
@@ -247,6 +252,18 @@ def recover(ws: Workspace, campaign: str, *, reporter: Reporter = NULL) -> str |
             f"finished the interrupted {plan.kind} of session {plan.session} "
             f"(steps: {', '.join(remaining)})"
         )
+
+
+def _redacted_args(args: CloseArgs) -> CloseArgs:
+    """The texts a user typed for the log and the commits, with any password masked."""
+    from sessionctl.redaction import redact
+
+    out = dict(args)
+    for key in ("status_text", "summary", "force_reason"):
+        text = out.get(key)
+        if isinstance(text, str):
+            out[key] = redact(text)
+    return out  # type: ignore[return-value]
 
 
 # --- the journaled executor -------------------------------------------------------------------
