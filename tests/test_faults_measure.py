@@ -59,6 +59,23 @@ def test_a_target_whose_port_is_taken_is_refused_not_measured(
         stop_tree(other, first_signal=signal.SIGINT, grace=5)
 
 
+def test_a_started_target_that_dies_during_a_run_is_reported(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    from test_target_lifecycle import SERVER
+
+    server = tmp_path / "fake_server.py"
+    server.write_text(SERVER)
+    with TargetHandle(Workspace(tmp_path), campaign(http_target(server, free_port()))) as t:
+        t.check_alive("bench c1")  # alive: nothing to say
+        assert t.proc is not None
+        os.killpg(t.proc.pid, signal.SIGKILL)
+        t.proc.wait()
+        with pytest.raises(TargetError, match=r"exited with -9 during bench c1: its numbers"):
+            t.check_alive("bench c1")
+
+
 # --- 7. a measurement belongs to the session open when it started -------------------------------
 
 

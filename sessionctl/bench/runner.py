@@ -249,6 +249,7 @@ def run_once(
 
         result = driver(ctx, concurrency, duration, raw, progress)
         task.update(completed=total, qps=result.qps)
+    ctx.target.check_alive(desc)  # a server that died mid-run: another may have answered
     _require_numbers(result, desc, raw)
     values: tuple[Value, ...] = ()
     if before is not None:

@@ -265,6 +265,15 @@ class TargetHandle:
             f"ready; log {self.log_path}: {tail or '(empty)'}"
         )
 
+    def check_alive(self, what: str) -> None:
+        """Raise if the server we started has exited: whatever answered ``what`` was not it."""
+        if self.proc is None or self.proc.poll() is None:
+            return
+        raise TargetError(
+            f"target `{self._shown_argv()}` exited with {self.proc.returncode} during {what}: "
+            f"its numbers are not trusted; log {self.log_path}: {self.log_tail() or '(empty)'}"
+        )
+
     def _probe(self) -> tuple[bool, str]:
         """Try the readiness probe once: (ready, what went wrong)."""
         ready = self.spec.ready
