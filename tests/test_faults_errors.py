@@ -190,3 +190,19 @@ def test_status_still_answers_while_a_close_is_stuck_on_a_read_only_folder(
     code, _, err = invoke("close", "demo")
     assert code == 0, err
     assert record.current(demo, "demo") is None
+
+
+def test_a_full_disk_during_an_atomic_write_names_the_file_and_leaves_no_temp(
+    demo: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with monkeypatch.context() as mp:
+        mp.setattr(os, "fsync", full)
+        code, _, err = invoke("start", "demo")
+    assert code == 1 and "internal error" not in err
+    assert ".sessionctl/.gitignore: No space left on device; free some disk space" in err
+    scratch = demo.root / ".sessionctl"
+    assert not [p for p in scratch.rglob("*") if p.name.endswith(".sessionctl-tmp")]
+    assert record.current(demo, "demo") is None
