@@ -248,3 +248,20 @@ def test_start_removes_an_atomic_write_temp_file_left_by_a_crash(
     # A temp file of a live writer (this process) is not touched.
     assert not files.stale_temp_file(target.with_name(f".x.{os.getpid()}.abc.sessionctl-tmp"))
     assert json.loads(record.current_path(ws, "demo").read_text())["number"] == 47
+
+
+def test_a_refused_carry_commit_at_start_leaves_the_index_as_it_was(
+    ws: Workspace, frozen_now: str
+) -> None:
+    setup_campaign(ws.root)
+    yaml = ws.root / "prompts" / "demo.yaml"
+    yaml.write_text(yaml.read_text().replace("title: Demo throughput", "title: Demo QPS"))
+    hook = ws.root / ".git" / "hooks" / "pre-commit"
+    hook.write_text("#!/bin/sh\necho 'lint failed' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    git(ws.root, "add", "prompts/demo.yaml")  # staged by the user; must stay exactly so
+    (ws.root / "prompts" / "demo.md").write_text("stale render\n")
+    before = porcelain(ws.root)
+    with pytest.raises(VcsError, match="lint failed"):
+        engine.start(ws, "demo")
+    assert porcelain(ws.root) == before and record.current(ws, "demo") is None

@@ -375,7 +375,7 @@ def _execute(
                 else:
                     # An earlier attempt died during this step: it may or may not have
                     # committed. Return to just before it and do it once more.
-                    vcs.restore(pre)
+                    vcs.restore(pre, keep_index=True)
                 reporter.info(f"committing {change.title}")
                 session_dir = record.session_path(ws, campaign, plan.session)
                 session_dir.mkdir(parents=True, exist_ok=True)
@@ -483,9 +483,12 @@ def _rollback(
 ) -> None:
     """Undo a failed close: the VCS checkpoint, the original texts; drop the journal."""
     reporter.warn(f"rolling back the close of session {plan.session}")
-    vcs.restore(str(journal["checkpoint"]))  # only the branch: a failure here changed nothing
     if journal.get("index"):
-        vcs.restore_index(Path(journal["index"]))  # exactly what was staged before the close
+        # Only the branch (a failure here changes nothing), then exactly what was staged.
+        vcs.restore(str(journal["checkpoint"]), keep_index=True)
+        vcs.restore_index(Path(journal["index"]))
+    else:
+        vcs.restore(str(journal["checkpoint"]))  # jj, or a git repository without an index
     root = vcs.root
     for key, rel in (("log", plan.log_path), ("yaml", plan.yaml_path), ("md", plan.md_path)):
         text = journal["originals"].get(key)

@@ -98,8 +98,11 @@ class Vcs(Protocol):
     def checkpoint(self) -> str:
         """Return a token :meth:`restore` can roll the repository back to."""
 
-    def restore(self, checkpoint: str) -> None:
-        """Return to ``checkpoint``, keeping the working-tree files (git) / as recorded (jj)."""
+    def restore(self, checkpoint: str, *, keep_index: bool = False) -> None:
+        """Return to ``checkpoint``, keeping the working-tree files (git) / as recorded (jj).
+
+        ``keep_index`` (git): move only the branch, leave the index for the caller to restore.
+        """
 
     def preflight(self) -> list[str]:
         """Raise VcsError, changing nothing, when a commit cannot be made now; return warnings."""

@@ -5,9 +5,9 @@ Queries (HEAD, the working-copy status, diff stats, logs) run ``git`` directly t
 runs often (gitpython is imported lazily, only by the commands that change the repository).
 Commits take exactly the paths they are given (``git commit --only -- PATHS``), so whatever else
 is staged or lying around stays out; messages go through a file (``-F``), never argv or a shell.
-A checkpoint is the HEAD sha (empty before the first commit); restoring it is ``git reset --soft``
-(index and working tree are kept; a close restores the index from the copy
-:meth:`GitVcs.save_index` made).
+A checkpoint is the HEAD sha (empty before the first commit); restoring it is
+``git reset --mixed`` (the working tree is kept), or ``--soft`` for a close, which then puts
+back the index from the copy :meth:`GitVcs.save_index` made.
 """
 
 from __future__ import annotations
@@ -122,17 +122,18 @@ class GitVcs:
         found = self._read("rev-parse", "--verify", "--quiet", "HEAD^{commit}", ok=(0, 1))
         return found.stdout.strip() if found.returncode == 0 else UNBORN
 
-    def restore(self, checkpoint: str) -> None:
+    def restore(self, checkpoint: str, *, keep_index: bool = False) -> None:
+        # keep_index: only the branch moves (`--soft`); the caller restores the index from the
+        # copy :meth:`save_index` kept, so a reset that fails on a ref lock has changed nothing.
         if checkpoint == UNBORN:
             # Back to "no commits yet": the branch goes, the files stay (untracked again).
             if self.checkpoint() != UNBORN:
                 self._git("update-ref", "-d", "HEAD")
-                self._git("read-tree", "--empty")
+                if not keep_index:
+                    self._git("read-tree", "--empty")
             return
-        # Only the branch moves (`--soft`): the index is the caller's to restore, from the copy
-        # :meth:`save_index` kept, so a reset that fails on a ref lock has changed nothing.
         if self.head() != checkpoint:
-            self._git("reset", "-q", "--soft", checkpoint)
+            self._git("reset", "-q", "--soft" if keep_index else "--mixed", checkpoint)
 
     def git_path(self, name: str) -> Path:
         """Where git keeps ``name`` (``index``, ``MERGE_HEAD``...) for this worktree."""

@@ -109,8 +109,8 @@ class JjVcs:
             raise VcsError("jj op log: no operation id printed; check `jj op log` by hand")
         return op.splitlines()[0]
 
-    def restore(self, checkpoint: str) -> None:
-        self.jj("op", "restore", checkpoint)
+    def restore(self, checkpoint: str, *, keep_index: bool = False) -> None:
+        self.jj("op", "restore", checkpoint)  # no index to keep: the operation is everything
 
     def preflight(self) -> list[str]:
         return []  # jj has no lock files or half-done merges to trip a commit
