@@ -7,6 +7,7 @@ Core modules never import this (or rich); they return data or report through
 from __future__ import annotations
 
 import contextlib
+import math
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -58,8 +59,20 @@ def print_json(data: Any) -> None:
     """Write ``data`` as JSON to stdout (one document, nothing else on stdout)."""
     import json
 
-    sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
+    text = json.dumps(_finite(data), indent=2, default=str, ensure_ascii=False, allow_nan=False)
+    sys.stdout.write(text + "\n")
     sys.stdout.flush()
+
+
+def _finite(data: Any) -> Any:
+    """``data`` with NaN and ±infinity as ``null``: strict JSON parsers refuse the bare words."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: _finite(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_finite(v) for v in data]
+    return data
 
 
 def print_text(text: str) -> None:

@@ -8,9 +8,12 @@ Read-modify-write sequences hold :func:`locked` (an ``flock`` on a lock file) fo
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
+import re
+import shutil
 import tempfile
 import threading
 import time
@@ -19,6 +22,26 @@ from pathlib import Path
 from typing import Any
 
 from sessionctl.errors import SessionctlError
+
+TEMP_SUFFIX = ".sessionctl-tmp"
+_TEMP_NAME = re.compile(r"^\..+\.(?P<pid>\d+)\.[^.]+" + re.escape(TEMP_SUFFIX) + "$")
+
+
+def stale_temp_file(path: Path) -> bool:
+    """Whether ``path`` is an :func:`atomic_write` temp file left by a process that has died."""
+    m = _TEMP_NAME.match(Path(path).name)
+    if m is None:
+        return False
+    pid = int(m["pid"])
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # alive, owned by someone else
+    return False
 
 
 def atomic_write(path: Path, data: str | bytes, *, mode: int | None = None) -> None:
@@ -31,7 +54,9 @@ def atomic_write(path: Path, data: str | bytes, *, mode: int | None = None) -> N
             mode = path.stat().st_mode & 0o7777
         except FileNotFoundError:
             mode = 0o644
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.name}.{os.getpid()}.", suffix=TEMP_SUFFIX, dir=path.parent
+    )
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(raw)
@@ -39,11 +64,39 @@ def atomic_write(path: Path, data: str | bytes, *, mode: int | None = None) -> N
             os.fsync(fh.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        if exc.filename is None:  # a failed write names no file: name the one we were writing
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
+        raise
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
     _fsync_dir(path.parent)
+
+
+def atomic_copy(src: Path, dest: Path) -> None:
+    """Copy ``src`` to ``dest`` atomically, streamed (any size) and with ``src``'s permissions."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{dest.name}.{os.getpid()}.", suffix=TEMP_SUFFIX, dir=dest.parent
+    )
+    try:
+        with open(src, "rb") as fin, os.fdopen(fd, "wb") as fout:
+            mode = os.fstat(fin.fileno()).st_mode & 0o7777
+            shutil.copyfileobj(fin, fout, 1024 * 1024)
+            fout.flush()
+            os.fsync(fout.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(dest.parent)
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
@@ -52,15 +105,46 @@ def atomic_write_json(path: Path, obj: Any) -> None:
 
 
 def append_line(path: Path, line: str) -> None:
-    """Append one line (a JSONL record) with O_APPEND and fsync; safe for concurrent writers."""
+    """Append one line (a JSONL record) with O_APPEND and fsync; safe for concurrent writers.
+
+    A short write is continued until the whole line is on disk. If the disk refuses (ENOSPC,
+    EIO...), whatever part of the line reached the file is cut off again and the OSError is
+    raised, so the file stays readable and nothing already recorded is lost. A line torn by an
+    earlier crash is closed with a newline first, so the new record is never glued onto it.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     data = (line.rstrip("\n") + "\n").encode("utf-8")
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(fd, data)
-        os.fsync(fd)
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            data = b"\n" + data
+        written = [0]
+        try:
+            _write_all(fd, data, written)
+            os.fsync(fd)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                # Only our own bytes are cut: another writer's line appended meanwhile stays.
+                if os.fstat(fd).st_size == size + written[0]:
+                    os.ftruncate(fd, size)
+                    os.fsync(fd)
+            raise OSError(
+                exc.errno, f"{exc.strerror or exc}; nothing was appended", str(path)
+            ) from None
     finally:
         os.close(fd)
+
+
+def _write_all(fd: int, data: bytes, written: list[int]) -> None:
+    """``os.write`` until every byte is written, counting them in ``written[0]``."""
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        if n <= 0:
+            raise OSError(errno.EIO, "write made no progress")
+        written[0] += n
+        view = view[n:]
 
 
 def _fsync_dir(folder: Path) -> None:

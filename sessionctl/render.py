@@ -13,7 +13,7 @@ import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from sessionctl.campaign.schema import LAYOUT_BUILTIN
@@ -36,8 +36,8 @@ _CUSTOM_AT = BUILTIN.index("next_steps")  # custom sections default to just befo
 
 
 def redact(text: str) -> str:
-    """Hide passwords in URLs and keyword DSNs (the one rule: ``target.server.redact``)."""
-    from sessionctl.target.server import redact as redact_secrets
+    """Hide passwords in URLs and keyword DSNs (the one rule: ``sessionctl.redaction.redact``)."""
+    from sessionctl.redaction import redact as redact_secrets
 
     return redact_secrets(text)
 
@@ -364,6 +364,13 @@ def export_templates(name: str | None, *, to: Path, force: bool = False) -> list
         names = sorted(p.relative_to(src_root).as_posix() for p in src_root.rglob("*.j2"))
     else:
         names = [name if name.endswith(".j2") else f"{name}.j2"]
+        parts = PurePosixPath(names[0].replace("\\", "/")).parts
+        if not parts or names[0].startswith("/") or ".." in parts:
+            # Only the packaged names: `../../x.j2` would read and write outside both folders.
+            raise UsageError(
+                f"template {name!r}: not a template name; use a name from `sessionctl template "
+                "list`, e.g. prompt.md.j2 or partials/next_steps.md.j2"
+            )
         if not (src_root / names[0]).is_file():
             for guess in (
                 f"partials/{names[0]}",
@@ -381,6 +388,10 @@ def export_templates(name: str | None, *, to: Path, force: bool = False) -> list
     if to.resolve() == src_root.resolve():
         raise UsageError(f"{to}: that is the packaged template folder itself; choose another --to")
     targets = [(src_root / n, to / n) for n in names]
+    for src, dst in targets:  # a symlink planted in either folder must not lead outside it
+        for path, root in ((src, src_root), (dst, to)):
+            if not path.resolve().is_relative_to(root.resolve()):
+                raise UsageError(f"{path}: leads outside {root} (a symlink?); remove it")
     clashes = [str(dst) for _src, dst in targets if dst.exists()]
     if clashes and not force:
         raise UsageError(f"{clashes[0]}: already exists; pass --force to overwrite")

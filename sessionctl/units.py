@@ -14,9 +14,15 @@ def parse_duration(text: str | float | int) -> float:
     if isinstance(text, bool):
         raise ValueError(f"expected a duration like 20s, got {text!r}")
     if isinstance(text, (int, float)):
-        if text < 0 or math.isnan(text):
+        try:
+            seconds = float(text)
+        except OverflowError:
+            seconds = math.inf
+        if not math.isfinite(seconds):
+            raise ValueError(f"duration must be a finite number of seconds, got {_short(text)}")
+        if seconds < 0:
             raise ValueError(f"duration must be >= 0, got {text}")
-        return float(text)
+        return seconds
     s = text.strip()
     if not s:
         raise ValueError("empty duration; use e.g. 20s, 1m30s, 500ms")
@@ -33,7 +39,15 @@ def parse_duration(text: str | float | int) -> float:
         pos = m.end()
     if pos != len(s):
         raise ValueError(f"bad duration {text!r}; use e.g. 20s, 1m30s, 500ms")
+    if not math.isfinite(total):
+        raise ValueError(f"duration {text!r} is out of range; use e.g. 20s, 1m30s, 500ms")
     return total
+
+
+def _short(value: float) -> str:
+    if isinstance(value, int):  # str() refuses past 4,300 digits
+        return f"an integer of about {int(value.bit_length() * 0.30103) + 1} digits"
+    return str(value)
 
 
 def format_duration(seconds: float) -> str:

@@ -248,3 +248,13 @@ def test_cli_repeated_aa_calibration_reports_the_rate_and_records_no_verdict(
     assert bad.exit_code == 2 and "--trials repeats an A/A calibration: add --aa" in bad.output
     zero = CliRunner().invoke(app, ["--root", str(ws.root), "compare", "-C", "t", "--rate", "0"])
     assert zero.exit_code == 2 and "--rate must be > 0 queries/s, got 0" in zero.output
+
+
+def test_sql_compare_ends_with_the_candidates_state(ws: Workspace, pg_url: str, table: str) -> None:
+    """Issue 19.6: with pairs AB BA the last run is side A's, yet the server keeps B's index."""
+    _campaign(ws, pg_url)
+    sides = SqlSides(a_sql=(DROP,), b_sql=(CREATE,))
+    res = run_compare(ws, "t", sides=sides, pairs=2, order="abba", duration=0.1, record=False)
+    assert res.plan == ("AB", "BA") and res.runs[-1]["side"] == "A"
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        assert conn.execute(f"SELECT to_regclass('{TABLE}_k') IS NOT NULL").fetchone() == (True,)

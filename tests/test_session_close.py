@@ -346,12 +346,14 @@ def test_crash_at_every_step_then_rerun_gives_the_same_result(
     assert _close_in_child(root, point) == 99
     ws = Workspace(root)
     assert close_mod.pending(ws, "demo") is not None
-    # Re-run close (or just status, every other point): both finish the interrupted close.
-    if CRASH_POINTS.index(point) % 2:
-        engine.status(ws, "demo")
-    else:
-        again = close(ws, "demo", **CLOSE_ARGS)
-        assert again.recovered and len(again.commits) == 2
+    # `status` only reports it (a read command never finishes nor rolls back); close finishes.
+    crashed = (commits(root), git(root, "status", "--porcelain"), snapshot_tree(root))
+    st = engine.status(ws, "demo")
+    assert st.pending_close is not None and st.recovered is None
+    assert st.commands == ("sessionctl close demo",)
+    assert (commits(root), git(root, "status", "--porcelain"), snapshot_tree(root)) == crashed
+    again = close(ws, "demo", **CLOSE_ARGS)
+    assert again.recovered and len(again.commits) == 2
     assert final_state(root) == reference
     assert reference["count"] == len(commits(prepared)) + 2
     assert reference["log"].startswith(
@@ -360,7 +362,7 @@ def test_crash_at_every_step_then_rerun_gives_the_same_result(
     assert recover(ws, "demo") is None
 
 
-def test_crash_in_a_real_cli_process_then_status_finishes(
+def test_crash_in_a_real_cli_process_then_status_reports_and_close_finishes(
     prepared: Path, reference: dict[str, Any], tmp_path: Path
 ) -> None:
     root = tmp_path / "repo"
@@ -391,10 +393,17 @@ def test_crash_in_a_real_cli_process_then_status_finishes(
     )
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
-    assert (
-        data["open"] is False
-        and "finished the interrupted close of session 47" in data["recovered"]
+    assert data["recovered"] is None and data["pending_close"]["remaining"][0] == "commit_code"
+    assert data["commands"] == ["sessionctl close demo"]
+    again = subprocess.run(
+        [sys.executable, "-m", "sessionctl", "--root", str(root), "close", "demo", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=root,
     )
+    assert again.returncode == 0, again.stderr
+    assert "finished the interrupted close of session 47" in json.loads(again.stdout)["recovered"]
     assert final_state(root) == reference
 
 

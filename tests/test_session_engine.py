@@ -251,7 +251,8 @@ def test_abort_killed_right_after_the_discard_keeps_the_patch(ws: Workspace) -> 
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 99
     assert (ws.root / "app.py").read_text() == "x = 1\n"  # the discard had happened
-    engine.status(ws, "demo")  # finishes the abort: the discard step runs again, diff now empty
+    assert engine.status(ws, "demo").pending_close is not None  # status only reports it
+    close_mod.recover(ws, "demo")  # finishes the abort: the discard runs again, diff now empty
     assert record.current(ws, "demo") is None
     patch = ws.root / ".sessionctl/sessions/demo/10/discarded.patch"
     assert "+x = 42" in patch.read_text()  # the first pass's patch was not overwritten

@@ -11,6 +11,7 @@ process only polls them for the progress bar, so scrapes and display stay off th
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from typing import Any
 from sessionctl.bench import BenchContext
 from sessionctl.bench.results import RunResult, build_measurement, sweep_table
 from sessionctl.campaign.model import Benchmark, Campaign
-from sessionctl.errors import SessionctlError, UsageError
+from sessionctl.errors import MeasurementError, SessionctlError, UsageError
 from sessionctl.files import atomic_write, atomic_write_json
 from sessionctl.measurement import PHASES, Measurement, Value, now_iso
 from sessionctl.reporting import NULL, Reporter
@@ -202,6 +203,23 @@ def _scrape(ctx: BenchContext, raw: Path, which: str) -> Any:
     return snap
 
 
+def _check_families(ctx: BenchContext, snap: Any) -> None:
+    """Say which configured families the endpoint lacks; refuse one that has none of them."""
+    names = [m.name for m in ctx.campaign.metrics]
+    missing = [n for n in names if n not in snap.families]
+    where = f"prompts/{ctx.campaign.name}.yaml"
+    if missing and len(missing) == len(names):
+        raise MeasurementError(
+            f"{snap.source}: none of the metric families in {where} metrics: "
+            f"({', '.join(names)}) is exposed there; check target.metrics_url and the names"
+        )
+    for n in missing:
+        ctx.reporter.warn(
+            f"{snap.source}: no metric family {n!r} after the run: its columns are left out; "
+            f"fix the name in {where} metrics: if it is wrong"
+        )
+
+
 def run_once(
     ctx: BenchContext,
     *,
@@ -231,11 +249,14 @@ def run_once(
 
         result = driver(ctx, concurrency, duration, raw, progress)
         task.update(completed=total, qps=result.qps)
+    ctx.target.check_alive(desc)  # a server that died mid-run: another may have answered
+    _require_numbers(result, desc, raw)
     values: tuple[Value, ...] = ()
     if before is not None:
         from sessionctl.metrics import diff, summarize
 
         after = _scrape(ctx, raw, "after")
+        _check_families(ctx, after)
         delta = diff(before, after)
         # Per-query statistics divide by every query the scrapes bracketed (warm-up included).
         executed = int(result.details.get("executed") or result.queries)
@@ -245,6 +266,26 @@ def run_once(
     result = dataclasses.replace(result, metrics=values, raw_path=_rel(ctx.ws, raw))
     atomic_write_json(raw / "result.json", result.to_dict())
     return result
+
+
+def _require_numbers(result: RunResult, label: str, raw: Path) -> None:
+    """Refuse a run too short to measure: no queries, a non-finite rate or percentile."""
+    bad = [
+        f"{name} {value!r}"
+        for name, value in (
+            ("qps", result.qps),
+            ("p50_ms", result.p50_ms),
+            ("p99_ms", result.p99_ms),
+            *((f"{k}_ms", v) for k, v in result.latency_ms.items() if k not in ("p50", "p99")),
+        )
+        if not isinstance(value, (int, float)) or not math.isfinite(value)
+    ]
+    if result.queries <= 0 or result.qps <= 0 or bad:
+        what = ", ".join(bad) or f"{result.queries} queries, qps {result.qps:g}"
+        raise MeasurementError(
+            f"{label}: the run produced no usable numbers ({what}); it completed too few "
+            f"queries: raise --duration, check the driver output in {raw}"
+        )
 
 
 def _rel(ws: Workspace, path: Path) -> str:
@@ -335,6 +376,9 @@ def run_bench(
         raise UsageError("--duration must be > 0 and --repeat >= 1")
     check_levels(b, levels, secs)
     run_dir = new_run_dir(ws, campaign, b.name)
+    from sessionctl.session.record import open_number
+
+    started_in = open_number(ws, campaign)  # the measurement belongs to this session only
     sweep_driver = SWEEP_DRIVERS.get(b.driver)
     if sweep_driver is not None:  # its own levels (e.g. object counts): concurrency means nothing
         reporter.phase(f"bench {b.name} ({b.driver}): {sweep_driver.scope(b, options or {})}")
@@ -409,7 +453,12 @@ def run_bench(
     if record:
         from sessionctl.session.record import record_measurement
 
-        session = record_measurement(ws, campaign, m, phase=phase)
+        session = record_measurement(ws, campaign, m, phase=phase, started_in=started_in)
+        if session is None and started_in is not None:
+            reporter.warn(
+                f"session {started_in} ended while the benchmark ran: not recorded (the "
+                f"measurement is kept in {_rel(ws, run_dir)}); rerun it in the open session"
+            )
         if session is not None:
             outcome = dataclasses.replace(outcome, session=session)
             atomic_write_json(run_dir / "outcome.json", outcome.to_dict())

@@ -8,6 +8,7 @@ positions ruamel.yaml records on round-trip nodes, so the user can jump straight
 from __future__ import annotations
 
 import dataclasses
+import math
 import shlex
 import types
 import typing
@@ -158,11 +159,20 @@ class _Builder:
         if tp is int:
             if isinstance(value, bool) or not isinstance(value, int):
                 raise error(loc, path, f"expected an integer, got {_describe(value)}")
+            if abs(value) >= 2**63:
+                raise error(loc, path, f"{_describe(value)} is out of range (at most 19 digits)")
             return int(value)
         if tp is float:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise error(loc, path, f"expected a number, got {_describe(value)}")
-            return float(value)
+            try:
+                number = float(value)
+            except OverflowError:
+                number = math.inf
+            if not math.isfinite(number):
+                # .inf/.nan (or 400 digits) would crash or block later: a threshold never met.
+                raise error(loc, path, f"expected a finite number, got {_describe(value)}")
+            return number
         if tp is str:
             if isinstance(value, (bool, list, Mapping)):
                 raise error(loc, path, f"expected a string, got {_describe(value)}")
@@ -208,6 +218,8 @@ def _describe(value: Any) -> str:
     if isinstance(value, str):
         short = value if len(value) <= 40 else value[:37] + "..."
         return f"{short!r}"
+    if isinstance(value, int) and abs(value) >= 10**24:  # str() refuses past 4,300 digits
+        return f"an integer of about {int(value.bit_length() * 0.30103) + 1} digits"
     return repr(value)
 
 

@@ -121,6 +121,10 @@ def parse(text: str, *, source: str) -> tuple[Any, tuple[int, int, int], bool]:
         raise _yaml_error(exc, source) from None
     except YAMLError as exc:
         raise ConfigError(f"{source}: {' '.join(str(exc).split())}") from None
+    except ValueError as exc:  # an integer of more than 4,300 digits
+        raise ConfigError(f"{source}: {' '.join(str(exc).split()[:8])}...; shorten it") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: nested too deeply to read; flatten it") from None
     return doc, indent, explicit
 
 
@@ -128,7 +132,10 @@ def validate(doc: Any, *, name: str, source: str) -> Campaign:
     """Validate a parsed document (schema, types, ids, layout references)."""
     from sessionctl.campaign import schema
 
-    return schema.build(doc, name=name, source=source)
+    try:
+        return schema.build(doc, name=name, source=source)
+    except RecursionError:
+        raise ConfigError(f"{source}: nested too deeply to validate; flatten it") from None
 
 
 def loads(text: str, *, name: str, source: str) -> CampaignFile:
@@ -164,7 +171,8 @@ def load(ws: Workspace, name: str) -> CampaignFile:
     """Load ``prompts/<name>.yaml`` (ConfigError with file:line:col on any problem)."""
     path = ws.campaign_path(name)
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, encoding="utf-8", newline="") as fh:  # keep CRLF: writes keep it too
+            text = fh.read()
     except FileNotFoundError:
         have = ", ".join(ws.campaign_names()) or "none"
         raise CampaignNotFound(
@@ -178,10 +186,16 @@ def load(ws: Workspace, name: str) -> CampaignFile:
 
 
 def dumps(cf: CampaignFile) -> str:
-    """The round-trip YAML text of ``cf.doc`` (in the file's own indentation style)."""
+    """The round-trip YAML text of ``cf.doc`` (in the file's own indentation, line endings and
+    byte-order mark)."""
     buf = io.StringIO()
     yaml_rt(cf.indent, explicit_start=cf.explicit_start).dump(cf.doc, buf)
-    return buf.getvalue()
+    text = buf.getvalue()
+    if "\r\n" in cf.text:
+        text = text.replace("\r\n", "\n").replace("\n", "\r\n")
+    if cf.text.startswith("\ufeff") and not text.startswith("\ufeff"):
+        text = "\ufeff" + text
+    return text
 
 
 def dump_new(doc: Any) -> str:

@@ -12,6 +12,7 @@ inside the commands. SessionctlError is caught in exactly one place: ``_Group.in
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import sys
@@ -26,7 +27,7 @@ from typer.core import TyperGroup
 
 from sessionctl import __version__, console
 from sessionctl.cli import click_compat
-from sessionctl.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, SessionctlError
+from sessionctl.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USER, SessionctlError
 
 click_compat.install()
 
@@ -212,6 +213,10 @@ class _Group(TyperGroup):
             raise typer.Exit(EXIT_INTERRUPTED) from None
         except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
             raise
+        except OSError as exc:
+            # The disk is full, a folder read-only, a file gone: the machine's fault, not ours.
+            console.error(os_error_line(exc))
+            raise typer.Exit(EXIT_USER) from None
         except Exception as exc:
             if os.environ.get("SESSIONCTL_DEBUG"):
                 import traceback
@@ -222,6 +227,25 @@ class _Group(TyperGroup):
                 "(a sessionctl bug; rerun with SESSIONCTL_DEBUG=1 for the traceback)"
             )
             raise typer.Exit(EXIT_INTERNAL) from None
+
+
+_OS_FIXES = {
+    errno.ENOSPC: "free some disk space, then rerun the command",
+    errno.EDQUOT: "free some space in your disk quota, then rerun the command",
+    errno.EROFS: "the file system is read-only; remount it writable or use another --root",
+    errno.EACCES: "check the file's permissions",
+    errno.EPERM: "check the file's permissions",
+    errno.ENOENT: "check the path",
+    errno.EIO: "check the disk",
+}
+
+
+def os_error_line(exc: OSError) -> str:
+    """One line for an operating-system error: the file, what the OS said, the fix."""
+    where = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
+    what = exc.strerror or str(exc) or type(exc).__name__
+    fix = _OS_FIXES.get(exc.errno or 0, "fix that, then rerun the command")
+    return f"{where + ': ' if where else ''}{what}; {fix}"
 
 
 app = typer.Typer(

@@ -202,15 +202,9 @@ def _to_json(obj: Any) -> Any:
 
 
 def _redacted(obj: Any) -> Any:
-    from sessionctl.render import redact
+    from sessionctl.redaction import redact_data
 
-    if isinstance(obj, str):
-        return redact(obj)
-    if isinstance(obj, list):
-        return [_redacted(v) for v in obj]
-    if isinstance(obj, dict):
-        return {k: _redacted(v) for k, v in obj.items()}
-    return obj
+    return redact_data(obj)  # URL passwords, and values such as target.env's PGPASSWORD
 
 
 @template_app.command("list")

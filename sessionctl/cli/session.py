@@ -36,13 +36,15 @@ def _plan_human(plan: Any, *, dry_run: bool) -> None:
             ],
         )
     if dry_run:
+        from sessionctl.redaction import redact
+
         console.print_text("")
         console.print_text(f"--- log entry ({plan.log_path}) ---")
-        console.print_text(plan.entry)
+        console.print_text(redact(plan.entry))
         console.print_text("--- change 1 description ---")
-        console.print_text(plan.code.message)
+        console.print_text(redact(plan.code.message))
         console.print_text("--- change 2 description ---")
-        console.print_text(plan.prompt.message)
+        console.print_text(redact(plan.prompt.message))
 
 
 def start_cmd(
@@ -106,9 +108,12 @@ def status_cmd(name: CampaignArg = None, json_output: JsonOpt = False) -> None:
             console.warn(st.recovered)
         if st.pending_close:
             p = st.pending_close
+            why = f" ({p['error']})" if p.get("error") else ""
+            left = f" (steps left: {', '.join(p['remaining'])})" if p.get("remaining") else ""
             console.warn(
-                f"an interrupted {p.get('kind', 'close')} of session {p.get('session')} is pending "
-                f"({p.get('error', '')}); run `sessionctl close {cname}` to finish it"
+                f"an interrupted {p.get('kind', 'close')} of session {p.get('session')} is "
+                f"pending{left}{why}; run `sessionctl close {cname}` to finish it (if it cannot, "
+                "close rolls it back and says why)"
             )
         if not st.open:
             nxt = f"; next step: {st.next_step}" if st.next_step else ""
@@ -196,8 +201,9 @@ def record_cmd(
     s = engine.record(
         ws, cname, phase=phase, findings=finding or (), files=file or (), metrics=metric or ()
     )
+    finding = [f.strip() for f in finding or () if f.strip()]  # as stored: blanks are skipped
     parts = [
-        f"{len(finding or ())} finding(s)",
+        f"{len(finding)} finding(s)",
         f"{len(file or ())} file(s)",
         f"{len(metric or ())} metric(s)",
     ]

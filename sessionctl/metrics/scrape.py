@@ -8,13 +8,13 @@ Prometheus tool and remembers where and when it was taken (``diff`` needs the ti
 from __future__ import annotations
 
 import errno
-import gzip
 import os
 import socket
 import time
 import urllib.parse
 from collections.abc import Collection
 from pathlib import Path
+from typing import Any
 
 from sessionctl.errors import MeasurementError, ParseError
 from sessionctl.metrics.exposition import Snapshot, parse
@@ -27,19 +27,51 @@ def is_url(url_or_path: str) -> bool:
     return url_or_path.startswith(("http://", "https://"))
 
 
+DEADLINE = 60.0  # seconds for a whole scrape: an endpoint that dribbles cannot hang a bench
+MAX_BYTES = 256 * 1024 * 1024  # the largest exposition (after gunzip) we agree to hold
+
+
 def scrape(
-    url_or_path: str, *, timeout: float = 10.0, families: Collection[str] | None = None
+    url_or_path: str,
+    *,
+    timeout: float = 10.0,
+    families: Collection[str] | None = None,
+    deadline: float = DEADLINE,
+    max_bytes: int = MAX_BYTES,
 ) -> Snapshot:
     """Fetch and parse a ``/metrics`` URL or a saved exposition file."""
-    text, taken_at, source = fetch(url_or_path, timeout=timeout)
+    text, taken_at, source = fetch(
+        url_or_path, timeout=timeout, deadline=deadline, max_bytes=max_bytes
+    )
+    _refuse_html(text, source)
     return parse(text, source=source, families=families, taken_at=taken_at)
 
 
-def fetch(url_or_path: str, *, timeout: float = 10.0) -> tuple[str, float, str]:
-    """Return ``(text, taken_at, source)`` for a URL or a file; errors are one clear line."""
+def fetch(
+    url_or_path: str,
+    *,
+    timeout: float = 10.0,
+    deadline: float = DEADLINE,
+    max_bytes: int = MAX_BYTES,
+) -> tuple[str, float, str]:
+    """Return ``(text, taken_at, source)`` for a URL or a file; errors are one clear line.
+
+    ``timeout`` bounds each network wait, ``deadline`` the whole transfer, ``max_bytes`` the
+    size of the (decompressed) text.
+    """
     if is_url(url_or_path):
-        return _fetch_url(url_or_path, timeout)
-    return _read_file(url_or_path)
+        return _fetch_url(url_or_path, timeout, deadline, max_bytes)
+    return _read_file(url_or_path, max_bytes)
+
+
+def _refuse_html(text: str, source: str) -> None:
+    """An HTML page (a login form, a dashboard on the wrong port) is not an exposition."""
+    head = text[:512].lstrip().lower()
+    if head.startswith(("<!doctype", "<html", "<head", "<body", "<?xml", "<")):
+        raise MeasurementError(
+            f"{source}: returned an HTML page, not Prometheus text (a login page, or the wrong "
+            "port or path?); check target.metrics_url"
+        )
 
 
 def save(path: str | os.PathLike[str], snapshot: Snapshot) -> Path:
@@ -66,7 +98,7 @@ def redact(url: str) -> str:
     return urllib.parse.urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
 
 
-def _fetch_url(url: str, timeout: float) -> tuple[str, float, str]:
+def _fetch_url(url: str, timeout: float, deadline: float, max_bytes: int) -> tuple[str, float, str]:
     import urllib.error
     import urllib.request  # ~20 ms to import; only scrapes of a URL pay for it
 
@@ -79,14 +111,17 @@ def _fetch_url(url: str, timeout: float) -> tuple[str, float, str]:
         token = base64.b64encode(urllib.parse.unquote(userinfo).encode()).decode()
         headers["Authorization"] = f"Basic {token}"
     req = urllib.request.Request(shown, headers=headers)
+    until = time.monotonic() + deadline
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        with urllib.request.urlopen(req, timeout=min(timeout, deadline)) as resp:
             # prometheus_client and Materialize render the whole body before the headers go out,
             # so the moment the headers arrive is the moment the numbers were read.
             taken_at = time.time()
-            data = resp.read()
             encoding = resp.headers.get("Content-Encoding", "")
             charset = resp.headers.get_content_charset() or "utf-8"
+            if resp.headers.get_content_type() == "text/html":
+                _refuse_html("<html", shown)
+            data = _read_bounded(resp, shown, until, deadline, max_bytes)
     except urllib.error.HTTPError as exc:
         raise MeasurementError(
             f"{shown}: HTTP {exc.code} {exc.reason}; expected 200 with Prometheus text"
@@ -98,11 +133,48 @@ def _fetch_url(url: str, timeout: float) -> tuple[str, float, str]:
     except OSError as exc:
         raise MeasurementError(_url_error(shown, exc, timeout)) from None
     if encoding == "gzip":
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError) as exc:
-            raise MeasurementError(f"{shown}: corrupt gzip body ({exc})") from None
+        data = _gunzip(data, shown, max_bytes)
     return _decode(data, shown, charset), taken_at, shown
+
+
+def _read_bounded(resp: Any, shown: str, until: float, deadline: float, max_bytes: int) -> bytes:
+    """Read the body as it arrives (``read1``), stopping at the deadline or the size cap."""
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        if time.monotonic() > until:
+            raise MeasurementError(
+                f"{shown}: the response took longer than {deadline:g}s ({total:,} bytes so far); "
+                "is this a Prometheus endpoint? check target.metrics_url"
+            )
+        chunk = resp.read1(64 * 1024)
+        if not chunk:
+            return b"".join(chunks)
+        total += len(chunk)
+        if total > max_bytes:
+            raise MeasurementError(_too_big(shown, max_bytes))
+        chunks.append(chunk)
+
+
+def _gunzip(data: bytes, shown: str, max_bytes: int) -> bytes:
+    """Decompress, refusing a body that grows past ``max_bytes`` (a gzip bomb)."""
+    import zlib
+
+    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = d.decompress(data, max_bytes + 1)
+    except zlib.error as exc:
+        raise MeasurementError(f"{shown}: corrupt gzip body ({exc})") from None
+    if len(out) > max_bytes:
+        raise MeasurementError(_too_big(shown, max_bytes))
+    return out
+
+
+def _too_big(shown: str, max_bytes: int) -> str:
+    return (
+        f"{shown}: the exposition is larger than {max_bytes / 2**20:,.0f} MiB; "
+        "is this a Prometheus endpoint? check target.metrics_url"
+    )
 
 
 def _url_error(shown: str, reason: object, timeout: float) -> str:
@@ -127,10 +199,13 @@ def _timeout(shown: str, timeout: float) -> str:
     )
 
 
-def _read_file(path: str) -> tuple[str, float, str]:
+def _read_file(path: str, max_bytes: int = MAX_BYTES) -> tuple[str, float, str]:
     p = Path(path).expanduser()
     try:
-        data = p.read_bytes()
+        with p.open("rb") as fh:
+            data = fh.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            raise MeasurementError(_too_big(path, max_bytes))
         mtime = p.stat().st_mtime
     except FileNotFoundError:
         raise MeasurementError(
@@ -143,7 +218,7 @@ def _read_file(path: str) -> tuple[str, float, str]:
     except OSError as exc:
         raise MeasurementError(f"{path}: cannot read ({exc.strerror})") from None
     if data[:2] == b"\x1f\x8b":
-        data = gzip.decompress(data)
+        data = _gunzip(data, path, max_bytes)
     text = _decode(data, path, "utf-8")
     source, taken_at = path, mtime
     if text.startswith(HEADER):

@@ -126,6 +126,9 @@ def profile_benchmark(
         fixed_against = Profile.load(Path(against))  # fail before the benchmark, not after
     runs: list[ProfileRun] = []
     diffs: dict[int, Any] = {}
+    from sessionctl.session.record import open_number
+
+    started_in = open_number(ws, campaign)  # the profile belongs to this session only
     with TargetHandle(ws, camp, start=start, reporter=reporter) as target:
         target.preflight()
         ctx = bench_context(
@@ -210,7 +213,11 @@ def profile_benchmark(
     if record:
         from sessionctl.session.record import record_measurement
 
-        session = record_measurement(ws, campaign, measurement, phase=phase or "profile")
+        session = record_measurement(
+            ws, campaign, measurement, phase=phase or "profile", started_in=started_in
+        )
+        if session is None and started_in is not None:
+            reporter.warn(f"session {started_in} ended while profiling: not recorded")
     return ProfileOutcome(tuple(runs), measurement, session, ctx.run_dir, diffs, swept)
 
 

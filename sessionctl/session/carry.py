@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sessionctl.errors import SessionStateError
+from sessionctl.errors import CommandError, SessionStateError, VcsError
 from sessionctl.files import atomic_write
 from sessionctl.session import record as store_
 from sessionctl.session.record import OpenSession
@@ -61,7 +61,18 @@ def carry(
         f"into session {number} by `sessionctl start`:\n\n{listed}\n"
         f"Session: {number}\nPrompt-Revision: {revision}\n"
     )
-    return vcs.commit_paths(title=title, message=message, paths=paths, scratch=ws.ensure_scratch())
+    scratch = ws.ensure_scratch()
+    vcs.preflight()  # a git lock or a merge in progress: stop before any change
+    index_copy = scratch / f"index.before-carry-{number}"
+    saved = vcs.save_index(index_copy)
+    try:
+        return vcs.commit_paths(title=title, message=message, paths=paths, scratch=scratch)
+    except (VcsError, CommandError):
+        if saved:  # a refused commit (a hook, say) leaves the index as the user had it
+            vcs.restore_index(index_copy)
+        raise
+    finally:
+        index_copy.unlink(missing_ok=True)
 
 
 def file_hash(path: Path) -> str:

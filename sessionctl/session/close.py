@@ -15,8 +15,11 @@ atomically after each one:
 Every file step writes a precomputed full text, so repeating it is harmless. Before a VCS step
 the journal records a checkpoint; if the process dies during the step, recovery restores that
 checkpoint and does the step again, so each change is made exactly once. If a VCS step *fails*,
-the whole close is rolled back to the first checkpoint and the original texts, and the session
-stays open. ``status``, ``start`` and ``close`` call :func:`recover` first.
+the whole close is rolled back to the first checkpoint, the index as it was before the close
+(a copy is kept beside the journal) and the original texts, and the session stays open. Before
+any write (and before recovery redoes a VCS step) :meth:`Vcs.preflight` refuses a repository
+with a git lock file or a merge in progress. ``start`` and ``close`` call :func:`recover` first;
+``status`` only reports the pending close.
 """
 
 from __future__ import annotations
@@ -73,6 +76,8 @@ class CloseResult:
         return self.plan.judgements
 
     def to_dict(self) -> dict[str, Any]:
+        from sessionctl.redaction import redact_data
+
         return {
             "campaign": self.plan.campaign,
             "session": self.plan.session,
@@ -80,7 +85,8 @@ class CloseResult:
             "verdict": self.plan.verdict,
             "commits": [c.to_dict() for c in self.commits],
             "recovered": self.recovered,
-            "plan": self.plan.to_dict(texts=self.dry_run),
+            # The planned texts may quote the campaign's DSN: shown, never with its password.
+            "plan": redact_data(self.plan.to_dict(texts=self.dry_run)),
         }
 
 
@@ -140,6 +146,7 @@ def close(
     ``args``: ``resolve``, ``add_steps``, ``status_text``, ``summary``, ``force_reason`` (close
     without the required measurements, logged) and ``include`` (untracked paths to commit).
     """
+    args = _redacted_args(args)
     if dry_run:
         journal = _read_journal(ws, campaign)
         if journal is not None:
@@ -189,6 +196,10 @@ def abort(
     away. ``set_aside_to``/``leave``: see :func:`sessionctl.session.plan.build`.
     """
     require_reason(reason)
+    from sessionctl.redaction import redact
+
+    reason = redact(reason)
+    status_text = redact(status_text) if status_text else status_text
     if not dry_run:
         recover(ws, campaign, reporter=reporter)
     with ws.lock(campaign):
@@ -227,11 +238,32 @@ def recover(ws: Workspace, campaign: str, *, reporter: Reporter = NULL) -> str |
             f"(remaining: {', '.join(remaining) or 'cleanup'})"
         )
         vcs = _vcs(ws, campaign, kind=journal.get("vcs"))
+        if any(s in VCS_STEPS for s in remaining):
+            try:
+                vcs.preflight()
+            except VcsError as exc:
+                raise VcsError(
+                    f"{exc.args[0].removesuffix(', then rerun the command')}, then run "
+                    f"`sessionctl close {campaign}` to finish the interrupted {plan.kind} of "
+                    f"session {plan.session} (nothing was changed)"
+                ) from None
         _execute(ws, vcs, plan, journal, reporter=reporter)
         return (
             f"finished the interrupted {plan.kind} of session {plan.session} "
             f"(steps: {', '.join(remaining)})"
         )
+
+
+def _redacted_args(args: CloseArgs) -> CloseArgs:
+    """The texts a user typed for the log and the commits, with any password masked."""
+    from sessionctl.redaction import redact
+
+    out = dict(args)
+    for key in ("status_text", "summary", "force_reason"):
+        text = out.get(key)
+        if isinstance(text, str):
+            out[key] = redact(text)
+    return out  # type: ignore[return-value]
 
 
 # --- the journaled executor -------------------------------------------------------------------
@@ -274,7 +306,8 @@ def _crash(point: str) -> None:
 
 def _read_text(path: Path) -> str | None:
     try:
-        return path.read_text(encoding="utf-8")
+        with open(path, encoding="utf-8", newline="") as fh:  # exactly: CRLF stays CRLF
+            return fh.read()
     except FileNotFoundError:
         return None
 
@@ -284,11 +317,16 @@ def _run(
 ) -> tuple[Commit, ...]:
     """Journal ``plan`` with a checkpoint and the original texts, then carry it out."""
     root = vcs.root
+    for warning in vcs.preflight():  # a lock or a merge in progress stops us before any write
+        reporter.warn(warning)
+    index_copy = record.session_path(ws, plan.campaign, plan.session) / "index.pre-close"
+    saved_index = vcs.save_index(index_copy)
     journal: dict[str, Any] = {
         "version": JOURNAL_VERSION,
         "started_at": now_iso(),
         "vcs": vcs.kind,
         "checkpoint": vcs.checkpoint(),
+        "index": str(index_copy) if saved_index else None,
         "steps": list(steps),
         "done": [],
         "pre": {},
@@ -337,7 +375,7 @@ def _execute(
                 else:
                     # An earlier attempt died during this step: it may or may not have
                     # committed. Return to just before it and do it once more.
-                    vcs.restore(pre)
+                    vcs.restore(pre, keep_index=True)
                 reporter.info(f"committing {change.title}")
                 session_dir = record.session_path(ws, campaign, plan.session)
                 session_dir.mkdir(parents=True, exist_ok=True)
@@ -348,7 +386,15 @@ def _execute(
                     scratch=session_dir,
                 )
             except (VcsError, CommandError) as exc:
-                _rollback(ws, vcs, plan, journal, reporter=reporter)
+                try:
+                    _rollback(ws, vcs, plan, journal, reporter=reporter)
+                except (VcsError, CommandError, OSError) as again:
+                    raise VcsError(
+                        f"session {plan.session}: {step.replace('_', ' ')} failed ({exc}) and "
+                        f"so did the rollback ({again}); fix that, then run `sessionctl close "
+                        f"{campaign}` to finish the close (the journal "
+                        f"{journal_path(ws, campaign)} is kept)"
+                    ) from None
                 raise VcsError(
                     f"session {plan.session}: {step.replace('_', ' ')} failed ({exc}); rolled "
                     f"back to {str(journal['checkpoint'])[:12]}: nothing committed, the session "
@@ -367,8 +413,7 @@ def _execute(
         if step != "finish":
             _write_journal(ws, campaign, journal)
         _crash(f"{step}:done")
-    with contextlib.suppress(FileNotFoundError):
-        journal_path(ws, campaign).unlink()
+    _drop_journal(ws, campaign, journal)
     return tuple(_commit(journal["commits"][s]) for s in VCS_STEPS if s in journal["commits"])
 
 
@@ -438,7 +483,12 @@ def _rollback(
 ) -> None:
     """Undo a failed close: the VCS checkpoint, the original texts; drop the journal."""
     reporter.warn(f"rolling back the close of session {plan.session}")
-    vcs.restore(str(journal["checkpoint"]))
+    if journal.get("index"):
+        # Only the branch (a failure here changes nothing), then exactly what was staged.
+        vcs.restore(str(journal["checkpoint"]), keep_index=True)
+        vcs.restore_index(Path(journal["index"]))
+    else:
+        vcs.restore(str(journal["checkpoint"]))  # jj, or a git repository without an index
     root = vcs.root
     for key, rel in (("log", plan.log_path), ("yaml", plan.yaml_path), ("md", plan.md_path)):
         text = journal["originals"].get(key)
@@ -447,8 +497,15 @@ def _rollback(
                 (root / rel).unlink()
         else:
             atomic_write(root / rel, text)
+    _drop_journal(ws, plan.campaign, journal)
+
+
+def _drop_journal(ws: Workspace, campaign: str, journal: dict[str, Any]) -> None:
     with contextlib.suppress(FileNotFoundError):
-        journal_path(ws, plan.campaign).unlink()
+        journal_path(ws, campaign).unlink()
+    if journal.get("index"):
+        with contextlib.suppress(FileNotFoundError):
+            Path(journal["index"]).unlink()
 
 
 def _closed(ws: Workspace, campaign: str) -> dict[str, Any] | None:

@@ -11,6 +11,7 @@ re-exported here).
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 from collections.abc import Sequence
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sessionctl.errors import NothingToDo, SessionctlError, SessionStateError, UsageError, VcsError
-from sessionctl.files import atomic_write
+from sessionctl.files import atomic_copy, atomic_write
 from sessionctl.measurement import PHASES, Measurement, Value, now_iso
 from sessionctl.reporting import NULL, Reporter
 from sessionctl.session import record as store_
@@ -47,7 +48,10 @@ __all__ = [
 ]
 
 _METRIC = re.compile(
-    r"^(?P<name>[^=\s]+)\s*=\s*(?P<value>[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*(?P<unit>[^\d\s=][^\s=]*)?$"
+    r"^(?P<name>[^=\s]+)\s*=\s*(?P<value>[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)"
+    # A unit is letters, µ, % or / without digits: `1_000` and `0x10` are refused, not read as 1
+    # and 0 with the units `_000` and `x10`.
+    r"\s*(?P<unit>[A-Za-zµ%/][^\s=\d]*)?$"
 )
 _LOWER_UNITS = {"ns", "us", "µs", "ms", "s", "sec", "seconds", "min"}
 _LOWER_NAMES = re.compile(
@@ -152,7 +156,8 @@ def start(
             )
         vcs = detect(ws.root, prefer=camp.vcs)
         own = carry.own_paths(ws, vcs, campaign)
-        edited, others = carry.split(vcs.working_changes(), own)
+        changes = _sweep_stale_temp_files(vcs.root, vcs.working_changes(), reporter=reporter)
+        edited, others = carry.split(changes, own)
         if others and not allow_dirty:
             listed = ", ".join(f"{c.status} {c.path}" for c in others[:10])
             more = f" (+{len(others) - 10} more)" if len(others) > 10 else ""
@@ -208,6 +213,23 @@ def start(
             carry.save_prompt(ws, session, previous)
     reporter.info(f"session {number} open" + (f" on {session.step_id}" if session.step_id else ""))
     return session
+
+
+def _sweep_stale_temp_files(root: Path, changes: list[Any], *, reporter: Reporter) -> list[Any]:
+    """Delete the atomic-write temp files a killed sessionctl left, and forget them as changes."""
+    from sessionctl.files import stale_temp_file
+    from sessionctl.vcs.base import UNTRACKED
+
+    kept = []
+    for c in changes:
+        path = root / c.path
+        if c.status == UNTRACKED and stale_temp_file(path):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            reporter.info(f"removed {c.path} (a temp file left by an interrupted sessionctl)")
+        else:
+            kept.append(c)
+    return kept
 
 
 def _preserve_baseline(ws: Workspace, camp: Any, number: int, *, reporter: Reporter) -> str:
@@ -280,7 +302,15 @@ def parse_metric(text: str) -> Value:
         better = "higher"
     elif unit.lower() in _LOWER_UNITS or _LOWER_NAMES.search(name):
         better = "lower"
-    return Value(name=name, value=float(m.group("value")), unit=unit, better=better)  # type: ignore[arg-type]
+    value = float(m.group("value"))
+    if not math.isfinite(value):
+        raise UsageError(
+            f"--metric {text!r}: {m.group('value')} is out of range; give a finite number"
+        )
+    if value < 0 and better is not None:
+        kind = "a rate" if better == "higher" else "a time"
+        raise UsageError(f"--metric {text!r}: {name} is {kind} and cannot be negative")
+    return Value(name=name, value=value, unit=unit, better=better)  # type: ignore[arg-type]
 
 
 def record(
@@ -296,14 +326,17 @@ def record(
     if phase is not None and phase not in PHASES:
         raise UsageError(f"--phase {phase!r}: unknown; use one of {', '.join(PHASES)}")
     values = [parse_metric(m) for m in metrics]
+    from sessionctl.redaction import redact
+
+    # A blank finding is no finding; a password typed into one is never stored (or committed).
+    findings = [redact(f.strip()) for f in findings if f.strip()]
     if values and phase is None:
         raise UsageError(
             "--metric needs --phase (baseline or remeasure): which side of the change is it?"
         )
     paths = [Path(f).expanduser() for f in files]
     for p in paths:
-        if not p.is_file():
-            raise UsageError(f"--file {p}: no such file")
+        _check_attachment(p)
     if not (values or paths or [f for f in findings if f.strip()]) and phase is None:
         raise UsageError("nothing to record: pass --phase, --finding, --file or --metric")
     session = store_.require_open(ws, campaign)
@@ -320,7 +353,7 @@ def record(
             dest = _attachment_name(
                 store_.session_path(ws, campaign, session.number) / "files", p.name
             )
-            atomic_write(dest, p.read_bytes())
+            atomic_copy(p, dest)  # streamed, and as private as the original
             store_.append(
                 ws,
                 campaign,
@@ -332,6 +365,27 @@ def record(
             ws, campaign, {"type": "measurement", "phase": phase, "measurement": m.to_dict()}
         )
     return session
+
+
+def _check_attachment(p: Path) -> None:
+    """Refuse, with the right reason, what ``record --file`` cannot attach."""
+    import stat
+
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise UsageError(f"--file {p}: no such file") from None
+    except PermissionError:
+        raise UsageError(f"--file {p}: permission denied; check the file's permissions") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise UsageError(f"--file {p}: is a folder; attach its files one by one (or an archive)")
+    if not stat.S_ISREG(st.st_mode):
+        raise UsageError(
+            f"--file {p}: not a regular file (a FIFO, socket or device); save its output to a "
+            "file first"
+        )
+    if not os.access(p, os.R_OK):
+        raise UsageError(f"--file {p}: not readable; check the file's permissions")
 
 
 def _attachment_name(folder: Path, name: str) -> Path:
@@ -349,20 +403,22 @@ def _attachment_name(folder: Path, name: str) -> Path:
 
 
 def status(ws: Workspace, campaign: str, *, plan: bool = True) -> SessionStatus:
-    """The open session's progress and what ``close`` would do (finishing a crashed close first)."""
+    """The open session's progress and what ``close`` would do.
+
+    A read command: an interrupted close is reported (``pending_close``, and the command that
+    finishes it first in ``commands``), never finished or rolled back from here.
+    """
     from sessionctl.session import close as close_mod
     from sessionctl.session.request import TYPES as request_types
 
     recovered = None
     pending = None
     try:
-        recovered = close_mod.recover(ws, campaign)
+        pending = close_mod.pending(ws, campaign)
     except SessionctlError as exc:
-        try:
-            pending = close_mod.pending(ws, campaign) or {}
-        except SessionctlError:
-            pending = {"journal": str(close_mod.journal_path(ws, campaign))}
-        pending["error"] = str(exc)
+        pending = {"journal": str(close_mod.journal_path(ws, campaign)), "error": str(exc)}
+    if pending is not None:
+        pending["resume"] = f"sessionctl close {campaign}"
     camp = campaign_facts(ws, campaign)  # all status needs of the campaign, cached (see there)
     session = store_.current(ws, campaign)
     top = camp.top
@@ -374,7 +430,11 @@ def status(ws: Workspace, campaign: str, *, plan: bool = True) -> SessionStatus:
             recovered=recovered,
             last_session=camp.last_session,
             next_step=top,
-            commands=(f"sessionctl start {campaign}" + ("" if top else " --diagnostic"),),
+            commands=(
+                f"sessionctl close {campaign}"
+                if pending is not None
+                else f"sessionctl start {campaign}" + ("" if top else " --diagnostic"),
+            ),
         )
     entries = store_.entries(ws, campaign, session.number)
     counts = phase_counts(entries)
@@ -436,7 +496,11 @@ def status(ws: Workspace, campaign: str, *, plan: bool = True) -> SessionStatus:
         recovered=recovered,
         last_session=camp.last_session,
         next_step=top,
-        commands=tuple(next_commands(session)),
+        commands=(
+            (f"sessionctl close {campaign}",)
+            if pending is not None
+            else tuple(next_commands(session))
+        ),
     )
 
 

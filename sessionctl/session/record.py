@@ -169,14 +169,39 @@ def measurements(ws: Workspace, campaign: str, number: int) -> list[Measurement]
     ]
 
 
+ANY_SESSION = -1
+
+
+def open_number(ws: Workspace, campaign: str) -> int | None:
+    """The number of the open session, or None (what a measurement remembers when it starts)."""
+    s = current(ws, campaign)
+    return None if s is None else s.number
+
+
 def record_measurement(
-    ws: Workspace, campaign: str, measurement: Measurement, *, phase: str | None = None
+    ws: Workspace,
+    campaign: str,
+    measurement: Measurement,
+    *,
+    phase: str | None = None,
+    started_in: int | None = ANY_SESSION,
 ) -> int | None:
-    """Record ``measurement`` into the open session; return its number, or None if none is open."""
-    if current(ws, campaign) is None:
+    """Record ``measurement`` into the open session; return its number, or None if none is open.
+
+    ``started_in``: the session open when the measurement started (:func:`open_number`); a
+    measurement belongs to that session only, so when it has ended meanwhile (or none was open
+    then) nothing is recorded and None is returned.
+    """
+    if started_in is None:
         return None
-    ph = phase or measurement.phase
-    s = append(
-        ws, campaign, {"type": "measurement", "phase": ph, "measurement": measurement.to_dict()}
-    )
+    with ws.lock(campaign):
+        s = current(ws, campaign)
+        if s is None or started_in not in (ANY_SESSION, s.number):
+            return None
+        ph = phase or measurement.phase
+        s = append(
+            ws,
+            campaign,
+            {"type": "measurement", "phase": ph, "measurement": measurement.to_dict()},
+        )
     return s.number

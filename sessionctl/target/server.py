@@ -8,7 +8,8 @@ server and we only probe it, briefly, so a dead server is one clear line instead
 
 Connection URLs may hold passwords (or ``$VARS`` expanded from the environment); every URL that
 is printed, logged or stored goes through :func:`redact`, and text that may echo one (server
-logs, driver output) through :func:`scrub`.
+logs, driver output, the start command's arguments) through :func:`scrub`. Both live in
+:mod:`sessionctl.redaction` (re-exported here for the drivers that import them from here).
 """
 
 from __future__ import annotations
@@ -25,48 +26,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
-from urllib.parse import unquote
 
 from sessionctl.campaign.model import Campaign, Preflight, Target
 from sessionctl.errors import TargetError
 from sessionctl.process import describe_argv, spawn, stop_tree
+from sessionctl.redaction import MASK, redact, redact_argv, scrub, secret_key, secrets_of
 from sessionctl.reporting import NULL, Reporter
 from sessionctl.workspace import Workspace
 
-MASK = "***"
-_URL_PW = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)(?P<pw>[^@\s]*)(?P<at>@)")
-_KW_PW = re.compile(r"(?P<head>\bpassword\s*=\s*)(?P<pw>'(?:[^'\\]|\\.)*'|[^\s&;]+)", re.IGNORECASE)
 _UNREACHABLE_PROBE = 2.0  # how long to probe a server we did not start before calling it dead
 
 
-def redact(url: str) -> str:
-    """Mask the password of a URL or keyword DSN: ``postgres://u:secret@h/db`` → ``postgres://u:***@h/db``."""
-    if not url:
-        return url
-    out = _URL_PW.sub(lambda m: f"{m['head']}{MASK}{m['at']}", url)
-    return _KW_PW.sub(lambda m: f"{m['head']}{MASK}", out)
-
-
-def secrets_of(*urls: str | None) -> list[str]:
-    """Return the passwords inside ``urls`` (raw and URL-decoded), for :func:`scrub`."""
-    found: list[str] = []
-    for url in urls:
-        if not url:
-            continue
-        for m in (*_URL_PW.finditer(url), *_KW_PW.finditer(url)):
-            pw = m["pw"].strip("'")
-            for s in (pw, unquote(pw)):
-                if s and s not in found:
-                    found.append(s)
-    return found
-
-
-def scrub(text: str, secrets: Iterable[str]) -> str:
-    """Replace every occurrence of each secret in ``text`` (and redact any URL in it)."""
-    for s in sorted(secrets, key=len, reverse=True):
-        if s:
-            text = text.replace(s, MASK)
-    return redact(text)
+__all__ = [
+    "MASK",
+    "PreflightResult",
+    "TargetHandle",
+    "check_expectation",
+    "expand",
+    "open_target",
+    "redact",
+    "scrub",
+    "secrets_of",
+]
 
 
 def expand(url: str | None) -> str | None:
@@ -187,9 +168,14 @@ class TargetHandle:
 
     @property
     def secrets(self) -> list[str]:
-        return secrets_of(
+        found = secrets_of(
             expand(self.spec.sql_url), expand(self.spec.system_sql_url), self.metrics_url
         )
+        for key, value in self.spec.env.items():  # PGPASSWORD, API_TOKEN...: never echoed
+            shown = os.path.expandvars(value)
+            if secret_key(key) and shown and shown not in found:
+                found.append(shown)
+        return found
 
     def describe(self) -> dict[str, Any]:
         """Redacted facts about this target (for run records and ``--json``)."""
@@ -200,7 +186,7 @@ class TargetHandle:
             "started": self.proc is not None,
             "pid": self.leader_pid,
             "long_lived": self.long_lived,
-            "start": describe_argv(self._argv()) if self.spec.start else None,
+            "start": self._shown_argv() if self.spec.start else None,
             "log": str(self.log_path) if self.log_path else None,
         }
 
@@ -215,6 +201,10 @@ class TargetHandle:
             # No preserved build to point at: leave out the arguments that would name it.
             return [a for a in argv if ph not in a]
         return [a.replace(ph, str(self.artifacts_dir)) for a in argv]
+
+    def _shown_argv(self) -> str:
+        """The start command as it may be printed or stored: passwords in it masked."""
+        return scrub(describe_argv(redact_argv(self._argv())), self.secrets)
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -240,8 +230,16 @@ class TargetHandle:
         cwd = self._cwd()
         if not cwd.is_dir():
             raise TargetError(f"{self._where}: target.cwd: {cwd} is not a folder; fix target.cwd")
+        taken, _ = self._probe()
+        if taken:
+            # Whatever answers now is not the server we are about to start: measuring it would
+            # record someone else's numbers under this campaign's name.
+            raise TargetError(
+                f"{self._probe_target()}: a server already answers there before target.start "
+                "ran; stop it (or pass --no-start to measure that server on purpose)"
+            )
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - the server writes to it until stop()
-        self.reporter.info(f"starting target: {describe_argv(argv)} (log: {self.log_path})")
+        self.reporter.info(f"starting target: {self._shown_argv()} (log: {self.log_path})")
         try:
             self.proc = spawn(
                 argv, cwd=cwd, env=self._env(), stdout=self._log, stderr=subprocess.STDOUT
@@ -282,9 +280,18 @@ class TargetHandle:
             return None
         tail = self.log_tail()
         return TargetError(
-            f"target `{describe_argv(self._argv())}` exited with {self.proc.returncode} "
+            f"target `{self._shown_argv()}` exited with {self.proc.returncode} "
             "before it was "
             f"ready; log {self.log_path}: {tail or '(empty)'}"
+        )
+
+    def check_alive(self, what: str) -> None:
+        """Raise if the server we started has exited: whatever answered ``what`` was not it."""
+        if self.proc is None or self.proc.poll() is None:
+            return
+        raise TargetError(
+            f"target `{self._shown_argv()}` exited with {self.proc.returncode} during {what}: "
+            f"its numbers are not trusted; log {self.log_path}: {self.log_tail() or '(empty)'}"
         )
 
     def _probe(self) -> tuple[bool, str]:
@@ -337,6 +344,9 @@ class TargetHandle:
                 raise dead
             ok, what = self._probe()
             if ok:
+                dead = self._died()  # it answered, but was it ours? ours must still be running
+                if dead is not None:
+                    raise dead
                 self.ready = True
                 return self
             if time.monotonic() >= deadline:
@@ -347,7 +357,7 @@ class TargetHandle:
         if started:
             raise TargetError(
                 f"target not ready after {timeout:g}s at {where} ({what}); started with "
-                f"`{describe_argv(self._argv())}`; "
+                f"`{self._shown_argv()}`; "
                 f"log {self.log_path}: {self.log_tail() or '(empty)'}"
             )
         how = (

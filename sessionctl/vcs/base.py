@@ -98,8 +98,20 @@ class Vcs(Protocol):
     def checkpoint(self) -> str:
         """Return a token :meth:`restore` can roll the repository back to."""
 
-    def restore(self, checkpoint: str) -> None:
-        """Return to ``checkpoint``, keeping the working-tree files (git) / as recorded (jj)."""
+    def restore(self, checkpoint: str, *, keep_index: bool = False) -> None:
+        """Return to ``checkpoint``, keeping the working-tree files (git) / as recorded (jj).
+
+        ``keep_index`` (git): move only the branch, leave the index for the caller to restore.
+        """
+
+    def preflight(self) -> list[str]:
+        """Raise VcsError, changing nothing, when a commit cannot be made now; return warnings."""
+
+    def save_index(self, dest: Path) -> bool:
+        """Copy the staging area (git's index) to ``dest``; False when there is none (jj)."""
+
+    def restore_index(self, src: Path) -> None:
+        """Put back the staging area :meth:`save_index` copied."""
 
     def numstat(self, paths: Sequence[str]) -> list[NumStat]:
         """Lines added/removed per path in the working-copy change, for the log's diff stat."""

@@ -6,11 +6,13 @@ runs often (gitpython is imported lazily, only by the commands that change the r
 Commits take exactly the paths they are given (``git commit --only -- PATHS``), so whatever else
 is staged or lying around stays out; messages go through a file (``-F``), never argv or a shell.
 A checkpoint is the HEAD sha (empty before the first commit); restoring it is
-``git reset --mixed`` (the working tree is kept).
+``git reset --mixed`` (the working tree is kept), or ``--soft`` for a close, which then puts
+back the index from the copy :meth:`GitVcs.save_index` made.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -120,15 +122,87 @@ class GitVcs:
         found = self._read("rev-parse", "--verify", "--quiet", "HEAD^{commit}", ok=(0, 1))
         return found.stdout.strip() if found.returncode == 0 else UNBORN
 
-    def restore(self, checkpoint: str) -> None:
+    def restore(self, checkpoint: str, *, keep_index: bool = False) -> None:
+        # keep_index: only the branch moves (`--soft`); the caller restores the index from the
+        # copy :meth:`save_index` kept, so a reset that fails on a ref lock has changed nothing.
         if checkpoint == UNBORN:
             # Back to "no commits yet": the branch goes, the files stay (untracked again).
             if self.checkpoint() != UNBORN:
                 self._git("update-ref", "-d", "HEAD")
-                self._git("read-tree", "--empty")
+                if not keep_index:
+                    self._git("read-tree", "--empty")
             return
         if self.head() != checkpoint:
-            self._git("reset", "-q", "--mixed", checkpoint)
+            self._git("reset", "-q", "--soft" if keep_index else "--mixed", checkpoint)
+
+    def git_path(self, name: str) -> Path:
+        """Where git keeps ``name`` (``index``, ``MERGE_HEAD``...) for this worktree."""
+        out = self._read("rev-parse", "--git-path", name).stdout.strip()
+        path = Path(out)
+        return path if path.is_absolute() else self.root / path
+
+    def preflight(self) -> list[str]:
+        """Refuse (VcsError, nothing changed) when git cannot commit now; return warnings.
+
+        A lock file left by a crashed git, or a merge, rebase, cherry-pick or revert in
+        progress, would make a commit fail half-way (or conclude the merge); a detached HEAD
+        only deserves a word.
+        """
+        ref = self._read("symbolic-ref", "--quiet", "HEAD", ok=(0, 1))
+        branch = ref.stdout.strip() if ref.returncode == 0 else None
+        locks = ["index.lock", "HEAD.lock"] + ([f"{branch}.lock"] if branch else [])
+        for name in locks:
+            lock = self.git_path(name)
+            if lock.exists():
+                raise VcsError(
+                    f"{lock}: a git lock file exists (another git is running, or one crashed); "
+                    "if no git is running, remove it, then rerun the command"
+                )
+        for name, what, fix in _IN_PROGRESS:
+            marker = self.git_path(name)
+            if marker.exists():
+                raise VcsError(
+                    f"{self.root}: {what} is in progress ({marker} exists); {fix}, then rerun "
+                    "the command"
+                )
+        if branch is None:
+            return [
+                f"{self.root}: HEAD is detached at {self.head()[:12]}: the session's commits "
+                "will be on no branch; keep them with `git switch -c NAME` afterwards"
+            ]
+        return []
+
+    def save_index(self, dest: Path) -> bool:
+        """Copy the index (the staging area) to ``dest``; False when there is none yet."""
+        try:
+            data = self.git_path("index").read_bytes()
+        except FileNotFoundError:
+            return False
+        atomic_write(dest, data)
+        return True
+
+    def restore_index(self, src: Path) -> None:
+        """Put back the index :meth:`save_index` copied, under git's own ``index.lock``."""
+        index = self.git_path("index")
+        lock = index.with_name(index.name + ".lock")
+        data = Path(src).read_bytes()
+        try:
+            fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            raise VcsError(
+                f"{lock}: a git lock file exists; if no git is running, remove it, then rerun "
+                "the command"
+            ) from None
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(lock, index)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(lock)
+            raise
 
     def numstat(self, paths: Sequence[str]) -> list[NumStat]:
         if not paths:
@@ -200,6 +274,15 @@ class GitVcs:
         """Paths touched by ``rev`` relative to its first parent."""
         out = self._read("show", "--name-only", "--format=", "--no-renames", "-z", rev).stdout
         return sorted(p for p in out.split("\0") if p.strip())
+
+
+_IN_PROGRESS = (
+    ("MERGE_HEAD", "a merge", "finish it with `git commit` or stop it with `git merge --abort`"),
+    ("rebase-merge", "a rebase", "finish it or stop it with `git rebase --abort`"),
+    ("rebase-apply", "a rebase or `git am`", "finish it or stop it (`git rebase --abort`)"),
+    ("CHERRY_PICK_HEAD", "a cherry-pick", "finish it or stop it with `git cherry-pick --abort`"),
+    ("REVERT_HEAD", "a revert", "finish it or stop it with `git revert --abort`"),
+)
 
 
 def _clean(output: object) -> str:

@@ -109,8 +109,17 @@ class JjVcs:
             raise VcsError("jj op log: no operation id printed; check `jj op log` by hand")
         return op.splitlines()[0]
 
-    def restore(self, checkpoint: str) -> None:
-        self.jj("op", "restore", checkpoint)
+    def restore(self, checkpoint: str, *, keep_index: bool = False) -> None:
+        self.jj("op", "restore", checkpoint)  # no index to keep: the operation is everything
+
+    def preflight(self) -> list[str]:
+        return []  # jj has no lock files or half-done merges to trip a commit
+
+    def save_index(self, dest: Path) -> bool:
+        return False  # no staging area: `jj op restore` returns the whole repository
+
+    def restore_index(self, src: Path) -> None:
+        return None
 
     # --- writing ---------------------------------------------------------------------------
 

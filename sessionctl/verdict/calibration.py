@@ -153,8 +153,9 @@ def run_calibration(
     **compare: Any,
 ) -> Calibration:
     """Run ``trials`` A/A comparisons (``compare`` goes to each ``run_compare``) and sum up."""
-    from sessionctl.session.record import record_measurement
+    from sessionctl.session.record import open_number, record_measurement
 
+    started_in = open_number(ws, campaign)  # the calibration belongs to this session only
     if trials < 1:
         raise UsageError(f"--trials must be at least 1, got {trials}")
     done: list[CompareResult] = []
@@ -170,5 +171,6 @@ def run_calibration(
     if record:
         m = Measurement("compare", cal.benchmark, None, (), cal.summary_md(), None,
                         {"aa": True, "calibration": cal.to_dict(runs=False)})  # fmt: skip
-        cal = Calibration(cal.benchmark, cal.trials, record_measurement(ws, campaign, m))
+        number = record_measurement(ws, campaign, m, started_in=started_in)
+        cal = Calibration(cal.benchmark, cal.trials, number)
     return cal

@@ -270,6 +270,26 @@ class _Sides:
                         f"side {side.label} setup SQL [{i}] `{sql}` failed: {msg}"
                     ) from None
 
+    def end_on_candidate(self, *, strict: bool) -> None:
+        """Leave a shared server in side B's state: the session goes on with the candidate.
+
+        ``strict`` False (the comparison already failed): a failure here is only reported.
+        """
+        b = self.sides.side("B")
+        if self.handle is None or self.current in (None, "B") or not b.setup_sql:
+            return
+        if not self.sides.same_server:
+            return  # each side ran its own build: no shared state to leave behind
+        self.reporter.info("putting the server back in side B's state (the candidate)")
+        try:
+            self._apply(b)
+        except TargetError as exc:
+            if strict:
+                raise TargetError(f"{exc}; the server is left in side A's state") from None
+            self.reporter.warn(f"{exc}; the server is left in side A's state")
+            return
+        self.current = "B"
+
     def close(self) -> None:
         if self.handle is not None:
             handle, self.handle = self.handle, None
@@ -360,8 +380,9 @@ def run_compare(
         load_campaign,
         new_run_dir,
     )
-    from sessionctl.session.record import record_measurement
+    from sessionctl.session.record import open_number, record_measurement
 
+    started_in = open_number(ws, campaign)  # the comparison belongs to this session only
     if rate is not None and not rate > 0:
         raise UsageError(f"--rate must be > 0 queries/s, got {rate:g}")
     camp = load_campaign(ws, campaign)
@@ -430,7 +451,10 @@ def run_compare(
                     reporter.warn(f"{rs.label}: {runs[-1]['rate_short']}")
         done = True
     finally:
-        driver.finish()
+        try:
+            driver.end_on_candidate(strict=done)
+        finally:
+            driver.finish()
         if not done:  # keep what was measured before a failure or Ctrl-C
             atomic_write_json(raw / "runs-partial.json", runs)
     extra: dict[str, Any]
@@ -446,7 +470,10 @@ def run_compare(
     result = replace(result, summary_md=summary_markdown(result))
     atomic_write_json(raw / "compare.json", result.to_dict())
     if record:
-        result = replace(result, session=record_measurement(ws, campaign, to_measurement(result)))
+        number = record_measurement(ws, campaign, to_measurement(result), started_in=started_in)
+        if number is None and started_in is not None:
+            reporter.warn(f"session {started_in} ended while comparing: not recorded (see {rel})")
+        result = replace(result, session=number)
     return result
 
 
