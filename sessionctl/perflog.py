@@ -117,9 +117,15 @@ def agent_view(entries: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
         end = "exited" if code is None else f"exited with code {code}"
     else:
         end = f"stopped: {e.get('detail') or reason}"
+    ending = e.get("ending") or {}
+    if ending.get("kind") not in (None, "finished", "timeout", "killed") and ending.get("message"):
+        # Why it ended, as the agent said (API error, refused tools, turn or budget limit).
+        end += f"; {str(ending['kind']).replace('_', ' ')}: {ending['message']}"
     audit = e.get("audit") or {}
     verdict = None
-    if "passed" in audit:
+    if audit.get("skipped"):
+        verdict = "skipped"
+    elif "passed" in audit:
         verdict = "passed" if audit["passed"] else "failed"
     return {
         "preset": str(e.get("preset") or "agent"),

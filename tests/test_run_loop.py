@@ -389,6 +389,8 @@ def test_claude_preset_launches_claude_with_the_prompt(ws: Workspace, tmp_path: 
         "25",
         "--max-budget-usd",
         "2",
+        "--allowedTools",
+        "Edit,Write,Bash(sessionctl:*)",
     ]
     s = data["sessions"][0]
     # The replay recorded nothing into the session, so the audit fails it; the numbers still count.

@@ -10,7 +10,8 @@ Checks, each giving a one-line :class:`Problem`:
   top-level folders (a step's ``paths`` count as one area, ``tests/`` is neutral);
 - no added line matches an ``audit.forbidden`` pattern (e.g. caching query results);
 - the rendered prompt ``.md`` was not edited by hand instead of the YAML;
-- the agent ended on its own (not stopped by a bound) with exit code 0.
+- the agent ended on its own (not stopped by a bound) with exit code 0, no tool refused, and
+  within its budget (Codex reports its usage only at exit, so only the audit can flag it).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from sessionctl import process
+from sessionctl.agent.ending import Ending
 from sessionctl.campaign.model import AuditSpec, NextStep
 from sessionctl.errors import ConfigError, SessionctlError
 from sessionctl.workspace import SCRATCH, Workspace
@@ -491,6 +493,16 @@ def check_agent(exit_reason: str, exit_code: int | None, detail: str) -> list[Pr
     return [Problem("agent-stopped", f"the agent was stopped: {detail or exit_reason}")]
 
 
+def check_ending(ending: Ending, *, overspent: str | None = None) -> list[Problem]:
+    """The agent finished by itself and within its budget (else: how it ended, one line)."""
+    out: list[Problem] = []
+    if ending.kind != "finished":
+        out.append(Problem(f"agent-{ending.kind.replace('_', '-')}", ending.message))
+    if overspent:
+        out.append(Problem("over-budget", overspent))
+    return out
+
+
 def check_commits(
     ws: Workspace, *, start_commit: str | None, prefer: str = "auto"
 ) -> list[Problem]:
@@ -533,6 +545,8 @@ def audit_session(
     detail: str = "",
     prefer: str = "auto",
     requested: str | None = None,
+    ending: Ending | None = None,
+    overspent: str | None = None,
 ) -> Audit:
     """Run every check on session ``number``.
 
@@ -570,7 +584,10 @@ def audit_session(
                 + " (pass them to `sessionctl close --include`)",
             )
         )
-    problems += check_agent(exit_reason, exit_code, detail)
+    if ending is None:
+        problems += check_agent(exit_reason, exit_code, detail)
+    else:
+        problems += check_ending(ending, overspent=overspent)
     notes.append(f"diff: {diff.text()}")
     return Audit(number, tuple(problems), diff, tuple(notes))
 

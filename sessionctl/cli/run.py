@@ -128,7 +128,8 @@ def _show_plan(plan: dict[str, Any]) -> None:
             "grace": _secs(plan.get("grace_s")),
             "session budget": _usd(plan.get("session_budget_usd")),
             "total budget": _usd(plan.get("total_budget_usd")),
-            "stop after": f"{plan.get('max_without_improvement')} sessions without improvement",
+            "stop after": f"{plan.get('max_without_improvement')} sessions without improvement, "
+            f"or {plan.get('max_infra_failures')} in a row that never reached the model",
             "stop file": plan.get("stop_file"),
             "transcript": plan.get("transcript"),
             "would stop now": plan.get("would_stop") or "no",
@@ -146,7 +147,7 @@ def _show_result(result: Any) -> None:
                 s.step or "",
                 s.outcome + (" (recovered)" if s.recovered else ""),
                 s.verdict or "",
-                s.exit_reason if s.exit_reason != "exited" else "exited",
+                _ending(s),
                 s.turns,
                 _usd(s.cost_usd),
                 _secs(s.duration_s),
@@ -160,6 +161,16 @@ def _show_result(result: Any) -> None:
             rows,
         )
     console.print_text(f"stopped: {result.stop_reason}; spent {_usd(result.total_cost_usd)}")
+
+
+def _ending(s: Any) -> str:
+    """The agent column: how it ended (``API error: Invalid API key``, ``finished``)."""
+    ending = s.ending or {}
+    kind = str(ending.get("kind") or s.exit_reason or "")
+    label = kind.replace("_", " ").replace("api error", "API error")
+    if kind in ("", "finished", "timeout", "killed"):
+        return label or "exited"
+    return f"{label}: {ending.get('message') or ''}".rstrip(": ")
 
 
 def _usd(v: float | None) -> str:
