@@ -280,7 +280,7 @@ def launch(
             cost = parser.cost_usd
             if elapsed >= timeout:
                 reason, detail = TIMEOUT, f"timeout after {_secs(timeout)}"
-            elif over_budget(cost, budget_usd):
+            elif over_budget(cost, budget_usd) and not _ended_itself(parser):
                 reason = BUDGET
                 detail = f"cost ${cost:.2f} over the session budget ${budget_usd:.2f}"
             elif should_stop is not None and (why := should_stop(cost)):
@@ -324,6 +324,14 @@ def launch(
         detail=detail,
         budget_usd=budget_usd,
     )
+
+
+def _ended_itself(parser: Transcript) -> bool:
+    """The agent's final word is out (Claude stopped at its own budget; Codex's turn is over,
+    its usage only ever comes then): it is ending anyway, and the audit judges the cost."""
+    if parser.format == "codex":
+        return parser.result_subtype is not None
+    return parser.result_subtype == "error_max_budget_usd"
 
 
 def reap_session(sid: int, *, term_grace: float = 3.0) -> list[int]:

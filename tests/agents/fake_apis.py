@@ -6,7 +6,8 @@ tool results the conversation already holds), so a retried request gets the same
 fakes keep no per-conversation state. A step is a list of actions:
 
 - ``("bash", "sessionctl record ...")`` — a shell tool call;
-- ``("write", "relative/path", "content")`` — a file write (Claude's Write tool; Codex uses bash);
+- ``("read", "/abs/path")`` — a file read (Claude's Read tool, needed before a Write; Codex: cat);
+- ``("write", "/abs/path", "content")`` — a file write (Claude's Write tool; Codex uses bash);
 - ``("text", "...")`` — a plain message (a step made only of text ends the conversation).
 
 ``status`` makes every request fail with that HTTP status (e.g. 401) and the API's own error body.
@@ -98,8 +99,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(data)))
-        if status >= 400:
-            self.send_header("x-should-retry", "false")
         self.end_headers()
         self.wfile.write(data)
 
@@ -159,6 +158,8 @@ def _anthropic_events(script: Script, body: dict[str, Any]) -> list[tuple[str, d
     for action in step:
         if action[0] == "bash":
             blocks.append(_tool_use(n, len(blocks), "Bash", {"command": action[1]}))
+        elif action[0] == "read":
+            blocks.append(_tool_use(n, len(blocks), "Read", {"file_path": action[1]}))
         elif action[0] == "write":
             blocks.append(
                 _tool_use(n, len(blocks), "Write", {"file_path": action[1], "content": action[2]})
@@ -240,10 +241,12 @@ def _openai_events(script: Script, body: dict[str, Any]) -> list[tuple[str, dict
     rid = f"resp_fake{n}"
     tools = {t.get("name") for t in body.get("tools") or () if isinstance(t, dict)}
     out: list[dict[str, Any]] = []
-    if done < len(flat) and flat[done][0] in ("bash", "write"):
+    if done < len(flat) and flat[done][0] in ("bash", "read", "write"):
         action = flat[done]
         cmd = action[1]
-        if action[0] == "write":
+        if action[0] == "read":
+            cmd = f"cat {shlex.quote(action[1])}"
+        elif action[0] == "write":
             cmd = f"printf %s {shlex.quote(action[2])} > {shlex.quote(action[1])}"
         out.append(_function_call(n, tools, cmd))
     else:
