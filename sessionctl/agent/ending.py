@@ -127,5 +127,5 @@ def _api_message(s: TranscriptSummary, exit_reason: str, detail: str) -> str:
     if exit_reason in ("timeout", API_ERROR) and detail:
         return f"{said}; {detail}"
     if s.api_retries:
-        return f"{said} (after {s.api_retries} retries)"
+        return f"{said} (after {s.api_retries} {'retry' if s.api_retries == 1 else 'retries'})"
     return said
