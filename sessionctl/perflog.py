@@ -118,9 +118,14 @@ def agent_view(entries: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
     else:
         end = f"stopped: {e.get('detail') or reason}"
     ending = e.get("ending") or {}
-    if ending.get("kind") not in (None, "finished", "timeout", "killed") and ending.get("message"):
+    kind = str(ending.get("kind") or "")
+    if kind not in ("", "finished", "timeout", "killed") and ending.get("message"):
         # Why it ended, as the agent said (API error, refused tools, turn or budget limit).
-        end += f"; {str(ending['kind']).replace('_', ' ')}: {ending['message']}"
+        label = "API error" if kind == "api_error" else kind.replace("_", " ")
+        if kind == "api_error":
+            end = f"{label}: {ending['message']}"
+        elif reason == "exited":
+            end += f"; {label}: {ending['message']}"
     audit = e.get("audit") or {}
     verdict = None
     if audit.get("skipped"):

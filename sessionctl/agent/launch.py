@@ -288,8 +288,8 @@ def launch(
             elif parser.auth_failures >= AUTH_FAILURES_TO_STOP and not parser.model_answered:
                 reason = API_ERROR
                 detail = (
-                    f"stopped after {parser.auth_failures} rejected API calls "
-                    f"({parser.api_error}); check the agent's API key"
+                    f"stopped after {parser.auth_failures} rejected API calls; "
+                    "check the agent's API key"
                 )
             if reason != EXITED:
                 out.record({"event": "stop", "reason": reason, "detail": detail, "at": now_iso()})

@@ -177,7 +177,8 @@ class Loop:
         if limit and len(infra) >= limit:
             last = infra[0].ending or {}
             return (
-                f"{len(infra)} sessions in a row whose agent never reached a working model "
+                f"{len(infra)} session{'s' if len(infra) != 1 else ''} in a row whose agent "
+                "never reached a working model "
                 f"(run.max_infra_failures is {limit}); last: {last.get('message') or '?'}"
             )
         k = camp.run.max_without_improvement

@@ -151,7 +151,9 @@ def _show_result(result: Any) -> None:
                 s.turns,
                 _usd(s.cost_usd),
                 _secs(s.duration_s),
-                "; ".join(s.problems),
+                "not judged (infrastructure)"
+                if s.outcome == "infrastructure"
+                else "; ".join(s.problems),
             ]
         )
     if rows:
