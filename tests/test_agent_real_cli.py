@@ -84,6 +84,8 @@ def point_at(monkeypatch: pytest.MonkeyPatch, homes: dict[str, Path], url: str) 
         "[model_providers.fake]\n"
         f'name = "fake"\nbase_url = "{url}/v1"\nenv_key = "FAKE_OPENAI_KEY"\n'
         'wire_api = "responses"\n'
+        # Codex's own retries only slow the tests down (sessionctl's bounds are tested here).
+        "request_max_retries = 0\nstream_max_retries = 0\n"
     )
 
 
@@ -259,14 +261,14 @@ def test_an_unreachable_api_is_bounded_by_the_session_timeout(
 ) -> None:
     make_campaign(ws, pg_url, preset=preset)
     point_at(monkeypatch, agents_env, f"http://127.0.0.1:{closed_port()}")
-    code, data, output = run_cli("--sessions", "1", "--timeout", "6s", "--grace", "2s")
+    code, data, output = run_cli("--sessions", "1", "--timeout", "8s", "--grace", "2s")
     assert code == 0, output
     [s] = data["sessions"]
     assert s["outcome"] == "infrastructure" and s["exit_reason"] == "timeout"
     assert s["ending"]["kind"] == "api_error" and s["ending"]["infrastructure"]
-    assert s["ending"]["message"].endswith("timeout after 6s")
+    assert s["ending"]["message"].endswith("timeout after 8s")
     assert s["duration_s"] < 30
-    assert "timeout after 6s" in log_entry(ws, 1)
+    assert "timeout after 8s" in log_entry(ws, 1)
 
 
 def test_claude_tools_refused_by_its_permission_rules_are_listed(
