@@ -128,14 +128,22 @@ def _show_plan(plan: dict[str, Any]) -> None:
             "grace": _secs(plan.get("grace_s")),
             "session budget": _usd(plan.get("session_budget_usd")),
             "total budget": _usd(plan.get("total_budget_usd")),
-            "stop after": f"{plan.get('max_without_improvement')} sessions without improvement, "
-            f"or {plan.get('max_infra_failures')} in a row that never reached the model",
+            "stop after": _stop_rules(plan),
             "stop file": plan.get("stop_file"),
             "transcript": plan.get("transcript"),
             "would stop now": plan.get("would_stop") or "no",
             "interrupted session": plan.get("interrupted_session") or "none",
         },
     )
+
+
+def _stop_rules(plan: dict[str, Any]) -> str:
+    rules = []
+    if plan.get("max_without_improvement"):
+        rules.append(f"{plan['max_without_improvement']} sessions without improvement")
+    if plan.get("max_infra_failures"):
+        rules.append(f"{plan['max_infra_failures']} in a row whose agent never reached its model")
+    return ", or ".join(rules) or "only the session count, budget and stop file"
 
 
 def _show_result(result: Any) -> None:
