@@ -389,11 +389,29 @@ def test_dry_run_shows_the_command_and_touches_nothing(ws: Workspace) -> None:
     size = len(ws.rendered_path(CAMPAIGN).read_text())
     assert size > 100 and argv[2] == f"<prompt: {size} chars>"
     assert data["plan"]["prompt"] == {"path": "prompts/shop.md", "chars": size}
+    # The effective argv: Claude may edit files and run sessionctl without a human approving.
+    allowed = argv[argv.index("--allowedTools") + 1]
+    assert allowed == "Edit,Write,Bash(sessionctl:*)"
     res = CliRunner().invoke(app, ["run", CAMPAIGN, "--dry-run", "--agent", "claude"])
     assert res.exit_code == 0 and f"prompts/shop.md as `start` renders it ({size:,} chars)" in (
         " ".join(res.stdout.split())
     )
     assert record.current(ws, CAMPAIGN) is None
+
+
+def test_dry_run_allows_claude_the_campaigns_benchmark_binaries(ws: Workspace) -> None:
+    bench = (
+        "benchmarks:\n  - name: tpcb\n    driver: pgbench\n    query: select 1\n"
+        "    binary: /opt/pg/bin/pgbench\n"
+    )
+    make_campaign(ws, extra=bench)
+    code, data, output = run_cli("--dry-run", "--agent", "claude")
+    assert code == 0, output
+    argv = data["plan"]["agent"]["argv"]
+    assert argv[argv.index("--allowedTools") + 1] == (
+        "Edit,Write,Bash(sessionctl:*),Bash(/opt/pg/bin/pgbench:*)"
+    )
+    assert data["plan"]["max_infra_failures"] == 2
 
 
 def test_claude_preset_launches_claude_with_the_prompt(ws: Workspace, tmp_path: Path) -> None:

@@ -270,7 +270,8 @@ class Transcript:
         what = str(obj.get("error") or "error")
         self.api_error = f"HTTP {status}: {what}" if _is_num(status) else f"API call failed: {what}"
         attempt, most = obj.get("attempt"), obj.get("max_retries")
-        return AgentEvent("error", f"{self.api_error} (retry {attempt}/{most})")
+        self.last_text = one_line(f"{self.api_error} (retry {attempt}/{most})")
+        return AgentEvent("error", self.last_text)
 
     def _claude_totals(self, obj: dict[str, Any]) -> None:
         """The true token totals: per-message usage is only the stream's first snapshot."""
@@ -329,6 +330,7 @@ class Transcript:
             self.errors.append(message)
             if message.startswith("Reconnecting..."):
                 self.api_retries += 1
+                self.last_text = message
             self._codex_api_error(message)
             events.append(AgentEvent("error", message))
         elif kind in ("item.started", "item.updated", "item.completed"):
