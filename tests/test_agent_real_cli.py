@@ -115,7 +115,7 @@ def make_campaign(ws: Workspace, pg_url: str, *, preset: str, agent_extra: str =
         f"agent:\n  preset: {preset}\n  timeout: 90s\n  grace: 2s\n{agent_extra}"
         "run:\n  max_without_improvement: null\n"
     )
-    from sessionctl.render import write_prompt
+    from sessionctl.campaign.store import write_prompt
 
     write_prompt(ws, CAMPAIGN)
     git(ws.root, "add", "-A")
