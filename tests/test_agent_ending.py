@@ -54,7 +54,7 @@ def test_claude_unreachable_and_the_timeout_that_bounds_it_are_api_errors() -> N
     # Stopped by the session timeout while still retrying: still not the step's fault.
     e = ending_of("claude-timeout-sigint-under-sessionctl.jsonl")
     assert e.kind == "api_error" and e.infrastructure
-    assert e.message == "API call failed: unknown; timeout after 10s"
+    assert e.message == "no answer from the API (unknown); timeout after 10s"
 
 
 def test_claude_default_permissions_refuse_every_tool_and_each_is_listed() -> None:

@@ -268,7 +268,9 @@ class Transcript:
         if status in (401, 403):
             self.auth_failures += 1
         what = str(obj.get("error") or "error")
-        self.api_error = f"HTTP {status}: {what}" if _is_num(status) else f"API call failed: {what}"
+        # No HTTP status: nothing answered (refused, unresolvable, timed out).
+        no_answer = f"no answer from the API ({what})"
+        self.api_error = f"HTTP {status}: {what}" if _is_num(status) else no_answer
         attempt, most = obj.get("attempt"), obj.get("max_retries")
         self.last_text = one_line(f"{self.api_error} (retry {attempt}/{most})")
         return AgentEvent("error", self.last_text)
