@@ -82,6 +82,11 @@ def run_cmd(
     in its environment): the session is closed with those arguments after the agent exits and
     its audit passes, so the log entry carries the agent's summary and the audit's verdict.
 
+    How each agent ended is named in the table, the log entry and --json: finished, refused
+    tools, API error (with the API's message), turn limit, budget limit, timeout or killed. A
+    session whose agent never reached its model is aborted without blaming its step, and
+    run.max_infra_failures (default 2) such sessions in a row stop the run.
+
     A killed `sessionctl run` is picked up by the next one: the interrupted session is audited
     and closed or marked failed, never continued (it does not count toward N). Touch the
     campaign's stop file (run.stop_file, default .sessionctl/STOP) to stop after the current
