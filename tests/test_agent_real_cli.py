@@ -62,6 +62,9 @@ def agent_bin(pytestconfig: pytest.Config) -> Path:
 @pytest.fixture
 def agents_env(agent_bin: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
     """PATH finds the real CLIs; their config folders are temp folders; no telemetry."""
+    for var in list(os.environ):  # a caller's own keys, models or providers must not leak in
+        if var.startswith(("ANTHROPIC_", "CLAUDE", "OPENAI_", "CODEX_")):
+            monkeypatch.delenv(var)
     monkeypatch.setenv("PATH", f"{agent_bin}{os.pathsep}{os.environ['PATH']}")
     homes = {"claude": tmp_path / "claude-config", "codex": tmp_path / "codex-home"}
     for folder in homes.values():
