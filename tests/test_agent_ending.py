@@ -134,3 +134,15 @@ def test_codex_overspend_is_flagged_though_nothing_could_stop_it() -> None:
 def test_an_ending_survives_its_record() -> None:
     e = ending_of("claude-default-permissions-under-sessionctl.jsonl")
     assert Ending.from_dict(json.loads(json.dumps(e.to_dict()))) == e
+
+
+def test_a_refused_sessionctl_is_the_harness_fault_a_refused_install_is_not() -> None:
+    def ending(*denied: str) -> Ending:
+        s = TranscriptSummary("claude", tool_calls=3, model_answered=True, denied=denied)
+        return classify(exit_reason="exited", exit_code=0, detail="", summary=s)
+
+    assert ending("Bash: sessionctl close --summary x").infrastructure
+    assert ending("Bash: /venv/bin/sessionctl bench").infrastructure
+    assert not ending("Bash: pip install orjson").infrastructure
+    assert not ending("Bash: echo sessionctl").infrastructure
+    assert ending("Bash: pip install orjson").kind == "refused_tools"

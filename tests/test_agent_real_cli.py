@@ -352,3 +352,27 @@ def test_codex_overspend_is_flagged_by_the_audit(
         "the agent spent $1.75, over the session budget $0.05 "
         "(its usage was reported too late to stop it)"
     ]
+
+
+def test_claude_without_permission_rules_is_refused_everything_and_no_step_is_blamed(
+    ws: Workspace, pg_url: str, agents_env: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What the preset did before it passed --allowedTools: every edit and `sessionctl` refused,
+    # and Claude still exits 0 with subtype success.
+    extra = "  claude_args: [--permission-mode, default]\n"
+    make_campaign(ws, pg_url, preset="claude", agent_extra=extra)
+    with FakeAPI("anthropic", Script(session_script(ws.root))) as api:
+        point_at(monkeypatch, agents_env, api.url)
+        code, data, output = run_cli("--sessions", "1")
+    assert code == 0, output
+    [s] = data["sessions"]
+    assert "--allowedTools" not in agent_entry(ws, 1)["argv"]
+    assert s["outcome"] == "infrastructure" and s["ending"]["kind"] == "refused_tools"
+    assert s["ending"]["refused"] == [
+        "Bash: sessionctl bench --phase baseline",
+        f"Write: {ws.root / 'app' / 'query.py'}",
+        "Bash: sessionctl record --phase remeasure --metric qps=150",
+        "Bash: sessionctl bench --phase remeasure",
+        "Bash: sessionctl close --summary 'narrower select list'",
+    ]
+    assert "Avoid this" not in ws.campaign_path(CAMPAIGN).read_text()

@@ -6,8 +6,9 @@ Codex's ``error`` and ``turn.failed`` events). The console, the session record, 
 and ``run --json`` all show the same :class:`Ending`.
 
 An ending is an *infrastructure* failure when the agent never got a working model (the API
-refused the key, could not be reached, ...) or when every tool call it made was refused by its
-own permission rules: neither says anything about the step the session was working on.
+refused the key, could not be reached, ...), or when its own permission rules refused every
+tool call it made or any ``sessionctl`` command: none of that says anything about the step the
+session was working on.
 """
 
 from __future__ import annotations
@@ -101,7 +102,10 @@ def classify(
         return Ending(BUDGET_LIMIT, first_error or "the agent reached its budget")
     if s.denied:
         refused = tuple(dict.fromkeys(s.denied))
+        # The harness's fault, not the step's: nothing was allowed, or `sessionctl` itself was
+        # refused (without it the session can neither measure nor close).
         everything = s.tool_calls > 0 and len(s.denied) >= s.tool_calls
+        everything = everything or any(_runs_sessionctl(d) for d in refused)
         return Ending(
             REFUSED_TOOLS,
             f"the agent's permission rules refused {len(s.denied)} of {s.tool_calls} tool "
@@ -115,6 +119,12 @@ def classify(
         message = "; ".join(x for x in (code, why) if x) or "the agent reported an error"
         return Ending(FAILED, message)
     return Ending(FINISHED, "the agent finished by itself")
+
+
+def _runs_sessionctl(call: str) -> bool:
+    """``Bash: sessionctl bench ...`` (as :func:`~sessionctl.agent.transcript.describe_tool`)."""
+    command = call.removeprefix("Bash: ").lstrip()
+    return call.startswith("Bash: ") and command.split(" ", 1)[0].endswith("sessionctl")
 
 
 def _api_message(s: TranscriptSummary, exit_reason: str, detail: str) -> str:
