@@ -117,9 +117,20 @@ def agent_view(entries: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
         end = "exited" if code is None else f"exited with code {code}"
     else:
         end = f"stopped: {e.get('detail') or reason}"
+    ending = e.get("ending") or {}
+    kind = str(ending.get("kind") or "")
+    if kind not in ("", "finished", "timeout", "killed") and ending.get("message"):
+        # Why it ended, as the agent said (API error, refused tools, turn or budget limit).
+        label = "API error" if kind == "api_error" else kind.replace("_", " ")
+        if kind == "api_error":
+            end = f"{label}: {ending['message']}"
+        elif reason == "exited":
+            end += f"; {label}: {ending['message']}"
     audit = e.get("audit") or {}
     verdict = None
-    if "passed" in audit:
+    if audit.get("skipped"):
+        verdict = "skipped"
+    elif "passed" in audit:
         verdict = "passed" if audit["passed"] else "failed"
     return {
         "preset": str(e.get("preset") or "agent"),

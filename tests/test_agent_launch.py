@@ -13,6 +13,7 @@ from typing import Any
 
 from sessionctl import process
 from sessionctl.agent.launch import (
+    API_ERROR,
     BUDGET,
     EXITED,
     STOPPED,
@@ -179,3 +180,24 @@ def test_reap_session_kills_a_leftover_agent_group(tmp_path: Path) -> None:
     proc.wait(timeout=5)
     assert proc.returncode == -signal.SIGKILL
     assert reap_session(proc.pid) == []
+
+
+def test_a_key_the_api_keeps_rejecting_stops_the_agent_early(tmp_path: Path) -> None:
+    # Claude Code retries a 401 for ~3 minutes; three rejections in a row are enough to know.
+    retry = {"type": "system", "subtype": "api_retry", "max_retries": 10, "error_status": 401,
+             "error": "authentication_failed"}  # fmt: skip
+    code = (
+        "import json,time\n"
+        f"for i in (1, 2, 3):\n    print(json.dumps({{**{retry!r}, 'attempt': i}}), flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    seen: list[LiveStatus] = []
+    run = run_agent(
+        tmp_path, [sys.executable, "-c", code], timeout=50, grace=1, on_tick=seen.append
+    )
+    assert run.exit_reason == API_ERROR and run.duration_s < 30
+    assert run.detail == "stopped after 3 rejected API calls; check the agent's API key"
+    assert run.ending.kind == "api_error" and run.ending.infrastructure
+    assert run.ending.message.startswith("HTTP 401: authentication_failed; stopped after 3")
+    # The live view showed the retries as they came.
+    assert any(t.activity and "HTTP 401" in t.activity for t in seen)

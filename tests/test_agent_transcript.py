@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -187,15 +188,45 @@ def test_claude_preset_argv_with_turns_budget_and_extra_args() -> None:
     )
     assert cmd.argv == (
         "claude", "-p", "# Prompt\nDo one thing.", "--output-format", "stream-json", "--verbose",
-        "--max-turns", "30", "--max-budget-usd", "2", "--model", "sonnet",
+        "--max-turns", "30", "--max-budget-usd", "2",
+        "--allowedTools", "Edit,Write,Bash(sessionctl:*)", "--model", "sonnet",
     )  # fmt: skip
     assert cmd.format == "claude" and cmd.native_budget
     assert cmd.shown[2] == "<prompt: 22 chars>"
 
 
+def test_claude_preset_allows_edits_sessionctl_and_the_benchmarks_without_bypassing() -> None:
+    cmd = build(AgentSpec(preset="claude"), allow_commands=("pgbench", "/opt/db bench"))
+    allowed = cmd.argv[cmd.argv.index("--allowedTools") + 1]
+    assert allowed == "Edit,Write,Bash(sessionctl:*),Bash(pgbench:*),Bash(/opt/db bench:*)"
+    # Refused as root, so never passed; a campaign that chose its own permission mode keeps it.
+    assert "--dangerously-skip-permissions" not in cmd.argv
+    own = build(AgentSpec(preset="claude", args=("--permission-mode", "acceptEdits")))
+    assert "--allowedTools" not in own.argv
+    assert own.argv[-2:] == ("--permission-mode", "acceptEdits")
+
+
+def test_preset_args_never_reach_another_preset() -> None:
+    spec = AgentSpec(
+        preset="claude",
+        args=("--allowedTools", "Bash(cargo:*)"),
+        claude_args=("--model", "opus"),
+        codex_args=("-m", "gpt-5-codex"),
+    )
+    claude = build(spec)
+    assert claude.argv[-4:] == ("--allowedTools", "Bash(cargo:*)", "--model", "opus")
+    codex = build(spec, preset="codex")  # `--agent codex` on a claude campaign
+    assert "--allowedTools" not in codex.argv and "--model" not in codex.argv
+    assert codex.argv[-3:] == ("-m", "gpt-5-codex", "# Prompt\nDo one thing.")
+
+
 def test_codex_preset_passes_the_prompt_last_and_runs_in_the_root() -> None:
     cmd = build(AgentSpec(preset="codex"))
     assert cmd.argv[:3] == ("codex", "exec", "--json")
+    # Loopback sockets for `sessionctl bench`, and no login shell to reset PATH.
+    settings = [cmd.argv[i + 1] for i, a in enumerate(cmd.argv) if a == "-c"]
+    assert settings == ["sandbox_workspace_write.network_access=true", "allow_login_shell=false"]
+    assert cmd.argv[cmd.argv.index("--sandbox") + 1] == "workspace-write"
     assert cmd.argv[cmd.argv.index("-C") + 1] == "/w"
     assert (
         cmd.argv[-1] == "# Prompt\nDo one thing."
@@ -232,8 +263,11 @@ def test_agent_env_points_the_agent_at_its_session() -> None:
         root=Path("/w"),
         base={"PATH": "/bin"},
     )
+    # This sessionctl's folder comes first, so the agent's `sessionctl` is this one.
+    scripts = sysconfig.get_path("scripts")
+    assert os.path.exists(os.path.join(scripts, "sessionctl"))
     assert env == {
-        "PATH": "/bin",
+        "PATH": f"{scripts}:/bin",
         "EXTRA": "1",
         "SESSIONCTL_SESSION": "4",
         "SESSIONCTL_CAMPAIGN": "demo",

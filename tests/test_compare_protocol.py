@@ -142,13 +142,24 @@ def test_jj_baseline_workspace_command_line(ws: Workspace) -> None:
         calls.append((argv, kw.get("cwd")))
         return Result(tuple(argv), 0, "", "")
 
-    session = OpenSession(
-        "t", 4, None, False, "now", start_revision={"vcs": "jj", "commit": "abc123"}
-    )
+    # A clean start (@ empty): the baseline is @'s parent; the start commit itself, hidden
+    # once the agent edits, is never named as a parent (that would revive it, divergent).
+    rev = {"vcs": "jj", "commit": "abc123", "empty": True}
+    session = OpenSession("t", 4, None, False, "now", start_revision=rev)
     path = baseline_worktree(ws, "t", session, runner=runner)
     want = ["jj", "--no-pager", "--color=never", "workspace", "add", "--name",
-            "sessionctl-baseline-4", "--revision", "abc123", str(path)]  # fmt: skip
+            "sessionctl-baseline-4", "--revision", "abc123-", str(path)]  # fmt: skip
     assert calls == [(want, ws.root)]
+    # A dirty start: its content is copied into the new workspace, not revived as a parent.
+    calls.clear()
+    rev = {"vcs": "jj", "commit": "def456", "empty": False}
+    path = baseline_worktree(ws, "t", OpenSession("t", 6, None, False, "now", start_revision=rev),
+                             runner=runner)  # fmt: skip
+    assert calls == [
+        (["jj", "--no-pager", "--color=never", "workspace", "add", "--name",
+          "sessionctl-baseline-6", "--revision", "def456-", str(path)], ws.root),
+        (["jj", "--no-pager", "--color=never", "restore", "--from", "def456"], path),
+    ]  # fmt: skip
     with pytest.raises(UsageError, match="no starting revision"):
         baseline_worktree(ws, "t", OpenSession("t", 5, None, False, "now"), runner=runner)
 

@@ -327,6 +327,44 @@ def test_stop_rules(ws: Workspace) -> None:
     assert record.current(ws, CAMPAIGN) is None
 
 
+def test_infrastructure_failures_blame_no_step_and_stop_the_run(ws: Workspace) -> None:
+    make_campaign(ws, plan="1=api401,2=api401,3=api401", max_without_improvement="1")
+    code, data, output = run_cli("--sessions", "3")
+    assert code == 0, output
+    # Not stopped by `max_without_improvement: 1`: no step was tried, so none failed to improve.
+    assert outcomes(data) == [(1, "infrastructure"), (2, "infrastructure")]
+    assert data["stop_reason"] == (
+        "2 sessions in a row whose agent never reached a working model "
+        "(run.max_infra_failures is 2); last: Invalid API key · Fix external API key (HTTP 401) "
+        "(after 2 retries)"
+    )
+    s = data["sessions"][0]
+    assert s["ending"] == {
+        "kind": "api_error",
+        "message": "Invalid API key · Fix external API key (HTTP 401) (after 2 retries)",
+        "infrastructure": True,
+        "refused": [],
+    }
+    assert s["problems"] == [
+        "infrastructure failure, not the step's fault: "
+        "API error: Invalid API key · Fix external API key (HTTP 401) (after 2 retries)"
+    ]
+    entry = log_entries(ws)[1]
+    assert entry.startswith("1 (aborted)") and "Invalid API key" in entry
+    assert "Audit: failed" not in entry and "no baseline" not in entry
+    text = ws.campaign_path(CAMPAIGN).read_text()
+    assert "Avoid this" not in text and "marked failed" not in text
+    assert text.index("id: step-1") < text.index("id: step-2")  # the step stays first
+    assert_clean(ws)
+    # Configurable: one is enough to stop.
+    text = text.replace("run:\n", "run:\n  max_infra_failures: 1\n")
+    ws.campaign_path(CAMPAIGN).write_text(text)
+    git(ws.root, "commit", "-qam", "max_infra_failures: 1")
+    code, data, output = run_cli("--sessions", "3")
+    assert outcomes(data) == [(3, "infrastructure")]
+    assert data["stop_reason"].startswith("1 session in a row whose agent never reached")
+
+
 def test_no_next_steps_left_stops_the_loop(ws: Workspace) -> None:
     make_campaign(ws, steps=0)
     code, data, _ = run_cli("--sessions", "2")
@@ -351,11 +389,29 @@ def test_dry_run_shows_the_command_and_touches_nothing(ws: Workspace) -> None:
     size = len(ws.rendered_path(CAMPAIGN).read_text())
     assert size > 100 and argv[2] == f"<prompt: {size} chars>"
     assert data["plan"]["prompt"] == {"path": "prompts/shop.md", "chars": size}
+    # The effective argv: Claude may edit files and run sessionctl without a human approving.
+    allowed = argv[argv.index("--allowedTools") + 1]
+    assert allowed == "Edit,Write,Bash(sessionctl:*)"
     res = CliRunner().invoke(app, ["run", CAMPAIGN, "--dry-run", "--agent", "claude"])
     assert res.exit_code == 0 and f"prompts/shop.md as `start` renders it ({size:,} chars)" in (
         " ".join(res.stdout.split())
     )
     assert record.current(ws, CAMPAIGN) is None
+
+
+def test_dry_run_allows_claude_the_campaigns_benchmark_binaries(ws: Workspace) -> None:
+    bench = (
+        "benchmarks:\n  - name: tpcb\n    driver: pgbench\n    query: select 1\n"
+        "    binary: /opt/pg/bin/pgbench\n"
+    )
+    make_campaign(ws, extra=bench)
+    code, data, output = run_cli("--dry-run", "--agent", "claude")
+    assert code == 0, output
+    argv = data["plan"]["agent"]["argv"]
+    assert argv[argv.index("--allowedTools") + 1] == (
+        "Edit,Write,Bash(sessionctl:*),Bash(/opt/pg/bin/pgbench:*)"
+    )
+    assert data["plan"]["max_infra_failures"] == 2
 
 
 def test_claude_preset_launches_claude_with_the_prompt(ws: Workspace, tmp_path: Path) -> None:
@@ -389,6 +445,8 @@ def test_claude_preset_launches_claude_with_the_prompt(ws: Workspace, tmp_path: 
         "25",
         "--max-budget-usd",
         "2",
+        "--allowedTools",
+        "Edit,Write,Bash(sessionctl:*)",
     ]
     s = data["sessions"][0]
     # The replay recorded nothing into the session, so the audit fails it; the numbers still count.

@@ -10,25 +10,34 @@ Checks, each giving a one-line :class:`Problem`:
   top-level folders (a step's ``paths`` count as one area, ``tests/`` is neutral);
 - no added line matches an ``audit.forbidden`` pattern (e.g. caching query results);
 - the rendered prompt ``.md`` was not edited by hand instead of the YAML;
-- the agent ended on its own (not stopped by a bound) with exit code 0.
+- the agent ended on its own (not stopped by a bound) with exit code 0, no tool refused, and
+  within its budget (Codex reports its usage only at exit, so only the audit can flag it).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sessionctl import process
+from sessionctl.agent.diff import (  # noqa: F401 - re-exported: the audit's view of a diff
+    DiffSummary,
+    FileDiff,
+    file_hash,
+    managed_paths,
+    parse_unified_diff,
+    session_diff,
+)
+from sessionctl.agent.ending import Ending, classify
+from sessionctl.agent.transcript import TranscriptSummary
 from sessionctl.campaign.model import AuditSpec, NextStep
 from sessionctl.errors import ConfigError, SessionctlError
-from sessionctl.workspace import SCRATCH, Workspace
+from sessionctl.workspace import Workspace
 
 NEUTRAL_AREAS = frozenset({"tests", "test"})
-_MAX_LINES_KEPT = 2000  # added lines scanned per file for forbidden patterns
-_HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+(\d+)(?:,(\d+))? @@")
 
 
 @dataclass(frozen=True)
@@ -40,68 +49,6 @@ class Problem:
 
     def to_dict(self) -> dict[str, str]:
         return {"code": self.code, "message": self.message}
-
-
-@dataclass(frozen=True)
-class FileDiff:
-    """What changed in one file."""
-
-    path: str
-    added: int = 0
-    removed: int = 0
-    hunks: int = 0
-    binary: bool = False
-    new: bool = False
-    added_lines: tuple[tuple[int, str], ...] = ()  # (line number in the new file, text)
-
-    @property
-    def area(self) -> str:
-        return self.path.split("/", 1)[0] if "/" in self.path else "."
-
-
-@dataclass(frozen=True)
-class DiffSummary:
-    """The session's change, file by file."""
-
-    files: tuple[FileDiff, ...] = ()
-
-    @property
-    def hunks(self) -> int:
-        return sum(f.hunks for f in self.files)
-
-    def text(self) -> str:
-        """``2 files, 3 hunks, +12 -1: app/q.py (+10 -1, 2 hunks); lib/c.py (+2, 1 hunk)``."""
-        if not self.files:
-            return "no changes"
-        added = sum(f.added for f in self.files)
-        removed = sum(f.removed for f in self.files)
-        parts = []
-        for f in self.files:
-            if f.binary:
-                parts.append(f"{f.path} (binary)")
-                continue
-            counts = f"+{f.added}" + (f" -{f.removed}" if f.removed else "")
-            parts.append(f"{f.path} ({counts}, {_n(f.hunks, 'hunk')})")
-        n = len(self.files)
-        return f"{_n(n, 'file')}, {_n(self.hunks, 'hunk')}, +{added} -{removed}: " + "; ".join(
-            parts
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "files": [
-                {
-                    "path": f.path,
-                    "added": f.added,
-                    "removed": f.removed,
-                    "hunks": f.hunks,
-                    "binary": f.binary,
-                }
-                for f in self.files
-            ],
-            "hunks": self.hunks,
-            "text": self.text(),
-        }
 
 
 @dataclass(frozen=True)
@@ -181,16 +128,6 @@ def snapshot(
     )
 
 
-def file_hash(path: Path) -> str:
-    """A content hash (``-`` for a missing file) to tell untouched dirty files apart."""
-    import hashlib
-
-    try:
-        return hashlib.sha1(path.read_bytes()).hexdigest()
-    except (FileNotFoundError, IsADirectoryError):
-        return "-"
-
-
 def _backups(ws: Workspace, campaign: str) -> list[str]:
     folder = ws.scratch / "backups"
     return sorted(p.name for p in folder.glob(f"{campaign}.md.*")) if folder.is_dir() else []
@@ -201,152 +138,6 @@ def _read(path: Path) -> str | None:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return None
-
-
-# --- the diff ------------------------------------------------------------------------------
-
-
-def managed_paths(campaign: str) -> frozenset[str]:
-    """Files only sessionctl writes; they are judged by the log and drift checks, not the diff."""
-    return frozenset(
-        {f"prompts/{campaign}.yaml", f"prompts/{campaign}.md", f"logs/{campaign}-perf-log.md"}
-    )
-
-
-def session_diff(
-    ws: Workspace,
-    campaign: str,
-    *,
-    start_commit: str | None,
-    snap: Snapshot | None = None,
-    prefer: str = "auto",
-) -> DiffSummary:
-    """Everything that differs from the session's starting revision (commits and working copy).
-
-    Paths are relative to the workspace root; sessionctl's own files, and files that were
-    already dirty before the session and are still byte-identical, are left out.
-    """
-    from sessionctl.vcs import detect
-
-    try:
-        vcs = detect(ws.root, prefer=prefer)
-    except SessionctlError:
-        return DiffSummary()
-    if vcs.kind == "git":
-        files = _git_diff(vcs.root, start_commit or "HEAD")
-    else:
-        files = _jj_diff(vcs.root, start_commit or "@-")
-    prefix = ws.root.resolve().relative_to(vcs.root.resolve()).as_posix()
-    skip = managed_paths(campaign)
-    keep = []
-    for f in files:
-        if prefix != ".":
-            if not f.path.startswith(prefix + "/"):
-                continue
-            f = replace(f, path=f.path[len(prefix) + 1 :])
-        if f.path in skip or f.path == SCRATCH or f.path.startswith(f"{SCRATCH}/"):
-            continue
-        if (
-            snap is not None
-            and f.path in snap.dirty
-            and snap.dirty[f.path] == file_hash(ws.root / f.path)
-        ):
-            continue
-        keep.append(f)
-    return DiffSummary(tuple(sorted(keep, key=lambda f: f.path)))
-
-
-def _git_diff(root: Path, base: str) -> list[FileDiff]:
-    git = ["git", "-c", "core.quotepath=off", "-C", str(root)]
-    out = process.run(
-        [*git, "diff", "--no-color", "--no-ext-diff", "--no-renames", "-U0", base, "--"]
-    ).stdout
-    files = parse_unified_diff(out)
-    untracked = process.run([*git, "ls-files", "--others", "--exclude-standard", "-z"]).stdout
-    for rel in (p for p in untracked.split("\0") if p):
-        files.append(_new_file(root, rel))
-    return files
-
-
-def _jj_diff(root: Path, base: str) -> list[FileDiff]:
-    out = process.run(
-        ["jj", "--no-pager", "--color=never", "-R", str(root), "diff", "--git", "--from", base]
-    ).stdout
-    return parse_unified_diff(out)
-
-
-def _new_file(root: Path, rel: str) -> FileDiff:
-    try:
-        data = (root / rel).read_bytes()
-    except OSError:
-        return FileDiff(rel, new=True)
-    if b"\0" in data[:8192]:
-        return FileDiff(rel, binary=True, new=True)
-    lines = data.decode("utf-8", "replace").splitlines()
-    kept = tuple((i + 1, text) for i, text in enumerate(lines[:_MAX_LINES_KEPT]))
-    return FileDiff(rel, added=len(lines), hunks=1 if lines else 0, new=True, added_lines=kept)
-
-
-def parse_unified_diff(text: str) -> list[FileDiff]:
-    """Parse ``git diff`` output into per-file counts, hunks and added lines."""
-    files: list[FileDiff] = []
-    cur: dict[str, Any] | None = None
-    new_line = 0
-
-    def flush() -> None:
-        if cur is not None and cur["path"]:
-            files.append(
-                FileDiff(
-                    cur["path"],
-                    cur["added"],
-                    cur["removed"],
-                    cur["hunks"],
-                    cur["binary"],
-                    cur["new"],
-                    tuple(cur["lines"]),
-                )
-            )
-
-    for line in text.splitlines():
-        if line.startswith("diff --git "):
-            flush()
-            m = re.match(r"diff --git a/(.*) b/(.*)$", line)
-            cur = {
-                "path": m.group(2) if m else "",
-                "added": 0,
-                "removed": 0,
-                "hunks": 0,
-                "binary": False,
-                "new": False,
-                "lines": [],
-            }
-            continue
-        if cur is None:
-            continue
-        if line.startswith("new file mode"):
-            cur["new"] = True
-        elif line.startswith("+++ "):
-            target = line[4:]
-            if target != "/dev/null":
-                cur["path"] = target[2:] if target.startswith("b/") else target
-        elif line.startswith("--- "):
-            continue
-        elif line.startswith("Binary files "):
-            cur["binary"] = True
-        elif (hm := _HUNK.match(line)) is not None:
-            cur["hunks"] += 1
-            new_line = int(hm.group(1))
-        elif line.startswith("+"):
-            cur["added"] += 1
-            if len(cur["lines"]) < _MAX_LINES_KEPT:
-                cur["lines"].append((new_line, line[1:]))
-            new_line += 1
-        elif line.startswith("-"):
-            cur["removed"] += 1
-        elif line.startswith(" "):
-            new_line += 1
-    flush()
-    return files
 
 
 # --- the checks ----------------------------------------------------------------------------------
@@ -483,12 +274,20 @@ def check_prompt_edit(ws: Workspace, campaign: str, *, snap: Snapshot) -> list[P
 
 
 def check_agent(exit_reason: str, exit_code: int | None, detail: str) -> list[Problem]:
-    """The agent finished by itself, successfully."""
-    if exit_reason == "exited":
-        if exit_code not in (0, None):
-            return [Problem("agent-failed", f"the agent exited with code {exit_code}")]
-        return []
-    return [Problem("agent-stopped", f"the agent was stopped: {detail or exit_reason}")]
+    """The agent finished by itself, successfully (judged without its transcript)."""
+    summary = TranscriptSummary("auto")
+    ending = classify(exit_reason=exit_reason, exit_code=exit_code, detail=detail, summary=summary)
+    return check_ending(ending)
+
+
+def check_ending(ending: Ending, *, overspent: str | None = None) -> list[Problem]:
+    """The agent finished by itself and within its budget (else: how it ended, one line)."""
+    out: list[Problem] = []
+    if ending.kind != "finished":
+        out.append(Problem(f"agent-{ending.kind.replace('_', '-')}", ending.message))
+    if overspent:
+        out.append(Problem("over-budget", overspent))
+    return out
 
 
 def check_commits(
@@ -533,6 +332,8 @@ def audit_session(
     detail: str = "",
     prefer: str = "auto",
     requested: str | None = None,
+    ending: Ending | None = None,
+    overspent: str | None = None,
 ) -> Audit:
     """Run every check on session ``number``.
 
@@ -570,14 +371,17 @@ def audit_session(
                 + " (pass them to `sessionctl close --include`)",
             )
         )
-    problems += check_agent(exit_reason, exit_code, detail)
+    if ending is None:
+        ending = classify(
+            exit_reason=exit_reason,
+            exit_code=exit_code,
+            detail=detail,
+            summary=TranscriptSummary("auto"),
+        )
+    problems += check_ending(ending, overspent=overspent)
     notes.append(f"diff: {diff.text()}")
     return Audit(number, tuple(problems), diff, tuple(notes))
 
 
 def _area(label: str) -> str:
     return "(top level)" if label == "." else "+".join(f"{a}/" for a in label.split("+"))
-
-
-def _n(k: int, word: str) -> str:
-    return f"{k} {word}{'' if k == 1 else 's'}"

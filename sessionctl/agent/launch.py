@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from sessionctl import process
+from sessionctl.agent.ending import Ending, classify
 from sessionctl.agent.presets import AgentCommand
 from sessionctl.agent.transcript import Transcript, TranscriptSummary, over_budget
 from sessionctl.measurement import now_iso
@@ -32,7 +33,11 @@ BUDGET = "budget"
 INTERRUPTED = "interrupted"
 STOPPED = "stopped"  # the loop asked (total budget of the run spent)
 LOST = "lost"  # sessionctl itself died while the agent ran; found on resume
-KILLED_REASONS = frozenset({TIMEOUT, BUDGET, INTERRUPTED, STOPPED, LOST})
+API_ERROR = "api_error"  # stopped early: the API keeps refusing the agent's credentials
+KILLED_REASONS = frozenset({TIMEOUT, BUDGET, INTERRUPTED, STOPPED, LOST, API_ERROR})
+# Claude Code retries a rejected key ~10 times over ~3 minutes; a few in a row are enough to
+# know (one may be an OAuth token being refreshed).
+AUTH_FAILURES_TO_STOP = 3
 
 
 @dataclass(frozen=True)
@@ -60,16 +65,37 @@ class AgentRun:
     transcript: str
     summary: TranscriptSummary
     detail: str = ""  # e.g. "timeout after 2s", "cost $0.91 > budget $0.50"
+    budget_usd: float | None = None  # the session's budget the run was given
 
     @property
     def killed(self) -> bool:
         return self.exit_reason in KILLED_REASONS
 
+    @property
+    def ending(self) -> Ending:
+        """How the run ended (finished, refused tools, API error, turn limit, ...)."""
+        return classify(
+            exit_reason=self.exit_reason,
+            exit_code=self.exit_code,
+            detail=self.detail,
+            summary=self.summary,
+        )
+
+    @property
+    def overspent(self) -> str | None:
+        """Why the run is over its budget though nothing stopped it (Codex reports at exit)."""
+        cost, budget = self.summary.cost_usd, self.budget_usd
+        if not over_budget(cost, budget) or self.ending.kind == "budget_limit":
+            return None
+        assert cost is not None and budget is not None
+        return (
+            f"the agent spent ${cost:.2f}, over the session budget ${budget:.2f} "
+            "(its usage was reported too late to stop it)"
+        )
+
     def describe(self) -> str:
         """One line: how the agent ended."""
-        if self.exit_reason == EXITED:
-            return f"agent exited with {self.exit_code}"
-        return f"agent stopped: {self.detail or self.exit_reason}"
+        return self.ending.text()
 
     def to_entry(self) -> dict[str, Any]:
         """The session entry of type ``agent`` (turns, cost, duration, exit reason, transcript)."""
@@ -96,6 +122,9 @@ class AgentRun:
             "model": s.model,
             "result_subtype": s.result_subtype,
             "is_error": s.is_error,
+            "ending": self.ending.to_dict(),
+            "budget_usd": self.budget_usd,
+            "overspent": self.overspent,
             "transcript": self.transcript,
             "summary": self.text_summary(),
         }
@@ -106,11 +135,9 @@ class AgentRun:
 
         s = self.summary
         cost = f"${s.cost_usd:.2f}" if s.cost_usd is not None else "cost n/a"
-        end = (
-            f"exited {self.exit_code}"
-            if self.exit_reason == EXITED
-            else self.detail or self.exit_reason
-        )
+        end = self.ending.text() if self.exit_reason == EXITED else self.detail or self.exit_reason
+        if self.exit_reason == EXITED and self.ending.kind in ("finished", "failed"):
+            end = f"exited {self.exit_code}"
         return f"{s.turns} turns, {cost}, {format_duration(round(self.duration_s, 1))}, {end}"
 
 
@@ -253,11 +280,17 @@ def launch(
             cost = parser.cost_usd
             if elapsed >= timeout:
                 reason, detail = TIMEOUT, f"timeout after {_secs(timeout)}"
-            elif over_budget(cost, budget_usd):
+            elif over_budget(cost, budget_usd) and not _ended_itself(parser):
                 reason = BUDGET
                 detail = f"cost ${cost:.2f} over the session budget ${budget_usd:.2f}"
             elif should_stop is not None and (why := should_stop(cost)):
                 reason, detail = STOPPED, why
+            elif parser.auth_failures >= AUTH_FAILURES_TO_STOP and not parser.model_answered:
+                reason = API_ERROR
+                detail = (
+                    f"stopped after {parser.auth_failures} rejected API calls; "
+                    "check the agent's API key"
+                )
             if reason != EXITED:
                 out.record({"event": "stop", "reason": reason, "detail": detail, "at": now_iso()})
                 process.stop_tree(
@@ -289,7 +322,16 @@ def launch(
         transcript=str(transcript),
         summary=parser.summary(),
         detail=detail,
+        budget_usd=budget_usd,
     )
+
+
+def _ended_itself(parser: Transcript) -> bool:
+    """The agent's final word is out (Claude stopped at its own budget; Codex's turn is over,
+    its usage only ever comes then): it is ending anyway, and the audit judges the cost."""
+    if parser.format == "codex":
+        return parser.result_subtype is not None
+    return parser.result_subtype == "error_max_budget_usd"
 
 
 def reap_session(sid: int, *, term_grace: float = 3.0) -> list[int]:

@@ -172,12 +172,23 @@ class Loop:
             return f"stop file {camp.run.stop_file} exists (remove it to run again)"
         if not camp.next_steps:
             return "no next steps left"
+        infra = self.infra_streak()
+        limit = camp.run.max_infra_failures
+        if limit and len(infra) >= limit:
+            last = infra[0].ending or {}
+            return (
+                f"{len(infra)} session{'s' if len(infra) != 1 else ''} in a row whose agent "
+                "never reached a working model "
+                f"(run.max_infra_failures is {limit}); last: {last.get('message') or '?'}"
+            )
         k = camp.run.max_without_improvement
         if k:
             streak = 0
             for o in reversed(self.outcomes):
                 if o.improved:
                     break
+                if o.infrastructure:
+                    continue  # not the steps' fault: says nothing about improving
                 streak += 1
             if streak >= k:
                 return f"{streak} sessions in a row without an improved verdict"
@@ -185,6 +196,15 @@ class Loop:
         if total is not None and self.total_cost >= total:
             return f"total budget spent (${self.total_cost:.2f} of ${total:.2f})"
         return None
+
+    def infra_streak(self) -> list[SessionOutcome]:
+        """The latest sessions in a row that failed for infrastructure reasons (newest first)."""
+        out: list[SessionOutcome] = []
+        for o in reversed(self.outcomes):
+            if not o.infrastructure:
+                break
+            out.append(o)
+        return out
 
     def total_budget(self, camp: Campaign) -> float | None:
         return (
@@ -273,6 +293,7 @@ def plan(ws: Workspace, campaign: str, *, options: RunOptions) -> RunResult:
         budget_usd=loop.session_budget(camp),
         max_turns=options.max_turns,
         source=f"prompts/{campaign}.yaml",
+        allow_commands=bench_commands(camp),
     )
     pending = _load_state(ws, campaign).get("current")
     result = {
@@ -292,6 +313,7 @@ def plan(ws: Workspace, campaign: str, *, options: RunOptions) -> RunResult:
         "session_budget_usd": loop.session_budget(camp),
         "total_budget_usd": loop.total_budget(camp),
         "max_without_improvement": camp.run.max_without_improvement,
+        "max_infra_failures": camp.run.max_infra_failures,
         "stop_file": camp.run.stop_file,
         "would_stop": loop.stop_reason(camp),
         "interrupted_session": (pending or {}).get("session"),
@@ -422,7 +444,15 @@ def _command(loop: Loop, camp: Campaign, n: int, prompt: str) -> presets.AgentCo
         budget_usd=loop.session_budget(camp),
         max_turns=loop.opts.max_turns,
         source=f"prompts/{loop.campaign}.yaml",
+        allow_commands=bench_commands(camp),
     )
+
+
+def bench_commands(camp: Campaign) -> tuple[str, ...]:
+    """The benchmark programs an agent may run by hand besides ``sessionctl bench``."""
+    defaults = {"pgbench": "pgbench", "dbbench": "dbbench"}
+    found = (b.binary or defaults.get(b.driver) for b in camp.benchmarks)
+    return tuple(dict.fromkeys(x for x in found if x))
 
 
 def _install_hint(preset: str) -> str:

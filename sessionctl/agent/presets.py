@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import sysconfig
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,13 +36,24 @@ CLAUDE_ARGV: tuple[str, ...] = (
     "stream-json",
     "--verbose",
 )
+# In print mode Claude Code refuses every edit and every Bash command that is not read-only
+# unless a rule allows it (and --dangerously-skip-permissions refuses to run as root): allow the
+# file tools, `sessionctl ...` and the campaign's benchmark binaries, nothing else.
+CLAUDE_ALLOWED_TOOLS: tuple[str, ...] = ("Edit", "Write", "Bash(sessionctl:*)")
 # `codex exec` runs read-only by default; workspace-write lets it edit the checkout it runs in.
+# Its sandbox forbids every socket, even to 127.0.0.1, so `sessionctl bench` could not reach the
+# server: network_access lifts that. A login shell (`bash -lc`) lets /etc/profile reset PATH,
+# so sessionctl's own folder would vanish from it: commands run in a plain `bash -c`.
 CODEX_ARGV: tuple[str, ...] = (
     "codex",
     "exec",
     "--json",
     "--sandbox",
     "workspace-write",
+    "-c",
+    "sandbox_workspace_write.network_access=true",
+    "-c",
+    "allow_login_shell=false",
     "--skip-git-repo-check",
     "-C",
     "{root}",
@@ -92,38 +104,49 @@ def build(
     budget_usd: float | None = None,
     max_turns: int | None = None,
     source: str = "agent",
+    allow_commands: Sequence[str] = (),
 ) -> AgentCommand:
-    """Build the argv for ``spec`` (or ``preset`` overriding it) for one session."""
+    """Build the argv for ``spec`` (or ``preset`` overriding it) for one session.
+
+    ``agent.args`` go to the campaign's own preset only; ``agent.claude_args`` and
+    ``agent.codex_args`` to that preset whichever way it was chosen (``--agent``), so arguments
+    meant for one CLI never reach the other. ``allow_commands``: programs besides
+    ``sessionctl`` Claude Code may run without asking (the campaign's benchmark binaries).
+    """
     chosen = preset or spec.preset
     if chosen not in PRESETS:
         raise UsageError(f"--agent {chosen}: unknown preset; use one of {', '.join(PRESETS)}")
     turns = max_turns if max_turns is not None else spec.max_turns
+    own = spec.preset == chosen
+    extra = [*(spec.args if own else ()), *preset_args(spec, chosen)]
     template: list[str]
     fmt: Format
     native_budget = False
     if chosen == "claude":
-        template = list(spec.argv) if spec.argv and spec.preset == "claude" else list(CLAUDE_ARGV)
+        template = list(spec.argv) if spec.argv and own else list(CLAUDE_ARGV)
         if turns is not None and "--max-turns" not in template:
             template += ["--max-turns", str(turns)]
         # Documented for print mode; checked between turns, so we still watch the stream too.
         if budget_usd is not None and "--max-budget-usd" not in template:
             template += ["--max-budget-usd", f"{budget_usd:g}"]
             native_budget = True
-        template += list(spec.args)
+        if not _grants_permissions([*template, *extra]):
+            template += ["--allowedTools", ",".join(claude_allowed_tools(allow_commands))]
+        template += extra
         fmt = "claude"
     elif chosen == "codex":
-        if spec.argv and spec.preset == "codex":
-            template = list(spec.argv) + list(spec.args)
+        if spec.argv and own:
+            template = list(spec.argv) + extra
         else:
-            template = [*CODEX_ARGV, *spec.args, "{prompt}"]
+            template = [*CODEX_ARGV, *extra, "{prompt}"]
         fmt = "codex"
     else:
-        if not spec.argv or spec.preset != "command":
+        if not spec.argv or not own:
             raise UsageError(
                 f"{source}: agent.argv: preset 'command' needs an argv template, e.g. "
                 "argv: [my-agent, --prompt-file, '{prompt_file}']"
             )
-        template = list(spec.argv) + list(spec.args)
+        template = list(spec.argv) + extra
         fmt = "auto"
     values = {
         "prompt": prompt,
@@ -143,6 +166,31 @@ def build(
     return AgentCommand(chosen, argv, shown, fmt, native_budget)
 
 
+def preset_args(spec: AgentSpec, preset: str) -> tuple[str, ...]:
+    """``agent.claude_args`` / ``agent.codex_args``: arguments for that preset only."""
+    if preset == "claude":
+        return tuple(spec.claude_args)
+    if preset == "codex":
+        return tuple(spec.codex_args)
+    return ()
+
+
+def claude_allowed_tools(commands: Sequence[str] = ()) -> tuple[str, ...]:
+    """The permission rules the claude preset passes: file edits, sessionctl, the benchmarks."""
+    extra = tuple(dict.fromkeys(f"Bash({c}:*)" for c in commands if c and "," not in c))
+    return (*CLAUDE_ALLOWED_TOOLS, *extra)
+
+
+_PERMISSION_FLAGS = frozenset(
+    {"--dangerously-skip-permissions", "--permission-mode", "--allow-dangerously-skip-permissions"}
+)
+
+
+def _grants_permissions(argv: Sequence[str]) -> bool:
+    """Whether the campaign's own claude arguments already say what the agent may do."""
+    return any(a.split("=", 1)[0] in _PERMISSION_FLAGS for a in argv)
+
+
 def agent_env(
     spec: AgentSpec,
     *,
@@ -158,6 +206,12 @@ def agent_env(
     """
     env = dict(os.environ if base is None else base)
     env.update(spec.env)
+    # The agent runs `sessionctl ...`: make it this one, even from a venv nobody activated.
+    scripts = sysconfig.get_path("scripts")
+    if scripts and os.path.exists(os.path.join(scripts, "sessionctl")):
+        parts = [p for p in env.get("PATH", "").split(os.pathsep) if p]
+        if not parts or parts[0] != scripts:
+            env["PATH"] = os.pathsep.join([scripts, *(p for p in parts if p != scripts)])
     env[ENV_SESSION] = str(session)
     env[ENV_CAMPAIGN] = campaign
     env[ENV_ROOT] = str(root)

@@ -52,10 +52,16 @@ class SessionOutcome:
     recovered: bool = False
     moved: tuple[str, ...] = ()  # new files set aside into .sessionctl/failed/<N>/
     requested: str | None = None  # "close" | "abort": what the agent asked the loop to do
+    ending: dict[str, Any] | None = None  # how the agent ended (sessionctl.agent.ending)
 
     @property
     def improved(self) -> bool:
         return self.verdict == "improved"
+
+    @property
+    def infrastructure(self) -> bool:
+        """The agent never reached a working model (or could use none of its tools)."""
+        return bool((self.ending or {}).get("infrastructure"))
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -122,6 +128,7 @@ def finish(
     closed = close_mod.load_closed(ws, c, n)
     req = request_mod.latest(c, n, record.entries(ws, c, n))
     step = next((s for s in camp.next_steps if s.id == step_id), None)
+    ending = run.ending
     result = audit_mod.audit_session(
         ws,
         c,
@@ -136,9 +143,15 @@ def finish(
         exit_code=run.exit_code,
         detail=run.detail,
         prefer=camp.vcs,
+        ending=ending,
+        overspent=run.overspent,
     )
     problems = tuple(broken) + tuple(p.message for p in result.problems)
-    _record_agent(ws, c, n, run, result, problems, still_open=still_open)
+    infra = ending.infrastructure and still_open and req is None
+    if infra:
+        # Nothing the agent did (it could do nothing): the step is not judged, only the cause.
+        problems = (*broken, f"infrastructure failure, not the step's fault: {ending.text()}")
+    _record_agent(ws, c, n, run, result, problems, still_open=still_open, skipped=infra)
     base: dict[str, Any] = {
         "session": n,
         "step": step_id,
@@ -150,10 +163,13 @@ def finish(
         "transcript": _rel(ws, Path(run.transcript)),
         "recovered": recovered,
         "requested": req.kind if req is not None else None,
+        "ending": ending.to_dict(),
     }
     status = _status_now(loop, camp)
     if not still_open:
         outcome = _settled(ws, c, n, snap, closed, problems, base, phase_before=phase_before)
+    elif infra:
+        outcome = _infrastructure(loop, status, n, snap, problems, base)
     elif problems:
         outcome = _fail(loop, status, n, snap, problems, base, request=req)
     elif req is not None and req.kind == "abort":
@@ -297,6 +313,39 @@ def _fail(
     return SessionOutcome(outcome="failed", problems=problems, moved=moved, **base)
 
 
+def _infrastructure(
+    loop: Loop,
+    status: str | None,
+    n: int,
+    snap: audit_mod.Snapshot,
+    problems: tuple[str, ...],
+    base: dict[str, Any],
+) -> SessionOutcome:
+    """Abort a session whose agent never got a working model: logged, the step left alone.
+
+    The session keeps its number and its aborted log entry (with the API's message), so
+    nothing is lost; the prompt's status gets no "avoid this" line and the step stays first.
+    """
+    from sessionctl.session import close as close_mod
+
+    ws, c = loop.ws, loop.campaign
+    loop.save(phase="aborting")
+    loop.progress("aborting", n, base.get("step"))
+    _restore_log(loop, n, snap)
+    done = close_mod.abort(
+        ws,
+        c,
+        reason="; ".join(problems),
+        status_text=_cleaned_status(status),
+        discard=True,
+        reporter=loop.reporter,
+        set_aside_to=failed_dir(n),
+        leave=snap.dirty,
+    )
+    moved = _set_aside(ws, n, list(done.plan.set_aside))
+    return SessionOutcome(outcome="infrastructure", problems=problems, moved=moved, **base)
+
+
 def _abort(
     loop: Loop,
     status: str | None,
@@ -349,14 +398,21 @@ def _record_agent(
     problems: tuple[str, ...],
     *,
     still_open: bool,
+    skipped: bool = False,
 ) -> None:
-    """Record the agent's summary and the audit's verdict (an ``agent`` entry; the log shows it)."""
+    """Record the agent's summary and the audit's verdict (an ``agent`` entry; the log shows it).
+
+    ``skipped``: an infrastructure failure, so the step's work was not judged at all.
+    """
     from sessionctl.session import record
 
     audit = result.to_dict()
     known = {p.message for p in result.problems}
     extra = [{"code": "settle", "message": m} for m in problems if m not in known]
     audit.update(passed=not problems, problems=[*extra, *audit["problems"]])
+    if skipped:
+        rows = [{"code": "infrastructure", "message": m} for m in problems]
+        audit.update(passed=False, skipped=True, problems=rows)
     entry = {
         **run.to_entry(),
         "transcript": _rel(ws, Path(run.transcript)),

@@ -12,6 +12,7 @@ million tokens) the token counts are priced too, so a budget can be enforced mid
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from sessionctl.agent.presets import Format
 _CLAUDE_TYPES = frozenset({"system", "assistant", "user", "result", "stream_event"})
 _OURS = frozenset({"sessionctl", "stderr"})  # lines launch.py writes into the transcript itself
 _SHORT = 160
+_HTTP_STATUS = re.compile(r"\bstatus (\d{3})\b")
 
 
 @dataclass(frozen=True)
@@ -52,10 +54,19 @@ class TranscriptSummary:
     result_text: str | None = None
     duration_ms: int | None = None
     errors: tuple[str, ...] = ()
+    # How it ended, as the agent said it (read by sessionctl.agent.ending)
+    model_answered: bool = False  # at least one real model reply (not a synthetic error)
+    api_error: str | None = None  # the API's (or the CLI's) message for a failed API call
+    api_status: int | None = None  # its HTTP status, when known
+    api_retries: int = 0  # failed API calls the agent retried
+    auth_failures: int = 0  # of which were rejected credentials (HTTP 401/403)
+    denied: tuple[str, ...] = ()  # tool calls the agent's permission rules refused
+    terminal_reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["errors"] = list(self.errors)
+        d["denied"] = list(self.denied)
         return d
 
 
@@ -116,6 +127,13 @@ class Transcript:
         self.result_text: str | None = None
         self.duration_ms: int | None = None
         self.errors: list[str] = []
+        self.model_answered = False
+        self.api_error: str | None = None
+        self.api_status: int | None = None
+        self.api_retries = 0
+        self.auth_failures = 0
+        self.denied: list[str] = []
+        self.terminal_reason: str | None = None
         self.lines = 0
         # Claude repeats an assistant message once per content block with the same usage.
         self._claude_usage: dict[str, dict[str, int]] = {}
@@ -171,8 +189,17 @@ class Transcript:
             if obj.get("subtype") == "init":
                 self.model = obj.get("model") or self.model
                 events.append(AgentEvent("init", f"model {self.model or '?'}"))
+            elif obj.get("subtype") == "api_retry":
+                events.append(self._claude_retry(obj))
         elif kind == "assistant":
             msg = obj.get("message") or {}
+            if msg.get("model") == "<synthetic>" or obj.get("error"):
+                # Claude Code's own message about a failed API call, not a model reply.
+                text = one_line(_text_of(msg.get("content")) or str(obj.get("error")), 500)
+                self.api_error = text
+                self.last_text = one_line(text)
+                return [AgentEvent("error", text)]
+            self.model_answered = True
             mid = str(msg.get("id") or f"line{self.lines}")
             if mid not in self._claude_usage:
                 self.turns += 1
@@ -218,8 +245,52 @@ class Transcript:
                 self.result_text = one_line(obj["result"], 500)
             for err in obj.get("errors") or ():
                 self.errors.append(one_line(str(err)))
+            if _is_num(obj.get("api_error_status")):
+                self.api_status = int(obj["api_error_status"])
+            if self.is_error and self.result_text and not self.model_answered:
+                self.api_error = self.result_text
+            if isinstance(obj.get("terminal_reason"), str):
+                self.terminal_reason = obj["terminal_reason"]
+            for d in obj.get("permission_denials") or ():
+                if isinstance(d, dict):
+                    self.denied.append(
+                        describe_tool(str(d.get("tool_name") or "?"), d.get("tool_input"))
+                    )
+            self._claude_totals(obj)
             events.append(AgentEvent("result", self.result_subtype or "result"))
         return events
+
+    def _claude_retry(self, obj: dict[str, Any]) -> AgentEvent:
+        """A ``system/api_retry`` line: a failed API call Claude Code will retry."""
+        self.api_retries += 1
+        status = obj.get("error_status")
+        self.api_status = _int(status) if _is_num(status) else self.api_status
+        if status in (401, 403):
+            self.auth_failures += 1
+        what = str(obj.get("error") or "error")
+        # No HTTP status: nothing answered (refused, unresolvable, timed out).
+        no_answer = f"no answer from the API ({what})"
+        self.api_error = f"HTTP {status}: {what}" if _is_num(status) else no_answer
+        attempt, most = obj.get("attempt"), obj.get("max_retries")
+        self.last_text = one_line(f"{self.api_error} (retry {attempt}/{most})")
+        return AgentEvent("error", self.last_text)
+
+    def _claude_totals(self, obj: dict[str, Any]) -> None:
+        """The true token totals: per-message usage is only the stream's first snapshot."""
+        models = obj.get("modelUsage")
+        if isinstance(models, dict) and models:
+            rows = [m for m in models.values() if isinstance(m, dict)]
+            self.input_tokens = sum(_int(m.get("inputTokens")) for m in rows)
+            self.cached_input_tokens = sum(_int(m.get("cacheReadInputTokens")) for m in rows)
+            self.cache_write_tokens = sum(_int(m.get("cacheCreationInputTokens")) for m in rows)
+            self.output_tokens = sum(_int(m.get("outputTokens")) for m in rows)
+            return
+        usage = obj.get("usage")
+        if isinstance(usage, dict) and any(_int(v) for v in usage.values() if _is_num(v)):
+            self.input_tokens = _int(usage.get("input_tokens"))
+            self.cached_input_tokens = _int(usage.get("cache_read_input_tokens"))
+            self.cache_write_tokens = _int(usage.get("cache_creation_input_tokens"))
+            self.output_tokens = _int(usage.get("output_tokens"))
 
     def _sum_claude_usage(self) -> None:
         u = self._claude_usage.values()
@@ -254,20 +325,38 @@ class Transcript:
             self.is_error = True
             self.result_subtype = "turn.failed"
             self.errors.append(message)
+            self._codex_api_error(message)
             events.append(AgentEvent("error", message))
         elif kind == "error":
             message = one_line(str(obj.get("message") or "error"))
             self.errors.append(message)
+            if message.startswith("Reconnecting..."):
+                self.api_retries += 1
+                self.last_text = message
+            self._codex_api_error(message)
             events.append(AgentEvent("error", message))
         elif kind in ("item.started", "item.updated", "item.completed"):
             item = obj.get("item") or {}
             events.extend(self._codex_item(kind, item))
         return events
 
+    def _codex_api_error(self, message: str) -> None:
+        """Keep the API's message (``Reconnecting... 2/5 (unexpected status 401 ...)``)."""
+        inner = message
+        if message.startswith("Reconnecting...") and "(" in message and message.endswith(")"):
+            inner = message[message.index("(") + 1 : -1]
+        self.api_error = inner
+        if (m := _HTTP_STATUS.search(inner)) is not None:
+            self.api_status = int(m.group(1))
+            if self.api_status in (401, 403) and not message.startswith("Reconnecting..."):
+                self.auth_failures += 1
+
     def _codex_item(self, kind: str, item: dict[str, Any]) -> list[AgentEvent]:
         itype = item.get("type")
         iid = str(item.get("id") or "")
         events: list[AgentEvent] = []
+        if itype not in ("error", None):
+            self.model_answered = True
         if itype in ("command_execution", "mcp_tool_call", "web_search", "file_change"):
             if kind == "item.updated" or (kind == "item.completed" and iid in self._codex_started):
                 pass
@@ -343,6 +432,13 @@ class Transcript:
             result_text=self.result_text,
             duration_ms=self.duration_ms,
             errors=tuple(self.errors[-5:]),
+            model_answered=self.model_answered,
+            api_error=self.api_error,
+            api_status=self.api_status,
+            api_retries=self.api_retries,
+            auth_failures=self.auth_failures,
+            denied=tuple(self.denied),
+            terminal_reason=self.terminal_reason,
         )
 
 

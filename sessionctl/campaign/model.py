@@ -247,7 +247,18 @@ class AgentSpec:
     max_turns: int | None = None
     args: tuple[str, ...] = field(
         default=(),
-        metadata={"argv": True, "help": "extra arguments for a preset, e.g. --model NAME"},
+        metadata={
+            "argv": True,
+            "help": "extra arguments for agent.preset only (not for another --agent)",
+        },
+    )
+    claude_args: tuple[str, ...] = field(
+        default=(),
+        metadata={"argv": True, "help": "extra arguments whenever the claude preset runs"},
+    )
+    codex_args: tuple[str, ...] = field(
+        default=(),
+        metadata={"argv": True, "help": "extra arguments whenever the codex preset runs"},
     )
     token_prices: dict[str, float] = field(
         default_factory=dict,
@@ -270,6 +281,12 @@ class RunPolicy:
     budget_usd: float | None = None
     max_without_improvement: int | None = 3
     stop_file: str = ".sessionctl/STOP"
+    max_infra_failures: int | None = field(
+        default=2,
+        metadata={
+            "help": "stop after this many sessions in a row whose agent never reached its model"
+        },
+    )
 
 
 @dataclass(frozen=True)

@@ -82,6 +82,11 @@ def run_cmd(
     in its environment): the session is closed with those arguments after the agent exits and
     its audit passes, so the log entry carries the agent's summary and the audit's verdict.
 
+    How each agent ended is named in the table, the log entry and --json: finished, refused
+    tools, API error (with the API's message), turn limit, budget limit, timeout or killed. A
+    session whose agent never reached its model is aborted without blaming its step, and
+    run.max_infra_failures (default 2) such sessions in a row stop the run.
+
     A killed `sessionctl run` is picked up by the next one: the interrupted session is audited
     and closed or marked failed, never continued (it does not count toward N). Touch the
     campaign's stop file (run.stop_file, default .sessionctl/STOP) to stop after the current
@@ -128,13 +133,22 @@ def _show_plan(plan: dict[str, Any]) -> None:
             "grace": _secs(plan.get("grace_s")),
             "session budget": _usd(plan.get("session_budget_usd")),
             "total budget": _usd(plan.get("total_budget_usd")),
-            "stop after": f"{plan.get('max_without_improvement')} sessions without improvement",
+            "stop after": _stop_rules(plan),
             "stop file": plan.get("stop_file"),
             "transcript": plan.get("transcript"),
             "would stop now": plan.get("would_stop") or "no",
             "interrupted session": plan.get("interrupted_session") or "none",
         },
     )
+
+
+def _stop_rules(plan: dict[str, Any]) -> str:
+    rules = []
+    if plan.get("max_without_improvement"):
+        rules.append(f"{plan['max_without_improvement']} sessions without improvement")
+    if plan.get("max_infra_failures"):
+        rules.append(f"{plan['max_infra_failures']} in a row whose agent never reached its model")
+    return ", or ".join(rules) or "only the session count, budget and stop file"
 
 
 def _show_result(result: Any) -> None:
@@ -146,11 +160,13 @@ def _show_result(result: Any) -> None:
                 s.step or "",
                 s.outcome + (" (recovered)" if s.recovered else ""),
                 s.verdict or "",
-                s.exit_reason if s.exit_reason != "exited" else "exited",
+                _ending(s),
                 s.turns,
                 _usd(s.cost_usd),
                 _secs(s.duration_s),
-                "; ".join(s.problems),
+                "not judged (infrastructure)"
+                if s.outcome == "infrastructure"
+                else "; ".join(s.problems),
             ]
         )
     if rows:
@@ -160,6 +176,16 @@ def _show_result(result: Any) -> None:
             rows,
         )
     console.print_text(f"stopped: {result.stop_reason}; spent {_usd(result.total_cost_usd)}")
+
+
+def _ending(s: Any) -> str:
+    """The agent column: how it ended (``API error: Invalid API key``, ``finished``)."""
+    ending = s.ending or {}
+    kind = str(ending.get("kind") or s.exit_reason or "")
+    label = kind.replace("_", " ").replace("api error", "API error")
+    if kind in ("", "finished", "timeout", "killed"):
+        return label or "exited"
+    return f"{label}: {ending.get('message') or ''}".rstrip(": ")
 
 
 def _usd(v: float | None) -> str:

@@ -186,9 +186,17 @@ def baseline_worktree(
     if kind == "git":
         run(["git", "worktree", "add", "--detach", str(path), commit], cwd=ws.root)
     else:
+        # The start revision is the session's working-copy commit, rewritten (hidden) as soon as
+        # the agent edits a file. `workspace add --revision X` makes the new workspace's commit
+        # a child of X, which revives X beside its rewrite: a divergent change. So the new
+        # workspace sits on X's parent, and X's own content (if it had any) is copied in by
+        # `restore --from`, which reads a hidden commit without making it visible.
         name = f"sessionctl-baseline-{session.number}"
-        jj = ["jj", "--no-pager", "--color=never", "workspace"]
-        run([*jj, "add", "--name", name, "--revision", commit, str(path)], cwd=ws.root)
+        jj = ["jj", "--no-pager", "--color=never"]
+        run([*jj, "workspace", "add", "--name", name, "--revision", f"{commit}-", str(path)],
+            cwd=ws.root)  # fmt: skip
+        if rev.get("empty") is not True:
+            run([*jj, "restore", "--from", commit], cwd=path)
     return path
 
 

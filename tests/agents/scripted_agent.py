@@ -23,6 +23,7 @@ Modes: a base mode, ``+`` misbehaviours, ``:ARG`` (``nolog+two``, ``close:step-1
   +scribble    after closing, a hand edit of the perf log                   (audit flags it)
   hang         starts a child process and sleeps forever                     (timeout)
   budget       reports growing cost in stream-json result lines, then sleeps (budget)
+  api401       what Claude Code prints when the API rejects its key, then exits 1
 """
 
 from __future__ import annotations
@@ -173,6 +174,19 @@ def main(argv: list[str]) -> int:
             )
             time.sleep(0.1)
         return 0
+    if mode == "api401":
+        # As claude-401-under-sessionctl.jsonl: retries, Claude's own message, an error result.
+        for attempt in (1, 2):
+            emit({"type": "system", "subtype": "api_retry", "attempt": attempt, "max_retries": 2,
+                  "error_status": 401, "error": "authentication_failed"})  # fmt: skip
+        text = "Invalid API key · Fix external API key"
+        emit({"type": "assistant", "error": "authentication_failed",
+              "message": {"id": "x", "model": "<synthetic>", "role": "assistant",
+                          "content": [{"type": "text", "text": text}]}})  # fmt: skip
+        emit({"type": "result", "subtype": "success", "is_error": True,
+              "api_error_status": 401, "num_turns": 1, "result": text, "total_cost_usd": 0,
+              "permission_denials": [], "modelUsage": {}})  # fmt: skip
+        return 1
     if mode == "diagnostic":
         sessionctl("record", "--finding", "planning is 3% of the lookup latency")
         result(cost)
