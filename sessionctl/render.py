@@ -102,7 +102,9 @@ def _env_for(folders: tuple[str, ...]) -> jinja2.Environment:
         sql_statement=sql_statement,
     )
     env.filters["render_part"] = _render_part_filter()
-    env.globals.update(heading=heading, mentions_sessions=mentions_sessions)
+    env.globals.update(
+        heading=heading, mentions_sessions=mentions_sessions, fill_sessions=fill_sessions
+    )
     return env
 
 
@@ -220,10 +222,22 @@ def hashes(level: int) -> str:
 
 
 def heading(part: Part, default: str) -> str:
-    """The heading line for a layout item: the campaign's override, else the default."""
+    """The heading line for a layout item: the campaign's override, else the default.
+
+    ``{sessions}`` in a completed list's heading is computed from the list ('7-9, 11').
+    """
     if part.heading is not None:
-        return part.heading
+        return fill_sessions(part.heading, part.extra.get("sessions", ()))
     return "" if part.sub and part.kind != "completed" else default
+
+
+def fill_sessions(text: str, numbers: Sequence[int]) -> str:
+    """Replace ``{sessions}`` with the numbers as ranges (a heading that never goes stale)."""
+    if "{sessions}" not in text:
+        return text
+    from sessionctl.campaign.titles import range_text
+
+    return text.replace("{sessions}", range_text(tuple(numbers)) or "none yet")
 
 
 # --- the prompt -------------------------------------------------------------------------------
@@ -279,9 +293,73 @@ def default_layout(c: Campaign) -> tuple[str, ...]:
     return BUILTIN[:_CUSTOM_AT] + custom + BUILTIN[_CUSTOM_AT:]
 
 
+def _has_content(c: Campaign, item: str) -> bool:
+    t = c.target
+    return {
+        "context": bool(c.context),
+        "goal": bool(c.goal),
+        "rules": bool(c.rules),
+        "workflow": bool(c.workflow),
+        "target": bool(t.notes or t.start or t.sql_url or t.system_sql_url or t.metrics_url),
+        "benchmarks": bool(c.benchmarks),
+        "metrics": bool(c.metrics),
+        "status": bool(c.status),
+        "completed": bool(c.completed.optimizations or c.completed.diagnostics),
+        "profiling_notes": bool(c.profiling_notes),
+        "next_steps": bool(c.next_steps),
+    }.get(item, False)
+
+
+def complete_layout(c: Campaign) -> tuple[str, ...]:
+    """The layout with every configured built-in in it, even when the layout predates it.
+
+    An imported ``layout`` lists what the prompt had; a target, benchmark, metric, status (or
+    any built-in) configured later is placed after the built-in that precedes it by default.
+    Benchmarks, completed lists and step groups the layout does not name follow the last one
+    it does.
+    """
+    if not c.layout:
+        return default_layout(c)
+    layout = list(c.layout)
+    present = {k.partition(".")[0] for k in layout}
+    for item in BUILTIN:
+        if item in present or not _has_content(c, item):
+            continue
+        at = None
+        for earlier in reversed(BUILTIN[: BUILTIN.index(item)]):
+            hits = [i for i, k in enumerate(layout) if k.partition(".")[0] == earlier]
+            if hits:
+                at = hits[-1] + 1
+                break
+        if at is None:
+            later = [i for i, k in enumerate(layout) if k.partition(".")[0] in BUILTIN]
+            at = later[0] if later else len(layout)
+        layout.insert(at, item)
+        present.add(item)
+    subs = {
+        "benchmarks": [b.name for b in c.benchmarks],
+        "completed": [k for k in COMPLETED_KINDS if getattr(c.completed, k)],
+        "next_steps": [
+            g.id for g in c.next_step_groups if any(s.group == g.id for s in c.next_steps)
+        ],
+    }
+    for base, names in subs.items():
+        if base in layout:
+            continue
+        listed = [i for i, k in enumerate(layout) if k.partition(".")[0] == base]
+        if not listed:
+            continue
+        missing = [n for n in names if f"{base}.{n}" not in layout]
+        at = listed[-1] + 1
+        for n in missing:
+            layout.insert(at, f"{base}.{n}")
+            at += 1
+    return tuple(layout)
+
+
 def layout_parts(c: Campaign) -> list[Part]:
     """Resolve ``layout`` (or the default order) into the parts to render."""
-    layout = c.layout or default_layout(c)
+    layout = complete_layout(c)
     sections = {s.id: s for s in c.sections}
     step_items = [k for k in layout if k.startswith("next_steps.")]
     first_step_item = step_items[0] if step_items and "next_steps" not in layout else None
@@ -302,7 +380,13 @@ def layout_parts(c: Campaign) -> list[Part]:
             kinds = tuple(
                 k for k in ((sub,) if sub else COMPLETED_KINDS) if getattr(c.completed, k)
             )
-            parts.append(Part(key=key, kind=base, heading=head, sub=bool(sub), completed=kinds))
+            numbers = sorted(
+                {n for k in kinds for e in getattr(c.completed, k) for n in e.sessions}
+            )
+            parts.append(
+                Part(key=key, kind=base, heading=head, sub=bool(sub), completed=kinds,
+                     extra={"sessions": numbers})
+            )  # fmt: skip
         else:
             parts.append(Part(key=key, kind=base, heading=head))
     return parts
@@ -329,6 +413,10 @@ def prompt_context(c: Campaign, ws: Workspace | None = None) -> dict[str, Any]:
         "md_path": f"prompts/{c.name}.md",
         "log_path": f"logs/{c.name}-perf-log.md",
         "completed_lists": _completed_lists(c.completed),
+        "completed_sessions": {
+            kind: sorted({n for e in entries for n in e.sessions})
+            for kind, entries in _completed_lists(c.completed).items()
+        },
     }
 
 

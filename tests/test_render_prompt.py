@@ -188,6 +188,39 @@ def test_default_layout_puts_sections_before_next_steps() -> None:
     assert text.rstrip().splitlines()[-1].startswith("Next steps: `sessionctl next list`")
 
 
+def test_an_old_layout_still_renders_what_was_configured_after_it() -> None:
+    """An imported layout predates target/benchmarks/metrics/status added later: all render."""
+    base = (
+        "schema: 1\nrevision: 3\ntitle: T\n"
+        "sections:\n  - {id: intro, body: Intro text.}\n"
+        "next_step_groups:\n  - {id: g1, title: 'First:', level: 0}\n"
+        "  - {id: g2, title: 'Later:', level: 0}\n"
+        "next_steps:\n  - {id: a, title: A, group: g1}\n  - {id: b, title: B, group: g2}\n"
+        "layout: [intro, next_steps.g1, sessionctl]\n"
+    )
+    old = render.render_prompt(store.loads(base, name="t", source="t.yaml").campaign)
+    assert "Later:" in old and "## The target" not in old  # the unlisted group is not lost
+    added = (
+        "target:\n  metrics_url: http://localhost:6878/metrics\n"
+        "benchmarks:\n  - {name: b1, driver: builtin, query: select 1}\n"
+        "metrics:\n  - {name: mz_peek_seconds, kind: histogram}\n"
+        "status: Where we are.\n"
+    )
+    text = render.render_prompt(store.loads(base + added, name="t", source="t.yaml").campaign)
+    order = [
+        "Intro text.",
+        "## The target",
+        "## How to benchmark",
+        "## Metrics and how to read them",
+        "## Current status",
+        "First:",
+        "Later:",
+        "## Recording your work",
+    ]
+    positions = [text.index(marker) for marker in order]
+    assert positions == sorted(positions), text
+
+
 @pytest.mark.parametrize(
     ("yaml_tail", "message"),
     [

@@ -57,6 +57,9 @@ class Target:
     """The server under test: how to start, probe, prepare and stop it."""
 
     start: tuple[str, ...] | None = field(default=None, metadata={"argv": True})
+    notes: str | None = field(
+        default=None, metadata={"help": "what to know about the target, in prose (rendered first)"}
+    )
     cwd: str | None = None
     env: dict[str, str] = field(default_factory=dict)
     log: str | None = field(default=None, metadata={"help": "file for the server's output"})
@@ -229,6 +232,14 @@ class NextStep:
     group: str | None = None
 
 
+@dataclass(frozen=True)
+class Superseded:
+    """An imported instruction sessionctl now carries out itself (kept, never rendered)."""
+
+    text: str
+    replaced_by: str
+
+
 # --- running the agent, auditing, profiling, comparing ----------------------------------
 
 
@@ -357,6 +368,13 @@ class Campaign:
     next_steps: tuple[NextStep, ...] = ()
     next_step_groups: tuple[StepGroup, ...] = ()
     sections: tuple[Section, ...] = ()
+    superseded: tuple[Superseded, ...] = field(
+        default=(), metadata={"help": "imported instructions sessionctl replaced (not rendered)"}
+    )
+    log_detail: Literal["compact", "full"] = field(
+        default="compact",
+        metadata={"help": "log entries: compact (one table, counted warnings) or full (every row)"},
+    )
     layout: tuple[str, ...] = field(
         default=(), metadata={"help": "render order: built-in section names and section ids"}
     )

@@ -288,11 +288,16 @@ def resolve_step(
 
 
 def set_status(doc: Doc, text: str) -> None:
-    """Replace the current-status prose."""
+    """Replace the current-status prose (and a heading that names the old status's session)."""
     if "status" in doc:
         doc["status"] = _text(text)
     else:
         _ensure_key(doc, "status", lambda: _text(text))
+    headings = doc.get("headings")
+    if isinstance(headings, dict) and re.search(
+        r"(?i)\bsessions?\s+\d", str(headings.get("status", ""))
+    ):
+        del headings["status"]  # "## Current Status (Session 50 - ...)" would now be stale
 
 
 def set_last_session(doc: Doc, number: int) -> None:

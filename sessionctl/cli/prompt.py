@@ -126,9 +126,21 @@ def import_cmd(
     no_render: Annotated[
         bool, typer.Option("--no-render", help="Only write the YAML, not prompts/NAME.md.")
     ] = False,
+    keep_instructions: Annotated[
+        bool,
+        typer.Option(
+            "--keep-instructions",
+            help="Keep rendering instructions sessionctl now carries out (edit this prompt, "
+            "jj new, another log file); by default they move to the YAML's superseded: list.",
+        ),
+    ] = False,
     json_output: JsonOpt = False,
 ) -> None:
-    """Turn a hand-written prompt into campaign YAML (and render it back)."""
+    """Turn a hand-written prompt into campaign YAML (and render it back).
+
+    Prose is placed in context, goal, rules, workflow, target, status and profiling notes;
+    instructions that contradict sessionctl are listed with what replaces them.
+    """
     from sessionctl.campaign import importer, store
     from sessionctl.errors import CampaignNotFound, UsageError
     from sessionctl.workspace import Workspace, find_workspace
@@ -149,7 +161,9 @@ def import_cmd(
             ws = find_workspace()
         except CampaignNotFound:  # no workspace yet: importing creates one here
             ws = Workspace(Path.cwd().resolve())
-    result = importer.import_prompt(text, name=name, source=str(source))
+    result = importer.import_prompt(
+        text, name=name, source=str(source), keep_instructions=keep_instructions
+    )
     cf = store.create(ws, name, result.yaml, force=force)
     md = None
     if not no_render:
@@ -159,6 +173,8 @@ def import_cmd(
         "yaml": store.display_path(ws, cf.path),
         "markdown": store.display_path(ws, md) if md else None,
         **result.summary,
+        "superseded": result.superseded,
+        "instructions_kept": keep_instructions,
     }
 
     def human() -> None:
@@ -167,6 +183,10 @@ def import_cmd(
             + (f" (rendered {info['markdown']})" if md else "")
         )
         console.kv(None, {k: v for k, v in result.summary.items()})
+        where = "kept in the prompt (--keep-instructions)" if keep_instructions else (
+            f"not rendered; kept under superseded: in {info['yaml']}")  # fmt: skip
+        for item in result.superseded:
+            console.warn(f"instruction {where}: {item['text']!r} -> {item['replaced_by']}")
 
     emit(json_output, info, human)
 
