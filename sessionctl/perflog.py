@@ -22,7 +22,8 @@ from sessionctl.workspace import Workspace
 if TYPE_CHECKING:  # the verdict module (statistics) is imported only when a close needs it
     from sessionctl.verdict.session import ResultRow
 
-LOG_TEMPLATE = "log-entry.md.j2"
+LOG_TEMPLATE = "log-entry.md.j2"  # compact (the default)
+FULL_LOG_TEMPLATE = "log-entry-full.md.j2"  # every row and warning (`log_detail: full`)
 
 
 def format_value(value: float, unit: str) -> str:
@@ -208,10 +209,15 @@ def appended(existing: str | None, entry: str, *, title: str) -> str:
 
 
 def render_entry(context: Mapping[str, Any], *, ws: Workspace, campaign: Any = None) -> str:
-    """Render one log entry from the template (the user's override folder wins)."""
+    """Render one log entry from the template (the user's override folder wins).
+
+    The campaign's ``log_detail`` picks the compact template (default) or the full one.
+    """
     from sessionctl.render import render_template
 
-    text = render_template(LOG_TEMPLATE, dict(context), ws=ws, campaign=campaign)
+    full = getattr(campaign, "log_detail", "compact") == "full"
+    name = FULL_LOG_TEMPLATE if full else LOG_TEMPLATE
+    text = render_template(name, dict(context), ws=ws, campaign=campaign)
     return collapse(text).rstrip("\n") + "\n"
 
 

@@ -225,7 +225,7 @@ def test_a_paired_comparison_gives_the_rows_and_the_trailers(
     assert rows["qps@c64"].before == pytest.approx(qps.a) and rows["qps@c64"].before > 1990
     assert rows["p99_ms@c64"].after_text == "2 ms" and rows["p99_ms@c64"].verdict == p99.verdict
     assert plan.verdict == qps.verdict == "improved"
-    assert "| `qps@c64` | 2,000 qps | 2,201 qps | +10.0% | improved (95% CI" in plan.entry
+    assert "| 64 | 2,000 → 2,201 (**+10.0%**) | 3 → 2 (**-33.4%**) |" in plan.entry
     trailers = plan.code.message.split("\n\n")[-1].splitlines()
     assert "Baseline-QPS: 2000" in trailers and "After-QPS: 2201" in trailers
     assert "Method: paired" in trailers and "Verdict: improved" in trailers

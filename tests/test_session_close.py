@@ -124,7 +124,7 @@ def test_full_session_in_a_real_git_repo(ws: Workspace, frozen_now: str) -> None
     # The log has exactly one entry for the session, with the results and the diff stat.
     log = (ws.root / "logs" / "demo-perf-log.md").read_text()
     assert log.count("## Session 47") == 1
-    assert "observe() is 30% of samples at 64c" in log and "src/app.py | +3 -1" in log
+    assert "observe() is 30% of samples at 64c" in log and "`src/app.py` (+3 −1)" in log
     # The YAML: step rotated out, new step in, status, last session, revision, comment kept.
     from sessionctl.campaign import store
 

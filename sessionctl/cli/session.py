@@ -180,6 +180,17 @@ def record_cmd(
     finding: Annotated[
         list[str] | None, option("--finding", help="A finding, in one sentence (repeatable).")
     ] = None,
+    observation: Annotated[
+        list[str] | None,
+        option(
+            "--observation",
+            help="A key observation for the log entry's 'Key observations' (repeatable).",
+        ),
+    ] = None,
+    root_cause: Annotated[
+        list[str] | None,
+        option("--root-cause", help="Why it was slow, for the log entry's 'Root cause'."),
+    ] = None,
     file: Annotated[
         list[Path] | None,
         option(
@@ -199,11 +210,22 @@ def record_cmd(
 
     ws, cname = campaign(name)
     s = engine.record(
-        ws, cname, phase=phase, findings=finding or (), files=file or (), metrics=metric or ()
+        ws,
+        cname,
+        phase=phase,
+        findings=finding or (),
+        files=file or (),
+        metrics=metric or (),
+        observations=observation or (),
+        root_causes=root_cause or (),
     )
     finding = [f.strip() for f in finding or () if f.strip()]  # as stored: blanks are skipped
+    observation = [o.strip() for o in observation or () if o.strip()]
+    root_cause = [r.strip() for r in root_cause or () if r.strip()]
     parts = [
         f"{len(finding)} finding(s)",
+        *([f"{len(observation)} observation(s)"] if observation else []),
+        *([f"{len(root_cause)} root cause(s)"] if root_cause else []),
         f"{len(file or ())} file(s)",
         f"{len(metric or ())} metric(s)",
     ]
@@ -214,6 +236,8 @@ def record_cmd(
             "session": s.number,
             "phase": phase,
             "findings": finding or [],
+            "observations": observation,
+            "root_causes": root_cause,
             "metrics": metric or [],
             "files": [str(f) for f in file or ()],
         },

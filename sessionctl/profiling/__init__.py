@@ -175,7 +175,12 @@ class ProfileRun:
             values=self.values(suffix),
             summary_md=self.report.to_markdown() + self.overhead_md() + extra_md,
             raw_dir=str(raw),
-            details={**self.details, "files": self.files, "folder": str(self.folder)},
+            details={
+                **self.details,
+                "files": self.files,
+                "folder": str(self.folder),
+                "top": [r.to_dict() for r in self.report.top_self[:10]],  # for the log entry
+            },
         )
 
 

@@ -188,6 +188,15 @@ def log_entry(
         "status": args.status_text,
         "agent": perflog.agent_view(entries),
     }
+    from sessionctl import perflog_compact
+    from sessionctl.verdict.session import headline
+
+    head = headline(judged.judgements) if judged.judgements else None
+    context |= perflog_compact.context(
+        ws, new_camp, n, rows=judged.rows, headline=head.metric if head else None,
+        measurements=measurements, entries=entries, warnings=judged.warnings,
+        diffstat=wc.diffstat,
+    )  # fmt: skip
     entry = perflog.render_entry(context, ws=ws, campaign=new_camp)
     return entry, perflog.appended(existing_log, entry, title=camp.title), warnings
 

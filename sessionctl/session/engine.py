@@ -321,8 +321,10 @@ def record(
     findings: Sequence[str] = (),
     files: Sequence[Path] = (),
     metrics: Sequence[str] = (),
+    observations: Sequence[str] = (),
+    root_causes: Sequence[str] = (),
 ) -> OpenSession:
-    """Record a phase mark, findings, attached files and/or metrics into the open session."""
+    """Record a phase mark, findings, observations, root causes, files and/or metrics."""
     if phase is not None and phase not in PHASES:
         raise UsageError(f"--phase {phase!r}: unknown; use one of {', '.join(PHASES)}")
     values = [parse_metric(m) for m in metrics]
@@ -330,6 +332,8 @@ def record(
 
     # A blank finding is no finding; a password typed into one is never stored (or committed).
     findings = [redact(f.strip()) for f in findings if f.strip()]
+    observations = [redact(o.strip()) for o in observations if o.strip()]
+    root_causes = [redact(r.strip()) for r in root_causes if r.strip()]
     if values and phase is None:
         raise UsageError(
             "--metric needs --phase (baseline or remeasure): which side of the change is it?"
@@ -337,16 +341,22 @@ def record(
     paths = [Path(f).expanduser() for f in files]
     for p in paths:
         _check_attachment(p)
-    if not (values or paths or [f for f in findings if f.strip()]) and phase is None:
-        raise UsageError("nothing to record: pass --phase, --finding, --file or --metric")
+    texts = [t for t in (*findings, *observations, *root_causes) if t.strip()]
+    if not (values or paths or texts) and phase is None:
+        raise UsageError(
+            "nothing to record: pass --phase, --finding, --observation, --root-cause, --file "
+            "or --metric"
+        )
     session = store_.require_open(ws, campaign)
-    if phase is not None and not (values or paths or findings):
+    if phase is not None and not (values or paths or texts):
         session = store_.append(ws, campaign, {"type": "phase", "phase": phase})
-    for text in findings:
-        if text.strip():
-            session = store_.append(
-                ws, campaign, {"type": "finding", "phase": phase, "text": text.strip()}
-            )
+    for kind, items in (("finding", findings), ("observation", observations),
+                        ("root_cause", root_causes)):  # fmt: skip
+        for text in items:
+            if text.strip():
+                session = store_.append(
+                    ws, campaign, {"type": kind, "phase": phase, "text": text.strip()}
+                )
     for p in paths:
         with ws.lock(campaign):
             session = store_.require_open(ws, campaign)

@@ -1,0 +1,280 @@
+"""What a compact log entry shows: one results table, counted warnings, the profile's top.
+
+The default ``log-entry.md.j2`` reads like the entries people write by hand: **Setup**, the
+problem profiling found (top functions with samples per query and the flame graph), **Root
+cause**, **Changes**, one compact **Results** table, the headline's cumulative gain and **Key
+observations**. Every row, warning and number stays in the session's record (``closed.json``,
+``close --dry-run --json``); ``log_detail: full`` renders them all (``log-entry-full.md.j2``).
+
+Tables: a DDL session's is objects level x statement (median ms); a throughput session's is
+connections x QPS/latency; each cell ``before → after (delta)``, the delta in bold when the
+verdict is significant. Other judged metrics appear only when they are the headline or a
+metric the campaign watches (``metrics:``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sessionctl.measurement import Measurement
+from sessionctl.units import format_number
+
+if TYPE_CHECKING:
+    from sessionctl.verdict.session import ResultRow
+    from sessionctl.workspace import Workspace
+
+_DDL = re.compile(r"^(?:(?P<bench>[^:]+):)?(?P<kind>[A-Za-z_][\w-]*)\.median_ms@n(?P<level>\d+k?)$")
+_LOAD = re.compile(
+    r"^(?:(?P<bench>[^:]+):)?(?P<stat>qps|tps|mean_ms|p50_ms|p90_ms|p99_ms)@c(?P<c>\d+)$"
+)
+_LOAD_HEADERS = {
+    "qps": "QPS",
+    "tps": "TPS",
+    "mean_ms": "mean (ms)",
+    "p50_ms": "p50 (ms)",
+    "p90_ms": "p90 (ms)",
+    "p99_ms": "p99 (ms)",
+}
+_SIGNIFICANT = ("improved", "regressed")
+_WARNING_WIDTH = 160
+
+
+def cell(row: ResultRow) -> str:
+    """``444 → 127 (**−71.4%**)``: bold when the verdict is significant."""
+    before = format_number(row.before) if row.before is not None else "n/a"
+    after = format_number(row.after) if row.after is not None else "n/a"
+    delta = row.delta_text
+    if row.verdict in _SIGNIFICANT and delta != "n/a":
+        delta = f"**{delta}**"
+    return f"{before} → {after} ({delta})"
+
+
+def _level_value(label: str) -> int:
+    return int(label[:-1]) * 1000 if label.endswith("k") else int(label)
+
+
+def ddl_table(rows: Sequence[ResultRow]) -> tuple[str, set[str]]:
+    """Objects level x statement, median ms per statement (empty when no DDL rows)."""
+    grid: dict[str, dict[str, ResultRow]] = {}
+    kinds: list[str] = []
+    for r in rows:
+        m = _DDL.match(r.metric)
+        if m is None:
+            continue
+        grid.setdefault(m["level"], {})[m["kind"]] = r
+        if m["kind"] not in kinds:
+            kinds.append(m["kind"])
+    if not grid:
+        return "", set()
+    lines = [
+        "| objects | " + " | ".join(f"`{k}` (ms)" for k in kinds) + " |",
+        "|---:|" + "---:|" * len(kinds),
+    ]
+    for level in sorted(grid, key=_level_value):
+        cells = [cell(grid[level][k]) if k in grid[level] else "" for k in kinds]
+        lines.append(f"| {level} | " + " | ".join(cells) + " |")
+    shown = {r.metric for by_kind in grid.values() for r in by_kind.values()}
+    return "\n".join(lines), shown
+
+
+def load_table(rows: Sequence[ResultRow]) -> tuple[str, set[str]]:
+    """Connections x throughput and latency (empty when no such rows)."""
+    grid: dict[int, dict[str, ResultRow]] = {}
+    stats: list[str] = []
+    for r in rows:
+        m = _LOAD.match(r.metric)
+        if m is None:
+            continue
+        grid.setdefault(int(m["c"]), {})[m["stat"]] = r
+        if m["stat"] not in stats:
+            stats.append(m["stat"])
+    if not grid:
+        return "", set()
+    stats.sort(key=list(_LOAD_HEADERS).index)
+    lines = [
+        "| connections | " + " | ".join(_LOAD_HEADERS[s] for s in stats) + " |",
+        "|---:|" + "---:|" * len(stats),
+    ]
+    for conns in sorted(grid):
+        cells = [cell(grid[conns][s]) if s in grid[conns] else "" for s in stats]
+        lines.append(f"| {conns} | " + " | ".join(cells) + " |")
+    shown = {r.metric for by_stat in grid.values() for r in by_stat.values()}
+    return "\n".join(lines), shown
+
+
+def results_table(
+    rows: Sequence[ResultRow], *, headline: str | None, watched: Sequence[str] = ()
+) -> tuple[str, int]:
+    """The compact results: the DDL or load grid, then the headline and watched metrics.
+
+    Returns the markdown and how many judged rows it leaves out.
+    """
+    parts: list[str] = []
+    shown: set[str] = set()
+    for table, metrics in (ddl_table(rows), load_table(rows)):
+        if table:
+            parts.append(table)
+            shown |= metrics
+
+    def wanted(r: ResultRow) -> bool:
+        name = r.metric.split(":", 1)[-1]
+        return r.metric == headline or any(name.startswith(w) for w in watched)
+
+    extra = [r for r in rows if r.metric not in shown and wanted(r)]
+    if not parts and not extra:
+        extra = list(rows[:4])  # nothing recognised: the first few rows stand in
+    if extra:
+        lines = ["| metric | before → after (delta) | verdict |", "|---|---:|---|"]
+        lines += [f"| `{r.metric}` | {cell(r)} | {r.verdict} |" for r in extra]
+        parts.append("\n".join(lines))
+        shown |= {r.metric for r in extra}
+    return "\n\n".join(parts), sum(1 for r in rows if r.metric not in shown)
+
+
+def warnings_line(warnings: Sequence[str]) -> str:
+    """Warnings collapsed into one line: each distinct text once, with how many metrics."""
+    counts: dict[str, int] = {}
+    for w in warnings:
+        head, sep, rest = w.partition(": ")
+        text = rest if sep and " " not in head.strip() else w  # 'metric: text' -> 'text'
+        text = " ".join(text.split())
+        if len(text) > _WARNING_WIDTH:
+            text = text[: _WARNING_WIDTH - 1].rstrip() + "…"
+        counts[text] = counts.get(text, 0) + 1
+    return "; ".join(f"{t} (×{n})" if n > 1 else t for t, n in counts.items())
+
+
+def profile_top(
+    measurements: Sequence[Measurement], ws: Workspace | None = None, *, top: int = 5
+) -> dict[str, Any] | None:
+    """The latest profile's top functions (samples per query) and its flame graph."""
+    found = [m for m in measurements if m.source == "profile"]
+    if not found:
+        return None
+    m = found[-1]
+    spq = next((v for v in m.values if v.name.startswith("samples_per_query")), None)
+    conc = next((v.name.split("@", 1)[1] for v in m.values if "@" in v.name), None)
+    functions = []
+    for row in (m.details.get("top") or [])[:top]:
+        per_q = row.get("self_per_query")
+        share = float(row.get("self_share") or 0.0)
+        if per_q is not None:
+            amount = f"{per_q:,.0f}/q" if per_q >= 10 else f"{format_number(per_q)}/q"
+        else:
+            amount = f"{share * 100:.0f}%"
+        functions.append({"name": str(row.get("name")), "amount": amount})
+    graph = (m.details.get("files") or {}).get("flamegraph")
+    if graph and ws is not None:
+        path = Path(graph)
+        if path.is_absolute() and path.is_relative_to(ws.root):
+            graph = path.relative_to(ws.root).as_posix()
+    return {
+        "at": conc,
+        "samples_per_query": format_number(spq.value) if spq is not None else None,
+        "functions": functions,
+        "flamegraph": graph,
+    }
+
+
+def cumulative_gain(
+    ws: Workspace, campaign: str, session: int, row: ResultRow | None
+) -> str | None:
+    """'qps@c64: 1,000 → 1,400 queries/s = +40.0% since Session 40' for the headline.
+
+    The start is the earliest closed session of this campaign whose results have the same
+    metric (``closed.json``); with none, this session's own before. Hook: a campaign-level
+    headline metric (issue 15) should decide the metric and the start; this reads the entry's.
+    """
+    from sessionctl.session.close import load_closed
+
+    if row is None or row.after is None:
+        return None
+    start, since = row.before, session
+    for n in range(1, session):
+        data = load_closed(ws, campaign, n)
+        for r in (data or {}).get("results") or ():
+            if r.get("metric") == row.metric and r.get("before") is not None:
+                start, since = float(r["before"]), n
+                break
+        if since != session:
+            break
+    if not start or since == session:
+        return None  # no earlier session measured it: the results table already says it all
+    gain = (row.after / start - 1) * 100
+    unit = f" {row.unit}" if row.unit else ""
+    return (
+        f"`{row.metric}`: {format_number(start)} → {format_number(row.after)}{unit} "
+        f"= {gain:+.1f}% since Session {since}"
+    )
+
+
+def setup_line(measurements: Sequence[Measurement], benchmarks: Mapping[str, Any]) -> str:
+    """'`read` (builtin, c64, 20s per level)': the benchmarks this session measured."""
+    out: list[str] = []
+    for name in dict.fromkeys(m.name for m in measurements if m.source not in ("profile",)):
+        b = benchmarks.get(name)
+        if b is None:
+            continue
+        if b.driver == "ddl" and b.ddl is not None:
+            levels = ", ".join(_level_text(n) for n in b.ddl.levels)
+            out.append(f"`{name}` (ddl; {levels} objects; {b.ddl.probes_per_level} probes/level)")
+        else:
+            conc = ", ".join(f"c{c}" for c in b.concurrency)
+            out.append(f"`{name}` ({b.driver}; {conc}; {format_number(b.duration)}s per level)")
+    return "; ".join(out)
+
+
+def _level_text(n: int) -> str:
+    return f"{n // 1000}k" if n >= 1000 and n % 1000 == 0 else str(n)
+
+
+def context(
+    ws: Workspace,
+    campaign: Any,
+    session: int,
+    *,
+    rows: Sequence[ResultRow],
+    headline: str | None,
+    measurements: Sequence[Measurement],
+    entries: Sequence[Mapping[str, Any]],
+    warnings: Sequence[str],
+    diffstat: str = "",
+) -> dict[str, Any]:
+    """The compact entry's template variables (added to the full entry's)."""
+    table, left_out = results_table(
+        rows, headline=headline, watched=[m.name for m in campaign.metrics]
+    )
+    head_row = next((r for r in rows if r.metric == headline), None)
+    closed = ws.session_dir(campaign.name) / str(session) / "closed.json"
+    try:
+        record_path = closed.resolve().relative_to(ws.root.resolve()).as_posix()
+    except ValueError:
+        record_path = str(closed)
+    return {
+        "compact_results": table,
+        "rows_left_out": left_out,
+        "warnings_line": warnings_line(warnings),
+        "warnings_count": len(warnings),
+        "profile_top": profile_top(measurements, ws),
+        "cumulative": cumulative_gain(ws, campaign.name, session, head_row),
+        "setup": setup_line(measurements, {b.name: b for b in campaign.benchmarks}),
+        "observations": [str(e["text"]) for e in entries if e.get("type") == "observation"],
+        "root_causes": [str(e["text"]) for e in entries if e.get("type") == "root_cause"],
+        "record_path": record_path,
+        "files_line": files_line(diffstat),
+    }
+
+
+def files_line(diffstat: str) -> str:
+    """'`src/a.rs` (+10 −2), `img.png` (binary)': the files a change touched, on one line."""
+    out = []
+    for line in diffstat.splitlines():
+        path, sep, counts = line.rpartition(" | ")
+        if not sep:
+            continue
+        counts = counts.strip().replace(" -", " −")
+        out.append(f"`{path.strip()}` ({counts})")
+    return ", ".join(out)
