@@ -12,9 +12,11 @@ Snapshots: see tests/test_render_prompt.py for how to regenerate them.
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import re
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -397,9 +399,28 @@ WORDS = (
 )
 
 
-def _sentence(rng: random.Random, n: int) -> str:
+STARTS = ["Check", "Measure", "Reduce", "Avoid", "Try", "Note"]
+# Sentence openings the importer places (rules, status, goal, ...) or sets aside (superseded).
+PLACED_STARTS = [
+    *STARTS,
+    "Don't",
+    "We don't want",
+    "Status:",
+    "**Current status (after Session 3):**",
+    "Figure out",
+    "Use perf with",
+    "We are currently benchmarking",
+    "Session 12 added",
+    "One optimization per session,",
+    "Please update this prompt and",
+    "Run jj new and",
+    "Log: @x-log.md.",
+]
+
+
+def _sentence(rng: random.Random, n: int, starts: list[str] = STARTS) -> str:
     words = [rng.choice(WORDS) for _ in range(n)]
-    words[0] = rng.choice(["Check", "Measure", "Reduce", "Avoid", "Try", "Note"])
+    words[0] = rng.choice(starts)
     return " ".join(words)
 
 
@@ -475,6 +496,16 @@ def _block(rng: random.Random) -> str:
     if rng.random() < 0.5:
         return f"Use this config:\n```ini\n{ini}\n```"
     return f"Run dbbench with this script for testing:\n{ini}"
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_generated_prompts_with_placed_prose_roundtrip(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        sys.modules[__name__], "_sentence", functools.partial(_sentence, starts=PLACED_STARTS)
+    )
+    test_generated_prompts_roundtrip(seed + 1000)
 
 
 @pytest.mark.parametrize("seed", range(60))

@@ -201,6 +201,12 @@ class Placer:
             assert self.section is not None
             self.section["pieces"].append(piece)
         else:
+            held = self.section
+            if held is not None and held.get("field") == kind and not held["pieces"]:
+                self.sections.remove(held)
+                self.layout = [e for e in self.layout if e is not held]
+                if held["heading"] != DEFAULT_HEADINGS[kind]:
+                    self.headings.setdefault(kind, held["heading"])
             self.section = None
             if kind == "rules":
                 if new_rule or not self.rules or self.current != "rules":
@@ -243,9 +249,13 @@ class Placer:
         if kind is not None and not (kind == "rules" and kind in self.headings):
             if kind in self.headings:
                 self.put(kind, Piece(line, start, end))  # a second heading for the same field
-            elif line != DEFAULT_HEADINGS[kind]:
-                self.headings[kind] = line
-            self.scope, self.scope_level, self.fallback, self.section = kind, level, kind, None
+            else:
+                # Held as an empty section until the field's first text comes (it then titles
+                # the field); a field heading with nothing under it stays a section.
+                self.open_section(text, level)
+                assert self.section is not None
+                self.section |= {"field": kind, "heading": line}
+            self.scope, self.scope_level, self.fallback = kind, level, kind
             self.current = None
             return
         self.scope, self.fallback = None, "section"
