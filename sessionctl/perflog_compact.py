@@ -248,6 +248,10 @@ def context(
         rows, headline=headline, watched=[m.name for m in campaign.metrics]
     )
     head_row = next((r for r in rows if r.metric == headline), None)
+    benches = dict.fromkeys(m.name for m in measurements if m.source != "profile")
+    about = [", ".join(f"`{b}`" for b in benches)] if benches else []
+    if table.startswith("| objects |"):
+        about.append("median per statement")
     closed = ws.session_dir(campaign.name) / str(session) / "closed.json"
     try:
         record_path = closed.resolve().relative_to(ws.root.resolve()).as_posix()
@@ -255,6 +259,7 @@ def context(
         record_path = str(closed)
     return {
         "compact_results": table,
+        "results_about": ", ".join(about),
         "rows_left_out": left_out,
         "warnings_line": warnings_line(warnings),
         "warnings_count": len(warnings),

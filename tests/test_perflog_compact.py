@@ -103,7 +103,10 @@ def test_a_ddl_entry_is_one_table_under_3_kb(ws: Workspace, frozen_now: str) -> 
     assert len(plan.results) >= 30  # every value was judged ...
     assert len(entry.encode()) < 3000, entry  # ... and the entry stays short
     check_snapshot("log-entry-ddl.md", entry)
-    assert "| objects | `create_table` (ms) | `drop_view` (ms) |" in entry
+    assert (
+        "**Results (`ddl`, median per statement):**\n\n"
+        "| objects | `create_table` (ms) | `drop_view` (ms) |" in entry
+    )
     assert entry.count("\n| ") == 4  # one header and the three levels
     assert "**Root cause:** every DDL re-plans all dependants" in entry
     assert "**Key observations:**\n\n- the gain grows with the object count" in entry

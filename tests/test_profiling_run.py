@@ -95,6 +95,13 @@ def test_command_profiler_runs_around_the_benchmark(tmp_path: Path) -> None:
     m = res.measurement(name="select", phase="baseline", root=tmp_path)
     assert m.source == "profile" and m.raw_dir == "."
     assert "Top functions by self samples" in m.summary_md and "Profiler overhead" in m.summary_md
+    # The compact log entry reads the top functions and the flame graph from the record.
+    from sessionctl import perflog_compact
+
+    top = perflog_compact.profile_top([m])
+    assert top is not None and top["functions"][0] == {"name": "execute", "amount": "1.5/q"}
+    assert top["at"] == "c8" and top["samples_per_query"] == "2.1"
+    assert str(top["flamegraph"]).endswith("flamegraph.svg")
 
 
 def test_command_profiler_without_output_is_an_error(tmp_path: Path) -> None:
