@@ -148,3 +148,22 @@ def test_warnings_collapse_to_one_line_with_counts() -> None:
         "single run per side (×30); 4 pairs: the test cannot reach p<0.05; "
         "HEAD moved since the start"
     )
+
+
+def test_record_cli_takes_observations_and_root_causes(ws: Workspace) -> None:
+    from typer.testing import CliRunner
+
+    from sessionctl.cli import app
+
+    (ws.root / "prompts" / "ddl.yaml").write_text(CAMPAIGN.format(detail=""))
+    git(ws.root, "add", "-A")
+    git(ws.root, "commit", "-qm", "campaign")
+    engine.start(ws, "ddl", step="skip-replan")
+    argv = ["record", "--observation", "gain grows with objects", "--root-cause", "re-planning"]
+    result = CliRunner().invoke(app, [*argv, "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["observations"] == ["gain grows with objects"]
+    kinds = [(e["type"], e["text"]) for e in record.entries(ws, "ddl", 47)]
+    assert kinds == [("observation", "gain grows with objects"), ("root_cause", "re-planning")]
+    empty = CliRunner().invoke(app, ["record", "--observation", " "])
+    assert empty.exit_code == 2 and "nothing to record" in empty.stderr
