@@ -220,6 +220,14 @@ def test_seed_import_recognises_the_structure() -> None:
     rendered = render.render_prompt(c)
     for gone in ("jj new", "update this prompt", "@pgwire-server-perf-log.md", "separate jj"):
         assert gone not in rendered
+    # `close --status` replaces the imported status: the prompt never carries two.
+    from sessionctl.campaign import next_steps
+
+    cf = store.loads(result.yaml, name="pgwire", source="p.yaml")
+    next_steps.set_status(cf.doc, "Observes are batched.")
+    after = render.render_prompt(store.loads(store.dumps(cf), name="pgwire", source="p").campaign)
+    assert "The oracle read_ts bottleneck" not in after
+    assert after.count("## Current status\n\nObserves are batched.\n") == 1
 
 
 def test_completed_lists_groups_and_nested_steps() -> None:
@@ -344,6 +352,27 @@ def test_keep_instructions_keeps_them_rendered() -> None:
     assert len(result.superseded) == 4  # still reported
     assert "start a new one with jj new" in rendered
     assert_same_content(text, rendered)
+
+
+@pytest.mark.parametrize(
+    ("item", "title", "sessions"),
+    [
+        (
+            "**Skip re-planning (Session 10)**: builds on Session 9's index.",
+            "Skip re-planning",
+            [10],
+        ),
+        ("~~Prefix map~~ (Sessions 11, 12)", "Prefix map", [11, 12]),
+        ("Session 12: batch catalog transactions (see Session 7)", "Session 12", [12]),
+        ("**Radix sort** (Sessions 7-9, 11): 31 → 26 minutes.", "Radix sort", [7, 8, 9, 11]),
+    ],
+)
+def test_completed_items_are_attributed_to_their_own_sessions(
+    item: str, title: str, sessions: list[int]
+) -> None:
+    result, _ = roundtrip(f"Completed optimizations:\n- {item}\n", "x")
+    (entry,) = store.loads(result.yaml, name="x", source="x.yaml").campaign.completed.optimizations
+    assert (entry.title, list(entry.sessions)) == (title, sessions)
 
 
 def test_ids_are_short_unique_and_readable() -> None:
