@@ -183,6 +183,7 @@ class Placer:
     sections: list[dict[str, Any]] = field(default_factory=list)
     layout: list[Any] = field(default_factory=list)  # keys, and section dicts until finish()
     headings: dict[str, str] = field(default_factory=dict)
+    headed: set[str] = field(default_factory=set)  # fields a heading of the prompt titles
     superseded: list[dict[str, str]] = field(default_factory=list)
     section_ids: Ids = field(default_factory=Ids)
     fallback: str = "context"
@@ -205,6 +206,7 @@ class Placer:
             if held is not None and held.get("field") == kind and not held["pieces"]:
                 self.sections.remove(held)
                 self.layout = [e for e in self.layout if e is not held]
+                self.headed.add(kind)
                 if held["heading"] != DEFAULT_HEADINGS[kind]:
                     self.headings.setdefault(kind, held["heading"])
             self.section = None
@@ -246,8 +248,8 @@ class Placer:
             self.headings[before_item] = line
             self.scope, self.fallback, self.section = None, "section", None
             return
-        if kind is not None and not (kind == "rules" and kind in self.headings):
-            if kind in self.headings:
+        if kind is not None and not (kind == "rules" and kind in self.headed):
+            if kind in self.headed:
                 self.put(kind, Piece(line, start, end))  # a second heading for the same field
             else:
                 # Held as an empty section until the field's first text comes (it then titles
