@@ -375,6 +375,19 @@ def test_completed_items_are_attributed_to_their_own_sessions(
     assert (entry.title, list(entry.sessions)) == (title, sessions)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "## Rules\n\n- Don't a.\n\nSome text.\n\n## Rules\n\n- Never b.\n",
+        "## Context\n\nX is y.\n\n## Context\n\nMore context.\n",
+        "## Status: empty\n\n## Next steps\n\n- Do it.\n",  # a field heading, nothing under it
+    ],
+)
+def test_field_headings_keep_their_words(text: str) -> None:
+    result, rendered = roundtrip(text, "x")
+    assert_same_content(without_superseded(text, result), rendered)
+
+
 def test_ids_are_short_unique_and_readable() -> None:
     ids = Ids()
     assert ids.for_title("Batch builtin table updates.") == "batch-builtin-table"
