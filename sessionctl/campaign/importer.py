@@ -151,8 +151,8 @@ def _structure_lists(units: list[blocks.Unit]) -> _Lists:
             lead, lead_text = None, ""
         done = _COMPLETED.search(lead_text) if lead else None
         if lead is not None and done is not None and (lead.kind == "heading" or ":" in lead_text):
-            kind = "diagnostics" if (done.group("kind") or "").lower().startswith("diag") else (
-                "optimizations")  # fmt: skip
+            diag = (done.group("kind") or "").lower().startswith("diag")
+            kind = "diagnostics" if diag else "optimizations"
             if kind in found.completed:
                 continue  # a second list of the same kind would render out of order: keep as text
             entries = _completed_entries(u.block, step_ids)
@@ -168,8 +168,8 @@ def _structure_lists(units: list[blocks.Unit]) -> _Lists:
                 continue
             gid = group_ids.take(slug(lead_text or "next steps"))
             group: dict[str, Any] = {"id": gid, "title": " ".join(lead_text.split())}
-            heading = lead is not None and lead.kind == "heading" and lead.block is not None
-            group["level"] = lead.block.level if heading and lead.block else 0  # type: ignore[union-attr]
+            lead_block = lead.block if lead is not None and lead.kind == "heading" else None
+            group["level"] = lead_block.level if lead_block is not None else 0
             if lead is not None:
                 found.consumed.add(idx - 1)
             found.groups.append(group)
