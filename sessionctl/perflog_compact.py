@@ -211,8 +211,12 @@ def cumulative_gain(
     )
 
 
-def setup_line(measurements: Sequence[Measurement], benchmarks: Mapping[str, Any]) -> str:
-    """'`read` (builtin, c64, 20s per level)': the benchmarks this session measured."""
+def setup_line(
+    measurements: Sequence[Measurement],
+    benchmarks: Mapping[str, Any],
+    target: Sequence[str] | None = None,
+) -> str:
+    """'`read` (builtin; c64; 20s per level); target `bin/server --release`'."""
     out: list[str] = []
     for name in dict.fromkeys(m.name for m in measurements if m.source not in ("profile",)):
         b = benchmarks.get(name)
@@ -224,6 +228,10 @@ def setup_line(measurements: Sequence[Measurement], benchmarks: Mapping[str, Any
         else:
             conc = ", ".join(f"c{c}" for c in b.concurrency)
             out.append(f"`{name}` ({b.driver}; {conc}; {format_number(b.duration)}s per level)")
+    if target:
+        import shlex
+
+        out.append(f"target `{shlex.join(target)}`")
     return "; ".join(out)
 
 
@@ -265,7 +273,9 @@ def context(
         "warnings_count": len(warnings),
         "profile_top": profile_top(measurements, ws),
         "cumulative": cumulative_gain(ws, campaign.name, session, head_row),
-        "setup": setup_line(measurements, {b.name: b for b in campaign.benchmarks}),
+        "setup": setup_line(
+            measurements, {b.name: b for b in campaign.benchmarks}, campaign.target.start
+        ),
         "observations": [str(e["text"]) for e in entries if e.get("type") == "observation"],
         "root_causes": [str(e["text"]) for e in entries if e.get("type") == "root_cause"],
         "record_path": record_path,

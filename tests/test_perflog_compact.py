@@ -24,7 +24,9 @@ schema: 1
 revision: 1
 title: DDL at scale
 last_session: 46
-{detail}benchmarks:
+{detail}target:
+  start: [bin/environmentd, --optimized]
+benchmarks:
   - name: ddl
     driver: ddl
     ddl:
@@ -112,7 +114,8 @@ def test_a_ddl_entry_is_one_table_under_3_kb(ws: Workspace, frozen_now: str) -> 
     assert "**Key observations:**\n\n- the gain grows with the object count" in entry
     assert "`Catalog::transact` 512/q" in entry and "(1,234 samples/query)" in entry
     assert "[flame graph](.sessionctl/p/flamegraph.svg)" in entry
-    assert "**Setup:** `ddl` (ddl; 0, 50k, 100k objects; 10 probes/level)" in entry
+    assert "**Setup:** `ddl` (ddl; 0, 50k, 100k objects; 10 probes/level); target " in entry
+    assert "target `bin/environmentd --optimized`\n" in entry
     assert "more judged metrics in `.sessionctl/sessions/ddl/47/closed.json`" in entry
 
 
