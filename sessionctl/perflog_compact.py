@@ -265,7 +265,10 @@ def context(
         record_path = closed.resolve().relative_to(ws.root.resolve()).as_posix()
     except ValueError:
         record_path = str(closed)
+    from sessionctl import perflog
+
     return {
+        "h": heading_marks(perflog.read(ws, campaign.name)),
         "compact_results": table,
         "results_about": ", ".join(about),
         "rows_left_out": left_out,
@@ -281,6 +284,15 @@ def context(
         "record_path": record_path,
         "files_line": files_line(diffstat),
     }
+
+
+def heading_marks(log: str | None) -> str:
+    """'###' when the log's last session entry is a level-3 heading (a hand-kept log), else '##'.
+
+    The entry then sits at the level of the ones before it; its own subsections go one deeper.
+    """
+    found = re.findall(r"^(#{1,5})\s*Session\s+\d+", log or "", flags=re.MULTILINE | re.IGNORECASE)
+    return found[-1] if found else "##"
 
 
 def files_line(diffstat: str) -> str:

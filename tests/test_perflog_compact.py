@@ -170,3 +170,14 @@ def test_record_cli_takes_observations_and_root_causes(ws: Workspace) -> None:
     assert kinds == [("observation", "gain grows with objects"), ("root_cause", "re-planning")]
     empty = CliRunner().invoke(app, ["record", "--observation", " "])
     assert empty.exit_code == 2 and "nothing to record" in empty.stderr
+
+
+def test_the_entry_sits_at_the_level_of_a_hand_kept_log(ws: Workspace, frozen_now: str) -> None:
+    _ddl_session(ws)
+    log = ws.log_path("ddl")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("# DDL log\n\n### Session 46: Prefix map (2026-11-20)\n\n**Goal:** ...\n")
+    entry = close(ws, "ddl", summary="done", dry_run=True).plan.entry
+    assert entry.startswith("### Session 47: Skip re-planning unaffected dependants (2026-11-22)")
+    assert "\n#### Conclusion\n\ndone\n" in entry
+    assert perflog_compact.heading_marks(None) == "##"
