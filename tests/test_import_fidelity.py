@@ -388,6 +388,24 @@ def test_field_headings_keep_their_words(text: str) -> None:
     assert_same_content(without_superseded(text, result), rendered)
 
 
+@pytest.mark.parametrize(
+    ("sentence", "replaced"),
+    [
+        ("Please update this prompt when done, in a separate git commit.", True),
+        ("Add a good description to the jj change and start a new one with jj new.", True),
+        ("Then git commit the changes.", True),
+        ("Findings go into @point-query-log.md.", True),
+        ("We record results in logs/x-perf-log.md.", False),  # the campaign's own log
+        ("We measure at the git commit before the change.", False),
+        ("Note down our results in the log file and then stop.", False),
+    ],
+)
+def test_instructions_that_contradict_sessionctl(sentence: str, replaced: bool) -> None:
+    from sessionctl.campaign.superseded import replaced_by
+
+    assert (replaced_by(sentence, log_path="logs/x-perf-log.md") is not None) == replaced
+
+
 def test_ids_are_short_unique_and_readable() -> None:
     ids = Ids()
     assert ids.for_title("Batch builtin table updates.") == "batch-builtin-table"

@@ -30,7 +30,8 @@ _RULES: tuple[tuple[re.Pattern[str], str], ...] = (
         re.compile(
             r"(?i)`?\bjj\s+(?:new|describe|commit|desc)\b"
             r"|\bdescription\s+to\s+the\s+(?:jj\s+)?change\b"
-            r"|\bgit\s+commit\b"
+            r"|\b(?:make|create)\s+a\s+git\s+commit\b"
+            r"|\bgit\s+commit\s+(?:it|them|this|your|the\s+(?:prompt|change|changes|log))\b"
         ),
         "`sessionctl close` describes the session's change and starts the next one",
     ),
