@@ -270,6 +270,27 @@ def test_other_prompt_shapes() -> None:
     assert q.title == "Point-query latency" and q.sections[0].title is None
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        SEED,
+        HERE / "data" / "prompts" / "ddl-remaining-directions.md",
+        HERE / "data" / "prompts" / "ddl-current-status.md",
+    ],
+    ids=lambda p: p.stem,
+)
+def test_each_users_prompt_shape_imports_tidy(path: Path) -> None:
+    """Issue 17's bar: rules and status filled, plain titles, steps to start from, no
+    instruction in the rendering that contradicts sessionctl."""
+    result, rendered = roundtrip(path.read_text(), "shape")
+    c = store.loads(result.yaml, name="shape", source="s.yaml").campaign
+    assert c.rules and c.status and c.next_steps
+    titles = [s.title for s in c.next_steps] + [e.title for e in c.completed.optimizations]
+    assert not [t for t in titles if "**" in t or "~~" in t]
+    assert result.superseded and all(x.text not in rendered for x in c.superseded)
+    assert "jj new" not in rendered and "update this prompt" not in rendered.lower()
+
+
 def test_completed_struck_items_and_remaining_directions() -> None:
     """The later revision of the users' DDL prompt: struck completed items, bold-led bullets."""
     text = (HERE / "data" / "prompts" / "ddl-remaining-directions.md").read_text()
