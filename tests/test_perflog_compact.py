@@ -162,12 +162,16 @@ def test_record_cli_takes_observations_and_root_causes(ws: Workspace) -> None:
     git(ws.root, "add", "-A")
     git(ws.root, "commit", "-qm", "campaign")
     engine.start(ws, "ddl", step="skip-replan")
-    argv = ["record", "--observation", "gain grows with objects", "--root-cause", "re-planning"]
+    cause = "re-planning on postgres://u:secret@h/db"
+    argv = ["record", "--observation", "gain grows with objects", "--root-cause", cause]
     result = CliRunner().invoke(app, [*argv, "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["observations"] == ["gain grows with objects"]
     kinds = [(e["type"], e["text"]) for e in record.entries(ws, "ddl", 47)]
-    assert kinds == [("observation", "gain grows with objects"), ("root_cause", "re-planning")]
+    assert kinds == [
+        ("observation", "gain grows with objects"),
+        ("root_cause", "re-planning on postgres://u:***@h/db"),  # never stored with a password
+    ]
     empty = CliRunner().invoke(app, ["record", "--observation", " "])
     assert empty.exit_code == 2 and "nothing to record" in empty.stderr
 
