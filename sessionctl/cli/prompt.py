@@ -182,7 +182,10 @@ def import_cmd(
             f"imported {source} -> {info['yaml']}"
             + (f" (rendered {info['markdown']})" if md else "")
         )
-        console.kv(None, {k: v for k, v in result.summary.items()})
+        console.kv(
+            None,
+            {k: ", ".join(v) if isinstance(v, list) else v for k, v in result.summary.items()},
+        )
         where = "kept in the prompt (--keep-instructions)" if keep_instructions else (
             f"not rendered; kept under superseded: in {info['yaml']}")  # fmt: skip
         for item in result.superseded:
