@@ -99,6 +99,15 @@ def atomic_copy(src: Path, dest: Path) -> None:
     _fsync_dir(dest.parent)
 
 
+def read_exact(path: Path) -> str | None:
+    """A text file's content with its line endings as they are (CRLF kept), or None if absent."""
+    try:
+        with open(path, encoding="utf-8", newline="") as fh:
+            return fh.read()
+    except FileNotFoundError:
+        return None
+
+
 def atomic_write_json(path: Path, obj: Any) -> None:
     """Write ``obj`` as pretty JSON atomically."""
     atomic_write(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")

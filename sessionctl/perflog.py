@@ -1,4 +1,6 @@
-"""The campaign's performance log: ``logs/<campaign>-perf-log.md``, one entry per session.
+"""The campaign's performance log (``log:``, default ``logs/<campaign>-perf-log.md``).
+
+One entry per session.
 
 Entries are rendered from ``templates/log-entry.md.j2`` (user-overridable) and appended; an
 existing hand-written log is kept byte for byte, entries only go after it. The helpers here
@@ -13,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sessionctl.files import atomic_write
+from sessionctl.files import atomic_write, read_exact
 from sessionctl.measurement import Measurement
 from sessionctl.units import format_number
 from sessionctl.vcs.base import NumStat
@@ -199,6 +201,11 @@ def header(title: str) -> str:
 def appended(existing: str | None, entry: str, *, title: str) -> str:
     """The log's new text: ``existing`` untouched, then a blank line, then ``entry``."""
     base = header(title) if existing is None else existing
+    if "\r\n" in base:  # a hand-written CRLF log: the entry follows its line endings
+        entry = entry.replace("\r\n", "\n").rstrip("\n").replace("\n", "\r\n") + "\r\n"
+        if base.endswith("\r\n\r\n"):
+            return base + entry
+        return base + ("\r\n" if base.endswith("\r\n") else "\r\n\r\n") + entry
     if not base or base.endswith("\n\n"):
         sep = ""
     elif base.endswith("\n"):
@@ -223,10 +230,7 @@ def render_entry(context: Mapping[str, Any], *, ws: Workspace, campaign: Any = N
 
 def read(ws: Workspace, campaign: str) -> str | None:
     """The log's current text, or None when there is no log yet."""
-    try:
-        return ws.log_path(campaign).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
+    return read_exact(ws.log_path(campaign))  # a CRLF log stays CRLF
 
 
 def append(ws: Workspace, campaign: str, entry: str, *, title: str) -> Path:
@@ -245,3 +249,16 @@ def has_session(text: str | None, number: int) -> bool:
         re.search(rf"^#+\s*Session\s+{number}\b", text, flags=re.MULTILINE | re.IGNORECASE)
         is not None
     )
+
+
+_SESSION_HEADING = re.compile(r"^#+\s*Session\s+(\d+)\b", flags=re.MULTILINE | re.IGNORECASE)
+
+
+def session_numbers(text: str | None) -> list[int]:
+    """Every session number the log has a heading for (``## Session 25 — ...``), in order."""
+    return [int(m[1]) for m in _SESSION_HEADING.finditer(text or "")]
+
+
+def highest_session(text: str | None) -> int:
+    """The highest session number the log has a heading for (0 when it has none)."""
+    return max(session_numbers(text), default=0)

@@ -307,6 +307,7 @@ def _has_content(c: Campaign, item: str) -> bool:
         "completed": bool(c.completed.optimizations or c.completed.diagnostics),
         "profiling_notes": bool(c.profiling_notes),
         "next_steps": bool(c.next_steps),
+        "retired": bool(c.retired),
     }.get(item, False)
 
 
@@ -411,7 +412,7 @@ def prompt_context(c: Campaign, ws: Workspace | None = None) -> dict[str, Any]:
         "next_session": c.last_session + 1,
         "yaml_path": f"prompts/{c.name}.yaml",
         "md_path": f"prompts/{c.name}.md",
-        "log_path": f"logs/{c.name}-perf-log.md",
+        "log_path": c.log or f"logs/{c.name}-perf-log.md",
         "completed_lists": _completed_lists(c.completed),
         "completed_sessions": {
             kind: sorted({n for e in entries for n in e.sessions})

@@ -51,6 +51,13 @@ class Workspace:
         return self.prompts_dir / f"{name}.md"
 
     def log_path(self, name: str) -> Path:
+        """The campaign's perf log: its ``log:`` key, else ``logs/<name>-perf-log.md``."""
+        configured = configured_log(self.campaign_path(name))
+        if configured:
+            return self.root / configured
+        return self.default_log_path(name)
+
+    def default_log_path(self, name: str) -> Path:
         return self.logs_dir / f"{name}-perf-log.md"
 
     def session_dir(self, name: str) -> Path:
@@ -79,6 +86,33 @@ class Workspace:
         if not self.prompts_dir.is_dir():
             return []
         return sorted(p.stem for p in self.prompts_dir.glob("*.yaml"))
+
+
+def configured_log(campaign_file: Path) -> str | None:
+    """The ``log:`` value of a campaign file, or None (no file, no key, or unreadable YAML).
+
+    Read on its own, without validating the campaign, so every reader and writer of the log
+    (close, the audit, the run loop) agrees on the file; ``sessionctl.campaign.schema`` checks
+    that the value is a path inside the workspace.
+    """
+    try:
+        text = campaign_file.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    if "log:" not in text:
+        return None
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    try:
+        data = YAML(typ="safe").load(text)
+    except YAMLError:
+        return None
+    value = data.get("log") if isinstance(data, dict) else None
+    if not isinstance(value, str) or not value.strip():
+        return None
+    rel = Path(value)
+    return None if rel.is_absolute() or ".." in rel.parts else rel.as_posix()
 
 
 def find_workspace(start: Path | None = None) -> Workspace:

@@ -95,11 +95,10 @@ def file_hash(path: Path) -> str:
         return "-"
 
 
-def managed_paths(campaign: str) -> frozenset[str]:
+def managed_paths(campaign: str, log: str | None = None) -> frozenset[str]:
     """Files only sessionctl writes; they are judged by the log and drift checks, not the diff."""
-    return frozenset(
-        {f"prompts/{campaign}.yaml", f"prompts/{campaign}.md", f"logs/{campaign}-perf-log.md"}
-    )
+    log = log or f"logs/{campaign}-perf-log.md"
+    return frozenset({f"prompts/{campaign}.yaml", f"prompts/{campaign}.md", log})
 
 
 def session_diff(
@@ -126,7 +125,7 @@ def session_diff(
     else:
         files = _jj_diff(vcs.root, start_commit or "@-")
     prefix = ws.root.resolve().relative_to(vcs.root.resolve()).as_posix()
-    skip = managed_paths(campaign)
+    skip = managed_paths(campaign, ws.log_path(campaign).relative_to(ws.root).as_posix())
     keep = []
     for f in files:
         if prefix != ".":

@@ -191,7 +191,8 @@ class Loop:
                     continue  # not the steps' fault: says nothing about improving
                 streak += 1
             if streak >= k:
-                return f"{streak} sessions in a row without an improved verdict"
+                on = f" on {camp.headline.metric}" if camp.headline else ""
+                return f"{streak} sessions in a row without an improved verdict{on}"
         total = self.total_budget(camp)
         if total is not None and self.total_cost >= total:
             return f"total budget spent (${self.total_cost:.2f} of ${total:.2f})"
@@ -278,7 +279,9 @@ def plan(ws: Workspace, campaign: str, *, options: RunOptions) -> RunResult:
 
     camp = store.load(ws, campaign).campaign
     loop = Loop(ws, campaign, options, NULL, None)
-    n = camp.last_session + 1
+    from sessionctl.session.engine import next_number
+
+    n = next_number(ws, campaign, camp.last_session, reporter=NULL)
     # The prompt `start` would render now: the agent's argv shows its real size, and a
     # prompt too long for one argument fails here rather than at launch.
     prompt = render.render_prompt(camp, ws=ws)
@@ -337,14 +340,15 @@ def _one_session(loop: Loop, camp: Campaign) -> SessionOutcome:
 
     ws, c, opts = loop.ws, loop.campaign, loop.opts
     # Fail before opening a session when the agent cannot even be found.
-    probe = _command(loop, camp, camp.last_session + 1, "")
+    upcoming = engine.next_number(ws, c, camp.last_session, reporter=NULL)  # as `start` counts
+    probe = _command(loop, camp, upcoming, "")
 
     exe = probe.argv[0]
     if os.sep in exe and not os.path.isabs(exe):
         exe = str(ws.root / exe)  # the agent runs in the workspace root
     which(exe, hint=_install_hint(probe.preset))
-    loop.save(phase="starting", session=camp.last_session + 1, agent_pid=None)
-    loop.progress("starting", camp.last_session + 1, camp.next_steps[0].id)
+    loop.save(phase="starting", session=upcoming, agent_pid=None)
+    loop.progress("starting", upcoming, camp.next_steps[0].id)
     try:
         opened = engine.start(ws, c, allow_dirty=opts.allow_dirty, reporter=loop.reporter)
     except BaseException:

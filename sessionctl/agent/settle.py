@@ -21,7 +21,7 @@ from sessionctl.agent import launch as launch_mod
 from sessionctl.agent.transcript import parse_file
 from sessionctl.campaign.model import Campaign
 from sessionctl.errors import ConfigError, SessionctlError, SessionStateError
-from sessionctl.files import append_line, atomic_write
+from sessionctl.files import append_line, atomic_write, read_exact
 from sessionctl.measurement import now_iso
 from sessionctl.workspace import SCRATCH, Workspace
 
@@ -199,6 +199,7 @@ def finish(
                     summary=req.summary or run.summary.result_text,
                     force_reason=req.force,
                     include=sorted({*new_files, *req.include}),
+                    metric=req.metric,
                     reporter=loop.reporter,
                 )
             outcome = SessionOutcome(outcome="closed", verdict=done.plan.verdict, **base)
@@ -231,7 +232,7 @@ def _settled(
     moved = _set_aside(ws, n, [p for p in aside if p not in snap.dirty])
     written = ((closed or {}).get("plan") or {}).get("log_text")
     log = ws.log_path(campaign)
-    now = log.read_text(encoding="utf-8") if log.exists() else None
+    now = read_exact(log)
     if written is not None and now is not None and now != written:
         # Edited by hand after close wrote (and committed) it: keep the edit aside, restore.
         atomic_write(ws.scratch / "backups" / f"{campaign}-perf-log.session{n}.md", now)
@@ -370,6 +371,7 @@ def _abort(
         reporter=loop.reporter,
         set_aside_to=failed_dir(n),
         leave=snap.dirty,
+        retire=request.retire,
     )
     moved = _set_aside(ws, n, list(done.plan.set_aside))  # what the log entry names
     return SessionOutcome(outcome="aborted", moved=moved, **base)

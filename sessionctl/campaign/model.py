@@ -240,6 +240,33 @@ class Superseded:
     replaced_by: str
 
 
+@dataclass(frozen=True)
+class RetiredStep:
+    """A next step that was tried and did not help: shown to agents, never picked again."""
+
+    id: str
+    title: str
+    why: str = field(metadata={"help": "what was tried and why it did not help"})
+    sessions: tuple[int, ...] = field(default=(), metadata={"help": "sessions that tried it"})
+    body: str | None = None
+    effect: str | None = None
+    paths: tuple[str, ...] = ()
+    added_in: int | None = None
+    group: str | None = None
+
+
+@dataclass(frozen=True)
+class Headline:
+    """The one recorded value a campaign is about: it drives verdicts, history and the report."""
+
+    metric: str = field(
+        metadata={"help": "a recorded value's name, e.g. 'qps@c64' or 'ddl:table.median_ms@n3k'"}
+    )
+    better: Literal["higher", "lower"] | None = field(
+        default=None, metadata={"help": "higher | lower (default: inferred from the name)"}
+    )
+
+
 # --- running the agent, auditing, profiling, comparing ----------------------------------
 
 
@@ -354,6 +381,13 @@ class Campaign:
     title: str
     name: str = field(default="", metadata={"derived": True})
     last_session: int = 0
+    headline: Headline | None = None
+    log: str | None = field(
+        default=None,
+        metadata={
+            "help": "the perf log, relative to the workspace (default: logs/NAME-perf-log.md)"
+        },
+    )
     vcs: VcsKind = "auto"
     context: str | None = None
     goal: str | None = None
@@ -367,6 +401,7 @@ class Campaign:
     profiling_notes: str | None = None
     next_steps: tuple[NextStep, ...] = ()
     next_step_groups: tuple[StepGroup, ...] = ()
+    retired: tuple[RetiredStep, ...] = ()
     sections: tuple[Section, ...] = ()
     superseded: tuple[Superseded, ...] = field(
         default=(), metadata={"help": "imported instructions sessionctl replaced (not rendered)"}
@@ -412,6 +447,12 @@ class Campaign:
         for s in self.next_steps:
             if s.id == step_id:
                 return s
+        for r in self.retired:
+            if r.id == step_id:
+                raise UsageError(
+                    f"prompts/{self.name}.yaml: retired: step {step_id!r} was tried and did not "
+                    f"help ({r.why}); bring it back with `sessionctl next unretire {step_id}`"
+                )
         have = ", ".join(s.id for s in self.next_steps) or "none"
         raise UsageError(
             f"prompts/{self.name}.yaml: next_steps: no step {step_id!r} (have: {have})"

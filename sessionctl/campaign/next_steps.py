@@ -24,7 +24,9 @@ _AFTER = {
     "completed": ("status", "metrics", "benchmarks", "target", "rules", "goal", "context", "title"),
     "next_steps": ("profiling_notes", "completed", "status", "metrics", "benchmarks", "title"),
     "last_session": ("revision", "schema"),
+    "retired": ("next_step_groups", "next_steps", "profiling_notes", "completed", "status"),
 }
+RETIRED_KEYS = ("id", "title", "why", "sessions", "body", "effect", "paths", "added_in", "group")
 
 
 def _text(value: str) -> Any:
@@ -285,6 +287,70 @@ def resolve_step(
         if summary:
             entry["summary"] = _text(summary)
         done.append(entry)
+
+
+def _retired(doc: Doc) -> Any:
+    seq = doc.get("retired")
+    if seq is None:
+        return []
+    if not isinstance(seq, list):
+        raise UsageError("retired: expected a list; fix the campaign file first")
+    return seq
+
+
+def retire_step(doc: Doc, step_id: str, *, why: str, session: int | None = None) -> None:
+    """Move a step to ``retired`` (tried, did not help): agents see it, ``start`` never picks it.
+
+    Retiring a step again (another session tried it) adds the session and the new reason.
+    """
+    why = " ".join(why.split())
+    if not why:
+        raise UsageError("retire needs a reason: pass --why TEXT (agents read it in the prompt)")
+    if session is not None and (isinstance(session, bool) or session < 1):
+        raise UsageError(f"--session {session!r}: must be a session number >= 1")
+    idx = _index(doc, step_id)
+    step = _steps(doc)[idx]
+    with keep_tail(doc, "next_steps"):
+        del _steps(doc)[idx]
+    entry = _map()
+    for key in RETIRED_KEYS:
+        if key == "why":
+            entry["why"] = _text(why)
+        elif key == "sessions":
+            if session is not None:
+                entry["sessions"] = _seq([session], flow=True)
+        elif step.get(key) is not None:
+            entry[key] = step[key]
+    with keep_tail(doc, "retired"):
+        _ensure_key(doc, "retired", _seq).append(entry)
+
+
+def unretire_step(doc: Doc, step_id: str, *, rank: int | None = None) -> None:
+    """Bring a retired step back into ``next_steps`` (at ``rank``, default: last)."""
+    seq = _retired(doc)
+    ids = [str(r.get("id")) for r in seq if isinstance(r, MutableMapping)]
+    if step_id not in ids:
+        raise UsageError(
+            f"retired: no step {step_id!r} (have: {', '.join(ids) or 'none'}); "
+            "see `sessionctl next list --retired`"
+        )
+    if step_id in _ids(doc):
+        raise UsageError(f"next_steps: duplicate id {step_id!r}; drop one of them first")
+    size = len(_steps(doc))
+    if rank is not None:
+        _check_rank(rank, size + 1)
+    entry = seq[ids.index(step_id)]
+    step = _map()
+    groups = _group_ids(doc)
+    for key in STEP_KEYS:
+        value = entry.get(key)
+        if value is None or (key == "group" and value not in groups):
+            continue
+        step[key] = value
+    with keep_tail(doc, "retired"):
+        del seq[ids.index(step_id)]  # an emptied list stays (`retired: []`) with its comments
+    with keep_tail(doc, "next_steps"):
+        _ensure_key(doc, "next_steps", _seq).insert(size if rank is None else rank - 1, step)
 
 
 def set_status(doc: Doc, text: str) -> None:

@@ -281,6 +281,30 @@ def check_semantics(data: Any, c: model.Campaign, source: str) -> None:
         [b.name for b in c.benchmarks],
         lambda i: (loc_of("benchmarks", i, "name"), f"benchmarks[{i}].name"),
     )
+    _unique([s.id for s in c.retired], lambda i: (loc_of("retired", i, "id"), f"retired[{i}].id"))
+    active = {s.id for s in c.next_steps}
+    for i, r in enumerate(c.retired):
+        if r.id in active:
+            raise error(
+                loc_of("retired", i, "id"),
+                f"retired[{i}].id",
+                f"{r.id!r} is also in next_steps; keep it in one list "
+                f"(`sessionctl next unretire {r.id}` or `sessionctl next drop {r.id}`)",
+            )
+    if c.log is not None:
+        log = Path(c.log)
+        if not c.log.strip() or log.is_absolute() or ".." in log.parts:
+            raise error(
+                _value_loc(data, "log", source, top),
+                "log",
+                f"{c.log!r}: give a path inside the workspace, e.g. logs/{c.name}-perf-log.md",
+            )
+    if c.headline is not None and not c.headline.metric.strip():
+        raise error(
+            _value_loc(data.get("headline"), "metric", source, top),
+            "headline.metric",
+            "name a recorded value, e.g. qps@c64 or p50_ms",
+        )
     groups = {g.id for g in c.next_step_groups}
     for i, s in enumerate(c.next_steps):
         if s.group is not None and s.group not in groups:
@@ -357,6 +381,7 @@ LAYOUT_BUILTIN = (
     "completed",
     "profiling_notes",
     "next_steps",
+    "retired",
     "sessionctl",
 )
 

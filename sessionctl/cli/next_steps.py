@@ -1,4 +1,4 @@
-"""CLI for the ranked next-step list: ``next list|add|edit|move|resolve|drop``."""
+"""CLI for the ranked next-step list: ``next list|add|edit|move|resolve|drop|retire|unretire``."""
 
 from __future__ import annotations
 
@@ -30,6 +30,10 @@ def _step_json(rank: int, s: Any) -> dict[str, Any]:
     }
 
 
+def _retired_json(r: Any) -> dict[str, Any]:
+    return {"id": r.id, "title": r.title, "why": r.why, "sessions": list(r.sessions)}
+
+
 def _edit(name: str | None, change: Any, done: str, json_output: bool) -> None:
     """Apply ``change(doc)`` under the lock, save (bump + re-render) and report."""
     from sessionctl.campaign import store
@@ -46,23 +50,47 @@ def _edit(name: str | None, change: Any, done: str, json_output: bool) -> None:
             "campaign": cname,
             "revision": c.revision,
             "steps": [_step_json(i, s) for i, s in enumerate(c.next_steps, 1)],
+            "retired": [_retired_json(r) for r in c.retired],
         },
         f"{done} (revision {c.revision})",
     )
 
 
 @next_app.command("list")
-def list_cmd(name: CampaignArg = None, json_output: JsonOpt = False) -> None:
-    """Show the next steps in rank order."""
+def list_cmd(
+    name: CampaignArg = None,
+    show_retired: Annotated[
+        bool, typer.Option("--retired", help="Show the retired steps (tried, did not help).")
+    ] = False,
+    json_output: JsonOpt = False,
+) -> None:
+    """Show the next steps in rank order (--json also lists the retired ones)."""
     from sessionctl.campaign import store
 
     ws, cname = campaign(name)
     c = store.load(ws, cname).campaign
     steps = [_step_json(i, s) for i, s in enumerate(c.next_steps, 1)]
+    retired = [_retired_json(r) for r in c.retired]
     if json_output:
         groups = [{"id": g.id, "title": g.title} for g in c.next_step_groups]
         console.print_json(
-            {"campaign": cname, "revision": c.revision, "groups": groups, "steps": steps}
+            {
+                "campaign": cname,
+                "revision": c.revision,
+                "groups": groups,
+                "steps": steps,
+                "retired": retired,
+            }
+        )
+        return
+    if show_retired:
+        if not retired:
+            console.print_text(f"{cname}: no retired steps")
+            return
+        console.table(
+            f"{cname}: tried, did not help",
+            ["id", "title", "sessions", "why"],
+            [[r["id"], r["title"], ", ".join(map(str, r["sessions"])), r["why"]] for r in retired],
         )
         return
     if not steps:
@@ -260,6 +288,56 @@ def drop_cmd(step_id: StepId, name: CampaignOpt = None, json_output: JsonOpt = F
     from sessionctl.campaign import next_steps
 
     _edit(name, lambda doc: next_steps.drop_step(doc, step_id), f"dropped {step_id}", json_output)
+
+
+@next_app.command("retire")
+def retire_cmd(
+    step_id: StepId,
+    why: Annotated[
+        str, typer.Option("--why", help="What was tried and why it did not help (agents read it).")
+    ],
+    session: Annotated[
+        int | None,
+        typer.Option("--session", help="The session that tried it. Default: the open one, if any."),
+    ] = None,
+    name: CampaignOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Move a step to "tried, did not help": shown in the prompt, never picked by start/run."""
+    from sessionctl.campaign import next_steps
+
+    number = session
+    if number is None:
+        from sessionctl.session import record
+
+        ws, cname = campaign(name)
+        open_session = record.current(ws, cname)
+        number = open_session.number if open_session else None
+
+    def change(doc: Any) -> None:
+        next_steps.retire_step(doc, step_id, why=why, session=number)
+
+    _edit(name, change, f"retired {step_id}", json_output)
+
+
+@next_app.command("unretire")
+def unretire_cmd(
+    step_id: StepId,
+    rank: Annotated[
+        int | None, typer.Option("--rank", help="Position, 1 = first. Default: last.")
+    ] = None,
+    name: CampaignOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Bring a retired step back into the next steps."""
+    from sessionctl.campaign import next_steps
+
+    _edit(
+        name,
+        lambda doc: next_steps.unretire_step(doc, step_id, rank=rank),
+        f"unretired {step_id}",
+        json_output,
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -26,6 +26,11 @@ def _plan_human(plan: Any, *, dry_run: bool) -> None:
         console.print_text("  Left out (untracked; add with --include PATH):")
         for p in plan.left_out:
             console.print_text(f"       {p}")
+    chosen = plan.headline or {}
+    if plan.kind == "close" and not plan.diagnostic and chosen.get("note"):
+        console.print_text(f"Verdict: {plan.verdict}; {chosen['note']}")
+    if plan.retired:
+        console.print_text(f"Retired step {plan.retired} (tried, did not help)")
     if plan.results:
         console.table(
             "Results",
@@ -83,7 +88,8 @@ def start_cmd(
         title = s.extra.get("step_title") or ""
         what = f"step {s.step_id}: {title}" if s.step_id else "a diagnostic session"
         console.print_text(f"Session {s.number} of {cname} is open on {what}")
-        console.print_text(f"Prompt: prompts/{cname}.md   Log: logs/{cname}-perf-log.md")
+        log = ws.log_path(cname).relative_to(ws.root).as_posix()
+        console.print_text(f"Prompt: prompts/{cname}.md   Log: {log}")
         if s.extra.get("artifacts"):
             console.print_text(
                 f"Baseline build (side A of `sessionctl compare`): {s.extra['artifacts']}"
@@ -276,6 +282,13 @@ def close_cmd(
             help="Close without the required measurements; REASON is logged.",
         ),
     ] = None,
+    metric: Annotated[
+        str | None,
+        option(
+            "--metric",
+            help="Judge this session on this recorded value (overrides the campaign's headline).",
+        ),
+    ] = None,
     dry_run: Annotated[
         bool,
         typer.Option("--dry-run", help="Print the plan (texts, files per change); touch nothing."),
@@ -298,6 +311,7 @@ def close_cmd(
         "summary": summary,
         "force_reason": force,
         "include": [p.resolve() for p in include or ()],
+        "metric": metric,
     }
     if not dry_run and request.deferred():
         req = request.request_close(ws, cname, **args)
@@ -328,6 +342,13 @@ def abort_cmd(
         bool,
         typer.Option(
             "--discard", help="Restore the session's edits of tracked files (otherwise they stay)."
+        ),
+    ] = False,
+    retire: Annotated[
+        bool,
+        typer.Option(
+            "--retire",
+            help="Move the session's step to 'tried, did not help' (start/run never pick it).",
         ),
     ] = False,
     dry_run: Annotated[
@@ -363,7 +384,7 @@ def abort_cmd(
         raise UsageError("abort: --reason TEXT is required (or --undo right after `start`)")
     if not dry_run and request.deferred():
         req = request.request_abort(
-            ws, cname, reason=reason, status_text=status_text, discard=discard
+            ws, cname, reason=reason, status_text=status_text, discard=discard, retire=retire
         )
         emit(json_output, req.to_dict(), req.message)
         return
@@ -375,6 +396,7 @@ def abort_cmd(
         discard=discard,
         dry_run=dry_run,
         reporter=reporter(json_output),
+        retire=retire,
     )
 
     def human() -> None:

@@ -189,11 +189,13 @@ def abort(
     reporter: Reporter = NULL,
     set_aside_to: str | None = None,
     leave: Collection[str] = (),
+    retire: bool = False,
 ) -> AbortResult:
     """Abort the open session: an aborted log entry and the prompt update, no code change.
 
     With ``discard`` the session's edits of tracked files are saved as a patch, then thrown
-    away. ``set_aside_to``/``leave``: see :func:`sessionctl.session.plan.build`.
+    away. ``retire`` moves the session's step to the retired list ("tried, did not help") with
+    ``reason``. ``set_aside_to``/``leave``: see :func:`sessionctl.session.plan.build`.
     """
     require_reason(reason)
     from sessionctl.redaction import redact
@@ -218,6 +220,7 @@ def abort(
             check=False,
             set_aside_to=set_aside_to,
             leave=leave,
+            retire=retire,
         )
         commits: tuple[Commit, ...] = ()
         if not dry_run:
@@ -455,6 +458,9 @@ def _finish(ws: Workspace, plan: ClosePlan, journal: dict[str, Any], *, reporter
         "discarded": list(plan.discard),
         "discard_patch": plan.discard_patch,
         "set_aside": list(plan.set_aside),
+        "reason": plan.reason,
+        "headline": plan.headline,
+        "retired": plan.retired,
         "plan": journal["plan"],
     }
     atomic_write_json(record.session_path(ws, plan.campaign, plan.session) / "closed.json", outcome)

@@ -46,6 +46,7 @@ class CloseArgs:
     summary: str | None
     force_reason: str | None
     reason: str | None
+    retired: str | None = None  # the step abort --retire moves to the retired list
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,8 @@ class Judged:
     warnings: list[str]
     verdict: str | None
     measured: list[tuple[str, str]]
+    headline: dict[str, Any] | None = None  # metric, better, source, note (choose_headline)
+    outcome: str = ""  # for the subject: 'p50_ms -50.0%, improved' (a declared headline)
 
 
 def _short(text: str, limit: int = _TITLE_MAX) -> str:
@@ -85,14 +88,20 @@ def _short(text: str, limit: int = _TITLE_MAX) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def code_change_title(campaign: str, session: OpenSession, step_title: str, *, kind: str) -> str:
-    """The first line of change #1's description."""
+def code_change_title(
+    campaign: str, session: OpenSession, step_title: str, *, kind: str, outcome: str = ""
+) -> str:
+    """The first line of change #1's description (``outcome``: ``p50_ms -50.0%, improved``)."""
     n = session.number
     if kind == "abort":
         return f"perf({campaign}): session {n} aborted: {_short(step_title)}"
     if session.diagnostic:
         return f"perf({campaign}): session {n} (diagnostic): {_short(step_title)}"
-    return f"perf({campaign}): session {n}: {_short(step_title)}"
+    head = f"perf({campaign}): session {n}: "
+    if not outcome:
+        return head + _short(step_title)
+    tail = f" ({outcome})"
+    return head + _short(step_title, max(24, _TITLE_MAX - len(head) - len(tail))) + tail
 
 
 def prompt_change_title(
@@ -103,10 +112,14 @@ def prompt_change_title(
     resolve: str | None = None,
     add_steps: Sequence[NewStep] = (),
     status_text: str | None = None,
+    retire: str | None = None,
 ) -> tuple[str, list[str]]:
     """The first line of change #2's description, and its bullet lines."""
     lines: list[str] = []
     what: list[str] = []
+    if retire:
+        lines.append(f"retire next step `{retire}` (tried in session {n}, did not help)")
+        what.append(f"retire {retire}")
     if resolve:
         lines.append(f"resolve next step `{resolve}` (session {n})")
         what.append(f"resolve {resolve}")
@@ -174,6 +187,8 @@ def log_entry(
         "results_table": perflog.results_table(judged.rows),
         "results": [r.to_dict() for r in judged.rows],
         "verdict": judged.verdict,
+        "headline_metric": (judged.headline or {}).get("metric") if judged.verdict else None,
+        "retired": args.retired,
         "warnings": judged.warnings,
         "summary": args.summary,
         "attachments": [str(e.get("name")) for e in entries if e.get("type") == "file"],
@@ -189,11 +204,10 @@ def log_entry(
         "agent": perflog.agent_view(entries),
     }
     from sessionctl import perflog_compact
-    from sessionctl.verdict.session import headline
 
-    head = headline(judged.judgements) if judged.judgements else None
+    head = judged.headline or {}
     context |= perflog_compact.context(
-        ws, new_camp, n, rows=judged.rows, headline=head.metric if head else None,
+        ws, new_camp, n, rows=judged.rows, headline=head.get("label"),
         measurements=measurements, entries=entries, warnings=judged.warnings,
         diffstat=wc.diffstat,
     )  # fmt: skip
@@ -214,7 +228,9 @@ def describe_changes(
 ) -> tuple[ChangePlan, ChangePlan]:
     """The two changes: the code (with the log entry), then the campaign's prompt files."""
     n = session.number
-    code_title = code_change_title(campaign, session, step.title, kind=args.kind)
+    code_title = code_change_title(
+        campaign, session, step.title, kind=args.kind, outcome=judged.outcome
+    )
     trailers = perflog.trailers(
         session=n,
         step_id=session.step_id,
@@ -246,6 +262,7 @@ def describe_changes(
         resolve=args.resolve,
         add_steps=args.add_steps,
         status_text=args.status_text,
+        retire=args.retired,
     )
     prompt_lines.append(f"last_session: {max(n, camp.last_session)}, revision {new_camp.revision}")
     prompt_message = _render_message(

@@ -166,7 +166,9 @@ def start(
                 f"{what}: {listed}{more}; commit, move or ignore these first "
                 "(scratch files: add them to .git/info/exclude), or pass --allow-dirty"
             )
-        number = camp.last_session + 1
+        number, numbering_note = numbering(ws, campaign, camp.last_session)
+        if numbering_note:
+            reporter.warn(numbering_note)
         # Re-render the prompt so the agent reads what the YAML says right now; then the
         # campaign's own edited files become one prompt change and the session starts clean.
         md = ws.rendered_path(campaign)
@@ -205,6 +207,8 @@ def start(
                 "undo": carry.undo_record(checkpoint, carried, carried_paths, dirty),
             },
         )
+        if numbering_note:
+            session.extra["numbering"] = numbering_note
         session.extra.update(prompt_revision=camp.revision, prompt_sha=text_sha(text))
         if camp.target.artifacts:
             session.extra["artifacts"] = _preserve_baseline(ws, camp, number, reporter=reporter)
@@ -230,6 +234,33 @@ def _sweep_stale_temp_files(root: Path, changes: list[Any], *, reporter: Reporte
         else:
             kept.append(c)
     return kept
+
+
+def next_number(ws: Workspace, campaign: str, last_session: int, *, reporter: Reporter) -> int:
+    """The new session's number: one past both ``last_session`` and the log's highest session.
+
+    Users' logs run ahead of the prompt (a hand-written ``## Session 25`` the prompt never
+    mentioned); numbering from the log too means a session number is never used twice.
+    """
+    number, note = numbering(ws, campaign, last_session)
+    if note:
+        reporter.warn(note)
+    return number
+
+
+def numbering(ws: Workspace, campaign: str, last_session: int) -> tuple[int, str | None]:
+    """The new session's number, and a note when the campaign and its log disagree."""
+    from sessionctl import perflog
+
+    in_log = perflog.highest_session(perflog.read(ws, campaign))
+    number = max(in_log, last_session) + 1
+    if not in_log or in_log == last_session:
+        return number, None
+    log = ws.log_path(campaign).relative_to(ws.root).as_posix()
+    return number, (
+        f"prompts/{campaign}.yaml says last_session: {last_session} but {log} has "
+        f"Session {in_log}; opening session {number}"
+    )
 
 
 def _preserve_baseline(ws: Workspace, camp: Any, number: int, *, reporter: Reporter) -> str:
@@ -370,6 +401,7 @@ def record(
                 {"type": "file", "phase": phase, "name": f"files/{dest.name}", "source": str(p)},
             )
     if values:
+        values = runs_of(values)
         m = Measurement(source="manual", name="record", phase=phase, values=tuple(values))
         session = store_.append(
             ws, campaign, {"type": "measurement", "phase": phase, "measurement": m.to_dict()}
@@ -396,6 +428,26 @@ def _check_attachment(p: Path) -> None:
         )
     if not os.access(p, os.R_OK):
         raise UsageError(f"--file {p}: not readable; check the file's permissions")
+
+
+def runs_of(values: Sequence[Value]) -> list[Value]:
+    """One Value per name: a name given several times (``--metric p50_ms=10 --metric
+    p50_ms=10.4``) is one value measured in several runs, its samples (value: their mean)."""
+    from statistics import fmean
+
+    by_name: dict[str, list[Value]] = {}
+    for v in values:
+        by_name.setdefault(v.name, []).append(v)
+    out = []
+    for name, vs in by_name.items():
+        if len(vs) == 1:
+            out.append(vs[0])
+            continue
+        samples = tuple(v.value for v in vs)
+        unit = next((v.unit for v in vs if v.unit), "")
+        out.append(Value(name=name, value=fmean(samples), unit=unit, better=vs[0].better,
+                         samples=samples))  # fmt: skip
+    return out
 
 
 def _attachment_name(folder: Path, name: str) -> Path:

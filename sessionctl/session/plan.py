@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sessionctl import perflog
+from sessionctl.errors import UsageError
 from sessionctl.session import record
 from sessionctl.session.describe import (
     ChangePlan,
@@ -88,6 +89,9 @@ class ClosePlan:
     md_hand_edited: bool = False
     judgements: tuple[dict[str, Any], ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
+    reason: str | None = None  # why an abort ended the session
+    headline: dict[str, Any] | None = None  # metric, better, source, note (see choose_headline)
+    retired: str | None = None  # the step an abort --retire moved to the retired list
 
     def to_dict(self, *, texts: bool = True) -> dict[str, Any]:
         """The plan as JSON-able data (``texts=False`` leaves out the full file texts)."""
@@ -159,8 +163,11 @@ def updated_campaign(
     add_steps: Sequence[NewStep] = (),
     status_text: str | None = None,
     summary: str | None = None,
+    retire: str | None = None,
 ) -> tuple[str, Any]:
     """The campaign YAML after closing ``session`` and the Campaign it validates to.
+
+    ``retire``: the reason the session's step goes to the retired list (``abort --retire``).
 
     Raises a one-line UsageError/ConfigError for an unknown ``--resolve`` id, a duplicate or
     malformed ``--add-step``, or a YAML the schema would reject.
@@ -190,6 +197,16 @@ def updated_campaign(
             group=st.group,
             rank=st.rank,
         )
+    if retire and session.step_id:
+        if session.step_id in {r.id for r in camp.retired}:
+            pass  # retired by hand during the session (`next retire`): nothing left to move
+        elif session.step_id not in {s.id for s in camp.next_steps}:
+            raise UsageError(
+                f"--retire: step {session.step_id!r} is no longer in next_steps "
+                f"(resolved or dropped during the session); retire nothing, or add it back"
+            )
+        else:
+            next_steps.retire_step(cf.doc, session.step_id, why=retire, session=n)
     if status_text:
         next_steps.set_status(cf.doc, status_text)
     next_steps.set_last_session(cf.doc, max(n, camp.last_session))
@@ -226,19 +243,30 @@ def build(
     check: bool = True,
     set_aside_to: str | None = None,
     leave: Collection[str] = (),
+    metric: str | None = None,
+    retire: bool = False,
 ) -> ClosePlan:
     """Compute the plan for closing (or aborting) ``session``; touches nothing.
 
     ``set_aside_to``: the caller moves the new files the session leaves (``kept``, except those
-    in ``leave``) into that folder after the abort, and the log entry says so.
+    in ``leave``) into that folder after the abort, and the log entry says so. ``metric``:
+    judge the session on this value instead of the campaign's ``headline:``. ``retire`` (abort):
+    move the session's step to the retired list, with ``reason`` as the why.
 
     The steps, in order: check the session's requirements, sort the working copy, judge the
     measurements, update the campaign, write the log entry, describe the two changes.
     """
     from sessionctl.campaign import store
 
-    args = CloseArgs(kind, resolve, tuple(add_steps), status_text, summary, force_reason, reason)
     n = session.number
+    if retire and kind == "abort" and not session.step_id:
+        raise UsageError(
+            f"session {n} is a diagnostic session on no step: there is nothing to retire; "
+            "drop --retire"
+        )
+    retired = session.step_id if retire and kind == "abort" else None
+    args = CloseArgs(kind, resolve, tuple(add_steps), status_text, summary, force_reason, reason,
+                     retired)  # fmt: skip
     cf = store.load(ws, campaign)
     camp = cf.campaign
     entries = record.entries(ws, campaign, n)
@@ -248,7 +276,7 @@ def build(
         check_requirements(campaign, n, missing, force_reason=force_reason)
     step = _step_of(camp, session)
     wc = _sort_working_copy(ws, campaign, session, vcs, kind, include, discard, set_aside_to, leave)
-    judged = _judge(session, measurements, camp, kind)
+    judged = _judge(session, measurements, camp, kind, metric)
     prompt = _update_campaign(ws, campaign, session, cf, args, wc.split.md)
     entry, log_text, log_warnings = log_entry(
         ws, campaign, session, camp, prompt.campaign, step, wc, judged, entries, measurements, args
@@ -290,6 +318,9 @@ def build(
         revision=prompt.campaign.revision,
         md_hand_edited=prompt.hand_edited,
         judgements=tuple(j.to_dict() for j in judged.judgements),
+        reason=reason,
+        headline=judged.headline,
+        retired=retired,
     )
 
 
@@ -327,22 +358,48 @@ def _sort_working_copy(
     return WorkingCopy(split, aside, set_aside_to, patch, diffstat, warnings)
 
 
-def _judge(session: OpenSession, measurements: Sequence[Any], camp: Any, kind: str) -> Judged:
-    """The verdicts, the results rows and their trailers: all from the verdict package."""
+def _judge(
+    session: OpenSession, measurements: Sequence[Any], camp: Any, kind: str, metric: str | None
+) -> Judged:
+    """The verdicts, the results rows and their trailers: all from the verdict package.
+
+    The session verdict is the headline's (``close --metric``, else the campaign's
+    ``headline:``, else the default rule). An abort judges what it measured too: its entry
+    keeps every measurement with its numbers.
+    """
     from sessionctl.verdict import session as verdicts
 
-    judgements = (
-        verdicts.summarize_session(measurements, compare=camp.compare) if kind == "close" else []
+    spec = camp.headline
+    primary = metric or (spec.metric if spec else None)
+    better = spec.better if spec is not None and primary == spec.metric else None
+    judgements = verdicts.summarize_session(
+        measurements, compare=camp.compare, primary=primary, better=better
+    )
+    choice = verdicts.choose_headline(
+        judgements, metric=primary, source="option" if metric else "campaign"
     )
     rows = verdicts.rows_from(judgements, measurements)
     warnings = [f"{j.metric}: {w}" for j in judgements for w in j.warnings]
     verdict = None
     measured: list[tuple[str, str]] = []
+    outcome = ""
     if kind == "close" and not session.diagnostic:
-        head = verdicts.headline(judgements)
-        verdict = head.verdict if head is not None else "n/a"
-        measured = verdicts.trailers(judgements, measurements)
-    return Judged(list(judgements), list(rows), warnings, verdict, measured)
+        verdict = choice.verdict
+        measured = verdicts.trailers(judgements, measurements, choice=choice)
+        if choice.judgement is None and primary:
+            warnings.append(choice.note)
+        if primary:  # a declared headline names its outcome in the subject
+            at = [i for i, j in enumerate(judgements) if j is choice.judgement]
+            effect = f" {rows[at[0]].delta_text}" if at else ""
+            outcome = f"{primary}{effect}, {verdict}"
+    headline = {
+        "metric": choice.metric,
+        "label": choice.judgement.metric if choice.judgement else None,  # 'bench:name' maybe
+        "better": better if choice.metric == primary else None,
+        "source": choice.source,
+        "note": choice.note,
+    }
+    return Judged(list(judgements), list(rows), warnings, verdict, measured, headline, outcome)
 
 
 def _update_campaign(
@@ -361,6 +418,7 @@ def _update_campaign(
         add_steps=args.add_steps,
         status_text=args.status_text,
         summary=args.summary,
+        retire=args.reason if args.retired else None,
     )
     md_text = render.render_prompt(new_camp, ws=ws)
     md_path = ws.rendered_path(campaign)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Unpack
 
-from sessionctl.errors import SessionStateError
+from sessionctl.errors import SessionStateError, UsageError
 from sessionctl.session import record
 from sessionctl.session.workflow import (
     CloseArgs,
@@ -55,6 +55,8 @@ class Request:
     reason: str | None = None
     discard: bool = False
     at: str | None = None
+    metric: str | None = None  # close --metric
+    retire: bool = False  # abort --retire
 
     @property
     def message(self) -> str:
@@ -77,6 +79,7 @@ class Request:
                 "reason": self.reason,
                 "status": self.status,
                 "discard": self.discard,
+                "retire": self.retire,
             }
         return {
             "type": CLOSE_REQUEST,
@@ -86,6 +89,7 @@ class Request:
             "summary": self.summary,
             "force": self.force,
             "include": list(self.include),
+            "metric": self.metric,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -116,6 +120,8 @@ class Request:
             reason=e.get("reason"),
             discard=bool(e.get("discard")),
             at=e.get("at"),
+            metric=e.get("metric"),
+            retire=bool(e.get("retire")),
         )
 
 
@@ -162,6 +168,7 @@ def request_close(ws: Workspace, campaign: str, **args: Unpack[CloseArgs]) -> Re
             summary=args.get("summary"),
             force=force_reason,
             include=tuple(_rel(ws, p) for p in args.get("include", ())),
+            metric=args.get("metric"),
         )
         record.append(ws, campaign, req.to_entry())
     return req
@@ -174,6 +181,7 @@ def request_abort(
     reason: str,
     status_text: str | None = None,
     discard: bool = False,
+    retire: bool = False,
 ) -> Request:
     """Validate an abort exactly as ``abort`` would, then record it as a request."""
     reason = require_reason(reason)
@@ -181,6 +189,10 @@ def request_abort(
 
     with ws.lock(campaign):
         session = _open(ws, campaign)
+        if retire and not session.step_id:
+            raise UsageError(
+                f"session {session.number} is on no step: there is nothing to retire; drop --retire"
+            )
         if status_text:
             next_steps.set_status(store.load(ws, campaign).doc, status_text)
         req = Request(
@@ -190,6 +202,7 @@ def request_abort(
             status=status_text,
             reason=reason,
             discard=discard,
+            retire=retire,
         )
         record.append(ws, campaign, req.to_entry())
     return req

@@ -51,6 +51,7 @@ class CloseArgs(TypedDict, total=False):
     summary: str | None
     force_reason: str | None
     include: Sequence[str | Path]
+    metric: str | None  # judge the session on this value instead of the campaign's headline
 
 
 # --- what the session has recorded ----------------------------------------------------------

@@ -11,8 +11,11 @@ Rows and trailers show the numbers a verdict was computed from, so the delta alw
 its interval: for a paired judgement the geometric means of the A and the B runs (of per-run
 medians/percentiles for latency) and the paired ratio, for an unpaired one the geometric means
 of the baseline and the re-measure runs. The headline metric (the overall verdict and the
-commit trailers) is the highest-concurrency ``qps@cN``, else the first throughput metric, else
-the first judged one.
+commit trailers) is the campaign's ``headline: {metric, better}`` (or ``close --metric``); without
+one, the highest-concurrency ``qps@cN``, else the first throughput metric, else the first judged
+one. A declared headline is the session's primary endpoint: its direction is the one declared,
+and it is judged on its own rather than Holm-adjusted with the secondary metrics (a paired
+comparison's family is fixed when ``compare`` runs).
 """
 
 from __future__ import annotations
@@ -41,8 +44,10 @@ from sessionctl.verdict.judgement import (
 __all__ = [
     "NOT_COMPARABLE",
     "VERDICTS",
+    "HeadlineChoice",
     "Judgement",
     "ResultRow",
+    "choose_headline",
     "headline",
     "judge_paired",
     "judge_unpaired",
@@ -64,14 +69,25 @@ def _samples(v: Value) -> tuple[float, ...]:
     return v.samples if v.samples else (v.value,)
 
 
+def matches(label: str, metric: str) -> bool:
+    """True when a judgement's label (``name`` or ``bench:name``) is the value ``metric``."""
+    return label == metric or label.endswith(f":{metric}")
+
+
 def summarize_session(
-    measurements: Sequence[Measurement], *, compare: CompareSpec
+    measurements: Sequence[Measurement],
+    *,
+    compare: CompareSpec,
+    primary: str | None = None,
+    better: str | None = None,
 ) -> list[Judgement]:
     """The session's verdicts: per metric a paired comparison's, else baseline vs re-measure.
 
     The latest ``compare`` measurement of each benchmark gives paired judgements (A/A
     calibrations never do); every value a baseline and a re-measure share that no comparison
     covers is judged unpaired. Labels are ``bench:name`` when several benchmarks are involved.
+    ``primary``: the headline value (judged unpaired on its own, with direction ``better`` when
+    given); the other unpaired values form one Holm family.
     """
     paired: dict[str, list[Judgement]] = {}
     for m in measurements:
@@ -92,18 +108,22 @@ def summarize_session(
         for bench, js in paired.items()
         for j in js
     ]
-    unpaired = []
+    unpaired: list[Judgement] = []
+    first: list[Judgement] = []
     mismatched = _across_counts(before, after, covered, several)
-    for bench, name in shared:
+    is_primary = [primary is not None and matches(name, primary) for _bench, name in shared]
+    family = len(shared) - sum(is_primary)
+    for (bench, name), alone in zip(shared, is_primary, strict=True):
         bv, av = before[(bench, name)], after[(bench, name)]
         label = f"{bench}:{name}" if several else name
-        better = av.better or bv.better or infer_better(name)
-        j = judge_unpaired(label, _samples(bv), _samples(av), better=better,
-                           threshold=threshold_for(name, compare), family=len(shared))  # fmt: skip
+        direction = (better if alone else None) or av.better or bv.better or infer_better(name)
+        j = judge_unpaired(label, _samples(bv), _samples(av), better=direction,
+                           threshold=threshold_for(name, compare),
+                           family=1 if alone else family)  # fmt: skip
         if bv.objects is not None and j.n < 2:  # a ddl value: one probe block per side
             j = replace(j, warnings=(ONE_BLOCK,))
-        unpaired.append(replace(j, unit=j.unit or bv.unit or av.unit))
-    return out + judge_family(unpaired) + mismatched
+        (first if alone else unpaired).append(replace(j, unit=j.unit or bv.unit or av.unit))
+    return out + judge_family(first) + judge_family(unpaired) + mismatched
 
 
 NOT_COMPARABLE = "not comparable"
@@ -298,8 +318,48 @@ def results_rows(measurements: Sequence[Measurement], *, compare: CompareSpec) -
 _QPS_AT = re.compile(r"(?:^|:)qps@c(\d+)$")
 
 
+@dataclass(frozen=True)
+class HeadlineChoice:
+    """Which judgement the session's verdict speaks for, and why (said in the log and output)."""
+
+    metric: str | None  # the value name the verdict is on (None: nothing judged)
+    judgement: Judgement | None
+    source: str  # 'campaign' (headline:), 'option' (close --metric) or 'default'
+    note: str  # one line: which metric, and where the choice came from
+
+    @property
+    def verdict(self) -> str:
+        return self.judgement.verdict if self.judgement is not None else "n/a"
+
+
+def choose_headline(
+    judgements: Sequence[Judgement], *, metric: str | None = None, source: str = "campaign"
+) -> HeadlineChoice:
+    """The headline judgement: ``metric``'s (campaign ``headline:`` / ``close --metric``), else
+    the default rule (see the module docstring)."""
+    if metric:
+        where = "close --metric" if source == "option" else "the campaign's headline"
+        found = next((j for j in judgements if matches(j.metric, metric)), None)
+        if found is None:
+            have = ", ".join(j.metric for j in judgements) or "nothing"
+            return HeadlineChoice(
+                metric, None, source,
+                f"verdict n/a: {metric} ({where}) was not measured on both sides "
+                f"(judged: {have}); record it in the baseline and the re-measure",
+            )  # fmt: skip
+        return HeadlineChoice(metric, found, source, f"verdict on {found.metric} ({where})")
+    j = headline(judgements)
+    if j is None:
+        return HeadlineChoice(None, None, "default", "verdict n/a: nothing was judged")
+    return HeadlineChoice(
+        j.metric, j, "default",
+        f"verdict on {j.metric} (no headline: in the campaign; the highest-concurrency QPS, "
+        "else the first throughput, else the first judged metric)",
+    )  # fmt: skip
+
+
 def headline(judgements: Sequence[Judgement]) -> Judgement | None:
-    """The judgement the session's verdict speaks for (see the module docstring)."""
+    """The judgement the default rule picks (see the module docstring)."""
     best: tuple[int, Judgement] | None = None
     for j in judgements:
         m = _QPS_AT.search(j.metric)
@@ -320,16 +380,22 @@ def _plain(x: float) -> str:
 
 
 def trailers(
-    judgements: Sequence[Judgement], measurements: Sequence[Measurement]
+    judgements: Sequence[Judgement],
+    measurements: Sequence[Measurement],
+    *,
+    choice: HeadlineChoice | None = None,
 ) -> list[tuple[str, str]]:
     """Commit trailers for the headline metric: plain numbers, no units (empty when none).
 
     ``Verdict: improved``, ``Metric: qps@c4``, ``Baseline-QPS: 147.2``, ``After-QPS: 10044``,
-    ``Effect: +6725.3%``, ``CI: +5210.1%..+8571.0%``, ``Method: paired``.
+    ``Effect: +6725.3%``, ``CI: +5210.1%..+8571.0%``, ``Method: paired`` (a ``p50_ms`` headline
+    gives ``Baseline-P50-MS``/``After-P50-MS``). A declared headline that was not measured
+    gives ``Verdict: n/a`` and its ``Metric:``.
     """
-    j = headline(judgements)
+    choice = choice or choose_headline(judgements)
+    j = choice.judgement
     if j is None:
-        return []
+        return [("Verdict", "n/a"), ("Metric", choice.metric)] if choice.metric else []
     row = result_row(j, measurements)
     name = _split(j.metric, sorted({m.name for m in measurements}))[1]
     quantity = name.split("@", 1)[0].split("{", 1)[0]
