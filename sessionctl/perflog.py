@@ -262,3 +262,34 @@ def session_numbers(text: str | None) -> list[int]:
 def highest_session(text: str | None) -> int:
     """The highest session number the log has a heading for (0 when it has none)."""
     return max(session_numbers(text), default=0)
+
+
+def adopt(ws: Workspace, campaign: str, source: Path, *, force: bool = False) -> tuple[str, int]:
+    """Make the users' existing log ``source`` the campaign's log, kept byte for byte.
+
+    A log inside the workspace stays where it is (the campaign's ``log:`` names it); one
+    outside is copied to ``logs/<campaign>-perf-log.md``. Returns the workspace-relative path
+    to record as ``log:`` and the highest session number the log has a heading for.
+    """
+    from sessionctl.errors import UsageError
+
+    try:
+        data = source.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"--log {source}: cannot read ({exc.strerror or exc})") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"--log {source}: not UTF-8 text; convert it first") from None
+    root = ws.root.resolve()
+    where = source.expanduser().resolve()
+    if where.is_relative_to(root):
+        return where.relative_to(root).as_posix(), highest_session(text)
+    dest = ws.default_log_path(campaign)
+    if dest.exists() and dest.read_bytes() != data and not force:
+        raise UsageError(
+            f"{dest.relative_to(ws.root)}: already exists with other content; pass --force "
+            "to replace it with --log"
+        )
+    atomic_write(dest, data)
+    return dest.relative_to(ws.root).as_posix(), highest_session(text)

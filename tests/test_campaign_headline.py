@@ -232,3 +232,61 @@ def test_abort_retire_of_a_session_on_no_step_is_refused(ws: Workspace, retire: 
         assert code != 0 and "nothing to retire" in err
     else:
         assert code == 0, err
+
+
+PROMPT_MD = """\
+# DDL latency
+
+Session 24 made CREATE TABLE 2x faster.
+
+## Next steps
+
+1. Cache the plans
+2. Batch the catalog writes
+"""
+
+
+def test_prompt_import_adopts_a_log_from_outside_byte_for_byte(ws: Workspace, tmp_path) -> None:
+    src = tmp_path / "prompt.md"
+    src.write_text(PROMPT_MD)
+    theirs = tmp_path / "their-log.md"
+    original = "# Log\r\n\r\n## Session 24 — x\r\n\r\n## Session 25 — y\r\n".encode()
+    theirs.write_bytes(original)
+    code, out, err = invoke("prompt", "import", str(src), "--campaign", "ddl", "--log",
+                            str(theirs), "--json")  # fmt: skip
+    assert code == 0, err
+    info = json.loads(out)["log"]
+    assert info == {"path": "logs/ddl-perf-log.md", "highest_session": 25, "next_session": 26}
+    assert (ws.root / "logs" / "ddl-perf-log.md").read_bytes() == original
+    yaml_text = (ws.root / "prompts" / "ddl.yaml").read_text()
+    assert "last_session: 25" in yaml_text and "\nlog:" not in yaml_text
+    git(ws.root, "add", "-A")
+    git(ws.root, "commit", "-qm", "imported")
+    code, out, err = invoke("start", "--json")
+    assert code == 0 and json.loads(out)["number"] == 26, err
+    assert "numbering" not in json.loads(out)["extra"]  # campaign and log agree after import
+    assert invoke("abort", "--reason", "r")[0] == 0
+    data = (ws.root / "logs" / "ddl-perf-log.md").read_bytes()
+    assert data.startswith(original) and b"\r\n## Session 26 (aborted)" in data
+    assert b"\n" not in data.replace(b"\r\n", b"")  # the entry follows the log's CRLF endings
+
+
+def test_prompt_import_names_a_log_inside_the_workspace(ws: Workspace) -> None:
+    (ws.root / "docs").mkdir()
+    (ws.root / "docs" / "perf.md").write_text("## Session 3: old\n")
+    (ws.root / "prompt.md").write_text(PROMPT_MD)
+    code, out, err = invoke("prompt", "import", "prompt.md", "-C", "ddl", "--log", "docs/perf.md")
+    assert code == 0, err
+    assert "log: docs/perf.md (highest session 3; the next session is 25)" in out
+    assert "\nlog: docs/perf.md\n" in (ws.root / "prompts" / "ddl.yaml").read_text()
+    assert not (ws.root / "logs" / "ddl-perf-log.md").exists()
+    assert ws.log_path("ddl") == ws.root / "docs" / "perf.md"
+
+
+def test_status_names_the_headline_the_verdict_will_be_on(ws: Workspace) -> None:
+    setup(ws)
+    code, out, _ = invoke("status")
+    assert code == 0 and "Headline: p50_ms (lower is better)" in out
+    assert invoke("start")[0] == 0
+    code, out, _ = invoke("status", "--json")
+    assert code == 0 and json.loads(out)["headline"] == "p50_ms (lower is better)"

@@ -24,6 +24,7 @@ _AFTER = {
     "completed": ("status", "metrics", "benchmarks", "target", "rules", "goal", "context", "title"),
     "next_steps": ("profiling_notes", "completed", "status", "metrics", "benchmarks", "title"),
     "last_session": ("revision", "schema"),
+    "log": ("last_session", "revision", "schema"),
     "retired": ("next_step_groups", "next_steps", "profiling_notes", "completed", "status"),
 }
 RETIRED_KEYS = ("id", "title", "why", "sessions", "body", "effect", "paths", "added_in", "group")
@@ -374,3 +375,11 @@ def set_last_session(doc: Doc, number: int) -> None:
         doc["last_session"] = number
     else:
         _ensure_key(doc, "last_session", lambda: number)
+
+
+def set_log(doc: Doc, path: str) -> None:
+    """Name the campaign's perf log (``log:``, relative to the workspace)."""
+    if "log" in doc:
+        doc["log"] = path
+    else:
+        _ensure_key(doc, "log", lambda: path)

@@ -54,6 +54,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "session",
         "End the session without a code change: log why, keep the findings.",
     ),
+    "history": (
+        "history",
+        "One row per session: outcome, headline before → after, effect, verdict, change, cost.",
+    ),
+    "report": (
+        "history",
+        "Write one self-contained HTML report: the headline over sessions, the table, the gain.",
+    ),
     "bench": (
         "bench",
         "Run a benchmark across concurrency levels; print the sweep table and record it.",

@@ -134,6 +134,13 @@ def import_cmd(
             "jj new, another log file); by default they move to the YAML's superseded: list.",
         ),
     ] = False,
+    log: Annotated[
+        Path | None,
+        typer.Option(
+            "--log",
+            help="Adopt this existing perf log (kept byte for byte; sessions append to it).",
+        ),
+    ] = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Turn a hand-written prompt into campaign YAML (and render it back).
@@ -165,6 +172,9 @@ def import_cmd(
         text, name=name, source=str(source), keep_instructions=keep_instructions
     )
     cf = store.create(ws, name, result.yaml, force=force)
+    adopted = None
+    if log is not None:
+        adopted = _adopt_log(ws, name, log, force=force)
     md = None
     if not no_render:
         md = store.write_prompt(ws, name)
@@ -175,6 +185,7 @@ def import_cmd(
         **result.summary,
         "superseded": result.superseded,
         "instructions_kept": keep_instructions,
+        **({"log": adopted} if adopted else {}),
     }
 
     def human() -> None:
@@ -190,8 +201,29 @@ def import_cmd(
             f"not rendered; kept under superseded: in {info['yaml']}")  # fmt: skip
         for item in result.superseded:
             console.warn(f"instruction {where}: {item['text']!r} -> {item['replaced_by']}")
+        if adopted:
+            console.print_text(
+                f"log: {adopted['path']} (highest session {adopted['highest_session']}; "
+                f"the next session is {adopted['next_session']})"
+            )
 
     emit(json_output, info, human)
+
+
+def _adopt_log(ws: Any, name: str, log: Path, *, force: bool) -> dict[str, Any]:
+    """Point the new campaign at the users' log; number sessions on from its highest one."""
+    from sessionctl import perflog
+    from sessionctl.campaign import next_steps, store
+
+    rel, highest = perflog.adopt(ws, name, log, force=force)
+    with ws.lock(name):
+        cf = store.load(ws, name)
+        if rel != ws.default_log_path(name).relative_to(ws.root).as_posix():
+            next_steps.set_log(cf.doc, rel)
+        last = max(cf.campaign.last_session, highest)
+        next_steps.set_last_session(cf.doc, last)
+        store.save(ws, cf, bump=False, render=False)
+    return {"path": rel, "highest_session": highest, "next_session": last + 1}
 
 
 @prompt_app.command("show")

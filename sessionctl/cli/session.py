@@ -124,10 +124,13 @@ def status_cmd(name: CampaignArg = None, json_output: JsonOpt = False) -> None:
         if not st.open:
             nxt = f"; next step: {st.next_step}" if st.next_step else ""
             console.print_text(f"{cname}: no open session (last session {st.last_session}{nxt})")
+            if st.headline:
+                console.print_text(f"Headline: {st.headline}")
             console.print_text(f"Start one: {st.commands[0]}")
             return
         kind = "diagnostic" if st.diagnostic else "optimization"
         facts = {"step": f"{st.step_id or '-'}: {st.step_title}", "started": st.started_at}
+        facts["verdict on"] = st.headline or "the default rule (no headline: in the campaign)"
         if st.artifacts:
             facts["baseline build"] = st.artifacts
         console.kv(f"{cname}: session {st.session} ({kind})", facts)

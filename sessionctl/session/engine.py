@@ -94,6 +94,7 @@ class SessionStatus:
     recovered: str | None = None
     last_session: int | None = None
     next_step: str | None = None
+    headline: str | None = None  # the campaign's headline metric (None: the default rule)
     commands: tuple[str, ...] = ()
 
     @property
@@ -492,6 +493,7 @@ def status(ws: Workspace, campaign: str, *, plan: bool = True) -> SessionStatus:
             recovered=recovered,
             last_session=camp.last_session,
             next_step=top,
+            headline=camp.headline,
             commands=(
                 f"sessionctl close {campaign}"
                 if pending is not None
@@ -558,6 +560,7 @@ def status(ws: Workspace, campaign: str, *, plan: bool = True) -> SessionStatus:
         recovered=recovered,
         last_session=camp.last_session,
         next_step=top,
+        headline=camp.headline,
         commands=(
             (f"sessionctl close {campaign}",)
             if pending is not None
@@ -581,12 +584,15 @@ def _plan_summary(
 class CampaignFacts:
     """The few campaign fields ``status`` shows: ``vcs``, ``last_session``, the top step's id."""
 
-    __slots__ = ("last_session", "top", "vcs")
+    __slots__ = ("headline", "last_session", "top", "vcs")
 
-    def __init__(self, vcs: str, last_session: int, top: str | None) -> None:
+    def __init__(
+        self, vcs: str, last_session: int, top: str | None, headline: str | None = None
+    ) -> None:
         self.vcs = vcs
         self.last_session = last_session
         self.top = top
+        self.headline = headline  # 'p50_ms (lower is better)': what the verdict will be on
 
 
 def campaign_facts(ws: Workspace, campaign: str) -> CampaignFacts:
@@ -606,20 +612,29 @@ def campaign_facts(ws: Workspace, campaign: str) -> CampaignFacts:
         saved = json.loads(cache.read_text(encoding="utf-8"))
         if saved["key"] == key and saved["text"] == text:
             f = saved["facts"]
-            return CampaignFacts(str(f["vcs"]), int(f["last_session"]), f["top"])
+            return CampaignFacts(str(f["vcs"]), int(f["last_session"]), f["top"], f.get("headline"))
     except (OSError, ValueError, LookupError, TypeError):
         pass  # no usable entry (or no readable campaign: store.load below says why)
     from sessionctl.campaign import store
 
     cf = store.load(ws, campaign)
     camp = cf.campaign
+    head = camp.headline
     facts = CampaignFacts(
-        camp.vcs, camp.last_session, camp.next_steps[0].id if camp.next_steps else None
+        camp.vcs,
+        camp.last_session,
+        camp.next_steps[0].id if camp.next_steps else None,
+        f"{head.metric}" + (f" ({head.better} is better)" if head.better else "") if head else None,
     )
     entry = {
         "key": key,
         "text": cf.text,
-        "facts": {"vcs": facts.vcs, "last_session": facts.last_session, "top": facts.top},
+        "facts": {
+            "vcs": facts.vcs,
+            "last_session": facts.last_session,
+            "top": facts.top,
+            "headline": facts.headline,
+        },
     }
     with contextlib.suppress(OSError):  # a cache that cannot be written only costs time
         atomic_write(cache, json.dumps(entry))
