@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,8 +100,8 @@ def configured_log(campaign_file: Path) -> str | None:
         text = campaign_file.read_text(encoding="utf-8")
     except OSError:
         return None
-    if "log:" not in text:
-        return None
+    if not re.search(r"^log\s*:", text, flags=re.MULTILINE):
+        return None  # no top-level `log:` key (most campaigns): no YAML parse needed
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
 

@@ -290,3 +290,46 @@ def test_status_names_the_headline_the_verdict_will_be_on(ws: Workspace) -> None
     assert invoke("start")[0] == 0
     code, out, _ = invoke("status", "--json")
     assert code == 0 and json.loads(out)["headline"] == "p50_ms (lower is better)"
+
+
+def test_run_stops_on_the_headline_verdict_not_on_qps(ws: Workspace) -> None:
+    """The scripted agent lifts qps 100 -> 150 but never measures the p50 headline: the
+    session's verdict is n/a, so with max_without_improvement 1 the loop stops after it."""
+    from test_run_loop import make_campaign, run_cli
+
+    make_campaign(
+        ws,
+        plan="1=close:step-1",
+        max_without_improvement="1",
+        extra="headline: {metric: p50_ms, better: lower}\n",
+    )
+    code, data, output = run_cli("--sessions", "3")
+    assert code == 0, output
+    assert [(s["session"], s["verdict"]) for s in data["sessions"]] == [(1, "n/a")]
+    assert data["stop_reason"] == "1 sessions in a row without an improved verdict on p50_ms"
+
+
+def test_under_run_abort_retire_and_close_metric_are_recorded_requests(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sessionctl.session import record as session_record
+    from sessionctl.session import request
+
+    setup(ws)
+    assert invoke("start")[0] == 0
+    monkeypatch.setenv("SESSIONCTL_RUN", "1")
+    code, out, err = invoke("abort", "--reason", "no gain", "--retire", "--json")
+    assert code == 0 and json.loads(out)["request"]["retire"] is True, err
+    record("baseline", "p50_ms=10", "p50_ms=10.1")
+    record("remeasure", "p50_ms=9", "p50_ms=9.1")
+    code, out, err = invoke("close", "--metric", "p99_ms", "--json")
+    assert code == 0 and json.loads(out)["request"]["metric"] == "p99_ms", err
+    entries = session_record.entries(ws, "ddl", 1)
+    kinds = [
+        (e["type"], e.get("retire"), e.get("metric")) for e in entries if "request" in e["type"]
+    ]
+    assert kinds == [("abort_request", True, None), ("close_request", None, "p99_ms")]
+    latest = request.latest("ddl", 1, entries)
+    assert latest is not None and latest.kind == "close" and latest.metric == "p99_ms"
+    abort_entry = next(e for e in entries if e["type"] == "abort_request")
+    assert request.Request.from_entry("ddl", 1, abort_entry).retire is True
