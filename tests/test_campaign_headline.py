@@ -333,3 +333,24 @@ def test_under_run_abort_retire_and_close_metric_are_recorded_requests(
     assert latest is not None and latest.kind == "close" and latest.metric == "p99_ms"
     abort_entry = next(e for e in entries if e["type"] == "abort_request")
     assert request.Request.from_entry("ddl", 1, abort_entry).retire is True
+
+
+def test_a_paired_headline_is_read_in_the_declared_direction() -> None:
+    from sessionctl.campaign.model import CompareSpec
+    from sessionctl.measurement import Measurement
+    from sessionctl.verdict.judgement import Judgement
+    from sessionctl.verdict.session import summarize_session
+
+    judged = Judgement(metric="score", verdict="probably improved", ratio=1.2, ci_low=1.01,
+                       ci_high=1.4, better="higher")  # fmt: skip
+    other = Judgement(metric="qps@c4", verdict="improved", ratio=1.3, better="higher")
+    m = Measurement(source="compare", name="bench", phase="compare",
+                    details={"judgements": [judged.to_dict(), other.to_dict()]})  # fmt: skip
+    plain = summarize_session([m], compare=CompareSpec())
+    assert [j.verdict for j in plain] == ["probably improved", "improved"]
+    declared = summarize_session([m], compare=CompareSpec(), primary="score", better="lower")
+    assert [(j.metric, j.verdict, j.better) for j in declared] == [
+        ("score", "probably regressed", "lower"),
+        ("qps@c4", "improved", "higher"),  # not the headline: untouched
+    ]
+    assert "read as the headline's lower is better" in declared[0].warnings[-1]

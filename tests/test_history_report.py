@@ -306,3 +306,28 @@ def test_report_renders_in_headless_chromium(
     drawn = sum(1 for p in every if abs(p[0] - 0x09) < 25 and abs(p[1] - 0x69) < 25
                 and abs(p[2] - 0xDA) < 25)  # fmt: skip
     assert drawn > 50, f"the plot's line is not on the screenshot ({drawn} pixels)"
+
+
+def test_failed_sessions_and_old_abort_archives(campaign: Workspace) -> None:
+    archive = campaign.session_dir("ddl") / "3" / "closed.json"
+    data = json.loads(archive.read_text())
+    data["retired"] = None
+    data["reason"] = "audit failed: no measurements"
+    archive.write_text(json.dumps(data))
+    rows = {r.number: r for r in history.collect(campaign, "ddl").rows}
+    assert rows[3].outcome == "failed"
+    # An archive from before the reason was kept: read off its log entry.
+    del data["reason"]
+    archive.write_text(json.dumps(data))
+    assert history.collect(campaign, "ddl").rows[2].outcome == "aborted"
+
+
+def test_history_and_report_before_any_session(ws: Workspace, tmp_path: Path) -> None:
+    (ws.root / "prompts" / "ddl.yaml").write_text(CAMPAIGN)
+    data = json.loads(invoke("history", "--json"))
+    assert data["sessions"] == [] and data["cumulative"] is None
+    assert data["headline"] == {"metric": "p50_ms", "better": "lower"}
+    assert "no sessions yet" in invoke("history")
+    written = json.loads(invoke("report", "-o", str(tmp_path / "r.html"), "--json"))
+    assert written["sessions"] == 0 and written["plotted"] == 0
+    assert '<svg id="headline-plot-svg"' in (tmp_path / "r.html").read_text()

@@ -104,7 +104,7 @@ def summarize_session(
     shared = [k for k in before if k in after and k not in covered]
     several = len({bench for bench, _ in shared} | set(paired)) > 1
     out = [
-        replace(j, metric=f"{bench}:{j.metric}") if several else j
+        _declared(replace(j, metric=f"{bench}:{j.metric}") if several else j, primary, better)
         for bench, js in paired.items()
         for j in js
     ]
@@ -178,6 +178,26 @@ def _across_counts(
                 )
             )
     return rows
+
+
+_OPPOSITE = {"improved": "regressed", "regressed": "improved",
+             "probably improved": "probably regressed", "probably regressed": "probably improved"}  # fmt: skip
+
+
+def _declared(j: Judgement, primary: str | None, better: str | None) -> Judgement:
+    """A paired judgement of the headline, read in the campaign's declared direction.
+
+    ``compare`` judged it with the direction it inferred from the name; when the campaign
+    declares the other one, the interval is the same and only the words swap.
+    """
+    if primary is None or better is None or j.better == better or not matches(j.metric, primary):
+        return j
+    if j.better not in ("higher", "lower"):
+        note = f"compare judged it with no direction; the headline says {better} is better"
+        return replace(j, warnings=(*j.warnings, note))
+    note = f"compare judged it {j.better} is better; read as the headline's {better} is better"
+    return replace(j, verdict=_OPPOSITE.get(j.verdict, j.verdict), better=better,
+                   warnings=(*j.warnings, note))  # fmt: skip
 
 
 # --- results rows ------------------------------------------------------------------------------
