@@ -180,8 +180,12 @@ def _across_counts(
     return rows
 
 
-_OPPOSITE = {"improved": "regressed", "regressed": "improved",
-             "probably improved": "probably regressed", "probably regressed": "probably improved"}  # fmt: skip
+_OPPOSITE = {
+    "improved": "regressed",
+    "regressed": "improved",
+    "probably improved": "probably regressed",
+    "probably regressed": "probably improved",
+}
 
 
 def _declared(j: Judgement, primary: str | None, better: str | None) -> Judgement:
