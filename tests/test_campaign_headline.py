@@ -172,6 +172,8 @@ def test_abort_retire_moves_the_step_and_keeps_everything_recorded(ws: Workspace
     code, out, err = invoke("abort", "--reason", "no gain on p50", "--retire", "--discard")
     assert code == 0, err
     assert "Retired step cache-plans" in out
+    subject = git(ws.root, "log", "-1", "--format=%s").strip()
+    assert subject == "prompt(ddl): after session 1 (aborted): retire cache-plans"
     code, out, _ = invoke("next", "list", "--json")
     listed = json.loads(out)
     assert [s["id"] for s in listed["steps"]] == ["batch-writes"]
