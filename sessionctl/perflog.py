@@ -185,6 +185,20 @@ def trailers(
     return out
 
 
+def parse_trailers(message: str) -> dict[str, str]:
+    """The ``Key: value`` trailers of a change description (its last paragraph), as a dict."""
+    paragraphs = [p for p in re.split(r"\n\s*\n", message.strip()) if p.strip()]
+    if not paragraphs:
+        return {}
+    found: dict[str, str] = {}
+    for line in paragraphs[-1].splitlines():
+        key, sep, value = line.partition(": ")
+        if not sep or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9-]*", key):
+            return {}  # not a trailer block
+        found[key] = value.strip()
+    return found
+
+
 def collapse(text: str) -> str:
     """Collapse the blank-line runs that optional template sections leave behind."""
     return re.sub(r"\n{3,}", "\n\n", text).lstrip("\n")

@@ -152,12 +152,17 @@ def test_history_since_and_csv(campaign: Workspace) -> None:
 
 
 def test_history_lists_logged_sessions_without_records(campaign: Workspace) -> None:
-    shutil.rmtree(campaign.session_dir("ddl") / "2")  # e.g. closed on another machine
+    log = campaign.log_path("ddl")
+    log.write_text(log.read_text() + "\n## Session 5 — tried by hand, no sessionctl\n\nnotes\n")
     data = json.loads(invoke("history", "--json"))
-    row = next(r for r in data["sessions"] if r["number"] == 2)
-    assert row["outcome"] == "logged" and row["title"] == "Batch the catalog writes"
-    assert row["headline"] is None
-    assert data["cumulative"]["first_session"] == 4
+    row = data["sessions"][-1]
+    assert (row["number"], row["outcome"], row["title"]) == (
+        5,
+        "logged",
+        "tried by hand, no sessionctl",
+    )
+    assert row["headline"] is None and row["change"] is None
+    assert data["cumulative"]["last_session"] == 4
 
 
 def test_headline_gain_for_a_session_and_one_being_closed(campaign: Workspace) -> None:
@@ -331,3 +336,46 @@ def test_history_and_report_before_any_session(ws: Workspace, tmp_path: Path) ->
     written = json.loads(invoke("report", "-o", str(tmp_path / "r.html"), "--json"))
     assert written["sessions"] == 0 and written["plotted"] == 0
     assert '<svg id="headline-plot-svg"' in (tmp_path / "r.html").read_text()
+
+
+def test_a_fresh_clone_reads_sessions_off_the_commit_trailers(campaign: Workspace) -> None:
+    with_archives = json.loads(invoke("history", "--json"))
+    shutil.rmtree(campaign.scratch / "sessions")  # .sessionctl/ is never committed
+    data = json.loads(invoke("history", "--json"))
+    rows = {r["number"]: r for r in data["sessions"]}
+    assert [rows[n]["outcome"] for n in (1, 2, 3, 4)] == ["closed", "closed", "aborted", "closed"]
+    assert rows[2]["step"] == "batch-writes" and rows[2]["title"] == "Batch the catalog writes"
+    head = git(campaign.root, "log", "--format=%H", "-F", "--grep=perf(ddl): session 2:").split()[0]
+    assert rows[2]["change"] == head[:12]
+    before = {r["number"]: r for r in with_archives["sessions"]}
+    for n in (2, 4):
+        got, had = rows[n]["headline"], before[n]["headline"]
+        assert got["verdict"] == had["verdict"] == "improved"
+        # The trailers carry the numbers as people read them: 3 significant digits, and
+        # percentages to one decimal.
+        assert got["before"] == pytest.approx(had["before"], rel=6e-3)
+        assert got["after"] == pytest.approx(had["after"], rel=6e-3)
+        assert got["effect"] == pytest.approx(had["effect"], abs=0.051)
+        assert got["ci"] == pytest.approx(had["ci"], abs=0.051)
+    assert rows[1]["headline"]["after"] is None  # judged on qps then: no p50 to show
+    assert data["cumulative"]["first_session"] == 2 and data["cumulative"]["last_session"] == 4
+
+
+def test_jj_described_argv_and_parsing(tmp_path: Path) -> None:
+    from sessionctl.process import Result
+    from sessionctl.vcs.jj import DESCRIBED_TEMPLATE, JjVcs
+
+    calls: list[list[str]] = []
+    message = 'perf(ddl): session 2: "Batch"\n\nSession: 2\nVerdict: improved\n'
+
+    def runner(argv: list[str], **kw: object) -> Result:
+        calls.append(list(argv))
+        return Result(tuple(argv), 0, f"abc123 {json.dumps(message)}\n", "")
+
+    found = JjVcs(tmp_path, runner=runner).described('perf(ddl): "x" session ')
+    assert calls == [[
+        "jj", "--no-pager", "--color=never", "log", "-r",
+        '::@ & description(substring:"perf(ddl): \\"x\\" session ")', "--no-graph",
+        "-T", DESCRIBED_TEMPLATE,
+    ]]  # fmt: skip
+    assert found == [("abc123", message)]

@@ -127,6 +127,10 @@ class Vcs(Protocol):
     def discard(self, paths: Sequence[str]) -> None:
         """Throw away the working-copy edits of ``paths`` (tracked files only)."""
 
+    def described(self, text: str) -> list[tuple[str, str]]:
+        """(commit id, full description) of the history's changes whose description contains
+        ``text``, newest first (``history`` reads session trailers with it)."""
+
 
 def count_lines(path: Path) -> int | None:
     """Count lines in a new file for the diff stat (None when it looks binary or is unreadable)."""

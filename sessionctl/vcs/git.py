@@ -254,6 +254,19 @@ class GitVcs:
         if head_paths:
             self._git("checkout", "HEAD", "--", *head_paths)
 
+    def described(self, text: str) -> list[tuple[str, str]]:
+        out = self._read(
+            "log", "-z", "--format=%H%n%B", "--fixed-strings", f"--grep={text}", "HEAD", ok=(0, 128)
+        )
+        if out.returncode != 0:  # no commits yet
+            return []
+        found = []
+        for record in out.stdout.split("\0"):
+            sha, _, message = record.lstrip("\n").partition("\n")
+            if sha.strip():
+                found.append((sha.strip(), message))
+        return found
+
     def _in_head(self, path: str) -> bool:
         try:
             self.repo.head.commit.tree[path]

@@ -40,6 +40,7 @@ AT_TEMPLATE = (
 )
 OP_TEMPLATE = 'id ++ "\\n"'
 DESCRIPTION_TEMPLATE = 'description.escape_json() ++ "\\n"'
+DESCRIBED_TEMPLATE = 'commit_id ++ " " ++ description.escape_json() ++ "\\n"'
 _RENAME = re.compile(r"^(.*)\{(.*) => (.*)\}(.*)$")
 
 
@@ -146,6 +147,17 @@ class JjVcs:
     def discard(self, paths: Sequence[str]) -> None:
         if paths:
             self.jj("restore", *(fileset(p) for p in paths))
+
+    def described(self, text: str) -> list[tuple[str, str]]:
+        escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+        revset = f'::@ & description(substring:"{escaped}")'
+        out = self.jj("log", "-r", revset, "--no-graph", "-T", DESCRIBED_TEMPLATE)
+        found = []
+        for line in out.splitlines():
+            commit, _, desc = line.partition(" ")
+            if commit and desc:
+                found.append((commit, str(json.loads(desc))))
+        return found
 
     def files_in(self, rev: str) -> list[str]:
         """Paths touched by ``rev``."""

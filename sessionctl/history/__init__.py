@@ -3,8 +3,9 @@ cumulative effect of the headline since the first session (``sessionctl history`
 
 Rows come from what each session left behind: the archive ``close``/``abort`` writes
 (``.sessionctl/sessions/<campaign>/<N>/closed.json``) and the session's entries (agent cost,
-raw data); sessions the log has a heading for but no archive (hand-written entries, another
-machine) still get a row with their number and title. Archives written before campaigns had a
+raw data); for sessions the log has a heading for but this machine has no archive of (a fresh
+clone, another machine), the code change's subject and trailers; failing those, hand-written
+log entries still get a row with their number and title. Archives written before campaigns had a
 ``headline:`` hold no headline choice: their results rows are read with the campaign's headline
 now, else with the rule that picked the verdict then (:func:`sessionctl.verdict.session.headline`).
 
@@ -18,116 +19,52 @@ import json
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
+from sessionctl.history.commits import committed_rows
+from sessionctl.history.model import (
+    OUTCOMES,
+    Cumulative,
+    Gain,
+    Headline,
+    History,
+    SessionRow,
+)
+from sessionctl.history.text import (
+    CSV_COLUMNS,
+    TABLE_COLUMNS,
+    ci_text,
+    csv_text,
+    cumulative_text,
+    effect_text,
+    table_rows,
+    value_text,
+)
 from sessionctl.workspace import Workspace
 
-OUTCOMES = ("closed", "aborted", "failed", "retired", "open", "logged")
-
-
-@dataclass(frozen=True)
-class Headline:
-    """One session's headline value: before, after, the change and its 95 % interval (in %)."""
-
-    metric: str
-    better: str | None = None
-    unit: str = ""
-    before: float | None = None
-    after: float | None = None
-    effect: float | None = None  # percent change after vs before (-50.0 for halved)
-    ci: tuple[float, float] | None = None  # percent, the interval of ``effect``
-    verdict: str | None = None
-    method: str | None = None
-
-    @property
-    def ratio(self) -> float | None:
-        return None if self.effect is None else 1 + self.effect / 100
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["ci"] = list(self.ci) if self.ci else None
-        return d
-
-
-@dataclass(frozen=True)
-class SessionRow:
-    """One session of the campaign, as ``history`` lists it."""
-
-    number: int
-    date: str | None = None
-    step: str | None = None
-    title: str | None = None
-    kind: str | None = None  # optimization | diagnostic
-    outcome: str = "closed"  # see OUTCOMES
-    verdict: str | None = None  # the session's verdict (closed optimization sessions)
-    headline: Headline | None = None
-    change: str | None = None  # the code change's commit (and jj change id)
-    cost_usd: float | None = None
-    reason: str | None = None
-    raw: tuple[str, ...] = ()  # workspace-relative folders of raw benchmark/profile data
-    flamegraphs: tuple[str, ...] = ()  # workspace-relative flame graph files
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["headline"] = self.headline.to_dict() if self.headline else None
-        d["raw"] = list(self.raw)
-        d["flamegraphs"] = list(self.flamegraphs)
-        return d
-
-
-@dataclass(frozen=True)
-class Cumulative:
-    """The headline's change over a run of kept (closed) sessions.
-
-    ``effect``: the last session's after vs the first session's before, as measured (what the
-    users' logs state: "444 ms → 127 ms = -71 %"); ``compounded``: the product of every
-    session's own after/before, which does not mix measurements made on different days.
-    """
-
-    metric: str
-    better: str | None
-    unit: str
-    first_session: int
-    last_session: int
-    sessions: int
-    first_before: float | None
-    last_after: float | None
-    effect: float | None
-    compounded: float | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class History:
-    campaign: str
-    metric: str | None
-    better: str | None
-    rows: tuple[SessionRow, ...] = ()
-    cumulative: Cumulative | None = None
-    since: int | None = None
-    warnings: tuple[str, ...] = field(default=())
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "campaign": self.campaign,
-            "headline": {"metric": self.metric, "better": self.better},
-            "since": self.since,
-            "sessions": [r.to_dict() for r in self.rows],
-            "cumulative": self.cumulative.to_dict() if self.cumulative else None,
-            "warnings": list(self.warnings),
-        }
-
-
-@dataclass(frozen=True)
-class Gain:
-    """A session's headline and the campaign's cumulative change up to (and with) it."""
-
-    headline: Headline | None
-    cumulative: Cumulative | None
-
+__all__ = [
+    "CSV_COLUMNS",
+    "OUTCOMES",
+    "TABLE_COLUMNS",
+    "Cumulative",
+    "Gain",
+    "Headline",
+    "History",
+    "SessionRow",
+    "ci_text",
+    "collect",
+    "committed_rows",
+    "csv_text",
+    "cumulative",
+    "cumulative_text",
+    "effect_text",
+    "headline_from_rows",
+    "headline_gain",
+    "session_row",
+    "table_rows",
+    "value_text",
+]
 
 # --- reading one session --------------------------------------------------------------------
 
@@ -334,6 +271,11 @@ def collect(ws: Workspace, campaign: str, *, since: int | None = None) -> Histor
     }
     warnings: list[str] = []
     log_text = perflog.read(ws, campaign) or ""
+    headings = {int(m[1]) for m in _LOG_HEADING.finditer(log_text)}
+    if headings - set(rows):
+        # Logged sessions this machine has no archive of: their commits may say more.
+        committed = committed_rows(ws, campaign, vcs=camp.vcs, metric=metric, better=better)
+        rows.update({n: r for n, r in committed.items() if n not in rows})
     for m in _LOG_HEADING.finditer(log_text):
         n = int(m[1])
         if n not in rows:
@@ -431,86 +373,3 @@ def headline_gain(
         headline=own.headline if own else None,
         cumulative=cumulative(rows, metric=metric) if metric else None,
     )
-
-
-# --- text forms -----------------------------------------------------------------------------
-
-
-def value_text(value: float | None, unit: str = "") -> str:
-    from sessionctl.units import format_number
-
-    if value is None:
-        return "n/a"
-    return f"{format_number(value)} {unit}".strip()
-
-
-def effect_text(effect: float | None) -> str:
-    return "n/a" if effect is None else f"{effect:+.1f}%"
-
-
-def ci_text(ci: tuple[float, float] | None) -> str:
-    return "" if ci is None else f"{ci[0]:+.1f}%..{ci[1]:+.1f}%"
-
-
-def cumulative_text(c: Cumulative) -> str:
-    """``p50_ms: 444 ms → 127 ms = -71.4% over 5 sessions (1-9; compounded -69.8%)``."""
-    span = f"{c.first_session}-{c.last_session}" if c.sessions > 1 else str(c.first_session)
-    word = "session" if c.sessions == 1 else "sessions"
-    compounded = f"; compounded {effect_text(c.compounded)}" if c.compounded is not None else ""
-    return (
-        f"{c.metric}: {value_text(c.first_before, c.unit)} → {value_text(c.last_after, c.unit)}"
-        f" = {effect_text(c.effect)} over {c.sessions} {word} ({span}{compounded})"
-    )
-
-
-TABLE_COLUMNS = ("#", "date", "step", "kind", "outcome", "headline", "effect [95% CI]",
-                 "verdict", "change", "agent")  # fmt: skip
-
-
-def table_rows(h: History) -> list[list[Any]]:
-    """The rows of ``history``'s table (see TABLE_COLUMNS), as text."""
-    out: list[list[Any]] = []
-    for r in h.rows:
-        hd = r.headline
-        moved = effect = ""
-        if hd is not None:
-            moved = f"{value_text(hd.before, hd.unit)} → {value_text(hd.after, hd.unit)}"
-            effect = effect_text(hd.effect) + (f" [{ci_text(hd.ci)}]" if hd.ci else "")
-        out.append([
-            r.number, r.date or "", r.step or r.title or "", r.kind or "", r.outcome, moved,
-            effect, r.verdict or (hd.verdict if hd and hd.verdict else ""), r.change or "",
-            f"${r.cost_usd:.2f}" if r.cost_usd is not None else "",
-        ])  # fmt: skip
-    return out
-
-
-CSV_COLUMNS = (
-    "session", "date", "step", "title", "kind", "outcome", "verdict", "metric", "better",
-    "unit", "before", "after", "effect_pct", "ci_low_pct", "ci_high_pct", "headline_verdict",
-    "change", "cost_usd",
-)  # fmt: skip
-
-
-def csv_text(h: History) -> str:
-    """The rows as CSV (one header line; numbers unformatted)."""
-    import csv
-    import io
-
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(CSV_COLUMNS)
-    for r in h.rows:
-        hd = r.headline
-        w.writerow([
-            r.number, r.date or "", r.step or "", r.title or "", r.kind or "", r.outcome,
-            r.verdict or "", hd.metric if hd else "", (hd.better or "") if hd else "",
-            hd.unit if hd else "", _cell(hd.before if hd else None),
-            _cell(hd.after if hd else None), _cell(hd.effect if hd else None),
-            _cell(hd.ci[0] if hd and hd.ci else None), _cell(hd.ci[1] if hd and hd.ci else None),
-            (hd.verdict or "") if hd else "", r.change or "", _cell(r.cost_usd),
-        ])  # fmt: skip
-    return buf.getvalue()
-
-
-def _cell(x: float | None) -> str:
-    return "" if x is None else repr(round(x, 6))

@@ -1,0 +1,87 @@
+"""``history``'s text forms: values, effects, intervals, the table rows and the CSV."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sessionctl.history.model import Cumulative, History
+
+
+def value_text(value: float | None, unit: str = "") -> str:
+    from sessionctl.units import format_number
+
+    if value is None:
+        return "n/a"
+    return f"{format_number(value)} {unit}".strip()
+
+
+def effect_text(effect: float | None) -> str:
+    return "n/a" if effect is None else f"{effect:+.1f}%"
+
+
+def ci_text(ci: tuple[float, float] | None) -> str:
+    return "" if ci is None else f"{ci[0]:+.1f}%..{ci[1]:+.1f}%"
+
+
+def cumulative_text(c: Cumulative) -> str:
+    """``p50_ms: 444 ms → 127 ms = -71.4% over 5 sessions (1-9; compounded -69.8%)``."""
+    span = f"{c.first_session}-{c.last_session}" if c.sessions > 1 else str(c.first_session)
+    word = "session" if c.sessions == 1 else "sessions"
+    compounded = f"; compounded {effect_text(c.compounded)}" if c.compounded is not None else ""
+    return (
+        f"{c.metric}: {value_text(c.first_before, c.unit)} → {value_text(c.last_after, c.unit)}"
+        f" = {effect_text(c.effect)} over {c.sessions} {word} ({span}{compounded})"
+    )
+
+
+TABLE_COLUMNS = ("#", "date", "step", "kind", "outcome", "headline", "effect [95% CI]",
+                 "verdict", "change", "agent")  # fmt: skip
+
+
+def table_rows(h: History) -> list[list[Any]]:
+    """The rows of ``history``'s table (see TABLE_COLUMNS), as text."""
+    out: list[list[Any]] = []
+    for r in h.rows:
+        hd = r.headline
+        moved = effect = ""
+        if hd is not None:
+            moved = f"{value_text(hd.before, hd.unit)} → {value_text(hd.after, hd.unit)}"
+            effect = effect_text(hd.effect) + (f" [{ci_text(hd.ci)}]" if hd.ci else "")
+        out.append([
+            r.number, r.date or "", r.step or r.title or "", r.kind or "", r.outcome, moved,
+            effect, r.verdict or (hd.verdict if hd and hd.verdict else ""), r.change or "",
+            f"${r.cost_usd:.2f}" if r.cost_usd is not None else "",
+        ])  # fmt: skip
+    return out
+
+
+CSV_COLUMNS = (
+    "session", "date", "step", "title", "kind", "outcome", "verdict", "metric", "better",
+    "unit", "before", "after", "effect_pct", "ci_low_pct", "ci_high_pct", "headline_verdict",
+    "change", "cost_usd",
+)  # fmt: skip
+
+
+def csv_text(h: History) -> str:
+    """The rows as CSV (one header line; numbers unformatted)."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+    for r in h.rows:
+        hd = r.headline
+        w.writerow([
+            r.number, r.date or "", r.step or "", r.title or "", r.kind or "", r.outcome,
+            r.verdict or "", hd.metric if hd else "", (hd.better or "") if hd else "",
+            hd.unit if hd else "", _cell(hd.before if hd else None),
+            _cell(hd.after if hd else None), _cell(hd.effect if hd else None),
+            _cell(hd.ci[0] if hd and hd.ci else None), _cell(hd.ci[1] if hd and hd.ci else None),
+            (hd.verdict or "") if hd else "", r.change or "", _cell(r.cost_usd),
+        ])  # fmt: skip
+    return buf.getvalue()
+
+
+def _cell(x: float | None) -> str:
+    return "" if x is None else repr(round(x, 6))
