@@ -379,3 +379,19 @@ def test_jj_described_argv_and_parsing(tmp_path: Path) -> None:
         "-T", DESCRIBED_TEMPLATE,
     ]]  # fmt: skip
     assert found == [("abc123", message)]
+
+
+def test_only_report_imports_matplotlib(campaign: Workspace) -> None:
+    probe = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from sessionctl.cli import app\n"
+        "for args in (['history', '--json'], ['history', '--csv'], ['report', '-o', 'r.html']):\n"
+        "    result = CliRunner().invoke(app, args)\n"
+        "    print(args[0], result.exit_code, 'matplotlib' in sys.modules)\n"
+    )
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", probe], cwd=campaign.root, capture_output=True,
+                          text=True, check=True)  # fmt: skip
+    assert done.stdout.splitlines() == ["history 0 False", "history 0 False", "report 0 True"]
