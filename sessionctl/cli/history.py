@@ -11,7 +11,8 @@ from sessionctl import console
 from sessionctl.cli.common import CampaignArg, JsonOpt, campaign, emit, option
 
 SinceOpt = Annotated[
-    int | None, option("--since", help="Only sessions numbered N and later (cumulative too).")
+    int | None,
+    option("--since", metavar="N", help="Only sessions numbered N and later (cumulative too)."),
 ]
 
 
