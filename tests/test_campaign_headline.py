@@ -292,6 +292,16 @@ def test_status_names_the_headline_the_verdict_will_be_on(ws: Workspace) -> None
     assert invoke("start")[0] == 0
     code, out, _ = invoke("status", "--json")
     assert code == 0 and json.loads(out)["headline"] == "p50_ms (lower is better)"
+    assert json.loads(out)["headline_now"] is None
+    record("baseline", "p50_ms=10ms", "qps=100")
+    code, out, _ = invoke("status")
+    assert "10 ms (no re-measure yet)" in out
+    record("remeasure", "p50_ms=8ms")
+    code, out, _ = invoke("status", "--json")
+    now = json.loads(out)["headline_now"]
+    assert now == {"metric": "p50_ms", "before": 10.0, "after": 8.0, "unit": "ms"}
+    code, out, _ = invoke("status")
+    assert "10 ms → 8 ms (-20.0%, judged at close)" in out
 
 
 def test_run_stops_on_the_headline_verdict_not_on_qps(ws: Workspace) -> None:

@@ -131,6 +131,18 @@ def status_cmd(name: CampaignArg = None, json_output: JsonOpt = False) -> None:
         kind = "diagnostic" if st.diagnostic else "optimization"
         facts = {"step": f"{st.step_id or '-'}: {st.step_title}", "started": st.started_at}
         facts["verdict on"] = st.headline or "the default rule (no headline: in the campaign)"
+        now = st.headline_now
+        if now is not None:
+            from sessionctl.perflog import format_value
+
+            moved = format_value(now["before"], now["unit"])
+            if now["after"] is None:
+                moved += " (no re-measure yet)"
+            else:
+                moved += f" → {format_value(now['after'], now['unit'])}"
+                if now["before"]:
+                    moved += f" ({(now['after'] / now['before'] - 1) * 100:+.1f}%, judged at close)"
+            facts["headline so far"] = moved
         if st.artifacts:
             facts["baseline build"] = st.artifacts
         console.kv(f"{cname}: session {st.session} ({kind})", facts)

@@ -95,6 +95,7 @@ class SessionStatus:
     last_session: int | None = None
     next_step: str | None = None
     headline: str | None = None  # the campaign's headline metric (None: the default rule)
+    headline_now: dict[str, Any] | None = None  # its latest baseline/re-measure values, unjudged
     commands: tuple[str, ...] = ()
 
     @property
@@ -493,7 +494,7 @@ def status(ws: Workspace, campaign: str, *, plan: bool = True) -> SessionStatus:
             recovered=recovered,
             last_session=camp.last_session,
             next_step=top,
-            headline=camp.headline,
+            headline=camp.headline_text,
             commands=(
                 f"sessionctl close {campaign}"
                 if pending is not None
@@ -560,7 +561,8 @@ def status(ws: Workspace, campaign: str, *, plan: bool = True) -> SessionStatus:
         recovered=recovered,
         last_session=camp.last_session,
         next_step=top,
-        headline=camp.headline,
+        headline=camp.headline_text,
+        headline_now=_headline_now(measurements, camp.headline),
         commands=(
             (f"sessionctl close {campaign}",)
             if pending is not None
@@ -581,18 +583,56 @@ def _plan_summary(
     return preview(ws, campaign, session, vcs=vcs)
 
 
+def _headline_now(
+    measurements: Sequence[dict[str, Any]], metric: str | None
+) -> dict[str, Any] | None:
+    """The headline's latest baseline and re-measure values as recorded (no statistics: close
+    judges them); None before a baseline has it."""
+    if metric is None:
+        return None
+
+    def latest(phase: str) -> dict[str, Any] | None:
+        found = None
+        for m in measurements:
+            if m["phase"] == phase:
+                for v in m["values"]:
+                    if metric in (v["name"], f"{m['name']}:{v['name']}"):
+                        found = v
+        return found
+
+    before, after = latest("baseline"), latest("remeasure")
+    if before is None:
+        return None
+    unit = before.get("unit") or (after or {}).get("unit") or ""
+    return {"metric": metric, "before": before["value"],
+            "after": after["value"] if after else None, "unit": unit}  # fmt: skip
+
+
 class CampaignFacts:
     """The few campaign fields ``status`` shows: ``vcs``, ``last_session``, the top step's id."""
 
-    __slots__ = ("headline", "last_session", "top", "vcs")
+    __slots__ = ("better", "headline", "last_session", "top", "vcs")
 
     def __init__(
-        self, vcs: str, last_session: int, top: str | None, headline: str | None = None
+        self,
+        vcs: str,
+        last_session: int,
+        top: str | None,
+        headline: str | None = None,
+        better: str | None = None,
     ) -> None:
         self.vcs = vcs
         self.last_session = last_session
         self.top = top
-        self.headline = headline  # 'p50_ms (lower is better)': what the verdict will be on
+        self.headline = headline  # the campaign's headline metric: what the verdict will be on
+        self.better = better
+
+    @property
+    def headline_text(self) -> str | None:
+        """``p50_ms (lower is better)``."""
+        if self.headline is None:
+            return None
+        return self.headline + (f" ({self.better} is better)" if self.better else "")
 
 
 def campaign_facts(ws: Workspace, campaign: str) -> CampaignFacts:
@@ -612,7 +652,9 @@ def campaign_facts(ws: Workspace, campaign: str) -> CampaignFacts:
         saved = json.loads(cache.read_text(encoding="utf-8"))
         if saved["key"] == key and saved["text"] == text:
             f = saved["facts"]
-            return CampaignFacts(str(f["vcs"]), int(f["last_session"]), f["top"], f.get("headline"))
+            return CampaignFacts(
+                str(f["vcs"]), int(f["last_session"]), f["top"], f.get("headline"), f.get("better")
+            )
     except (OSError, ValueError, LookupError, TypeError):
         pass  # no usable entry (or no readable campaign: store.load below says why)
     from sessionctl.campaign import store
@@ -624,7 +666,8 @@ def campaign_facts(ws: Workspace, campaign: str) -> CampaignFacts:
         camp.vcs,
         camp.last_session,
         camp.next_steps[0].id if camp.next_steps else None,
-        f"{head.metric}" + (f" ({head.better} is better)" if head.better else "") if head else None,
+        head.metric if head else None,
+        head.better if head else None,
     )
     entry = {
         "key": key,
@@ -634,6 +677,7 @@ def campaign_facts(ws: Workspace, campaign: str) -> CampaignFacts:
             "last_session": facts.last_session,
             "top": facts.top,
             "headline": facts.headline,
+            "better": facts.better,
         },
     }
     with contextlib.suppress(OSError):  # a cache that cannot be written only costs time
