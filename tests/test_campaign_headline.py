@@ -319,6 +319,13 @@ def test_run_stops_on_the_headline_verdict_not_on_qps(ws: Workspace) -> None:
     assert code == 0, output
     assert [(s["session"], s["verdict"]) for s in data["sessions"]] == [(1, "n/a")]
     assert data["stop_reason"] == "1 sessions in a row without an improved verdict on p50_ms"
+    # history shows the agent's cost the run recorded, and the headline it could not measure.
+    code, out, err = invoke("history", "shop", "--json")
+    assert code == 0, err
+    (row,) = json.loads(out)["sessions"]
+    assert data["sessions"][0]["cost_usd"] > 0
+    assert row["cost_usd"] == pytest.approx(data["sessions"][0]["cost_usd"])
+    assert row["headline"]["metric"] == "p50_ms" and row["headline"]["before"] is None
 
 
 def test_under_run_abort_retire_and_close_metric_are_recorded_requests(
