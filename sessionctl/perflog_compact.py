@@ -180,23 +180,33 @@ def profile_top(
 
 
 def cumulative_gain(
-    ws: Workspace, campaign: str, session: int, row: ResultRow | None
+    ws: Workspace,
+    campaign: str,
+    session: int,
+    row: ResultRow | None,
+    *,
+    metric: str | None = None,
 ) -> str | None:
     """'qps@c64: 1,000 → 1,400 queries/s = +40.0% since Session 40' for the headline.
 
-    The start is the earliest closed session of this campaign whose results have the same
-    metric (``closed.json``); with none, this session's own before. Hook: a campaign-level
-    headline metric (issue 15) should decide the metric and the start; this reads the entry's.
+    ``metric``: the headline's name (the campaign's ``headline:``, ``close --metric``, or the
+    default rule's pick; a ``bench:name`` label matches its name). The start is the earliest
+    closed session of this campaign whose results have it (``closed.json``; aborted sessions'
+    changes were not kept, so they never start it); with none, None.
     """
     from sessionctl.session.close import load_closed
+    from sessionctl.verdict.session import matches
 
     if row is None or row.after is None:
         return None
+    name = metric or row.metric
     start, since = row.before, session
     for n in range(1, session):
-        data = load_closed(ws, campaign, n)
-        for r in (data or {}).get("results") or ():
-            if r.get("metric") == row.metric and r.get("before") is not None:
+        data = load_closed(ws, campaign, n) or {}
+        if data.get("kind") == "abort":
+            continue
+        for r in data.get("results") or ():
+            if matches(str(r.get("metric")), name) and r.get("before") is not None:
                 start, since = float(r["before"]), n
                 break
         if since != session:
@@ -206,7 +216,7 @@ def cumulative_gain(
     gain = (row.after / start - 1) * 100
     unit = f" {row.unit}" if row.unit else ""
     return (
-        f"`{row.metric}`: {format_number(start)} → {format_number(row.after)}{unit} "
+        f"`{name}`: {format_number(start)} → {format_number(row.after)}{unit} "
         f"= {gain:+.1f}% since Session {since}"
     )
 
@@ -250,8 +260,13 @@ def context(
     entries: Sequence[Mapping[str, Any]],
     warnings: Sequence[str],
     diffstat: str = "",
+    cumulative_metric: str | None = None,
 ) -> dict[str, Any]:
-    """The compact entry's template variables (added to the full entry's)."""
+    """The compact entry's template variables (added to the full entry's).
+
+    ``cumulative_metric``: the headline to state the campaign's cumulative gain for (None: no
+    gain line, e.g. for an abort, whose change is not kept).
+    """
     table, left_out = results_table(
         rows, headline=headline, watched=[m.name for m in campaign.metrics]
     )
@@ -275,7 +290,11 @@ def context(
         "warnings_line": warnings_line(warnings),
         "warnings_count": len(warnings),
         "profile_top": profile_top(measurements, ws),
-        "cumulative": cumulative_gain(ws, campaign.name, session, head_row),
+        "cumulative": cumulative_gain(
+            ws, campaign.name, session, head_row, metric=cumulative_metric
+        )
+        if cumulative_metric
+        else None,
         "setup": setup_line(
             measurements, {b.name: b for b in campaign.benchmarks}, campaign.target.start
         ),

@@ -185,10 +185,14 @@ def test_abort_retire_moves_the_step_and_keeps_everything_recorded(ws: Workspace
     assert "- Cache the plans (Session 1): no gain on p50 (id: `cache-plans`)" in prompt
     log = (ws.root / "logs" / "ddl-perf-log.md").read_text()
     entry = log[log.index("## Session 1") :]
-    for kept in ("planner dominates", "memoized the plan cache", "### Baseline", "### Re-measure"):
-        assert kept in entry
-    assert "| `p50_ms` |" in entry  # the numbers it measured, judged
+    assert "- planner dominates" in entry  # the profile finding
+    assert "**Tried:** memoized the plan cache" in entry  # the change finding
+    assert "| `p50_ms` | 10.1 → 10 (-0.5%) | inconclusive |" in entry  # measured, judged
+    assert "**Cumulative:**" not in entry  # an abort's change is not kept
     assert "Retired `cache-plans`" in entry
+    # The full record keeps every measurement too.
+    record_json = json.loads((ws.session_dir("ddl") / "1" / "closed.json").read_text())
+    assert [r["metric"] for r in record_json["results"]] == ["p50_ms"]
     # start and run never pick it; naming it says how to bring it back.
     code, out, err = invoke("start", "--json")
     assert code == 0 and json.loads(out)["step_id"] == "batch-writes", err
@@ -373,3 +377,21 @@ def test_a_paired_headline_is_read_in_the_declared_direction() -> None:
         ("qps@c4", "improved", "higher"),  # not the headline: untouched
     ]
     assert "read as the headline's lower is better" in declared[0].warnings[-1]
+
+
+def test_the_log_entrys_cumulative_gain_follows_the_headline_and_skips_aborts(
+    ws: Workspace,
+) -> None:
+    from sessionctl import perflog_compact
+    from sessionctl.verdict.session import ResultRow
+
+    for n, kind, before in ((1, "abort", 20.0), (2, "close", 10.0)):
+        folder = ws.session_dir("ddl") / str(n)
+        folder.mkdir(parents=True)
+        results = [{"metric": "lookup:p50_ms", "before": before}]
+        (folder / "closed.json").write_text(json.dumps({"kind": kind, "results": results}))
+    row = ResultRow("lookup:p50_ms", "ms", "lower", 6.0, 4.0, 4 / 6, "improved")
+    # Session 1 was aborted (its change not kept): the gain starts at session 2.
+    assert perflog_compact.cumulative_gain(ws, "ddl", 3, row, metric="p50_ms") == (
+        "`p50_ms`: 10 → 4 ms = -60.0% since Session 2"
+    )

@@ -210,6 +210,7 @@ def log_entry(
         ws, new_camp, n, rows=judged.rows, headline=head.get("label"),
         measurements=measurements, entries=entries, warnings=judged.warnings,
         diffstat=wc.diffstat,
+        cumulative_metric=head.get("metric") if args.kind == "close" else None,
     )  # fmt: skip
     entry = perflog.render_entry(context, ws=ws, campaign=new_camp)
     return entry, perflog.appended(existing_log, entry, title=camp.title), warnings
