@@ -194,7 +194,6 @@ def cumulative_gain(
     closed session of this campaign whose results have it (``closed.json``; aborted sessions'
     changes were not kept, so they never start it); with none, None.
     """
-    from sessionctl.session.close import load_closed
     from sessionctl.verdict.session import matches
 
     if row is None or row.after is None:
@@ -202,7 +201,7 @@ def cumulative_gain(
     name = metric or row.metric
     start, since = row.before, session
     for n in range(1, session):
-        data = load_closed(ws, campaign, n) or {}
+        data = _closed(ws, campaign, n)
         if data.get("kind") == "abort":
             continue
         for r in data.get("results") or ():
@@ -219,6 +218,21 @@ def cumulative_gain(
         f"`{name}`: {format_number(start)} → {format_number(row.after)}{unit} "
         f"= {gain:+.1f}% since Session {since}"
     )
+
+
+def _closed(ws: Workspace, campaign: str, number: int) -> dict[str, Any]:
+    """Session ``number``'s archive (``closed.json``; {} when it has none or it is unreadable).
+
+    Read here rather than through ``session.close`` (which builds log entries with this module).
+    """
+    import json
+
+    path = ws.session_dir(campaign) / str(number) / "closed.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def setup_line(
