@@ -26,6 +26,7 @@ from sessionctl import process
 from sessionctl.agent.diff import (  # noqa: F401 - re-exported: the audit's view of a diff
     DiffSummary,
     FileDiff,
+    Snapshot,
     file_hash,
     managed_paths,
     parse_unified_diff,
@@ -49,39 +50,6 @@ class Problem:
 
     def to_dict(self) -> dict[str, str]:
         return {"code": self.code, "message": self.message}
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """What the loop notes before the agent starts, to compare with afterwards."""
-
-    log_text: str | None
-    start_commit: str | None
-    backups: tuple[str, ...] = ()  # hand-edited .md copies kept by re-rendering, before the session
-    dirty: dict[str, str] = field(default_factory=dict)  # changed before the session: path -> hash
-    yaml_text: str | None = None  # the campaign file, to restore if the agent breaks it
-    md_hash: str | None = None  # the rendered prompt as the agent got it
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "log_text": self.log_text,
-            "start_commit": self.start_commit,
-            "backups": list(self.backups),
-            "dirty": dict(self.dirty),
-            "yaml_text": self.yaml_text,
-            "md_hash": self.md_hash,
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Snapshot:
-        return cls(
-            d.get("log_text"),
-            d.get("start_commit"),
-            tuple(d.get("backups") or ()),
-            dict(d.get("dirty") or {}),
-            d.get("yaml_text"),
-            d.get("md_hash"),
-        )
 
 
 @dataclass(frozen=True)

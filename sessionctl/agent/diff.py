@@ -8,16 +8,47 @@ The audit (:mod:`sessionctl.agent.audit`) judges it.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sessionctl import process
 from sessionctl.errors import SessionctlError
 from sessionctl.workspace import SCRATCH, Workspace
 
-if TYPE_CHECKING:
-    from sessionctl.agent.audit import Snapshot
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the loop notes before the agent starts, to compare with afterwards."""
+
+    log_text: str | None
+    start_commit: str | None
+    backups: tuple[str, ...] = ()  # hand-edited .md copies kept by re-rendering, before the session
+    dirty: dict[str, str] = field(default_factory=dict)  # changed before the session: path -> hash
+    yaml_text: str | None = None  # the campaign file, to restore if the agent breaks it
+    md_hash: str | None = None  # the rendered prompt as the agent got it
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "log_text": self.log_text,
+            "start_commit": self.start_commit,
+            "backups": list(self.backups),
+            "dirty": dict(self.dirty),
+            "yaml_text": self.yaml_text,
+            "md_hash": self.md_hash,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Snapshot:
+        return cls(
+            d.get("log_text"),
+            d.get("start_commit"),
+            tuple(d.get("backups") or ()),
+            dict(d.get("dirty") or {}),
+            d.get("yaml_text"),
+            d.get("md_hash"),
+        )
+
 
 _MAX_LINES_KEPT = 2000  # added lines scanned per file for forbidden patterns
 _HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+(\d+)(?:,(\d+))? @@")
