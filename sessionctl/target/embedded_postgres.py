@@ -196,6 +196,7 @@ class EmbeddedPostgres:
     def init(self) -> None:
         """Create the data folder (idempotent: an existing cluster is reused)."""
         if (self.datadir / "PG_VERSION").exists():
+            _make_socket_folder(self.datadir, self.user)
             return
         self.datadir.mkdir(parents=True, exist_ok=True)
         if self.user is not None:
@@ -220,6 +221,7 @@ class EmbeddedPostgres:
             ],
             timeout=120,
         )
+        _make_socket_folder(self.datadir, self.user)
 
     def start(self, *, attempts: int = 5) -> EmbeddedPostgres:
         """Start the server on a free loopback port (retrying another port if one is taken)."""
@@ -229,12 +231,7 @@ class EmbeddedPostgres:
             port = self.port or free_port()
             opts = [f"-p {port}", "-c listen_addresses=127.0.0.1", f"-k {self.sockdir}"]
             opts += [f"-c {k}={v}" for k, v in self.settings.items()]
-            self.sockdir.mkdir(exist_ok=True)
-            if self.user is not None:
-                import pwd
-
-                pw = pwd.getpwnam(self.user)
-                os.chown(self.sockdir, pw.pw_uid, pw.pw_gid)
+            _make_socket_folder(self.datadir, self.user)
             try:
                 self._run(
                     [
@@ -321,6 +318,17 @@ class EmbeddedPostgres:
         self.cleanup()
 
 
+def _make_socket_folder(datadir: Path, user: str | None) -> None:
+    """Make ``datadir/socket`` (the server's -k folder), owned by the user the server runs as."""
+    sockdir = datadir / "socket"
+    sockdir.mkdir(exist_ok=True)
+    if user is not None:
+        import pwd
+
+        pw = pwd.getpwnam(user)
+        os.chown(sockdir, pw.pw_uid, pw.pw_gid)
+
+
 def _current_user() -> str:
     import pwd
 
@@ -353,8 +361,12 @@ def serve(datadir: Path, port: int) -> None:
     (made by :meth:`EmbeddedPostgres.init`).
     """
     if not (datadir / "PG_VERSION").exists():
-        raise TargetError(f"{datadir}: not a PostgreSQL data folder; create it with initdb first")
+        raise TargetError(
+            f"{datadir}: not a PostgreSQL data folder; create it first with "
+            f"`python -m sessionctl.target.embedded_postgres init --datadir {datadir}`"
+        )
     user = unprivileged_user()
+    _make_socket_folder(datadir, user)
     bindir = _reachable_bindir(find_bindir(), user)
     argv = server_argv(bindir, datadir, port)
     if user is not None:
@@ -369,7 +381,7 @@ def serve(datadir: Path, port: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m sessionctl.target.embedded_postgres serve --datadir D --port P``."""
+    """``python -m sessionctl.target.embedded_postgres init|serve --datadir D [--port P]``."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m sessionctl.target.embedded_postgres")
@@ -377,10 +389,18 @@ def main(argv: list[str] | None = None) -> int:
     p_serve = sub.add_parser("serve", help="run a server in the foreground on 127.0.0.1")
     p_serve.add_argument("--datadir", type=Path, required=True)
     p_serve.add_argument("--port", type=int, required=True)
+    p_init = sub.add_parser("init", help="create a data folder for serve (initdb; idempotent)")
+    p_init.add_argument("--datadir", type=Path, required=True)
     args = parser.parse_args(argv)
     try:
-        serve(args.datadir, args.port)
-    except (TargetError, ToolNotFound) as exc:
+        if args.command == "init":
+            EmbeddedPostgres(args.datadir.absolute()).init()
+            print(
+                f"initialized {args.datadir}; run it with `serve --datadir {args.datadir} --port P`"
+            )
+        else:
+            serve(args.datadir, args.port)
+    except (TargetError, ToolNotFound, CommandError) as exc:
         print(f"error: {exc}", flush=True)
         return 1
     return 0
