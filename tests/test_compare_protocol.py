@@ -273,3 +273,20 @@ def test_calibration_counts_trials_and_pools_the_noise_floor() -> None:
     assert "| lenient | 19/20 | 95.0% |" in md and "| met |" in md
     data = cal.to_dict(runs=False)
     assert data["aa"] and "runs" not in data["trials"][0] and len(data["trials"]) == 20
+
+
+def test_calibration_reports_the_false_verdict_share_with_its_interval() -> None:
+    from sessionctl.verdict import stats
+    from sessionctl.verdict.calibration import Calibration
+
+    quiet = _aa_trial([100.5, 100.0, 99.5])
+    loud = _aa_trial([120.0, 121.5, 118.0])  # improved: false in an A/A
+    cal = Calibration("b", (quiet,) * 18 + (loud,) * 2)
+    lenient = cal.readings()[0]
+    assert (lenient["false_trials"], lenient["false_share"]) == (2, 0.1)
+    low, high = stats.wilson(2, 20)
+    assert (lenient["false_ci_low"], lenient["false_ci_high"]) == (low, high)
+    line = cal.false_share_line()
+    expected = f"lenient 2/20 = 10.0% (95% CI {low * 100:.1f}% … {high * 100:.1f}%)"
+    assert line.startswith("false-verdict share: " + expected) and line.endswith("target <= 5.0%")
+    assert line in cal.summary_md()

@@ -147,6 +147,7 @@ def _show_calibration(console: Any, cal: Any) -> None:
         ["reading", "quiet trials", "share", "95% CI", "target >= 95%"],
         rows,
     )
+    console.print_text(cal.false_share_line())
     counts = cal.verdict_counts()
     floor = [
         (f["metric"], pct(f["median_cv"]), pct(f["median_mde"]),

@@ -58,9 +58,21 @@ class Calibration:
         for name, bad in (("lenient", self.false_trials), ("strict", self.directional_trials)):
             ok = n - bad
             low, high = stats.wilson(ok, n)
+            false_low, false_high = stats.wilson(bad, n)
             out.append({"reading": name, "quiet_trials": ok, "trials": n, "share": ok / n,
-                        "ci_low": low, "ci_high": high, "passed": ok >= TARGET * n})  # fmt: skip
+                        "ci_low": low, "ci_high": high, "passed": ok >= TARGET * n,
+                        "false_trials": bad, "false_share": bad / n,
+                        "false_ci_low": false_low, "false_ci_high": false_high})  # fmt: skip
         return out
+
+    def false_share_line(self) -> str:
+        """The false-verdict share of each reading with its 95 % interval, in one line."""
+        parts = [
+            f"{r['reading']} {r['false_trials']}/{r['trials']} = {_pct(r['false_share'])} "
+            f"(95% CI {_pct(r['false_ci_low'])} … {_pct(r['false_ci_high'])})"
+            for r in self.readings()
+        ]
+        return f"false-verdict share: {'; '.join(parts)}; target <= {_pct(1 - TARGET)}"
 
     def noise_floor(self) -> list[dict[str, Any]]:
         """Per metric, pooled over the trials: median CV, median MDE, median pairs needed."""
@@ -104,6 +116,8 @@ class Calibration:
                 f"{'met' if r['passed'] else 'not met'} |"
             )
         lines += [
+            "",
+            self.false_share_line() + ".",
             "",
             "| metric | median CV | median MDE | pairs for threshold |",
             "|---|---:|---:|---:|",
