@@ -136,6 +136,20 @@ def table(
     _console("out").print(t)
 
 
+def bullets(title: str, items: Sequence[str]) -> None:
+    """Print a titled list, each item wrapped to the terminal's width under its bullet."""
+    import textwrap
+
+    out = _console("out")
+    out.print(escape(title), markup=True)
+    width = max(out.width, 40)
+    for item in items:
+        out.print(
+            escape(textwrap.fill(item, width, initial_indent="  - ", subsequent_indent="    ")),
+            markup=True,
+        )
+
+
 def kv(title: str | None, items: Mapping[str, Any]) -> None:
     """Print key/value pairs as a two-column table."""
     from rich.table import Table

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import git
+from conftest import REPO, git
 from typer.testing import CliRunner
 
 from sessionctl.cli import app
@@ -223,3 +223,36 @@ def test_status_formats_values_with_units(demo: Workspace) -> None:
     code, out, err = invoke("status")
     assert code == 0, err
     assert "qps@c4 = 147.2 queries/s" in out and "p50_ms@c4 = 26.1 ms" in out
+
+
+def test_status_of_a_ddl_session_fits_100_columns_one_metric_per_line(demo: Workspace) -> None:
+    import os
+    import subprocess
+    import sys
+
+    assert invoke("start")[0] == 0
+    levels = ("n1.0k", "n10k", "n100k")
+    names = [
+        f"{k}.{s}_ms@{n}" for n in levels for k in ("table", "view") for s in ("median", "p90")
+    ]
+    metrics = [a for i, name in enumerate(names) for a in ("--metric", f"{name}={i + 1.5}ms")]
+    assert invoke("record", "--phase", "baseline", *metrics)[0] == 0
+    finding = "catalog writes dominate the probe's time " * 6
+    assert invoke("record", "--phase", "profile", "--finding", finding.strip())[0] == 0
+    env = {**os.environ, "COLUMNS": "100", "TERM": "dumb", "PYTHONPATH": str(REPO)}
+    res = subprocess.run(
+        [sys.executable, "-m", "sessionctl", "status"],
+        cwd=demo.root,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 100, res.stdout
+    for i, name in enumerate(names):
+        (line,) = [ln for ln in lines if f"{name} = " in ln]
+        assert line.count(" = ") == 1 and f"{i + 1.5:g} ms" in line, line
+    at = lines.index("Findings")
+    assert lines[at + 1].startswith("  - catalog writes") and lines[at + 2].startswith("    ")

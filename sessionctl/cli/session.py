@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -152,27 +153,15 @@ def status_cmd(name: CampaignArg = None, json_output: JsonOpt = False) -> None:
             [[p.name, "yes" if p.done else "no", p.entries] for p in st.phases],
         )
         if st.measurements:
-            from sessionctl.perflog import format_value
-
-            rows = [
-                [
-                    m["phase"],
-                    m["name"],
-                    ", ".join(
-                        f"{v['name']} = {format_value(v['value'], v['unit'])}" for v in m["values"]
-                    ),
-                ]
-                for m in st.measurements
-            ]
-            console.table("Measurements", ["phase", "benchmark", "values"], rows)
+            rows = measurement_rows(st.measurements)
+            console.table("Measurements", ["phase", "benchmark", "value"], rows)
         if st.findings:
-            console.table(
+            console.bullets(
                 "Findings",
-                ["phase", "finding"],
-                [[f["phase"] or "", f["text"]] for f in st.findings],
+                [f["text"] + (f" ({f['phase']})" if f["phase"] else "") for f in st.findings],
             )
         if st.missing:
-            console.print_text("Before close: " + "; ".join(st.missing))
+            console.bullets("Before close:", st.missing)
         if st.close_request:
             r = st.close_request
             console.print_text(
@@ -191,6 +180,21 @@ def status_cmd(name: CampaignArg = None, json_output: JsonOpt = False) -> None:
             console.warn(f"close plan unavailable: {st.plan_error}")
 
     emit(json_output, st.to_dict(), human)
+
+
+def measurement_rows(measurements: Sequence[dict[str, Any]]) -> list[list[str]]:
+    """One row per value (a ddl bench has dozens), the phase and benchmark on a group's first."""
+    from sessionctl.perflog import format_value
+
+    rows: list[list[str]] = []
+    for m in measurements:
+        phase = m["phase"] or ("A/A" if m.get("aa") else str(m.get("source") or ""))
+        cells = [f"{v['name']} = {format_value(v['value'], v['unit'])}" for v in m["values"]]
+        if not cells:
+            cells = ["A/A calibration (never the verdict)" if m.get("aa") else "(no values)"]
+        for i, cell in enumerate(cells):
+            rows.append([phase if i == 0 else "", m["name"] if i == 0 else "", cell])
+    return rows
 
 
 def record_cmd(

@@ -514,6 +514,7 @@ def status(ws: Workspace, campaign: str, *, plan: bool = True) -> SessionStatus:
             "at": e.get("at"),
             "source": e["measurement"].get("source"),
             "name": e["measurement"].get("name"),
+            "aa": bool((e["measurement"].get("details") or {}).get("aa")),
             "values": [
                 {"name": v["name"], "value": v["value"], "unit": v.get("unit", "")}
                 for v in e["measurement"].get("values", ())
