@@ -26,7 +26,13 @@ from sessionctl.metrics.scrape import scrape
 from sessionctl.process import spawn, stop_tree
 from sessionctl.reporting import NullReporter
 from sessionctl.session import engine
-from sessionctl.session.record import OpenSession, current, measurements, write_current
+from sessionctl.session.record import (
+    OpenSession,
+    clear_current,
+    current,
+    measurements,
+    write_current,
+)
 from sessionctl.target.embedded_postgres import free_port
 from sessionctl.target.server import TargetHandle
 from sessionctl.workspace import Workspace
@@ -121,6 +127,29 @@ def test_a_bench_started_without_a_session_is_not_recorded_later(
         ws, "bench", bench="lookup", concurrency=[1], duration=0.2, reporter=OpenOnResult()
     )
     assert out.session is None and measurements(ws, "bench", 9) == []
+
+
+def test_the_report_of_an_unrecorded_bench_says_why_not_that_no_session_is_open(
+    ws: Workspace, pg_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sessionctl.cli.bench import _show
+
+    write_campaign(ws, pg_url)
+    open_session(ws, 7)
+    rep = SwitchSessionOnFirstResult(ws)
+    out = run_bench(ws, "bench", bench="lookup", concurrency=[1], duration=0.2, reporter=rep)
+    capsys.readouterr()
+    _show(out, recorded=True)
+    shown = capsys.readouterr().out
+    assert "not recorded: session 7 ended while the benchmark ran; rerun it in the open" in shown
+    assert "no session is open" not in shown  # session 8 is open: that line would be false
+
+    write_campaign(ws, pg_url)
+    clear_current(ws, "bench")
+    out = run_bench(ws, "bench", bench="lookup", concurrency=[1], duration=0.2)
+    capsys.readouterr()
+    _show(out, recorded=True)
+    assert "not recorded: no session was open when it started" in capsys.readouterr().out
 
 
 # --- 8. a run too short to measure ---------------------------------------------------------------

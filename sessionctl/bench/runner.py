@@ -149,6 +149,7 @@ class BenchOutcome:
     table: list[dict[str, Any]]
     session: int | None  # the session it was recorded into (None: none open, or --no-record)
     run_dir: Path
+    not_recorded: str | None = None  # why not, when recording was asked for and did not happen
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -451,7 +452,7 @@ def run_bench(
     )
     atomic_write_json(run_dir / "outcome.json", outcome.to_dict())
     if record:
-        from sessionctl.session.record import record_measurement
+        from sessionctl.session.record import record_measurement, unrecorded_reason
 
         session = record_measurement(ws, campaign, m, phase=phase, started_in=started_in)
         if session is None and started_in is not None:
@@ -462,6 +463,9 @@ def run_bench(
         if session is not None:
             outcome = dataclasses.replace(outcome, session=session)
             atomic_write_json(run_dir / "outcome.json", outcome.to_dict())
+        else:
+            why = unrecorded_reason(started_in, "the benchmark ran")
+            outcome = dataclasses.replace(outcome, not_recorded=why)
     per_run = f" ({format_duration(secs)} per run)" if sweep_driver is None else ""
     reporter.info(f"raw data: {_rel(ws, run_dir)}{per_run}")
     return outcome

@@ -155,7 +155,7 @@ def _show(outcome: BenchOutcome, *, recorded: bool) -> None:
         phase = f" as {m.phase}" if m.phase else ""
         console.print_text(f"recorded into session {outcome.session}{phase}")
     elif recorded:
-        console.print_text("not recorded: no session is open (`sessionctl start` opens one)")
+        console.print_text(f"not recorded: {outcome.not_recorded or 'no session is open'}")
     console.print_text(f"raw data: {outcome.run_dir}")
 
 

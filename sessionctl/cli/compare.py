@@ -229,8 +229,11 @@ def _show(console: Any, result: Any, *, record: bool = True) -> None:
             f"recorded into session {result.session}{what}; raw data in {result.raw_dir}"
         )
     else:
-        why = "--no-record" if not record else "no open session"
-        console.print_text(f"{why}: not recorded; raw data in {result.raw_dir}")
+        if not record:
+            console.print_text(f"--no-record: not recorded; raw data in {result.raw_dir}")
+        else:
+            why = result.not_recorded or "no open session"
+            console.print_text(f"not recorded: {why}; raw data in {result.raw_dir}")
 
 
 def _pct(x: float | None) -> str:

@@ -358,4 +358,4 @@ def _show_outcome(outcome: ProfileOutcome, *, top: int, recorded: bool) -> None:
         phase = f" as {outcome.measurement.phase}" if outcome.measurement.phase else ""
         console.print_text(f"recorded into session {outcome.session}{phase}")
     elif recorded:
-        console.print_text("not recorded: no session is open (`sessionctl start` opens one)")
+        console.print_text(f"not recorded: {outcome.not_recorded or 'no session is open'}")

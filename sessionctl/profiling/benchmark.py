@@ -33,6 +33,7 @@ class ProfileOutcome:
     run_dir: Path
     diffs: dict[int, Any] = field(default_factory=dict)  # concurrency -> ProfileDiff
     sweep: Any = None  # a diff.Sweep when several levels were profiled
+    not_recorded: str | None = None  # why not, when recording was asked for and did not happen
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -218,7 +219,12 @@ def profile_benchmark(
         )
         if session is None and started_in is not None:
             reporter.warn(f"session {started_in} ended while profiling: not recorded")
-    return ProfileOutcome(tuple(runs), measurement, session, ctx.run_dir, diffs, swept)
+    why = None
+    if record and session is None:
+        from sessionctl.session.record import unrecorded_reason
+
+        why = unrecorded_reason(started_in, "profiling")
+    return ProfileOutcome(tuple(runs), measurement, session, ctx.run_dir, diffs, swept, why)
 
 
 def _combined_measurement(

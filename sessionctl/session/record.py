@@ -178,6 +178,13 @@ def open_number(ws: Workspace, campaign: str) -> int | None:
     return None if s is None else s.number
 
 
+def unrecorded_reason(started_in: int | None, what: str) -> str:
+    """Why a measurement that asked to be recorded was not, in a few words (for its report)."""
+    if started_in is None:
+        return "no session was open when it started (`sessionctl start` opens one)"
+    return f"session {started_in} ended while {what}; rerun it in the open session"
+
+
 def record_measurement(
     ws: Workspace,
     campaign: str,

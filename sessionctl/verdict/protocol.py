@@ -125,6 +125,7 @@ class CompareResult:
     session: int | None = None
     warnings: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
+    not_recorded: str | None = None  # why not, when recording was asked for and did not happen
 
     @property
     def false_verdicts(self) -> int:
@@ -474,6 +475,10 @@ def run_compare(
         if number is None and started_in is not None:
             reporter.warn(f"session {started_in} ended while comparing: not recorded (see {rel})")
         result = replace(result, session=number)
+        if number is None:
+            from sessionctl.session.record import unrecorded_reason
+
+            result = replace(result, not_recorded=unrecorded_reason(started_in, "comparing"))
     return result
 
 
