@@ -290,3 +290,13 @@ def test_calibration_reports_the_false_verdict_share_with_its_interval() -> None
     expected = f"lenient 2/20 = 10.0% (95% CI {low * 100:.1f}% … {high * 100:.1f}%)"
     assert line.startswith("false-verdict share: " + expected) and line.endswith("target <= 5.0%")
     assert line in cal.summary_md()
+
+
+def test_calibration_pairs_needed_is_a_whole_number_of_pairs() -> None:
+    from sessionctl.verdict.calibration import Calibration
+
+    trials = (_aa_trial([100.5, 100.0, 99.5]), _aa_trial([120.0, 121.5, 118.0]))
+    assert [f["pairs_needed"] for t in trials for f in t.noise_floor()] == [4, 3]
+    (floor,) = Calibration("b", trials).noise_floor()
+    assert floor["median_pairs_needed"] == 4  # the median 3.5, rounded up: pairs come whole
+    assert "| 4 |" in Calibration("b", trials).summary_md()

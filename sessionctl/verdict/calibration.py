@@ -16,6 +16,7 @@ One calibration is recorded into the open session as a single ``compare`` measur
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -88,7 +89,7 @@ class Calibration:
                 "metric": metric,
                 "median_cv": _median(v["cv"]),
                 "median_mde": _median(v["mde"]),
-                "median_pairs_needed": _median(v["pairs"]),
+                "median_pairs_needed": _ceil(_median(v["pairs"])),  # a count: never 2168.5
             }
             for metric, v in pooled.items()
         ]
@@ -149,6 +150,10 @@ class Calibration:
 
 def _median(xs: Sequence[float]) -> float | None:
     return statistics.median(xs) if xs else None
+
+
+def _ceil(x: float | None) -> int | None:
+    return None if x is None else math.ceil(x)
 
 
 def _pct(x: float | None) -> str:
