@@ -262,6 +262,12 @@ def test_a_refused_carry_commit_at_start_leaves_the_index_as_it_was(
     git(ws.root, "add", "prompts/demo.yaml")  # staged by the user; must stay exactly so
     (ws.root / "prompts" / "demo.md").write_text("stale render\n")
     before = porcelain(ws.root)
-    with pytest.raises(VcsError, match="lint failed"):
+    with pytest.raises(VcsError, match="lint failed") as refused:
         engine.start(ws, "demo")
     assert porcelain(ws.root) == before and record.current(ws, "demo") is None
+    # One line that says what start was doing and how to go on, not just git's argv.
+    message = str(refused.value)
+    assert (
+        message.startswith("start: committing the campaign's own edits (") and "\n" not in message
+    )
+    assert message.endswith("then rerun `sessionctl start demo`")

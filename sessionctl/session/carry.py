@@ -67,10 +67,14 @@ def carry(
     saved = vcs.save_index(index_copy)
     try:
         return vcs.commit_paths(title=title, message=message, paths=paths, scratch=scratch)
-    except (VcsError, CommandError):
+    except (VcsError, CommandError) as exc:
         if saved:  # a refused commit (a hook, say) leaves the index as the user had it
             vcs.restore_index(index_copy)
-        raise
+        raise VcsError(
+            f"start: committing the campaign's own edits ({', '.join(paths)}) first failed, so "
+            f"no session was opened: {exc}; fix that (a pre-commit hook?) or commit them "
+            f"yourself, then rerun `sessionctl start {campaign}`"
+        ) from None
     finally:
         index_copy.unlink(missing_ok=True)
 
