@@ -162,3 +162,15 @@ def test_on_a_terminal_init_asks_for_what_is_missing(empty_repo: Path) -> None:
     assert camp.target.sql_url == "postgres://h/db"
     assert (camp.benchmarks[0].driver, camp.benchmarks[0].query) == ("pgbench", "select 2")
     assert camp.title == "Asked on a terminal"
+
+
+def test_the_next_commands_init_prints_work_beside_another_campaign(empty_repo: Path) -> None:
+    assert invoke("init", "first")[0] == 0
+    git(empty_repo, "add", "-A")
+    git(empty_repo, "commit", "-qm", "the first campaign")
+    code, out, err = invoke("init", "second")
+    assert code == 0, err
+    hint = out.split("then `", 1)[1].split("`", 1)[0].split()
+    assert hint == ["sessionctl", "start", "second"]  # a bare `start` asks which campaign
+    code, out, err = invoke(*hint[1:])
+    assert code == 0 and "Session 1 of second is open" in out, err

@@ -78,7 +78,8 @@ def init_cmd(
     def human() -> None:
         console.print_text(
             f"created {created.yaml}, {created.markdown} and {created.log}; next: "
-            f"`sessionctl prompt check {created.campaign}`, then `sessionctl start`"
+            f"`sessionctl prompt check {created.campaign}`, "
+            f"then `sessionctl start {created.campaign}`"
         )
 
     emit(
