@@ -125,6 +125,22 @@ def test_undo_right_after_a_start_that_carried_edits_restores_everything(demo: W
     assert invoke("start")[0] == 0 and record.current(demo, "demo") is not None
 
 
+def test_undo_removes_the_baseline_worktree_a_compare_made(demo: Workspace) -> None:
+    from sessionctl.verdict.sides import baseline_worktree
+
+    before = git(demo.root, "worktree", "list", "--porcelain")
+    assert invoke("start")[0] == 0
+    baseline_worktree(demo, "demo", record.current(demo, "demo"))  # what `compare` does first
+    assert git(demo.root, "worktree", "list", "--porcelain") != before
+    code, _, err = invoke("abort", "--undo")
+    assert code == 0, err
+    assert git(demo.root, "worktree", "list", "--porcelain") == before  # nothing left registered
+    # The next start gets session 1 again, and its compare can make the worktree again.
+    assert invoke("start")[0] == 0
+    path = baseline_worktree(demo, "demo", record.current(demo, "demo"))
+    assert (path / "app.py").read_text() == "x = 1\n"
+
+
 def test_undo_after_a_clean_start_restores_the_prompt_it_rendered(ws: Workspace) -> None:
     # The YAML is committed but was never rendered: start writes prompts/demo.md; undo deletes it.
     (ws.root / "prompts" / "demo.yaml").write_text(CAMPAIGN)

@@ -162,6 +162,11 @@ def undo(ws: Workspace, campaign: str, *, vcs: Vcs) -> UndoResult:
         if checkpoint is not None:
             vcs.restore(str(checkpoint))
         prompt_restored = _restore_prompt(ws, session)
+        # A `compare` (even --no-record) made a worktree of the start: git keeps it registered,
+        # and the next session with this number could then not make its own.
+        from sessionctl.verdict.sides import remove_baseline_worktree
+
+        remove_baseline_worktree(ws, campaign, session)
         folder = store_.session_path(ws, campaign, n)
         store_.clear_current(ws, campaign)
         shutil.rmtree(folder, ignore_errors=True)
