@@ -381,7 +381,7 @@ def run_compare(
         load_campaign,
         new_run_dir,
     )
-    from sessionctl.session.record import open_number, record_measurement
+    from sessionctl.session.record import open_number, record_measurement, unrecorded_reason
 
     started_in = open_number(ws, campaign)  # the comparison belongs to this session only
     if rate is not None and not rate > 0:
@@ -476,8 +476,6 @@ def run_compare(
             reporter.warn(f"session {started_in} ended while comparing: not recorded (see {rel})")
         result = replace(result, session=number)
         if number is None:
-            from sessionctl.session.record import unrecorded_reason
-
             result = replace(result, not_recorded=unrecorded_reason(started_in, "comparing"))
     return result
 
