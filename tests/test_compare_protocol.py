@@ -300,3 +300,15 @@ def test_calibration_pairs_needed_is_a_whole_number_of_pairs() -> None:
     (floor,) = Calibration("b", trials).noise_floor()
     assert floor["median_pairs_needed"] == 4  # the median 3.5, rounded up: pairs come whole
     assert "| 4 |" in Calibration("b", trials).summary_md()
+
+
+def test_cli_says_why_a_comparison_was_not_recorded(capsys: pytest.CaptureFixture[str]) -> None:
+    from sessionctl import console
+    from sessionctl.cli.compare import _show
+    from sessionctl.session.record import unrecorded_reason
+
+    why = unrecorded_reason(7, "comparing")
+    _show(console, replace(_result(aa=False), not_recorded=why))
+    out = " ".join(capsys.readouterr().out.split())
+    assert "not recorded: session 7 ended while comparing; rerun it in the open session" in out
+    assert "no open session" not in out
