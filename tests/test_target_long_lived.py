@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -144,6 +145,27 @@ def test_a_server_already_answering_is_used_and_not_stopped(
     assert starts.read_text().split() == [str(pid), "-"]
     assert long_lived.alive(pid)
     os.kill(pid, 2)
+
+
+def test_status_shows_a_recorded_server_that_died_as_exited(
+    campaign: tuple[Workspace, Path],
+) -> None:
+    runner = CliRunner()
+    up = json.loads(runner.invoke(app, ["target", "start", "-C", "ll", "--json"]).stdout)
+    pid = up["pid"]
+    os.kill(pid, 9)  # it crashed: the state file still names it
+    for _ in range(400):  # SIGKILL is not instant; bounded, whatever the machine's load
+        if not long_lived.alive(pid):
+            break
+        time.sleep(0.05)
+    doc = json.loads(runner.invoke(app, ["target", "status", "-C", "ll", "--json"]).stdout)
+    assert (doc["pid"], doc["alive"], doc["ready"]) == (pid, False, False)
+    res = runner.invoke(app, ["target", "status", "-C", "ll"])
+    assert (
+        res.exit_code == 0 and f"{pid} (exited)" in res.stdout and "none recorded" not in res.stdout
+    )
+    again = json.loads(runner.invoke(app, ["target", "start", "-C", "ll", "--json"]).stdout)
+    assert again["pid"] != pid and again["alive"] and again["ready"]
 
 
 def test_a_preserved_build_side_is_refused_without_touching_the_server(

@@ -32,7 +32,13 @@ def _show(console: Any, d: dict[str, Any]) -> None:
         "target",
         {
             "restart": d["restart"] + (" (long-lived)" if d["long_lived"] else ""),
-            "pid": d["pid"] if d["pid"] is not None else "none recorded",
+            "pid": (
+                "none recorded"
+                if d["pid"] is None
+                else d["pid"]
+                if d["alive"]
+                else f"{d['pid']} (exited)"
+            ),
             "ready": "yes" if d["ready"] else f"no ({d['not_ready']})",
             "started at": d["started_at"] or "n/a",
             "log": d["log"] or "n/a",

@@ -8,7 +8,7 @@ from __future__ import annotations
 import signal
 from typing import Any
 
-from sessionctl.target.long_lived import State, live_state, stop
+from sessionctl.target.long_lived import State, alive, read_state, stop
 from sessionctl.workspace import Workspace
 
 
@@ -30,7 +30,7 @@ def status(ws: Workspace, campaign: Any) -> dict[str, Any]:
     from sessionctl.target.server import TargetHandle, redact
 
     handle = TargetHandle(ws, campaign)
-    st = live_state(ws, campaign.name)
+    st = read_state(ws, campaign.name)  # a read: a dead server's record is shown, not removed
     try:
         ready, why = handle._probe()
     except TargetError as exc:  # e.g. no sql_url to probe
@@ -39,7 +39,7 @@ def status(ws: Workspace, campaign: Any) -> dict[str, Any]:
         "restart": campaign.target.restart,
         "long_lived": handle.long_lived,
         "pid": st.pid if st else None,
-        "alive": st is not None,
+        "alive": st is not None and alive(st.pid),
         "ready": ready,
         "not_ready": None if ready else why,
         "started_at": st.started_at if st else None,
