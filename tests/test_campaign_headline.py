@@ -96,7 +96,7 @@ def test_without_a_headline_the_output_says_which_metric_was_used(ws: Workspace)
     record("remeasure", "qps@c4=100", "qps@c4=102", "qps@c4=99", "p50_ms=5", "p50_ms=5.1")
     code, out, err = invoke("close", "--dry-run")
     assert code == 0, err
-    assert "verdict on qps@c4 (no headline: in the campaign" in out
+    assert "verdict on qps@c4 (the campaign sets no headline" in out
     assert "perf(ddl): session 1: Cache the plans\n" in out  # today's subject, unchanged
 
 

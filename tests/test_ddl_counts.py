@@ -95,6 +95,8 @@ def test_baseline_and_remeasure_at_different_counts_are_not_comparable() -> None
     assert (j.a, j.b) == (1.1, 3.2)
     assert "baseline measured at 1,000 objects, re-measure at 3,000" in j.warnings[0]
     assert not any(x.verdict in ("improved", "regressed") for x in js.values())
+    # The count itself is what makes them incomparable, not a metric with a row of its own.
+    assert not [m for m in js if m.startswith("objects@")], sorted(js)
     # At the same count, the same values are judged.
     same = [ddl_measurement("baseline", 3000, (3.0, 3.1, 3.2)),
             ddl_measurement("remeasure", 3010, (1.0, 1.1, 1.2))]  # fmt: skip
@@ -103,6 +105,7 @@ def test_baseline_and_remeasure_at_different_counts_are_not_comparable() -> None
     # (judging 3 probes against 3 probes said "regressed"/"improved" on no-ops before).
     j = judged["table.median_ms@n3.0k"]
     assert j.verdict == "inconclusive" and j.n == 1
+    assert "objects@n3.0k" not in judged, sorted(judged)
     assert "`sessionctl compare` judges paired blocks" in j.warnings[0]
 
 

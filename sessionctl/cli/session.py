@@ -131,7 +131,7 @@ def status_cmd(name: CampaignArg = None, json_output: JsonOpt = False) -> None:
             return
         kind = "diagnostic" if st.diagnostic else "optimization"
         facts = {"step": f"{st.step_id or '-'}: {st.step_title}", "started": st.started_at}
-        facts["verdict on"] = st.headline or "the default rule (no headline: in the campaign)"
+        facts["verdict on"] = st.headline or "the default rule (the campaign sets no headline)"
         now = st.headline_now
         if now is not None:
             from sessionctl.perflog import format_value

@@ -101,7 +101,11 @@ def summarize_session(
             for v in m.values:
                 side[(m.name, v.name)] = v
     covered = {(bench, j.metric) for bench, js in paired.items() for j in js}
-    shared = [k for k in before if k in after and k not in covered]
+    # The measured object count (``objects@n3.0k``) is a condition of a ddl measurement, not an
+    # outcome: it decides what is comparable (``_across_counts``), it is never judged itself.
+    shared = [
+        k for k in before if k in after and k not in covered and before[k].unit != COUNT_UNIT
+    ]
     several = len({bench for bench, _ in shared} | set(paired)) > 1
     out = [
         _declared(replace(j, metric=f"{bench}:{j.metric}") if several else j, primary, better)
@@ -127,6 +131,7 @@ def summarize_session(
 
 
 NOT_COMPARABLE = "not comparable"
+COUNT_UNIT = "objects"  # the unit of a ddl run's measured object count (``objects@n3.0k``)
 ONE_BLOCK = (
     "one probe block per side (its probes are not independent runs): no verdict; "
     "`sessionctl compare` judges paired blocks"
@@ -147,7 +152,7 @@ def _across_counts(
     def by_stem(side: Mapping[tuple[str, str], Value]) -> dict[tuple[str, str], dict[str, Value]]:
         out: dict[tuple[str, str], dict[str, Value]] = {}
         for (bench, name), v in side.items():
-            key = count_key(name) if v.objects is not None else None
+            key = count_key(name) if v.objects is not None and v.unit != COUNT_UNIT else None
             if key is not None and (bench, name) not in covered:
                 out.setdefault((bench, key[0]), {})[key[1]] = v
         return out
@@ -377,7 +382,7 @@ def choose_headline(
         return HeadlineChoice(None, None, "default", "verdict n/a: nothing was judged")
     return HeadlineChoice(
         j.metric, j, "default",
-        f"verdict on {j.metric} (no headline: in the campaign; the highest-concurrency QPS, "
+        f"verdict on {j.metric} (the campaign sets no headline: the highest-concurrency QPS, "
         "else the first throughput, else the first judged metric)",
     )  # fmt: skip
 
