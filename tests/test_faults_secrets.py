@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -121,20 +120,19 @@ def test_redaction_rules() -> None:
     ],
     ids=["word", "password-word", "url-starts"],
 )
-def test_redaction_of_megabytes_takes_well_under_a_second_per_megabyte(token: str) -> None:
-    started = time.perf_counter()
-    assert MASK not in redact(token)
-    # The old pattern needed minutes for 200 KB; a generous bound keeps a loaded machine green.
-    assert time.perf_counter() - started < 10
+def test_megabytes_of_hostile_text_are_redacted(token: str) -> None:
+    # The old pattern needed minutes for 200 KB, so it never got here within the suite's
+    # timeout; the speed itself (linear growth) is measured by benchmarks/redaction.py, not
+    # asserted against a clock.
+    assert redact(token) == token
+    assert redact(token + " postgres://u:pw@h/db") == token + " postgres://u:***@h/db"
 
 
 def test_a_campaign_with_a_200kb_token_renders_quickly(demo: Workspace) -> None:
     path = demo.root / "prompts" / "demo.yaml"
     path.write_text(CAMPAIGN.replace("title: Secrets", "title: Secrets\nstatus: " + "z" * 200_000))
-    started = time.perf_counter()
     text = render.render_prompt(store.load(demo, "demo").campaign, ws=demo)
     assert "z" * 200_000 in text and PW not in text
-    assert time.perf_counter() - started < 10
 
 
 def test_a_password_typed_into_the_close_summary_is_not_committed(demo: Workspace) -> None:
