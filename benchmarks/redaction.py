@@ -1,4 +1,4 @@
-"""Redaction stays linear: time to redact N and 2N bytes of hostile text, against a linear reference.
+"""Redaction stays linear: time to redact N and 2N bytes of hostile text against a reference.
 
 The old URL pattern backtracked over long words (200 KB took 67 s), so the test suite only checks
 that megabytes of such text are redacted correctly; the speed is measured here. For each shape of
