@@ -75,9 +75,81 @@ def _finite(data: Any) -> Any:
     return data
 
 
+def stream_json(data: Mapping[str, Any], *, chunk: int = 2000) -> None:
+    """Write ``data`` as one JSON object to stdout, streaming values that are iterators (not
+    lists or dicts) an item per line, so a 50 MB document is never built as one string."""
+    import json
+
+    encoder = json.JSONEncoder(default=str, ensure_ascii=False, allow_nan=False)
+
+    def encode(item: Any) -> str:
+        return encoder.encode(_finite(item))
+
+    write = sys.stdout.write
+    write("{")
+    for n, (key, value) in enumerate(data.items()):
+        write(("," if n else "") + "\n" + json.dumps(key) + ": ")
+        if isinstance(value, Iterator):
+            write("[")
+            buf: list[str] = []
+            first = True
+            for item in value:
+                buf.append(encode(item))
+                if len(buf) >= chunk:
+                    write(("\n" if first else ",\n") + ",\n".join(buf))
+                    first, buf = False, []
+            if buf:
+                write(("\n" if first else ",\n") + ",\n".join(buf))
+            write("]")
+        else:
+            text = json.dumps(
+                _finite(value), indent=2, default=str, ensure_ascii=False, allow_nan=False
+            )
+            write(text)
+    write("\n}\n")
+    sys.stdout.flush()
+
+
+def columns(headers: Sequence[str], rows: Sequence[Sequence[str]], *, right: int = 1) -> None:
+    """Print rows as plain aligned text: thousands of rows at the speed of the terminal, where
+    a rich table would lay out every cell. Columns from index ``right`` on are right-aligned."""
+    if not rows:
+        return
+    widths = [len(h) for h in headers]
+    for row in rows:
+        for i, cell in enumerate(row):
+            if len(cell) > widths[i]:
+                widths[i] = len(cell)
+    fmt = "  ".join(
+        f"{{{i}:{'>' if i >= right else '<'}{w}}}" for i, w in enumerate(widths)
+    ).rstrip()
+    write = sys.stdout.write
+    write(fmt.format(*headers).rstrip() + "\n")
+    for start in range(0, len(rows), 5000):
+        write("\n".join(fmt.format(*r).rstrip() for r in rows[start : start + 5000]) + "\n")
+    sys.stdout.flush()
+
+
 def print_text(text: str) -> None:
     """Write plain text to stdout without markup interpretation."""
     _console("out").print(escape(text) if text else "", markup=True)
+
+
+def print_wrapped(text: str, *, indent: str = "", hang: str = "") -> None:
+    """Write prose wrapped to the terminal's width: the first line after ``indent``, the rest
+    after ``hang`` (a bullet's text lines up under its first word)."""
+    import textwrap
+
+    width = max(_console("out").width, 40)
+    lines = textwrap.wrap(
+        text,
+        width=width,
+        initial_indent=indent,
+        subsequent_indent=hang,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+    print_text("\n".join(lines) or indent)
 
 
 def print_markup(text: str) -> None:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import click
 import typer
 
 from sessionctl import console
 from sessionctl.reporting import NULL, Reporter
-from sessionctl.workspace import Workspace, find_workspace, resolve_campaign
+
+if TYPE_CHECKING:
+    from sessionctl.workspace import Workspace
 
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print one JSON document on stdout instead of tables.")
@@ -45,6 +47,8 @@ def current_context() -> click.Context:
 
 def workspace() -> Workspace:
     """The workspace for this invocation (``--root``, ``$SESSIONCTL_ROOT`` or the nearest up)."""
+    from sessionctl.workspace import Workspace, find_workspace
+
     ctx = current_context()
     root = ctx.find_root().params.get("root")
     if root:
@@ -54,6 +58,8 @@ def workspace() -> Workspace:
 
 def campaign(name: str | None) -> tuple[Workspace, str]:
     """Resolve the workspace and the campaign name in one step."""
+    from sessionctl.workspace import resolve_campaign
+
     ws = workspace()
     return ws, resolve_campaign(ws, name)
 

@@ -14,10 +14,9 @@ import typer
 from sessionctl.cli.common import JsonOpt, emit
 
 if TYPE_CHECKING:
-    from sessionctl.campaign.model import MetricSpec
-    from sessionctl.metrics.delta import Delta
+    from sessionctl.metrics.delta import Delta, SeriesDelta
     from sessionctl.metrics.exposition import Labels, Snapshot
-    from sessionctl.metrics.summary import Summary
+    from sessionctl.metrics.summary import AdHocSpec, Summary
 
 metrics_app = typer.Typer(
     name="metrics",
@@ -55,6 +54,13 @@ ByOpt = Annotated[
         help="Break statistics down by this label (repeatable); others are summed.",
     ),
 ]
+# More rows than this are printed as plain text (a rich table lays out every cell first).
+SCREENFUL = 200
+# A summarised diff shows this many families and top movers at most.
+TOP = 15
+# Human output shows this many warnings of one kind at most (--json has them all).
+WARN_CAP = 10
+
 TimeoutOpt = Annotated[
     float, typer.Option("--timeout", metavar="SECONDS", help="Seconds to wait for a URL to answer.")
 ]
@@ -166,16 +172,22 @@ def diff_cmd(
     show_all: Annotated[bool, typer.Option("--all", help="List unchanged series too.")] = False,
     limit: Annotated[
         int,
-        typer.Option("--limit", metavar="N", help="List at most this many series (0: no limit)."),
+        typer.Option(
+            "--limit",
+            metavar="N",
+            help="List at most this many changed series, else summarise them (0: list all).",
+        ),
     ] = 40,
     timeout: TimeoutOpt = 10.0,
     json_output: JsonOpt = False,
 ) -> None:
-    """Show what changed between two scrapes: series deltas, resets, and per-metric statistics."""
-    from sessionctl import console
+    """Show what changed between two scrapes: series deltas, resets, and per-metric statistics.
+
+    When more series changed than --limit, the output is a summary: the families that changed
+    and the top movers. --limit 0 lists every changed series; --json streams everything.
+    """
     from sessionctl.metrics.delta import diff
     from sessionctl.metrics.scrape import scrape
-    from sessionctl.metrics.summary import summary
 
     snaps = [scrape(s, timeout=timeout, families=metric or None) for s in (before, after)]
     if metric:
@@ -184,53 +196,143 @@ def diff_cmd(
                 _require_families(snaps[1], [m])
     delta = diff(snaps[0], snaps[1])
     want = _labels(label)
-    specs = _specs(delta, metric or [], want, by or [], queries)
-    stats = summary(delta, specs, queries=queries, window_s=window)
+    stats = _stats(delta, metric or [], want, by or [], queries, window)
     rows = [
         s
         for s in delta.series
-        if (show_all or s.delta != 0 or s.new or s.reset) and _has(s.labels, want)
+        if (show_all or s.delta != 0 or s.new or s.reset) and (not want or _has(s.labels, want))
     ]
-    data = delta.to_dict()
-    data["series"] = [s.to_dict() for s in rows]
-    data["groups"] = [g.to_dict() for g in delta.groups if _has(g.labels, want)]
-    data["values"] = [v.to_dict() for v in stats.values]
-    data["summary_md"] = stats.markdown()
+    if json_output:
+        _diff_json(delta, stats, rows, want)
+    else:
+        _diff_human(delta, stats, rows, limit)
 
-    def show() -> None:
-        span = f"{delta.window_s:.1f}s apart" if delta.window_s else "times unknown"
-        console.print_text(f"{delta.before_source} → {delta.after_source} ({span})")
+
+def _stats(
+    delta: Delta,
+    names: list[str],
+    want: dict[str, str],
+    by: list[str],
+    queries: int | None,
+    window: float | None,
+) -> Summary | None:
+    """Per-metric statistics for ``--metric`` families (None without any: nothing to compute)."""
+    if not names and not delta.restarted:
+        return None
+    from sessionctl.metrics.summary import summary
+
+    return summary(delta, _specs(delta, names, want, by, queries), queries=queries, window_s=window)
+
+
+def _diff_json(
+    delta: Delta, stats: Summary | None, rows: list[SeriesDelta], want: dict[str, str]
+) -> None:
+    """Stream the diff as one JSON document: series and groups are written as they are encoded."""
+    from sessionctl import console
+    from sessionctl.metrics.overview import overview
+
+    console.stream_json(
+        {
+            "before": {"source": delta.before_source, "taken_at": delta.before_at},
+            "after": {"source": delta.after_source, "taken_at": delta.after_at},
+            "window_s": delta.window_s,
+            "restarted": delta.restarted,
+            "families": dict(delta.families),
+            "overview": overview(delta, rows).to_dict(),
+            "values": [v.to_dict() for v in stats.values] if stats else [],
+            "summary_md": stats.markdown() if stats else "",
+            "missing": [{"name": n, "labels": dict(lb)} for n, lb in delta.missing],
+            "warnings": list(delta.warnings),
+            "groups": (g.to_dict() for g in delta.groups if not want or _has(g.labels, want)),
+            "series": (s.to_dict() for s in rows),
+        }
+    )
+
+
+def _diff_human(delta: Delta, stats: Summary | None, rows: list[SeriesDelta], limit: int) -> None:
+    from sessionctl import console
+
+    span = f"{delta.window_s:.1f}s apart" if delta.window_s else "times unknown"
+    console.print_text(f"{delta.before_source} → {delta.after_source} ({span})")
+    if stats is not None:
         _show_summary(stats)
         for note in stats.notes:
             console.warn(note)
-        shown = rows if limit <= 0 else rows[:limit]
-        if shown:
-            console.table(
-                None,
-                ["series", "before", "after", "Δ", ""],
-                [
-                    [
-                        s.name + _fmt_labels(s.labels),
-                        _num(s.before),
-                        _num(s.after),
-                        _num(s.delta),
-                        _flags(s.reset, s.new),
-                    ]
-                    for s in shown
-                ],
-            )
-        else:
-            console.print_text("no series changed (--all lists unchanged ones)")
-        if len(rows) > len(shown):
-            console.print_text(
-                f"… {len(rows) - len(shown):,} more series (use --limit 0 or --json)"
-            )
-        for name, lb in delta.missing[: limit or None]:
-            console.warn(f"gone after: {name}{_fmt_labels(lb)}")
-        for w in delta.warnings:
-            console.warn(w)
+    if not rows:
+        console.print_text("no series changed (--all lists unchanged ones)")
+    elif limit <= 0 or len(rows) <= limit:
+        _series_rows(rows)
+    else:
+        _overview(delta, rows, limit)
+    _capped_warnings([f"gone after: {n}{_fmt_labels(lb)}" for n, lb in delta.missing], limit)
+    _capped_warnings(list(delta.warnings), limit)
 
-    emit(json_output, data, show)
+
+def _series_rows(rows: list[SeriesDelta]) -> None:
+    """Every row: a rich table for a screenful, plain aligned text beyond (fast for 100k)."""
+    from sessionctl import console
+
+    cells = [_series_cells(s) for s in rows]
+    if len(cells) <= SCREENFUL:
+        console.table(None, ["series", "before", "after", "Δ", ""], cells)
+    else:
+        console.columns(["series", "before", "after", "Δ", ""], cells)
+
+
+def _series_cells(s: SeriesDelta) -> list[str]:
+    return [
+        s.name + _fmt_labels(s.labels),
+        _num(s.before),
+        _num(s.after),
+        _num(s.delta),
+        _flags(s.reset, s.new),
+    ]
+
+
+def _overview(delta: Delta, rows: list[SeriesDelta], limit: int) -> None:
+    """A large diff at a glance: counts, the families that changed, the top movers."""
+    from sessionctl import console
+    from sessionctl.metrics.overview import overview
+
+    top = min(limit, TOP)
+    ov = overview(delta, rows, top=top)
+    extra = ", ".join(
+        f"{n:,} {what}"
+        for n, what in ((ov.resets, "reset"), (ov.new, "new"), (ov.missing, "gone"))
+        if n
+    )
+    console.print_text(
+        f"{ov.changed:,} of {ov.series:,} series changed in {ov.families_changed:,} of "
+        f"{ov.families:,} families" + (f" ({extra})" if extra else "")
+    )
+    shown = ov.by_family[:top]
+    console.table(
+        "Families changed (most changed series first; Δ: summed, histograms by _count)",
+        ["family", "type", "changed", "Δ"],
+        [[f.family, f.kind, f"{f.changed:,} of {f.series:,}", _num(f.delta)] for f in shown],
+    )
+    if len(ov.by_family) > len(shown):
+        console.print_text(f"… {len(ov.by_family) - len(shown):,} more families")
+    console.table(
+        "Top movers (largest |Δ|; buckets left out)",
+        ["series", "before", "after", "Δ", ""],
+        [_series_cells(s) for s in ov.movers],
+    )
+    console.print_text(
+        f"--limit 0 lists all {ov.changed:,} changed series; --metric NAME shows one family; "
+        "--json has everything"
+    )
+
+
+def _capped_warnings(lines: list[str], limit: int) -> None:
+    """Warn with the first few lines and count the rest (they are all in --json)."""
+    from sessionctl import console
+
+    cap = len(lines) if limit <= 0 else min(limit, WARN_CAP)
+    for line in lines[:cap]:
+        console.warn(line)
+    if len(lines) > cap:
+        console.warn(f"… {len(lines) - cap:,} more like these (--limit 0 or --json lists all)")
 
 
 @metrics_app.command("quantile")
@@ -372,8 +474,8 @@ def _labels(items: list[str] | None) -> dict[str, str]:
 
 def _specs(
     delta: Delta, names: list[str], labels: dict[str, str], by: list[str], queries: int | None
-) -> list[MetricSpec]:
-    from sessionctl.campaign.model import MetricSpec
+) -> list[AdHocSpec]:
+    from sessionctl.metrics.summary import AdHocSpec
 
     stats: dict[str, tuple[str, ...]] = {
         "histogram": ("count", "rate", "mean", "p50", "p90", "p99"),
@@ -386,9 +488,9 @@ def _specs(
         kind = delta.families.get(name, "histogram")
         kind = kind if kind in stats else "gauge"
         specs.append(
-            MetricSpec(
+            AdHocSpec(
                 name=name,
-                kind=kind,  # type: ignore[arg-type]
+                kind=kind,
                 labels=labels,
                 by=tuple(by),
                 stats=stats[kind],
@@ -402,13 +504,16 @@ def _require_families(snap: Snapshot, names: list[str]) -> None:
     import difflib
 
     from sessionctl.errors import UsageError
+    from sessionctl.metrics.scrape import fetch
 
     for name in names:
         if name not in snap.families:
+            # A one-family scrape of a file keeps no text (it was never decoded): read it now.
+            text = snap.text or fetch(snap.source)[0]
             known = sorted(
                 {
                     p[2]
-                    for line in snap.text.splitlines()
+                    for line in text.splitlines()
                     if line.startswith("# TYPE ") and len(p := line.split()) > 2
                 }
             )

@@ -14,19 +14,29 @@ series missing after are reported.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from functools import lru_cache
+from typing import Any, NamedTuple
 
-from sessionctl.metrics.exposition import RESTART_FAMILY, Labels, Snapshot, label_key
+from sessionctl.metrics.exposition import (
+    RESTART_FAMILY,
+    Labels,
+    Snapshot,
+    bucket_labels,
+    gc_paused,
+    label_key,
+)
 from sessionctl.metrics.quantile import QuantileResult, bucket_quantile, parse_go_float
 
 COUNTER_KINDS = ("counter", "histogram", "summary")
 
 
-@dataclass(frozen=True)
-class SeriesDelta:
-    """One series' change between the scrapes (buckets, sums and counts included)."""
+class SeriesDelta(NamedTuple):
+    """One series' change between the scrapes (buckets, sums and counts included).
+
+    A named tuple, not a dataclass: a full diff of a large exposition makes 100k of these, and
+    a tuple is built three times faster than a frozen dataclass (and is just as immutable)."""
 
     name: str
     labels: Labels
@@ -142,6 +152,11 @@ EMPTY = Snapshot({}, 0.0, "<empty>")
 
 def diff(before: Snapshot, after: Snapshot) -> Delta:
     """Compute per-series and per-histogram deltas from ``before`` to ``after``."""
+    with gc_paused():
+        return _diff(before, after)
+
+
+def _diff(before: Snapshot, after: Snapshot) -> Delta:
     warnings: list[str] = []
     restarted = _restarted(before, after)
     if restarted:
@@ -161,14 +176,20 @@ def diff(before: Snapshot, after: Snapshot) -> Delta:
     names = list(after.families) + [n for n in before.families if n not in after.families]
     for name in names:
         kind = kinds[name]
-        b_idx = _index(before, name, warnings)
-        a_idx = _index(after, name, warnings)
-        missing.extend(k for k in b_idx if k not in a_idx)
         if kind in ("histogram", "summary"):
-            g, s = _diff_groups(name, kind, before, after, b_idx, a_idx, restarted, warnings)
+            b_groups, b_idx = _group_index(before, name, kind, warnings)
+            a_groups, a_idx = _group_index(after, name, kind, warnings)
+            missing.extend(_missing_groups(name, b_groups, a_groups))
+            missing.extend(k for k in b_idx if k not in a_idx)
+            g, s = _diff_groups(
+                name, kind, before, after, b_groups, a_groups, b_idx, restarted, warnings
+            )
             groups.extend(g)
             series.extend(s)
         else:
+            b_idx = _index(before, name, warnings)
+            a_idx = _index(after, name, warnings)
+            missing.extend(k for k in b_idx if k not in a_idx)
             series.extend(_diff_plain(name, kind, before, after, b_idx, a_idx, restarted))
     return Delta(
         before_at=before.taken_at,
@@ -192,7 +213,7 @@ def _index(snap: Snapshot, family: str, warnings: list[str]) -> dict[tuple[str, 
     for name, raw, value, _ts in fam.samples:
         key = (name, label_key(raw))
         if key in out:
-            warnings.append(f"{snap.source}: duplicate series {name}{{{raw}}}; kept the first")
+            warnings.append(_duplicate(snap, name, raw))
             continue
         out[key] = value
     return out
@@ -242,29 +263,92 @@ def _diff_plain(
 @dataclass
 class _Group:
     buckets: dict[str, float] = field(default_factory=dict)
+    labels: dict[str, Labels] = field(default_factory=dict)  # le -> the bucket's full labels
     sum: float | None = None
     count: float | None = None
     other: list[tuple[str, Labels, float]] = field(default_factory=list)
 
 
-def _groups(family: str, kind: str, idx: dict[tuple[str, Labels], float]) -> dict[Labels, _Group]:
-    strip = "le" if kind == "histogram" else "quantile"
-    out: dict[Labels, _Group] = {}
+def _group_index(
+    snap: Snapshot, family: str, kind: str, warnings: list[str]
+) -> tuple[dict[Labels, _Group], dict[tuple[str, Labels], float]]:
+    """A histogram's (or summary's) samples as groups by label set (without ``le``/``quantile``),
+    plus every other sample of the family by (name, labels). Bucket label text is split once per
+    distinct text (cached), so the after scrape, which repeats the before one's, costs a look-up."""
+    groups: dict[Labels, _Group] = {}
+    other: dict[tuple[str, Labels], float] = {}
+    fam = snap.families.get(family)
+    if fam is None:
+        return groups, other
     bucket, sum_, count = family + "_bucket", family + "_sum", family + "_count"
-    for (name, labels), v in idx.items():
-        if name == sum_:
-            out.setdefault(labels, _Group()).sum = v
-        elif name == count:
-            out.setdefault(labels, _Group()).count = v
-        elif kind == "histogram" and name == bucket:
-            le = next((val for k, val in labels if k == strip), None)
-            key = tuple(p for p in labels if p[0] != strip)
+    histogram = kind == "histogram"
+    last_key: Labels | None = None
+    g = _Group()
+    for name, raw, value, _ts in fam.samples:
+        if histogram and name == bucket:
+            key, le, full = bucket_labels(raw)
             if le is not None:
-                out.setdefault(key, _Group()).buckets[le] = v
-        elif kind == "summary" and name == family:
-            key = tuple(p for p in labels if p[0] != strip)
-            out.setdefault(key, _Group()).other.append((name, labels, v))
-    return out
+                # A series' buckets come in a row and share one cached key: skip the hashing.
+                if key is not last_key:
+                    found = groups.get(key)
+                    if found is None:
+                        found = groups[key] = _Group()
+                    g, last_key = found, key
+                if le in g.buckets:
+                    warnings.append(_duplicate(snap, name, raw))
+                    continue
+                g.buckets[le] = value
+                g.labels[le] = full
+                continue
+        elif name in (sum_, count):
+            key = label_key(raw)
+            sc = groups.get(key)
+            if sc is None:
+                sc = groups[key] = _Group()
+            if (sc.sum if name == sum_ else sc.count) is not None:
+                warnings.append(_duplicate(snap, name, raw))
+                continue
+            if name == sum_:
+                sc.sum = value
+            else:
+                sc.count = value
+            continue
+        labels = label_key(raw)
+        if (name, labels) in other:
+            warnings.append(_duplicate(snap, name, raw))
+            continue
+        other[(name, labels)] = value
+        if not histogram and name == family:
+            key, _q = _split(labels, "quantile")
+            groups.setdefault(key, _Group()).other.append((name, labels, value))
+    return groups, other
+
+
+def _duplicate(snap: Snapshot, name: str, raw: str) -> str:
+    return f"{snap.source}: duplicate series {name}{{{raw}}}; kept the first"
+
+
+def _missing_groups(
+    family: str, before: dict[Labels, _Group], after: dict[Labels, _Group]
+) -> Iterator[tuple[str, Labels]]:
+    """Bucket, ``_sum`` and ``_count`` series of ``before`` that ``after`` no longer has."""
+    for key, b in before.items():
+        a = after.get(key)
+        for le, full in b.labels.items():
+            if a is None or le not in a.buckets:
+                yield family + "_bucket", full
+        if b.sum is not None and (a is None or a.sum is None):
+            yield family + "_sum", key
+        if b.count is not None and (a is None or a.count is None):
+            yield family + "_count", key
+
+
+@lru_cache(maxsize=1 << 17)
+def _split(labels: Labels, strip: str) -> tuple[Labels, str | None]:
+    """The labels without ``strip`` (``le`` or ``quantile``), and its value; cached because the
+    before and after scrapes share nearly every label set."""
+    value = next((val for k, val in labels if k == strip), None)
+    return tuple(p for p in labels if p[0] != strip), value
 
 
 def _diff_groups(
@@ -272,74 +356,77 @@ def _diff_groups(
     kind: str,
     before: Snapshot,
     after: Snapshot,
+    b_groups: dict[Labels, _Group],
+    a_groups: dict[Labels, _Group],
     b_idx: dict[tuple[str, Labels], float],
-    a_idx: dict[tuple[str, Labels], float],
     restarted: bool,
     warnings: list[str],
 ) -> tuple[list[GroupDelta], list[SeriesDelta]]:
-    b_groups = _groups(family, kind, b_idx)
-    a_groups = _groups(family, kind, a_idx)
     created_b = _created(before, family + "_created")
     created_a = _created(after, family + "_created")
     groups: list[GroupDelta] = []
     series: list[SeriesDelta] = []
+    add = series.append
+    new_tuple = tuple.__new__
+    empty = _Group()
+    bucket_name, sum_name, count_name = family + "_bucket", family + "_sum", family + "_count"
     for labels, a in a_groups.items():
         b = b_groups.get(labels)
         new = b is None or (not b.buckets and b.count is None and b.sum is None)
         reset = False
-        where = f"{family}{_fmt(labels)}"
         if b is not None and not new:
             cb, ca = created_b.get(labels), created_a.get(labels)
+            b_buckets = b.buckets
             reset = (
                 restarted
                 or (cb is not None and ca is not None and cb != ca)
                 or _lt(a.count, b.count)
-                or any(_lt(v, b.buckets.get(le)) for le, v in a.buckets.items())
+                or any(v < b_buckets.get(le, v) for le, v in a.buckets.items())
             )
-            if b.buckets and set(a.buckets) != set(b.buckets):
+            if b_buckets and a.buckets.keys() != b_buckets.keys():
                 warnings.append(
-                    f"{where}: bucket layout changed between the scrapes; treated as a restart"
+                    f"{family}{_fmt(labels)}: bucket layout changed between the scrapes; "
+                    "treated as a restart"
                 )
                 reset = True
             if reset and not restarted:
                 warnings.append(
-                    f"{where}: counter reset detected; the delta counts from the restart"
+                    f"{family}{_fmt(labels)}: counter reset detected; "
+                    "the delta counts from the restart"
                 )
-        base = b if (b is not None and not new and not reset) else _Group()
-        ordered = sorted(a.buckets, key=_le_order)
-        buckets = tuple((le, a.buckets[le] - base.buckets.get(le, 0.0)) for le in ordered)
+        base = b if (b is not None and not new and not reset) else empty
+        a_buckets, base_buckets = a.buckets, base.buckets
+        ordered = sorted(a_buckets, key=_le_order) if a_buckets else ()
+        buckets = tuple([(le, a_buckets[le] - base_buckets.get(le, 0.0)) for le in ordered])
         d_sum = (a.sum or 0.0) - (base.sum or 0.0)
         d_count = (a.count or 0.0) - (base.count or 0.0)
         groups.append(GroupDelta(family, kind, labels, buckets, d_sum, d_count, reset, new))
-        _check(where, buckets, d_count, a.count is not None, reset, warnings)
+        if buckets:
+            _check(family, labels, buckets, d_count, a.count is not None, reset, warnings)
+        b_buckets_of: dict[str, float] = {} if b is None else b.buckets
+        b_get = b_buckets_of.get
+        a_labels = a.labels
+        # tuple.__new__ with all nine fields: a third of SeriesDelta(...)'s cost, 56k times.
         for le, d in buckets:
-            lb = tuple(sorted((*labels, ("le", le))))
-            bv = None if b is None else b.buckets.get(le)
-            series.append(
-                SeriesDelta(family + "_bucket", lb, family, kind, bv, a.buckets[le], d, reset, new)
-            )
+            row = (bucket_name, a_labels[le], family, kind, b_get(le), a_buckets[le], d, reset, new)
+            add(new_tuple(SeriesDelta, row))
         if a.sum is not None:
             bv = None if b is None else b.sum
-            series.append(
-                SeriesDelta(family + "_sum", labels, family, kind, bv, a.sum, d_sum, reset, new)
-            )
+            row = (sum_name, labels, family, kind, bv, a.sum, d_sum, reset, new)
+            add(new_tuple(SeriesDelta, row))
         if a.count is not None:
             bv = None if b is None else b.count
-            series.append(
-                SeriesDelta(
-                    family + "_count", labels, family, kind, bv, a.count, d_count, reset, new
-                )
-            )
+            row = (count_name, labels, family, kind, bv, a.count, d_count, reset, new)
+            add(new_tuple(SeriesDelta, row))
         for name, lb, v in a.other:  # summary quantiles: gauges of the lifetime, not deltas
             bv = b_idx.get((name, lb))
-            series.append(
-                SeriesDelta(name, lb, family, kind, bv, v, v - (bv or 0.0), False, bv is None)
-            )
+            add(SeriesDelta(name, lb, family, kind, bv, v, v - (bv or 0.0), False, bv is None))
     return groups, series
 
 
 def _check(
-    where: str,
+    family: str,
+    labels: Labels,
     buckets: tuple[tuple[str, float], ...],
     d_count: float,
     has_count: bool,
@@ -348,29 +435,39 @@ def _check(
 ) -> None:
     """Warn about deltas that cannot be right: the +Inf bucket disagreeing with _count, or
     bucket deltas that shrink with ``le`` (an unseen restart or a torn scrape)."""
-    if not buckets:
-        return
-    inf = next((c for le, c in buckets if parse_go_float(le) == math.inf), None)
-    if inf is not None and has_count and not math.isclose(inf, d_count, rel_tol=1e-9, abs_tol=1e-9):
+    # Sorted by le: +Inf is last, or just before unparsable bounds.
+    inf = next((c for le, c in reversed(buckets) if _le_order(le) == _INF_ORDER), None)
+    if (
+        has_count
+        and inf is not None
+        and inf != d_count
+        and not math.isclose(inf, d_count, rel_tol=1e-9, abs_tol=1e-9)
+    ):
         warnings.append(
-            f"{where}: Δ+Inf bucket {inf:g} differs from Δ_count {d_count:g} (torn scrape?)"
+            f"{family}{_fmt(labels)}: Δ+Inf bucket {inf:g} differs from Δ_count {d_count:g} "
+            "(torn scrape?)"
         )
     if not reset:
         prev = -math.inf
         for _le, c in buckets:
             if c < prev and not math.isclose(c, prev, rel_tol=1e-9):
                 warnings.append(
-                    f"{where}: bucket deltas decrease with le: "
+                    f"{family}{_fmt(labels)}: bucket deltas decrease with le: "
                     "probably a restart between the scrapes"
                 )
                 break
-            prev = max(prev, c)
+            if c > prev:
+                prev = c
 
 
 def _lt(a: float | None, b: float | None) -> bool:
     return a is not None and b is not None and a < b
 
 
+_INF_ORDER = (0, math.inf)
+
+
+@lru_cache(maxsize=4096)
 def _le_order(le: str) -> tuple[int, float]:
     v = parse_go_float(le)
     return (1, 0.0) if v is None or math.isnan(v) else (0, v)

@@ -8,8 +8,10 @@ tokens, quoted UTF-8 names, missing commas, OpenMetrics timestamps and exemplars
 through a careful slow path that names the line on error. Samples are plain tuples
 ``(name, raw_labels, value, timestamp_ms)``; the label text is parsed only when someone asks
 (:func:`label_key`), and cached, because most consumers look at a handful of families. With
-``families=`` every line that cannot belong to a wanted family is skipped by one
-``str.startswith`` on a tuple of prefixes, before any tokenising.
+``families=`` the lines of other families are never looked at: one regex finds the wanted
+ones by their first characters (:mod:`sessionctl.metrics.prefilter`), also in undecoded bytes.
+A snapshot's families are its index: :meth:`Snapshot.samples` looks in the one or two families
+a sample name can belong to.
 
 Accepted like the Prometheus server: missing final newline, trailing blanks, TYPE/HELP anywhere,
 interleaved families, no comma between labels, unknown escapes kept verbatim. Accepted like
@@ -20,18 +22,23 @@ sample are reported when its labels are first read (:func:`label_key`), not whil
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import math
 import re
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import groupby
+from mmap import mmap
 from operator import itemgetter
 from typing import Any
 
 from sessionctl.errors import ParseError
 
 Labels = tuple[tuple[str, str], ...]
+# Undecoded exposition text: bytes, or a file's mmap.
+Buffer = bytes | mmap
 # (sample name, raw label text without braces, value, timestamp in ms or None)
 Sample = tuple[str, str, float, int | None]
 
@@ -116,9 +123,14 @@ class Snapshot:
     text: str = field(default="", repr=False, compare=False)
 
     def samples(self, name: str) -> Iterator[Sample]:
-        """Yield every sample with this exact sample name, whichever family holds it."""
-        for fam in self.families.values():
-            if name.startswith(fam.name):
+        """Yield every sample with this exact sample name, whichever family holds it.
+
+        A sample belongs to the family of its own name or of its name less one suffix (see
+        :func:`family_of`), so looking in those families is exact: no scan of the others."""
+        families = self.families
+        for fam_name in _family_candidates(name):
+            fam = families.get(fam_name)
+            if fam is not None:
                 for s in fam.samples:
                     if s[0] == name:
                         yield s
@@ -139,18 +151,48 @@ class Snapshot:
 
 
 def parse(
-    text: str,
+    text: str | Buffer,
     *,
     source: str = "<text>",
     families: Collection[str] | None = None,
     taken_at: float = 0.0,
 ) -> Snapshot:
     """Parse exposition text; with ``families`` keep only those (plus their ``_created`` companions
-    and ``process_start_time_seconds``) and skip every other line unvalidated."""
-    om = _is_openmetrics(text)
+    and ``process_start_time_seconds``) and skip every other line unvalidated.
+
+    ``text`` may also be undecoded UTF-8 (bytes, or a file's mmap): with ``families`` only the
+    lines found for them are decoded (see :mod:`sessionctl.metrics.prefilter`); the snapshot's
+    ``text`` is then empty."""
+    with gc_paused():
+        return _parse(text, source=source, families=families, taken_at=taken_at)
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector: parsing and diffing make 100k acyclic tuples that it
+    would otherwise walk again and again (about 15% of a full diff)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def _parse(
+    text: str | Buffer, *, source: str, families: Collection[str] | None, taken_at: float
+) -> Snapshot:
+    from sessionctl.metrics import prefilter
+
+    if not isinstance(text, str) and families is None:
+        text = bytes(text).decode("utf-8")
+    tail = text[-64:] if isinstance(text, str) else bytes(text[-64:]).decode("utf-8", "replace")
+    om = _is_openmetrics(tail)
     types: dict[str, str] = {}
     helps: dict[str, str] = {}
     if families is None:
+        assert isinstance(text, str)
         out = _parse_all(text, source, om, types, helps)
         wanted = None
     else:
@@ -159,8 +201,9 @@ def parse(
         wanted |= {f.removesuffix("_total") + "_created" for f in families}
         wanted |= {f + "_created" for f in families}
         wanted.add(RESTART_FAMILY)
-        out = _parse_filtered(text, source, om, types, helps, tuple(sorted(wanted)))
-    return Snapshot(_group(out, types, helps, wanted), taken_at, source, text)
+        out = prefilter.scan(text, source, om, types, helps, tuple(sorted(wanted)))
+    kept = text if isinstance(text, str) else ""
+    return Snapshot(_group(out, types, helps, wanted), taken_at, source, kept)
 
 
 def _parse_all(
@@ -189,50 +232,19 @@ def _parse_all(
     return out
 
 
-def _parse_filtered(
-    text: str,
-    source: str,
-    om: bool,
-    types: dict[str, str],
-    helps: dict[str, str],
-    prefixes: tuple[str, ...],
-) -> list[Sample]:
-    """Parse only lines that can belong to a wanted family; the rest costs one ``startswith``."""
-    lines = text.split("\n")
-    eof_line = _last_nonblank(text) if om else 0
-    out: list[Sample] = []
-    append = out.append
-    fast = _FAST.fullmatch
-    infs = _INFS
-    for idx, line in enumerate(lines):
-        if line.startswith(prefixes):
-            m = fast(line)
-            if m is not None:
-                name, raw, val, ts = m.groups()
-                value = float(val)
-                if value in infs and val[-1] not in "fFyY":
-                    raise ParseError(f"{source}:{idx + 1}: value {val!r} is out of range")
-                append((name, raw or "", value, int(ts) if ts else None))
-            else:
-                append(_slow_sample(line, idx + 1, source, om))
-            continue
-        first = line[:1]
-        if first == "#":
-            _comment(line, idx + 1, source, types, helps, om, eof_line)
-        elif first in (" ", "\t", "{") and line.strip():
-            stripped = line.lstrip(" \t")
-            if stripped.startswith("#"):
-                _comment(stripped, idx + 1, source, types, helps, om, eof_line)
-            elif stripped.startswith(prefixes) or stripped[:1] == "{":
-                append(_slow_sample(line, idx + 1, source, om))
-    return out
+_ALL_SUFFIXES = ("_bucket", "_sum", "_count", "_created", "_total", "_gsum", "_gcount", "_info")
+
+
+def _family_candidates(name: str) -> tuple[str, ...]:
+    """The families a sample name can belong to: its own, or its name less a known suffix."""
+    return (name, *(name[: -len(s)] for s in _ALL_SUFFIXES if name.endswith(s)))
 
 
 def family_of(name: str, types: Mapping[str, str]) -> str:
     """The family a sample name belongs to, given the declared TYPEs (expfmt's rules)."""
     if name in types:
         return name
-    for suffix in ("_bucket", "_sum", "_count", "_created", "_total", "_gsum", "_gcount", "_info"):
+    for suffix in _ALL_SUFFIXES:
         if name.endswith(suffix):
             base = name[: -len(suffix)]
             kind = types.get(base)
@@ -258,6 +270,30 @@ def label_key(raw: str) -> Labels:
         raise ParseError(f"{{{raw}}}: duplicate label name {dup!r}; each label may appear once")
     pairs.sort()
     return tuple(pairs)
+
+
+@lru_cache(maxsize=1 << 17)
+def bucket_labels(raw: str) -> tuple[Labels, str | None, Labels]:
+    """Split a ``_bucket`` sample's raw label text into (labels without ``le``, ``le``, all labels).
+
+    Exporters write ``le`` last, so the text before it is the series' own label text, shared
+    with its ``_sum`` and ``_count``: it is parsed once per series, not once per bucket."""
+    # Raw label text is valid (the parser checked or rebuilt it), so an unescaped quote after
+    # ``le=`` starts le's value: no regex needed. Escapes or quotes in the value: the slow way.
+    core = raw[:-1] if raw.endswith(",") else raw
+    i = core.rfind(',le="')
+    start = i + 5 if i >= 0 else (4 if core.startswith('le="') else -1)
+    if start > 0 and core.endswith('"') and len(core) > start:
+        le = core[start:-1]
+        if '"' not in le and "\\" not in le:
+            key = label_key(core[:i] if i >= 0 else "")
+            if not key or key[-1][0] < "le":
+                return key, le, (*key, ("le", le))
+            if all(k != "le" for k, _ in key):
+                return key, le, tuple(sorted((*key, ("le", le))))
+    full = label_key(raw)
+    le_value = next((v for k, v in full if k == "le"), None)
+    return tuple(p for p in full if p[0] != "le"), le_value, full
 
 
 def format_labels(labels: Labels | Mapping[str, str]) -> str:

@@ -13,14 +13,44 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from sessionctl.campaign.model import MetricSpec
 from sessionctl.measurement import Value
 from sessionctl.metrics.delta import Delta, GroupDelta, SeriesDelta
 from sessionctl.metrics.quantile import histogram_quantile, parse_go_float
+
+
+class Spec(Protocol):
+    """What a statistic needs of a metric spec: a campaign's ``MetricSpec`` or an
+    :class:`AdHocSpec` from the command line (which spares ``metrics diff`` the campaign model)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def labels(self) -> Mapping[str, str]: ...
+    @property
+    def by(self) -> tuple[str, ...]: ...
+    @property
+    def stats(self) -> tuple[str, ...]: ...
+    @property
+    def per_query(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class AdHocSpec:
+    """A metric spec given on the command line (``metrics diff --metric``)."""
+
+    name: str
+    kind: str = "histogram"
+    labels: dict[str, str] = field(default_factory=dict)
+    by: tuple[str, ...] = ()
+    stats: tuple[str, ...] = ("mean", "p50", "p99")
+    per_query: bool = False
+
 
 _PCT_RE = re.compile(r"p(\d+(?:\.\d+)?)")
 _TIME_UNITS = (("us", "µs", 1e6), ("ms", "ms", 1e3), ("s", "s", 1.0))
@@ -75,7 +105,7 @@ class Summary:
 
 def summarize(
     delta: Delta,
-    specs: Sequence[MetricSpec],
+    specs: Sequence[Spec],
     *,
     queries: int | None = None,
     window_s: float | None = None,
@@ -88,7 +118,7 @@ def summarize(
 
 def summary(
     delta: Delta,
-    specs: Sequence[MetricSpec],
+    specs: Sequence[Spec],
     *,
     queries: int | None = None,
     window_s: float | None = None,
@@ -146,13 +176,13 @@ def _split(
     return sorted(out.items())
 
 
-def _label(spec: MetricSpec, key: tuple[str, ...]) -> str:
+def _label(spec: Spec, key: tuple[str, ...]) -> str:
     parts = [f"{k}={v}" for k, v in spec.labels.items()]
     parts += [f"{k}={v}" for k, v in zip(spec.by, key, strict=True) if v]  # empty = label absent
     return spec.name + ("{" + ",".join(parts) + "}" if parts else "")
 
 
-def _time_unit(spec: MetricSpec, groups: Sequence[GroupDelta]) -> tuple[str, str, float] | None:
+def _time_unit(spec: Spec, groups: Sequence[GroupDelta]) -> tuple[str, str, float] | None:
     """(name suffix, display unit, factor) for seconds metrics, chosen by the bucket layout."""
     if not _is_seconds(spec.name):
         return None
@@ -173,7 +203,7 @@ def _is_seconds(name: str) -> bool:
 
 
 def _group_values(
-    spec: MetricSpec,
+    spec: Spec,
     label: str,
     groups: list[GroupDelta],
     queries: int | None,
@@ -245,7 +275,7 @@ def _group_values(
 
 
 def _series_values(
-    spec: MetricSpec,
+    spec: Spec,
     label: str,
     series: list[SeriesDelta],
     queries: int | None,
@@ -315,7 +345,7 @@ def _ratio(a: float, b: float) -> float:
     return a / b if b else math.nan
 
 
-def _absent(spec: MetricSpec, delta: Delta) -> str:
+def _absent(spec: Spec, delta: Delta) -> str:
     where = ""
     if spec.labels:
         where = " matching " + ",".join(f"{k}={v}" for k, v in spec.labels.items())
