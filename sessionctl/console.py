@@ -135,23 +135,6 @@ def print_text(text: str) -> None:
     _console("out").print(escape(text) if text else "", markup=True)
 
 
-def print_wrapped(text: str, *, indent: str = "", hang: str = "") -> None:
-    """Write prose wrapped to the terminal's width: the first line after ``indent``, the rest
-    after ``hang`` (a bullet's text lines up under its first word)."""
-    import textwrap
-
-    width = max(_console("out").width, 40)
-    lines = textwrap.wrap(
-        text,
-        width=width,
-        initial_indent=indent,
-        subsequent_indent=hang,
-        break_long_words=False,
-        break_on_hyphens=False,
-    )
-    print_text("\n".join(lines) or indent)
-
-
 def print_markup(text: str) -> None:
     """Write rich markup to stdout."""
     _console("out").print(text)

@@ -16,17 +16,26 @@ StatusOpt = Annotated[
 ]
 
 
+def _path_lines(paths: Sequence[str]) -> None:
+    """One path per line, the first few only; the count of the rest (all are in --json)."""
+    from sessionctl.session import digest
+
+    shown, more = digest.capped(paths, digest.FIRST_PATHS * 2)
+    console.print_text("\n".join(f"       {p}" for p in shown))
+    if more:
+        console.print_text(f"       … and {more:,} more (--json lists them all)")
+
+
 def _plan_human(plan: Any, *, dry_run: bool) -> None:
     head = "Would make" if dry_run else "Made"
     console.print_text(f"{head} these changes for session {plan.session}:")
     for n, change in enumerate((plan.code, plan.prompt), start=1):
         console.print_text(f"  {n}. {change.title}")
-        for p in change.paths:
-            console.print_text(f"       {p}")
+        _path_lines(change.paths)
     if plan.left_out:
-        console.print_text("  Left out (untracked; add with --include PATH):")
-        for p in plan.left_out:
-            console.print_text(f"       {p}")
+        count = len(plan.left_out)
+        console.print_text(f"  Left out ({count:,} untracked; add with --include PATH):")
+        _path_lines(plan.left_out)
     chosen = plan.headline or {}
     if plan.kind == "close" and not plan.diagnostic and chosen.get("note"):
         console.print_text(f"Verdict: {plan.verdict}; {chosen['note']}")
@@ -103,93 +112,141 @@ def start_cmd(
     emit(json_output, {**s.to_dict(), "commands": commands}, human)
 
 
-def status_cmd(name: CampaignArg = None, json_output: JsonOpt = False) -> None:
+def status_cmd(
+    name: CampaignArg = None,
+    show_all: Annotated[
+        bool, typer.Option("--all", help="Show every measurement, finding and path.")
+    ] = False,
+    last: Annotated[
+        int,
+        typer.Option("--last", metavar="N", help="Show the last N measurements and findings."),
+    ] = 10,
+    json_output: JsonOpt = False,
+) -> None:
     """Show the open session: phases, measurements, findings and what close will do."""
     from sessionctl.session import engine
 
     ws, cname = campaign(name)
     st = engine.status(ws, cname)
+    if json_output:
+        emit(True, st.to_dict())
+        return
+    _status_human(st, cname, None if show_all else max(last, 0))
 
-    def human() -> None:
-        if st.recovered:
-            console.warn(st.recovered)
-        if st.pending_close:
-            p = st.pending_close
-            why = f" ({p['error']})" if p.get("error") else ""
-            left = f" (steps left: {', '.join(p['remaining'])})" if p.get("remaining") else ""
-            console.warn(
-                f"an interrupted {p.get('kind', 'close')} of session {p.get('session')} is "
-                f"pending{left}{why}; run `sessionctl close {cname}` to finish it (if it cannot, "
-                "close rolls it back and says why)"
-            )
-        if not st.open:
-            nxt = f"; next step: {st.next_step}" if st.next_step else ""
-            console.print_text(f"{cname}: no open session (last session {st.last_session}{nxt})")
-            if st.headline:
-                console.print_text(f"Headline: {st.headline}")
-            console.print_text(f"Start one: {st.commands[0]}")
-            return
-        kind = "diagnostic" if st.diagnostic else "optimization"
-        facts = {"step": f"{st.step_id or '-'}: {st.step_title}", "started": st.started_at}
-        facts["verdict on"] = st.headline or "the default rule (the campaign sets no headline)"
-        now = st.headline_now
-        if now is not None:
-            from sessionctl.perflog import format_value
 
-            moved = format_value(now["before"], now["unit"])
-            if now["after"] is None:
-                moved += " (no re-measure yet)"
-            else:
-                moved += f" → {format_value(now['after'], now['unit'])}"
-                if now["before"]:
-                    moved += f" ({(now['after'] / now['before'] - 1) * 100:+.1f}%, judged at close)"
-            facts["headline so far"] = moved
-        if st.artifacts:
-            facts["baseline build"] = st.artifacts
-        console.kv(f"{cname}: session {st.session} ({kind})", facts)
-        console.table(
-            "Phases",
-            ["phase", "done", "entries"],
-            [[p.name, "yes" if p.done else "no", p.entries] for p in st.phases],
+def _status_human(st: Any, cname: str, last: int | None) -> None:
+    """Phases with per-phase summaries, the last measurements (one value per row, grouped by
+    phase and level) and findings, and the close plan with long path lists cut short."""
+    from sessionctl.session import digest
+
+    if st.recovered:
+        console.warn(st.recovered)
+    if st.pending_close:
+        p = st.pending_close
+        why = f" ({p['error']})" if p.get("error") else ""
+        left = f" (steps left: {', '.join(p['remaining'])})" if p.get("remaining") else ""
+        console.warn(
+            f"an interrupted {p.get('kind', 'close')} of session {p.get('session')} is "
+            f"pending{left}{why}; run `sessionctl close {cname}` to finish it (if it cannot, "
+            "close rolls it back and says why)"
         )
-        if st.measurements:
-            rows = measurement_rows(st.measurements)
-            console.table("Measurements", ["phase", "benchmark", "value"], rows)
-        if st.findings:
-            console.bullets(
-                "Findings",
-                [f["text"] + (f" ({f['phase']})" if f["phase"] else "") for f in st.findings],
-            )
-        if st.missing:
-            console.bullets("Before close:", st.missing)
-        if st.close_request:
-            r = st.close_request
-            console.print_text(
-                f"{r['type'].replace('_', ' ')} recorded at {r.get('at')}: "
-                "`sessionctl run` carries it out after the agent exits"
-            )
-        if st.close_plan:
-            cp = st.close_plan
-            console.print_text("close will make:")
-            for n, key in enumerate(("code", "prompt"), start=1):
-                console.print_text(f"  {n}. {cp[key]['title']}")
-                console.print_text(f"       {', '.join(cp[key]['paths'])}")
-            if cp["left_out"]:
-                console.print_text(f"  left out: {', '.join(cp['left_out'])}")
-        elif st.plan_error:
-            console.warn(f"close plan unavailable: {st.plan_error}")
+    if not st.open:
+        nxt = f"; next step: {st.next_step}" if st.next_step else ""
+        console.print_text(f"{cname}: no open session (last session {st.last_session}{nxt})")
+        if st.headline:
+            console.print_text(f"Headline: {st.headline}")
+        console.print_text(f"Start one: {st.commands[0]}")
+        return
+    kind = "diagnostic" if st.diagnostic else "optimization"
+    facts = {"step": f"{st.step_id or '-'}: {st.step_title}", "started": st.started_at}
+    facts["verdict on"] = st.headline or "the default rule (the campaign sets no headline)"
+    now = st.headline_now
+    if now is not None:
+        from sessionctl.perflog import format_value
 
-    emit(json_output, st.to_dict(), human)
+        moved = format_value(now["before"], now["unit"])
+        if now["after"] is None:
+            moved += " (no re-measure yet)"
+        else:
+            moved += f" → {format_value(now['after'], now['unit'])}"
+            if now["before"]:
+                moved += f" ({(now['after'] / now['before'] - 1) * 100:+.1f}%, judged at close)"
+        facts["headline so far"] = moved
+    if st.artifacts:
+        facts["baseline build"] = st.artifacts
+    console.kv(f"{cname}: session {st.session} ({kind})", facts)
+    summaries = {s.phase: s for s in digest.phase_summaries(st.measurements, st.findings)}
+    empty = digest.PhaseSummary("", 0, 0, 0)
+    rows = []
+    for p in st.phases:
+        s = summaries.get(p.name, empty)
+        counts = (s.measurements, s.values, s.findings)
+        rows.append([p.name, "yes" if p.done else "no", f"{p.entries:,}"])
+        rows[-1].extend(f"{n:,}" if n else "" for n in counts)
+    console.table(
+        "Phases", ["phase", "done", "entries", "measurements", "numbers", "findings"], rows
+    )
+    shown, hidden = digest.last(st.measurements, last)
+    if shown:
+        more = f" (the last {len(shown):,} of {len(st.measurements):,})" if hidden else ""
+        console.table(
+            f"Measurements{more}", ["phase", "benchmark", "value"], measurement_rows(shown)
+        )
+    found, hidden_f = digest.last(st.findings, last)
+    if found:
+        more = f" (the last {len(found):,} of {len(st.findings):,})" if hidden_f else ""
+        console.bullets(
+            f"Findings{more}",
+            [f["text"] + (f" ({f['phase']})" if f["phase"] else "") for f in found],
+        )
+    if hidden or hidden_f:
+        console.print_text(
+            "Earlier entries: `sessionctl status --all` shows them all (`--json` has everything)"
+        )
+    if st.missing:
+        console.bullets("Before close:", st.missing)
+    if st.close_request:
+        r = st.close_request
+        console.print_text(
+            f"{r['type'].replace('_', ' ')} recorded at {r.get('at')}: "
+            "`sessionctl run` carries it out after the agent exits"
+        )
+    if st.close_plan:
+        cp = st.close_plan
+        console.print_text("close will make:")
+        for n, key in enumerate(("code", "prompt"), start=1):
+            console.print_text(f"  {n}. {cp[key]['title']}")
+            console.print_text(f"       {_paths(cp[key]['paths'], last is None)}")
+        if cp["left_out"]:
+            count = len(cp["left_out"])
+            console.bullets(
+                f"  left out ({count:,} untracked; add with close --include PATH):",
+                [_paths(cp["left_out"], last is None)],
+            )
+    elif st.plan_error:
+        console.warn(f"close plan unavailable: {st.plan_error}")
+
+
+def _paths(paths: list[str], show_all: bool) -> str:
+    """Paths on one line: the first few and a count of the rest (all of them with --all)."""
+    from sessionctl.session import digest
+
+    shown, more = (paths, 0) if show_all else digest.capped(paths)
+    tail = f", … and {more:,} more (--all or --json lists them)" if more else ""
+    return ", ".join(shown) + tail
 
 
 def measurement_rows(measurements: Sequence[dict[str, Any]]) -> list[list[str]]:
-    """One row per value (a ddl bench has dozens), the phase and benchmark on a group's first."""
+    """One row per value (a ddl bench has dozens), the phase and benchmark on a group's first;
+    a measurement's values grouped by level (the part of a name after ``@``), first seen first."""
     from sessionctl.perflog import format_value
+    from sessionctl.session import digest
 
     rows: list[list[str]] = []
     for m in measurements:
         phase = m["phase"] or ("A/A" if m.get("aa") else str(m.get("source") or ""))
-        cells = [f"{v['name']} = {format_value(v['value'], v['unit'])}" for v in m["values"]]
+        values = digest.by_level(m["values"])
+        cells = [f"{v['name']} = {format_value(v['value'], v['unit'])}" for v in values]
         if not cells:
             cells = ["A/A calibration (never the verdict)" if m.get("aa") else "(no values)"]
         for i, cell in enumerate(cells):
@@ -340,14 +397,14 @@ def close_cmd(
 
     result = close_mod.close(ws, cname, dry_run=dry_run, reporter=reporter(json_output), **args)
 
-    def human() -> None:
-        if result.recovered:
-            console.warn(result.recovered)
-        _plan_human(result.plan, dry_run=dry_run)
-        if not dry_run:
-            console.print_text(f"Next: sessionctl start {cname}")
-
-    emit(json_output, result.to_dict(), human)
+    if json_output:  # built only when asked for: 100k untracked paths make it costly
+        emit(True, result.to_dict())
+        return
+    if result.recovered:
+        console.warn(result.recovered)
+    _plan_human(result.plan, dry_run=dry_run)
+    if not dry_run:
+        console.print_text(f"Next: sessionctl start {cname}")
 
 
 def abort_cmd(
@@ -421,9 +478,11 @@ def abort_cmd(
     def human() -> None:
         _plan_human(result.plan, dry_run=dry_run)
         if result.kept:
-            console.print_text("Left in the working copy: " + ", ".join(result.kept))
+            console.print_text(f"Left in the working copy ({len(result.kept):,}):")
+            _path_lines(result.kept)
         if result.discarded:
-            console.print_text("Discarded: " + ", ".join(result.discarded))
+            console.print_text(f"Discarded ({len(result.discarded):,}):")
+            _path_lines(result.discarded)
             if result.plan.discard_patch:
                 patch = result.plan.discard_patch
                 console.print_text(f"Saved first as {patch} (`git apply {patch}` brings it back)")

@@ -167,9 +167,10 @@ def close(
                 recovered=recovered,
             )
         session = record.require_open(ws, campaign)
-        vcs = _vcs(ws, campaign)
+        cf = _load(ws, campaign)  # parsed once: `vcs:` here, everything else in build
+        vcs = detect(ws.root, prefer=cf.campaign.vcs)
         reporter.phase(f"Closing session {session.number}")
-        plan = build(ws, campaign, session, vcs=vcs, **args)
+        plan = build(ws, campaign, session, vcs=vcs, cf=cf, **args)
         for w in plan.warnings:
             reporter.warn(w)
         if dry_run:
@@ -206,13 +207,15 @@ def abort(
         recover(ws, campaign, reporter=reporter)
     with ws.lock(campaign):
         session = record.require_open(ws, campaign)
-        vcs = _vcs(ws, campaign)
+        cf = _load(ws, campaign)
+        vcs = detect(ws.root, prefer=cf.campaign.vcs)
         reporter.phase(f"Aborting session {session.number}")
         plan = build(
             ws,
             campaign,
             session,
             vcs=vcs,
+            cf=cf,
             kind="abort",
             status_text=status_text,
             reason=reason,
@@ -270,6 +273,12 @@ def _redacted_args(args: CloseArgs) -> CloseArgs:
 
 
 # --- the journaled executor -------------------------------------------------------------------
+
+
+def _load(ws: Workspace, campaign: str) -> Any:
+    from sessionctl.campaign import store
+
+    return store.load(ws, campaign)
 
 
 def _vcs(ws: Workspace, campaign: str, *, kind: str | None = None) -> Vcs:

@@ -245,13 +245,15 @@ def build(
     leave: Collection[str] = (),
     metric: str | None = None,
     retire: bool = False,
+    cf: Any = None,
 ) -> ClosePlan:
     """Compute the plan for closing (or aborting) ``session``; touches nothing.
 
     ``set_aside_to``: the caller moves the new files the session leaves (``kept``, except those
     in ``leave``) into that folder after the abort, and the log entry says so. ``metric``:
     judge the session on this value instead of the campaign's ``headline:``. ``retire`` (abort):
-    move the session's step to the retired list, with ``reason`` as the why.
+    move the session's step to the retired list, with ``reason`` as the why. ``cf``: the
+    campaign file when the caller has loaded it already (it is edited in memory, not saved).
 
     The steps, in order: check the session's requirements, sort the working copy, judge the
     measurements, update the campaign, write the log entry, describe the two changes.
@@ -267,7 +269,7 @@ def build(
     retired = session.step_id if retire and kind == "abort" else None
     args = CloseArgs(kind, resolve, tuple(add_steps), status_text, summary, force_reason, reason,
                      retired)  # fmt: skip
-    cf = store.load(ws, campaign)
+    cf = store.load(ws, campaign) if cf is None else cf
     camp = cf.campaign
     entries = record.entries(ws, campaign, n)
     measurements = record.measurements(ws, campaign, n)
@@ -354,7 +356,11 @@ def _sort_working_copy(
             f"HEAD moved since the session started ({str(start_commit)[:12]}): commits made "
             "during the session are not part of its change"
         )
-    diffstat = perflog.format_diffstat(vcs.numstat(split.code)) if split.code else ""
+    diffstat = (
+        perflog.format_diffstat(vcs.numstat(split.code, untracked=split.untracked))
+        if split.code
+        else ""
+    )
     return WorkingCopy(split, aside, set_aside_to, patch, diffstat, warnings)
 
 

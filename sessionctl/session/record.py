@@ -149,6 +149,12 @@ def entries(ws: Workspace, campaign: str, number: int) -> list[dict[str, Any]]:
         lines = path.read_text().splitlines()
     except FileNotFoundError:
         return []
+    try:  # one decoder call for the whole file: a long session has 10k+ entries
+        whole = json.loads("[" + ",".join(line for line in lines if line.strip()) + "]")
+        if all(isinstance(e, dict) for e in whole):
+            return whole
+    except json.JSONDecodeError:
+        pass  # a torn line somewhere: line by line below, skipping it
     out: list[dict[str, Any]] = []
     for line in lines:
         if not line.strip():

@@ -24,29 +24,35 @@ def _classify(
     skip: set[str],
     include: Sequence[str],
     discard: bool,
-) -> tuple[list[str], list[str], list[str], list[str]]:
-    """Split working-copy changes into (code, left_out, discard, kept)."""
+) -> tuple[list[str], list[str], list[str], list[str], frozenset[str]]:
+    """Split working-copy changes into (code, left_out, discard, kept, untracked code paths).
+
+    One pass with plain comparisons: a build folder outside .gitignore makes this 100k rows.
+    """
     code: list[str] = []
     left_out: list[str] = []
     to_discard: list[str] = []
     kept: list[str] = []
-
-    def included(path: str) -> bool:
-        return any(path == inc or path.startswith(inc.rstrip("/") + "/") for inc in include)
-
-    for ch in changes:
-        if ch.path in skip or ch.path.startswith(".sessionctl/"):
+    untracked: list[str] = []
+    new = (UNTRACKED, ADDED)
+    exact = set(include)
+    prefixes = tuple(inc.rstrip("/") + "/" for inc in include)
+    abort = kind == "abort"
+    for path, status in changes:
+        if path in skip or path.startswith(".sessionctl/"):
             continue
-        if kind == "abort":
-            if discard and ch.status not in (UNTRACKED, ADDED):
-                to_discard.append(ch.path)
+        if abort:
+            if discard and status not in new:
+                to_discard.append(path)
             else:
-                kept.append(ch.path)
-        elif ch.is_new and not included(ch.path):
-            left_out.append(ch.path)
+                kept.append(path)
+        elif status in new and not (include and (path in exact or path.startswith(prefixes))):
+            left_out.append(path)
         else:
-            code.append(ch.path)
-    return code, left_out, to_discard, kept
+            code.append(path)
+            if status == UNTRACKED:
+                untracked.append(path)
+    return code, left_out, to_discard, kept, frozenset(untracked)
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,7 @@ class Split:
     discard: list[str]
     kept: list[str]
     warnings: list[str]
+    untracked: frozenset[str] = frozenset()  # untracked paths in ``code`` (for numstat)
 
 
 def split_changes(
@@ -77,7 +84,7 @@ def split_changes(
     yaml_rel = relpath(vcs, ws.campaign_path(campaign))
     md_rel = relpath(vcs, ws.rendered_path(campaign))
     include_rel = [_include_rel(vcs, ws, p) for p in include]
-    code, left_out, to_discard, kept = _classify(
+    code, left_out, to_discard, kept, untracked = _classify(
         vcs.working_changes(),
         kind=kind,
         skip={log_rel, yaml_rel, md_rel},
@@ -89,7 +96,7 @@ def split_changes(
         for inc in include_rel
         if not any(c == inc or c.startswith(inc.rstrip("/") + "/") for c in code)
     ]
-    return Split(log_rel, yaml_rel, md_rel, code, left_out, to_discard, kept, warnings)
+    return Split(log_rel, yaml_rel, md_rel, code, left_out, to_discard, kept, warnings, untracked)
 
 
 def _include_rel(vcs: Vcs, ws: Workspace, path: str | Path) -> str:

@@ -19,8 +19,6 @@ import re
 import signal
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -298,6 +296,11 @@ class TargetHandle:
         """Try the readiness probe once: (ready, what went wrong)."""
         ready = self.spec.ready
         if ready is not None and ready.url:
+            # Here, not at the top: urllib.request pulls in ssl and email (~25 ms), and the
+            # redaction helpers below are imported by commands that never probe a URL.
+            import urllib.error
+            import urllib.request
+
             url = expand(ready.url) or ""
             try:
                 with urllib.request.urlopen(url, timeout=5) as resp:

@@ -7,10 +7,10 @@ id) that :meth:`Vcs.restore` can return the repository to.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 # FileChange.status values: modified, added (and known to the VCS), deleted, new and unknown.
 MODIFIED = "M"
@@ -45,9 +45,11 @@ class Revision:
         )
 
 
-@dataclass(frozen=True)
-class FileChange:
-    """One path that differs in the working copy, with its status letter (M, A, D or ?)."""
+class FileChange(NamedTuple):
+    """One path that differs in the working copy, with its status letter (M, A, D or ?).
+
+    A named tuple (immutable, and built three times faster than a frozen dataclass): a build
+    folder missing from .gitignore makes 100k of these."""
 
     path: str
     status: str
@@ -113,8 +115,13 @@ class Vcs(Protocol):
     def restore_index(self, src: Path) -> None:
         """Put back the staging area :meth:`save_index` copied."""
 
-    def numstat(self, paths: Sequence[str]) -> list[NumStat]:
-        """Lines added/removed per path in the working-copy change, for the log's diff stat."""
+    def numstat(
+        self, paths: Sequence[str], *, untracked: Collection[str] | None = None
+    ) -> list[NumStat]:
+        """Lines added/removed per path in the working-copy change, for the log's diff stat.
+
+        ``untracked``: the untracked paths, when the caller has just listed the working copy
+        (saves listing it again: a second ``git status`` costs seconds at 100k files)."""
 
     def commit_paths(
         self, *, title: str, message: str, paths: Sequence[str], scratch: Path

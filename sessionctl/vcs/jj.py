@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -95,7 +95,9 @@ class JjVcs:
         out = self.jj("log", "-r", rev, "--no-graph", "-T", DESCRIPTION_TEMPLATE).strip()
         return str(json.loads(out)) if out else ""
 
-    def numstat(self, paths: Sequence[str]) -> list[NumStat]:
+    def numstat(
+        self, paths: Sequence[str], *, untracked: Collection[str] | None = None
+    ) -> list[NumStat]:
         if not paths:
             return []
         out = self.jj("diff", "-r", "@", "--git", *(fileset(p) for p in paths))

@@ -103,9 +103,7 @@ def summarize_session(
     covered = {(bench, j.metric) for bench, js in paired.items() for j in js}
     # The measured object count (``objects@n3.0k``) is a condition of a ddl measurement, not an
     # outcome: it decides what is comparable (``_across_counts``), it is never judged itself.
-    shared = [
-        k for k in before if k in after and k not in covered and before[k].unit != COUNT_UNIT
-    ]
+    shared = [k for k in before if k in after and k not in covered and before[k].unit != COUNT_UNIT]
     several = len({bench for bench, _ in shared} | set(paired)) > 1
     out = [
         _declared(replace(j, metric=f"{bench}:{j.metric}") if several else j, primary, better)
