@@ -295,10 +295,10 @@ def create(ws: Workspace, name: str, text: str, *, force: bool = False) -> Campa
 def write_prompt(ws: Workspace, name: str) -> Path:
     """Render ``prompts/<name>.yaml`` and atomically write ``prompts/<name>.md``."""
     from sessionctl import render
+    from sessionctl.campaign import cache
 
     with ws.lock(name):
-        cf = load(ws, name)
-        text = render.render_prompt(cf.campaign, ws=ws)
+        text = render.render_prompt(cache.read(ws, name), ws=ws)
         path = ws.rendered_path(name)
         atomic_write(path, text)
     return path
@@ -325,9 +325,9 @@ class Drift:
 def check_prompt(ws: Workspace, name: str) -> Drift | None:
     """Validate the campaign and compare its rendering with ``prompts/<name>.md``."""
     from sessionctl import render
+    from sessionctl.campaign import cache
 
-    cf = load(ws, name)
-    expected = render.render_prompt(cf.campaign, ws=ws)
+    expected = render.render_prompt(cache.read(ws, name), ws=ws)
     path = ws.rendered_path(name)
     try:
         actual = path.read_text(encoding="utf-8")

@@ -36,8 +36,9 @@ def render_cmd(
 
     ws, cname = campaign(name)
     if stdout:
-        cf = store.load(ws, cname)
-        text = render.render_prompt(cf.campaign, ws=ws)
+        from sessionctl.campaign import cache
+
+        text = render.render_prompt(cache.read(ws, cname), ws=ws)
         emit(
             json_output,
             {"campaign": cname, "markdown": text},
@@ -50,15 +51,15 @@ def render_cmd(
 
 
 def _check_one(ws: Any, cname: str) -> dict[str, Any]:
-    from sessionctl.campaign import store
+    from sessionctl.campaign import cache, store
 
     drift = store.check_prompt(ws, cname)
-    cf = store.load(ws, cname)
+    camp = cache.read(ws, cname)  # check_prompt validated this very text: no second parse
     shown = store.display_path(ws, ws.rendered_path(cname))
     result: dict[str, Any] = {
         "campaign": cname,
-        "yaml": store.display_path(ws, cf.path),
-        "revision": cf.campaign.revision,
+        "yaml": store.display_path(ws, ws.campaign_path(cname)),
+        "revision": camp.revision,
         "valid": True,
         "markdown": shown,
         "drift": drift is not None,
