@@ -1,4 +1,5 @@
-"""Read-only commands validate a campaign they have seen before without parsing its YAML."""
+"""Read-only commands validate a campaign they have seen before without parsing its YAML
+(``store.read``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 from conftest import git
 from test_cli_startup import probe, top_level
 
-from sessionctl.campaign import cache, store
+from sessionctl.campaign import store
 from sessionctl.workspace import Workspace
 
 CAMPAIGN = """\
@@ -41,9 +42,9 @@ def test_next_list_parses_the_yaml_once_per_text(ws: Workspace) -> None:
 def test_read_equals_load_and_skips_a_cache_for_other_text(ws: Workspace) -> None:
     (ws.root / "prompts" / "demo.yaml").write_text(CAMPAIGN)
     loaded = store.load(ws, "demo").campaign
-    assert cache.read(ws, "demo") == loaded  # first: parsed, then cached
-    assert cache.read(ws, "demo") == loaded  # second: from the cache
+    assert store.read(ws, "demo") == loaded  # first: parsed, then cached
+    assert store.read(ws, "demo") == loaded  # second: from the cache
     entry = json.loads((ws.scratch / "cache" / "demo.campaign.json").read_text())
-    assert entry["text"] == CAMPAIGN and entry["key"] == cache.fingerprint()
+    assert entry["text"] == CAMPAIGN and entry["key"] == store.fingerprint()
     (ws.root / "prompts" / "demo.yaml").write_text(CAMPAIGN.replace("Step 1\n", "Step one\n"))
-    assert cache.read(ws, "demo").next_steps[1].title == "Step one"
+    assert store.read(ws, "demo").next_steps[1].title == "Step one"

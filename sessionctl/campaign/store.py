@@ -295,10 +295,9 @@ def create(ws: Workspace, name: str, text: str, *, force: bool = False) -> Campa
 def write_prompt(ws: Workspace, name: str) -> Path:
     """Render ``prompts/<name>.yaml`` and atomically write ``prompts/<name>.md``."""
     from sessionctl import render
-    from sessionctl.campaign import cache
 
     with ws.lock(name):
-        text = render.render_prompt(cache.read(ws, name), ws=ws)
+        text = render.render_prompt(read(ws, name), ws=ws)
         path = ws.rendered_path(name)
         atomic_write(path, text)
     return path
@@ -325,9 +324,8 @@ class Drift:
 def check_prompt(ws: Workspace, name: str) -> Drift | None:
     """Validate the campaign and compare its rendering with ``prompts/<name>.md``."""
     from sessionctl import render
-    from sessionctl.campaign import cache
 
-    expected = render.render_prompt(cache.read(ws, name), ws=ws)
+    expected = render.render_prompt(read(ws, name), ws=ws)
     path = ws.rendered_path(name)
     try:
         actual = path.read_text(encoding="utf-8")
@@ -346,3 +344,61 @@ def check_prompt(ws: Workspace, name: str) -> Drift | None:
     )
     changed = sum(1 for ln in lines if ln[:1] in "+-" and not ln.startswith(("+++", "---")))
     return Drift(path=path, missing=False, diff="".join(lines), changed_lines=changed)
+
+
+# --- read-only loads, cached ------------------------------------------------------------------
+# Parsing the round-trip YAML (ruamel) costs about 0.4 ms per next step: most of what `next list`
+# or `prompt render` spend on a long campaign. A successful `read` keeps the document as plain
+# JSON data in .sessionctl/cache/<name>.campaign.json, beside the exact text it came from and a
+# fingerprint of the validating code; the next `read` of the same text validates that data again
+# (the typed model is rebuilt, so every rule still runs) without the parse. Any other text, a
+# broken one included, goes through `load`, so errors are reported exactly as before. Commands
+# that edit the YAML use `load`/`edit`.
+
+
+def read(ws: Workspace, name: str) -> Campaign:
+    """The validated campaign ``prompts/<name>.yaml`` (read-only), parsed at most once per text."""
+    import json
+
+    from sessionctl.campaign import schema
+
+    cache = ws.scratch / "cache" / f"{name}.campaign.json"
+    source = display_path(ws, ws.campaign_path(name))
+    key = fingerprint()
+    try:
+        text = ws.campaign_path(name).read_text(encoding="utf-8")
+        saved = json.loads(cache.read_text(encoding="utf-8"))
+        if saved["key"] == key and saved["text"] == text:
+            return schema.build(saved["data"], name=name, source=source)
+    except (OSError, ValueError, LookupError, TypeError):
+        pass  # no usable entry (or no readable campaign: load below says why)
+    cf = load(ws, name)
+    data = _plain(cf.doc)
+    # Cache only what validates to the very same campaign from plain data (a YAML timestamp,
+    # say, would not survive JSON): otherwise every read parses, as before.
+    if data is not None and schema.build(data, name=name, source=source) == cf.campaign:
+        entry = {"key": key, "text": cf.text, "data": data}
+        with contextlib.suppress(OSError):  # a cache that cannot be written only costs time
+            atomic_write(cache, json.dumps(entry))
+    return cf.campaign
+
+
+def fingerprint() -> list[Any]:
+    """The version and the state of every module that validates a campaign."""
+    import os
+
+    import sessionctl
+
+    folder = Path(__file__).parent
+    files = sorted(e.path for e in os.scandir(folder) if e.name.endswith(".py"))
+    return [sessionctl.__version__, *([st.st_mtime_ns, st.st_size] for st in map(os.stat, files))]
+
+
+def _plain(doc: Any) -> Any:
+    """The round-trip document as plain JSON data, or None when it does not fit JSON."""
+    import json
+
+    try:
+        return json.loads(json.dumps(doc, allow_nan=False))
+    except (TypeError, ValueError):
+        return None

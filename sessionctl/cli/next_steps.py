@@ -65,10 +65,10 @@ def list_cmd(
     json_output: JsonOpt = False,
 ) -> None:
     """Show the next steps in rank order (--json also lists the retired ones)."""
-    from sessionctl.campaign import cache
+    from sessionctl.campaign import store
 
     ws, cname = campaign(name)
-    c = cache.read(ws, cname)
+    c = store.read(ws, cname)
     steps = [_step_json(i, s) for i, s in enumerate(c.next_steps, 1)]
     retired = [_retired_json(r) for r in c.retired]
     if json_output:

@@ -36,9 +36,7 @@ def render_cmd(
 
     ws, cname = campaign(name)
     if stdout:
-        from sessionctl.campaign import cache
-
-        text = render.render_prompt(cache.read(ws, cname), ws=ws)
+        text = render.render_prompt(store.read(ws, cname), ws=ws)
         emit(
             json_output,
             {"campaign": cname, "markdown": text},
@@ -51,10 +49,10 @@ def render_cmd(
 
 
 def _check_one(ws: Any, cname: str) -> dict[str, Any]:
-    from sessionctl.campaign import cache, store
+    from sessionctl.campaign import store
 
     drift = store.check_prompt(ws, cname)
-    camp = cache.read(ws, cname)  # check_prompt validated this very text: no second parse
+    camp = store.read(ws, cname)  # check_prompt validated this very text: no second parse
     shown = store.display_path(ws, ws.rendered_path(cname))
     result: dict[str, Any] = {
         "campaign": cname,

@@ -16,7 +16,7 @@ from functools import lru_cache
 from typing import Any
 
 from sessionctl.errors import ParseError
-from sessionctl.metrics.exposition import (
+from sessionctl.metrics.lines import (
     _FAST,
     _INFS,
     Buffer,
