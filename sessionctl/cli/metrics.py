@@ -205,7 +205,7 @@ def diff_cmd(
     if json_output:
         _diff_json(delta, stats, rows, want)
     else:
-        _diff_human(delta, stats, rows, limit)
+        _diff_human(delta, stats, rows, limit, one_family=bool(metric))
 
 
 def _stats(
@@ -249,7 +249,9 @@ def _diff_json(
     )
 
 
-def _diff_human(delta: Delta, stats: Summary | None, rows: list[SeriesDelta], limit: int) -> None:
+def _diff_human(
+    delta: Delta, stats: Summary | None, rows: list[SeriesDelta], limit: int, *, one_family: bool
+) -> None:
     from sessionctl import console
 
     span = f"{delta.window_s:.1f}s apart" if delta.window_s else "times unknown"
@@ -263,7 +265,7 @@ def _diff_human(delta: Delta, stats: Summary | None, rows: list[SeriesDelta], li
     elif limit <= 0 or len(rows) <= limit:
         _series_rows(rows)
     else:
-        _overview(delta, rows, limit)
+        _overview(delta, rows, limit, one_family=one_family)
     _capped_warnings([f"gone after: {n}{_fmt_labels(lb)}" for n, lb in delta.missing], limit)
     _capped_warnings(list(delta.warnings), limit)
 
@@ -289,7 +291,7 @@ def _series_cells(s: SeriesDelta) -> list[str]:
     ]
 
 
-def _overview(delta: Delta, rows: list[SeriesDelta], limit: int) -> None:
+def _overview(delta: Delta, rows: list[SeriesDelta], limit: int, *, one_family: bool) -> None:
     """A large diff at a glance: counts, the families that changed, the top movers."""
     from sessionctl import console
     from sessionctl.metrics.overview import overview
@@ -318,9 +320,9 @@ def _overview(delta: Delta, rows: list[SeriesDelta], limit: int) -> None:
         ["series", "before", "after", "Δ", ""],
         [_series_cells(s) for s in ov.movers],
     )
+    one = "" if one_family else "--metric NAME shows one family; "
     console.print_text(
-        f"--limit 0 lists all {ov.changed:,} changed series; --metric NAME shows one family; "
-        "--json has everything"
+        f"--limit 0 lists all {ov.changed:,} changed series; {one}--json has everything"
     )
 
 
