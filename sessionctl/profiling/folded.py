@@ -30,8 +30,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sessionctl import process
 from sessionctl.errors import ParseError
-from sessionctl.process import run
 
 Stack = tuple[str, ...]
 
@@ -344,7 +344,7 @@ def demangle_names(names: Iterable[str]) -> tuple[dict[str, str], str | None]:
         if not pending:
             break
         # One name per line in, one per line out: both tools are line filters.
-        proc = run([tool], input="\n".join(pending) + "\n", check=False, timeout=60)
+        proc = process.run([tool], input="\n".join(pending) + "\n", check=False, timeout=60)
         lines = proc.stdout.splitlines()
         if proc.returncode != 0 or len(lines) != len(pending):
             continue

@@ -39,8 +39,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from sessionctl import process
 from sessionctl.errors import CommandError, MeasurementError, SessionctlError, ToolNotFound
-from sessionctl.process import describe_argv, run, spawn, stop_tree, which
+from sessionctl.process import describe_argv, spawn, stop_tree, which
 from sessionctl.profiling.pids import alive
 
 PERF_HINT = "install linux-perf (Debian: `apt-get install linux-perf`) or set profile.tool"
@@ -80,7 +81,7 @@ def unusable_reason(event: str = "cpu-clock") -> str | None:
             "true",
         ]
         try:
-            proc = run(argv, timeout=30, check=False)
+            proc = process.run(argv, timeout=30, check=False)
         except (OSError, SessionctlError) as exc:
             return f"`{describe_argv(argv)}` failed: {exc}"
     if proc.returncode != 0:

@@ -22,8 +22,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
+from sessionctl import process
 from sessionctl.errors import CommandError, TargetError, ToolNotFound
-from sessionctl.process import run
 
 INSTALL_HINT = (
     "no PostgreSQL server binaries found; install them (`apt-get install postgresql`, "
@@ -59,7 +59,7 @@ def candidate_bindirs() -> Iterator[Path]:
     pg_config = shutil.which("pg_config")
     if pg_config:
         with contextlib.suppress(CommandError, ToolNotFound):
-            yield Path(run([pg_config, "--bindir"]).stdout.strip())
+            yield Path(process.run([pg_config, "--bindir"]).stdout.strip())
     yield from sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=_version_key, reverse=True)
     with contextlib.suppress(ImportError):
         import pgserver  # type: ignore[import-not-found]
@@ -106,10 +106,13 @@ def blocking_folder(path: Path, user: str | None) -> Path | None:
     if user is None:
         return None
     chain = [p for p in [*reversed(path.parents), path] if p.exists()]
-    if not chain or run(["test", "-x", str(chain[-1])], user=user, check=False).returncode == 0:
+    if (
+        not chain
+        or process.run(["test", "-x", str(chain[-1])], user=user, check=False).returncode == 0
+    ):
         return None
     for folder in chain:
-        if run(["test", "-x", str(folder)], user=user, check=False).returncode != 0:
+        if process.run(["test", "-x", str(folder)], user=user, check=False).returncode != 0:
             return folder
     return None
 
@@ -123,7 +126,7 @@ def _reachable_bindir(bindir: Path, user: str | None) -> Path:
     """
     if user is None:
         return bindir
-    probe = run(["test", "-x", str(bindir / "postgres")], user=user, check=False)
+    probe = process.run(["test", "-x", str(bindir / "postgres")], user=user, check=False)
     if probe.returncode == 0:
         return bindir
     install = bindir.parent  # .../site-packages/pgserver/pginstall
@@ -191,7 +194,7 @@ class EmbeddedPostgres:
         return self.bindir / name
 
     def _run(self, argv: list[str], **kw: object) -> None:
-        run(argv, user=self.user, cwd="/", **kw)  # type: ignore[arg-type]
+        process.run(argv, user=self.user, cwd="/", **kw)  # type: ignore[arg-type]
 
     def init(self) -> None:
         """Create the data folder (idempotent: an existing cluster is reused)."""

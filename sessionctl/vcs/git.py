@@ -18,9 +18,10 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sessionctl import process
 from sessionctl.errors import VcsError
 from sessionctl.files import atomic_write
-from sessionctl.process import Result, run
+from sessionctl.process import Result
 from sessionctl.vcs.base import (
     ADDED,
     DELETED,
@@ -65,7 +66,9 @@ class GitVcs:
         """Run a read-only git query (argv list, no shell); VcsError unless it exits in ``ok``."""
         # The C locale, as gitpython sets it, so messages read the same whichever runs git.
         env = {**os.environ, "LC_ALL": "C", "LANGUAGE": "C"}
-        result = run(["git", *args], cwd=self.root, env=env, check=False)
+        # Looked up on the module at each call (never bound at import), so no caller's patch of
+        # process.run can outlive it in this module.
+        result = process.run(["git", *args], cwd=self.root, env=env, check=False)
         if result.returncode not in ok:
             text = _clean(result.stderr) or _clean(result.stdout) or "(no output)"
             raise VcsError(f"`git {' '.join(args)}` failed ({result.returncode}): {text}")
