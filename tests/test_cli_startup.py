@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from sessionctl import cli
 from sessionctl.cli import COMMANDS, LazyCommands, app
-from sessionctl.session import engine
+from sessionctl.session import status as session_status
 from sessionctl.vcs.git import GitVcs
 from sessionctl.workspace import Workspace
 
@@ -187,15 +187,15 @@ def test_status_revalidates_an_edited_campaign_and_reports_a_broken_one(
     demo: Workspace,
 ) -> None:
     path = demo.campaign_path("demo")
-    first = engine.campaign_facts(demo, "demo")
+    first = session_status.campaign_facts(demo, "demo")
     assert (first.vcs, first.last_session, first.top) == ("git", 4, "first")
-    cached = engine.campaign_facts(demo, "demo")
+    cached = session_status.campaign_facts(demo, "demo")
     assert (cached.vcs, cached.last_session, cached.top) == ("git", 4, "first")
 
     path.write_text(
         CAMPAIGN.replace("last_session: 4", "last_session: 7").replace("first", "zeroth")
     )
-    edited = engine.campaign_facts(demo, "demo")
+    edited = session_status.campaign_facts(demo, "demo")
     assert (edited.last_session, edited.top) == (7, "zeroth")
 
     path.write_text(CAMPAIGN.replace("  - id: second\n", "  - id: [second\n"))
