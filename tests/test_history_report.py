@@ -14,12 +14,13 @@ import os
 import shutil
 import struct
 import subprocess
+import sys
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import git, running_as_root
+from conftest import REPO, git, running_as_root
 from typer.testing import CliRunner
 
 from sessionctl import history
@@ -395,3 +396,34 @@ def test_only_report_imports_matplotlib(campaign: Workspace) -> None:
     done = subprocess.run([sys.executable, "-c", probe], cwd=campaign.root, capture_output=True,
                           text=True, check=True)  # fmt: skip
     assert done.stdout.splitlines() == ["history 0 False", "history 0 False", "report 0 True"]
+
+
+def _history_at(ws: Workspace, columns: int) -> list[str]:
+    """``sessionctl history`` as a terminal that many columns wide shows it."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": str(columns), "TERM": "dumb"}
+    done = subprocess.run(
+        [sys.executable, "-m", "sessionctl", "history"],
+        cwd=ws.root,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.splitlines()
+
+
+@pytest.mark.parametrize("columns", [100, 80])
+def test_history_fits_the_terminal_one_line_per_session(campaign: Workspace, columns: int) -> None:
+    lines = _history_at(campaign, columns)
+    table = [line for line in lines if line[:1] in "┏┃┡│└"]
+    assert table and max(len(line) for line in table) <= columns
+    body = [line for line in lines if line.startswith("│")]
+    assert len(body) == 4, "\n".join(lines)  # no session's row wraps onto a second line
+    row = next(line for line in body if "batch-writes" in line)
+    assert "10 → 5" in row and "-50.2%" in row and "improved" in row
+    assert "closed" in row and "headline (ms)" in "\n".join(lines)
+    if columns == 100:
+        assert "[-55.0%..-44.9%]" in row or "-55.0%..-44.9%" in row  # the interval fits at 100
+    else:  # what was left out to fit is said, with where to find it
+        note = next(line for line in lines if line.startswith("(left out to fit"))
+        assert "95% CI" in note and "--json" in note and len(note) <= columns

@@ -34,10 +34,13 @@ from sessionctl.history.model import (
 from sessionctl.history.text import (
     CSV_COLUMNS,
     TABLE_COLUMNS,
+    TABLE_DROP_ORDER,
+    TABLE_SHRINKS,
     ci_text,
     csv_text,
     cumulative_text,
     effect_text,
+    table_columns,
     table_rows,
     value_text,
 )
@@ -47,6 +50,8 @@ __all__ = [
     "CSV_COLUMNS",
     "OUTCOMES",
     "TABLE_COLUMNS",
+    "TABLE_DROP_ORDER",
+    "TABLE_SHRINKS",
     "Cumulative",
     "Gain",
     "Headline",
@@ -62,6 +67,7 @@ __all__ = [
     "headline_from_rows",
     "headline_gain",
     "session_row",
+    "table_columns",
     "table_rows",
     "value_text",
 ]
