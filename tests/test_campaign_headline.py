@@ -263,6 +263,7 @@ def test_prompt_import_adopts_a_log_from_outside_byte_for_byte(ws: Workspace, tm
     assert code == 0, err
     info = json.loads(out)["log"]
     assert info == {"path": "logs/ddl-perf-log.md", "highest_session": 25, "next_session": 26}
+    assert json.loads(out)["last_session"] == 25  # the summary says what the YAML now holds
     assert (ws.root / "logs" / "ddl-perf-log.md").read_bytes() == original
     yaml_text = (ws.root / "prompts" / "ddl.yaml").read_text()
     assert "last_session: 25" in yaml_text and "\nlog:" not in yaml_text
