@@ -17,6 +17,7 @@ import subprocess
 import sys
 import zlib
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -427,3 +428,23 @@ def test_history_fits_the_terminal_one_line_per_session(campaign: Workspace, col
     else:  # what was left out to fit is said, with where to find it
         note = next(line for line in lines if line.startswith("(left out to fit"))
         assert "95% CI" in note and "--json" in note and len(note) <= columns
+
+
+def test_report_heads_with_the_title_and_leaves_out_empty_columns(
+    campaign: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "report.html"
+    invoke("report", "-o", str(out))
+    html = out.read_text()
+    assert "<h1>DDL latency</h1>" in html  # the campaign's title, not its file name
+    assert "<th>95% CI</th>" in html and "<th>agent</th>" not in html  # no session has a cost
+    # Several raw-data folders for one session are told apart.
+    from sessionctl import report
+
+    h = history.collect(campaign, "ddl")
+    rows = list(h.rows)
+    rows[1] = replace(rows[1], raw=(".sessionctl/runs/ddl/a", ".sessionctl/runs/ddl/b"))
+    monkeypatch.setattr(report, "collect", lambda *a, **k: replace(h, rows=tuple(rows)))
+    invoke("report", "-o", str(out))
+    html = out.read_text()
+    assert ">raw data 1</a>" in html and ">raw data 2</a>" in html
