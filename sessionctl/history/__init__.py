@@ -281,7 +281,11 @@ def collect(ws: Workspace, campaign: str, *, since: int | None = None) -> Histor
     if headings - set(rows):
         # Logged sessions this machine has no archive of: their commits may say more.
         committed = committed_rows(ws, campaign, vcs=camp.vcs, metric=metric, better=better)
-        rows.update({n: r for n, r in committed.items() if n not in rows})
+        retired = {n for step in camp.retired for n in step.sessions}
+        rows.update({
+            n: replace(r, outcome="retired") if r.outcome == "aborted" and n in retired else r
+            for n, r in committed.items() if n not in rows
+        })  # fmt: skip
     for m in _LOG_HEADING.finditer(log_text):
         n = int(m[1])
         if n not in rows:
