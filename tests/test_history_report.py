@@ -448,4 +448,8 @@ def test_report_heads_with_the_title_and_leaves_out_empty_columns(
     monkeypatch.setattr(report, "collect", lambda *a, **k: replace(h, rows=tuple(rows)))
     invoke("report", "-o", str(out))
     html = out.read_text()
-    assert ">raw data 1</a>" in html and ">raw data 2</a>" in html
+    assert ">raw data 1</a>" in html and ">raw data 2</a>" in html and "<th>data</th>" in html
+    bare = tuple(replace(r, raw=(), flamegraphs=()) for r in h.rows)
+    monkeypatch.setattr(report, "collect", lambda *a, **k: replace(h, rows=bare))
+    invoke("report", "-o", str(out))
+    assert "<th>data</th>" not in out.read_text()  # no session has raw data or a flame graph
