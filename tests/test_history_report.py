@@ -361,6 +361,14 @@ def test_a_fresh_clone_reads_sessions_off_the_commit_trailers(campaign: Workspac
         assert got["effect"] == pytest.approx(had["effect"], abs=0.051)
         assert got["ci"] == pytest.approx(had["ci"], abs=0.051)
     assert rows[1]["headline"]["after"] is None  # judged on qps then: no p50 to show
+    # The aborted session has no verdict, but what it measured on the headline is kept.
+    got, had = rows[3]["headline"], before[3]["headline"]
+    assert rows[3]["verdict"] is None and got["metric"] == "p50_ms"
+    assert got["before"] == pytest.approx(had["before"], rel=6e-3)
+    assert got["after"] == pytest.approx(had["after"], rel=6e-3)
+    assert got["effect"] == pytest.approx(had["effect"], abs=0.051)
+    aborted = git(campaign.root, "log", "-1", "--format=%B", "-F", "--grep=session 3 aborted:")
+    assert "Metric: p50_ms" in aborted and "\nVerdict:" not in aborted
     assert data["cumulative"]["first_session"] == 2 and data["cumulative"]["last_session"] == 4
 
 
