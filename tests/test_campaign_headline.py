@@ -409,3 +409,14 @@ def test_close_says_a_warning_many_metrics_share_once(ws: Workspace) -> None:
     lines = [line for line in err.splitlines() if "single run per side" in line]
     assert lines == ["warning: single run per side (2 metrics: p90_ms, p99_ms)"], err
     assert "warning: p50_ms: unpaired: drift" in err  # a warning of one metric still names it
+
+
+def test_the_log_entry_names_the_next_step_like_the_users_entries(ws: Workspace) -> None:
+    setup(ws)
+    assert invoke("start")[0] == 0
+    record("baseline", "p50_ms=10", "p50_ms=10.1", "p50_ms=9.9")
+    (ws.root / "app.py").write_text("x = 2\n")
+    record("remeasure", "p50_ms=5", "p50_ms=5.1", "p50_ms=4.9")
+    assert invoke("close", "--resolve", "cache-plans")[0] == 0
+    log = (ws.root / "logs" / "ddl-perf-log.md").read_text()
+    assert "- Resolved `cache-plans`.\n- Next: `batch-writes`: Batch the catalog writes\n" in log
