@@ -205,6 +205,48 @@ def bullets(title: str, items: Sequence[str]) -> None:
         )
 
 
+def fitted_table(
+    title: str | None,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    drop_order: Sequence[str] = (),
+    shrink: Sequence[str] = (),
+) -> list[str]:
+    """Print a table one line per row within the terminal's width; return the columns left out.
+
+    Columns empty in every row are left out; then those in ``drop_order``, first first, while
+    the table is wider than the terminal; a ``shrink`` column is then cut with an ellipsis.
+    """
+    from rich.table import Table
+
+    def build(keep: Sequence[int]) -> Table:
+        t = Table(title=title, title_justify="left", show_lines=False)
+        for i in keep:
+            name = columns[i]
+            t.add_column(name, no_wrap=name not in shrink, overflow="ellipsis")
+        for row in rows:
+            t.add_row(*("" if row[i] is None else escape(str(row[i])) for i in keep))
+        return t
+
+    con = _console("out")
+    unbounded = con.options.update_width(10_000)  # a table's measure is capped at the width
+
+    def fits(keep: Sequence[int]) -> bool:
+        return con.measure(build(keep), options=unbounded).maximum <= con.width
+
+    keep = [i for i in range(len(columns)) if any(str(r[i] or "") for r in rows)]
+    dropped: list[str] = []
+    for name in drop_order:
+        if fits(keep):
+            break
+        if name in columns and columns.index(name) in keep:
+            keep.remove(columns.index(name))
+            dropped.append(name)
+    con.print(build(keep))
+    return dropped
+
+
 def kv(title: str | None, items: Mapping[str, Any]) -> None:
     """Print key/value pairs as a two-column table."""
     from rich.table import Table

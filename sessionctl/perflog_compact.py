@@ -135,16 +135,34 @@ def results_table(
 
 
 def warnings_line(warnings: Sequence[str]) -> str:
-    """Warnings collapsed into one line: each distinct text once, with how many metrics."""
-    counts: dict[str, int] = {}
+    """Warnings collapsed into one line: each distinct text once, with how many metrics.
+
+    Texts that differ only in their numbers are one ("CV 12–22% over 2 runs (×3)").
+    """
+    groups: dict[tuple[str, ...], list[list[str]]] = {}
     for w in warnings:
         head, sep, rest = w.partition(": ")
         text = rest if sep and " " not in head.strip() else w  # 'metric: text' -> 'text'
         text = " ".join(text.split())
         if len(text) > _WARNING_WIDTH:
             text = text[: _WARNING_WIDTH - 1].rstrip() + "…"
-        counts[text] = counts.get(text, 0) + 1
-    return "; ".join(f"{t} (×{n})" if n > 1 else t for t, n in counts.items())
+        pieces = _NUMBER.split(text)
+        groups.setdefault(tuple(pieces[0::2]), []).append(pieces[1::2])
+    out = []
+    for words, numbers in groups.items():
+        slots = [_span([n[i] for n in numbers]) for i in range(len(words) - 1)]
+        text = "".join(w + s for w, s in zip(words, [*slots, ""], strict=True))
+        out.append(f"{text} (×{len(numbers)})" if len(numbers) > 1 else text)
+    return "; ".join(out)
+
+
+_NUMBER = re.compile(r"(\d+(?:\.\d+)?)")
+
+
+def _span(values: Sequence[str]) -> str:
+    """One number as written, or the range ``low–high`` of several."""
+    low, high = min(values, key=float), max(values, key=float)
+    return low if float(low) == float(high) else f"{low}–{high}"
 
 
 def profile_top(

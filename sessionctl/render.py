@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -228,7 +228,7 @@ def heading(part: Part, default: str) -> str:
     """
     if part.heading is not None:
         return fill_sessions(part.heading, part.extra.get("sessions", ()))
-    return "" if part.sub and part.kind != "completed" else default
+    return "" if part.sub and part.kind != "completed" and not part.opens else default
 
 
 def fill_sessions(text: str, numbers: Sequence[int]) -> str:
@@ -264,6 +264,9 @@ class Part:
     runs: tuple[Run, ...] = ()
     completed: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
+    # The first benchmarks.NAME / next_steps.GROUP item: it gets its field's heading, so the
+    # text before it (under a heading of its own, e.g. "## Rules") does not swallow it.
+    opens: bool = False
 
 
 def _runs(c: Campaign, only: str | None, include_ungrouped: bool) -> tuple[Run, ...]:
@@ -365,18 +368,31 @@ def layout_parts(c: Campaign) -> list[Part]:
     step_items = [k for k in layout if k.startswith("next_steps.")]
     first_step_item = step_items[0] if step_items and "next_steps" not in layout else None
     parts: list[Part] = []
+    seen: set[str] = set()
     for key in layout:
         head = c.headings.get(key)
         if key in sections:
             parts.append(Part(key=key, kind="section", heading=head, section=sections[key]))
             continue
         base, _, sub = key.partition(".")
+        opens = bool(sub) and head is None and base not in seen and not _heading_only(parts)
+        seen.add(base)
         if base == "benchmarks":
             chosen = tuple(b for b in c.benchmarks if not sub or b.name == sub)
-            parts.append(Part(key=key, kind=base, heading=head, sub=bool(sub), benchmarks=chosen))
+            parts.append(
+                Part(key=key, kind=base, heading=head, sub=bool(sub), benchmarks=chosen,
+                     opens=opens)
+            )  # fmt: skip
         elif base == "next_steps":
             runs = _runs(c, sub or None, include_ungrouped=key == first_step_item)
-            parts.append(Part(key=key, kind=base, heading=head, sub=bool(sub), runs=runs))
+            group = runs[0].group if runs else None
+            if opens and group and group.title:
+                if not group.level:  # "Remaining directions:" becomes the heading, not a 2nd
+                    runs = (replace(runs[0], group=replace(group, level=2)), *runs[1:])
+                opens = False
+            parts.append(
+                Part(key=key, kind=base, heading=head, sub=bool(sub), runs=runs, opens=opens)
+            )
         elif base == "completed":
             kinds = tuple(
                 k for k in ((sub,) if sub else COMPLETED_KINDS) if getattr(c.completed, k)
@@ -391,6 +407,14 @@ def layout_parts(c: Campaign) -> list[Part]:
         else:
             parts.append(Part(key=key, kind=base, heading=head))
     return parts
+
+
+def _heading_only(parts: Sequence[Part]) -> bool:
+    """The part before is a section with a title and no text (it heads what follows)."""
+    last = parts[-1] if parts else None
+    if last is None or last.kind != "section":
+        return False
+    return bool(last.section.title) and not (last.section.body or "").strip()
 
 
 def _render_part_filter() -> Any:

@@ -48,6 +48,7 @@ def write(ws: Workspace, campaign: str, output: Path, *, since: int | None = Non
     out = output if output.is_absolute() else Path.cwd() / output
     context: dict[str, Any] = {
         "campaign": campaign,
+        "title": _title(ws, campaign),
         "generated": now_iso(),
         "metric": h.metric,
         "better": h.better,
@@ -62,6 +63,13 @@ def write(ws: Workspace, campaign: str, output: Path, *, since: int | None = Non
     atomic_write(out, html)
     return Written(path=out, size=len(html.encode("utf-8")), sessions=len(h.rows),
                    plotted=plotted)  # fmt: skip
+
+
+def _title(ws: Workspace, campaign: str) -> str:
+    """The campaign's one-line title (the rendered prompt's heading), for the page heading."""
+    from sessionctl.campaign import store
+
+    return store.load(ws, campaign).campaign.title or campaign
 
 
 def _markup(svg: str) -> Any:

@@ -263,6 +263,7 @@ def test_prompt_import_adopts_a_log_from_outside_byte_for_byte(ws: Workspace, tm
     assert code == 0, err
     info = json.loads(out)["log"]
     assert info == {"path": "logs/ddl-perf-log.md", "highest_session": 25, "next_session": 26}
+    assert json.loads(out)["last_session"] == 25  # the summary says what the YAML now holds
     assert (ws.root / "logs" / "ddl-perf-log.md").read_bytes() == original
     yaml_text = (ws.root / "prompts" / "ddl.yaml").read_text()
     assert "last_session: 25" in yaml_text and "\nlog:" not in yaml_text
@@ -395,3 +396,27 @@ def test_the_log_entrys_cumulative_gain_follows_the_headline_and_skips_aborts(
     assert perflog_compact.cumulative_gain(ws, "ddl", 3, row, metric="p50_ms") == (
         "`p50_ms`: 10 → 4 ms = -60.0% since Session 2"
     )
+
+
+def test_close_says_a_warning_many_metrics_share_once(ws: Workspace) -> None:
+    setup(ws)
+    assert invoke("start")[0] == 0
+    record("baseline", "p50_ms=10", "p90_ms=12", "p99_ms=20", "p50_ms=10.1", "p50_ms=9.9")
+    (ws.root / "app.py").write_text("x = 2\n")
+    record("remeasure", "p50_ms=5", "p90_ms=6", "p99_ms=9", "p50_ms=5.1", "p50_ms=4.9")
+    code, _, err = invoke("close", "--resolve", "cache-plans")
+    assert code == 0, err
+    lines = [line for line in err.splitlines() if "single run per side" in line]
+    assert lines == ["warning: single run per side (2 metrics: p90_ms, p99_ms)"], err
+    assert "warning: p50_ms: unpaired: drift" in err  # a warning of one metric still names it
+
+
+def test_the_log_entry_names_the_next_step_like_the_users_entries(ws: Workspace) -> None:
+    setup(ws)
+    assert invoke("start")[0] == 0
+    record("baseline", "p50_ms=10", "p50_ms=10.1", "p50_ms=9.9")
+    (ws.root / "app.py").write_text("x = 2\n")
+    record("remeasure", "p50_ms=5", "p50_ms=5.1", "p50_ms=4.9")
+    assert invoke("close", "--resolve", "cache-plans")[0] == 0
+    log = (ws.root / "logs" / "ddl-perf-log.md").read_text()
+    assert "- Resolved `cache-plans`.\n- Next: `batch-writes`: Batch the catalog writes\n" in log

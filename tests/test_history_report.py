@@ -14,12 +14,14 @@ import os
 import shutil
 import struct
 import subprocess
+import sys
 import zlib
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from conftest import git, running_as_root
+from conftest import REPO, git, running_as_root
 from typer.testing import CliRunner
 
 from sessionctl import history
@@ -343,7 +345,8 @@ def test_a_fresh_clone_reads_sessions_off_the_commit_trailers(campaign: Workspac
     shutil.rmtree(campaign.scratch / "sessions")  # .sessionctl/ is never committed
     data = json.loads(invoke("history", "--json"))
     rows = {r["number"]: r for r in data["sessions"]}
-    assert [rows[n]["outcome"] for n in (1, 2, 3, 4)] == ["closed", "closed", "aborted", "closed"]
+    # Session 3's abort retired its step: the campaign's retired list says so on any machine.
+    assert [rows[n]["outcome"] for n in (1, 2, 3, 4)] == ["closed", "closed", "retired", "closed"]
     assert rows[2]["step"] == "batch-writes" and rows[2]["title"] == "Batch the catalog writes"
     head = git(campaign.root, "log", "--format=%H", "-F", "--grep=perf(ddl): session 2:").split()[0]
     assert rows[2]["change"] == head[:12]
@@ -358,6 +361,14 @@ def test_a_fresh_clone_reads_sessions_off_the_commit_trailers(campaign: Workspac
         assert got["effect"] == pytest.approx(had["effect"], abs=0.051)
         assert got["ci"] == pytest.approx(had["ci"], abs=0.051)
     assert rows[1]["headline"]["after"] is None  # judged on qps then: no p50 to show
+    # The aborted session has no verdict, but what it measured on the headline is kept.
+    got, had = rows[3]["headline"], before[3]["headline"]
+    assert rows[3]["verdict"] is None and got["metric"] == "p50_ms"
+    assert got["before"] == pytest.approx(had["before"], rel=6e-3)
+    assert got["after"] == pytest.approx(had["after"], rel=6e-3)
+    assert got["effect"] == pytest.approx(had["effect"], abs=0.051)
+    aborted = git(campaign.root, "log", "-1", "--format=%B", "-F", "--grep=session 3 aborted:")
+    assert "Metric: p50_ms" in aborted and "\nVerdict:" not in aborted
     assert data["cumulative"]["first_session"] == 2 and data["cumulative"]["last_session"] == 4
 
 
@@ -395,3 +406,58 @@ def test_only_report_imports_matplotlib(campaign: Workspace) -> None:
     done = subprocess.run([sys.executable, "-c", probe], cwd=campaign.root, capture_output=True,
                           text=True, check=True)  # fmt: skip
     assert done.stdout.splitlines() == ["history 0 False", "history 0 False", "report 0 True"]
+
+
+def _history_at(ws: Workspace, columns: int) -> list[str]:
+    """``sessionctl history`` as a terminal that many columns wide shows it."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": str(columns), "TERM": "dumb"}
+    done = subprocess.run(
+        [sys.executable, "-m", "sessionctl", "history"],
+        cwd=ws.root,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.splitlines()
+
+
+@pytest.mark.parametrize("columns", [100, 80])
+def test_history_fits_the_terminal_one_line_per_session(campaign: Workspace, columns: int) -> None:
+    lines = _history_at(campaign, columns)
+    table = [line for line in lines if line[:1] in "┏┃┡│└"]
+    assert table and max(len(line) for line in table) <= columns
+    body = [line for line in lines if line.startswith("│")]
+    assert len(body) == 4, "\n".join(lines)  # no session's row wraps onto a second line
+    row = next(line for line in body if "batch-writes" in line)
+    assert "10 → 5" in row and "-50.2%" in row and "improved" in row
+    assert "closed" in row and "headline (ms)" in "\n".join(lines)
+    if columns == 100:
+        assert "[-55.0%..-44.9%]" in row or "-55.0%..-44.9%" in row  # the interval fits at 100
+    else:  # what was left out to fit is said, with where to find it
+        note = next(line for line in lines if line.startswith("(left out to fit"))
+        assert "95% CI" in note and "--json" in note and len(note) <= columns
+
+
+def test_report_heads_with_the_title_and_leaves_out_empty_columns(
+    campaign: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "report.html"
+    invoke("report", "-o", str(out))
+    html = out.read_text()
+    assert "<h1>DDL latency</h1>" in html  # the campaign's title, not its file name
+    assert "<th>95% CI</th>" in html and "<th>agent</th>" not in html  # no session has a cost
+    # Several raw-data folders for one session are told apart.
+    from sessionctl import report
+
+    h = history.collect(campaign, "ddl")
+    rows = list(h.rows)
+    rows[1] = replace(rows[1], raw=(".sessionctl/runs/ddl/a", ".sessionctl/runs/ddl/b"))
+    monkeypatch.setattr(report, "collect", lambda *a, **k: replace(h, rows=tuple(rows)))
+    invoke("report", "-o", str(out))
+    html = out.read_text()
+    assert ">raw data 1</a>" in html and ">raw data 2</a>" in html and "<th>data</th>" in html
+    bare = tuple(replace(r, raw=(), flamegraphs=()) for r in h.rows)
+    monkeypatch.setattr(report, "collect", lambda *a, **k: replace(h, rows=bare))
+    invoke("report", "-o", str(out))
+    assert "<th>data</th>" not in out.read_text()  # no session has raw data or a flame graph

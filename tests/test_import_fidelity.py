@@ -34,7 +34,8 @@ HERE = Path(__file__).resolve().parent
 # The real handoff prompt from our first users (verbatim copy of shared/seeds/, so a clean
 # clone tests without the shared folder).
 SEED = HERE / "data" / "seeds" / "pgwire-throughput-prompt.md"
-DATA = sorted((HERE / "data" / "prompts").glob("*.md"))
+DATA_DIR = HERE / "data" / "prompts"
+DATA = sorted(DATA_DIR.glob("*.md"))
 
 _ID_LINE = re.compile(r"^\s*-\s+id: `[^`]+`(?: \(added in Session \d+\))?\s*$")
 _FENCE = re.compile(r"^\s*(?:`{3,}|~{3,})")
@@ -669,3 +670,38 @@ def test_cli_import_errors(ws: Workspace, tmp_path: Path, argv: list[str], messa
     result = CliRunner().invoke(app, [a.replace("{src}", str(src)) for a in argv])
     assert result.exit_code == 2 and message in result.stderr
     assert not list(ws.prompts_dir.iterdir())
+
+
+def _under(rendered: str, needle: str) -> str:
+    """The last ``## `` heading above the first line containing ``needle``."""
+    head = ""
+    for line in rendered.splitlines():
+        if line.startswith("## "):
+            head = line
+        if needle in line:
+            return head
+    raise AssertionError(f"{needle!r} not rendered")
+
+
+@pytest.mark.parametrize(
+    ("path", "bench_line", "first_step", "steps_heading"),
+    [
+        (SEED, "We have dbbench at", "Remaining Histogram::observe", "## Immediate next steps"),
+        (DATA_DIR / "sink-throughput.md", "Benchmark with dbbench", "Coalesce flushes",
+         "## Next steps:"),
+        (DATA_DIR / "ddl-remaining-directions.md", None, "Overlap storage_collections",
+         "## Remaining directions:"),
+    ],
+    ids=lambda p: p.stem if isinstance(p, Path) else None,
+)  # fmt: skip
+def test_a_prompt_without_headings_renders_benchmarks_and_next_steps_under_their_own(
+    path: Path, bench_line: str | None, first_step: str, steps_heading: str
+) -> None:
+    """The fields the import gives headings must not swallow what follows them: the pasted
+    benchmark is not under "Rules", the next steps are not under "Current status"."""
+    _, rendered = roundtrip(path.read_text(), "shape")
+    if bench_line:
+        assert _under(rendered, bench_line) == "## How to benchmark"
+    assert _under(rendered, first_step).startswith(steps_heading)
+    prompt = rendered.split("## Recording your work with sessionctl")[0]
+    assert prompt.count("Next steps") <= 1  # a group titled "Next steps:" is not doubled

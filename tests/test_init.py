@@ -174,3 +174,13 @@ def test_the_next_commands_init_prints_work_beside_another_campaign(empty_repo: 
     assert hint == ["sessionctl", "start", "second"]  # a bare `start` asks which campaign
     code, out, err = invoke(*hint[1:])
     assert code == 0 and "Session 1 of second is open" in out, err
+
+
+def test_title_is_the_option_for_the_campaigns_title(empty_repo: Path) -> None:
+    """`headline:` in a campaign is the metric it is judged on; the title has its own option
+    (`--headline` still works for scripts written before)."""
+    assert invoke("init", "shop", "--title", "Faster order lookups")[0] == 0
+    text = (empty_repo / "prompts" / "shop.yaml").read_text()
+    assert 'title: "Faster order lookups"' in text and "\nheadline:" not in text
+    res = runner.invoke(app, ["init", "--help"], env={"COLUMNS": "100"})
+    assert "--title" in res.stdout and "not the headline: metric" in " ".join(res.stdout.split())

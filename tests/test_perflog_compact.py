@@ -185,3 +185,31 @@ def test_the_entry_sits_at_the_level_of_a_hand_kept_log(ws: Workspace, frozen_no
     assert entry.startswith("### Session 47: Skip re-planning unaffected dependants (2026-11-22)")
     assert "\n#### Conclusion\n\ndone\n" in entry
     assert perflog_compact.heading_marks(None) == "##"
+
+
+def test_warnings_that_differ_only_in_numbers_are_one() -> None:
+    line = perflog_compact.warnings_line(
+        [
+            "qps@c1: high run-to-run spread on A: CV 22% over 2 runs (> 10%)",
+            "qps@c4: high run-to-run spread on A: CV 12% over 2 runs (> 10%)",
+            "p50_ms@c1: high run-to-run spread on after: CV 51% over 3 runs (> 10%)",
+            "p50_ms@c4: high run-to-run spread on after: CV 70% over 3 runs (> 10%)",
+            "p99_ms@c4: high run-to-run spread on after: CV 57% over 3 runs (> 10%)",
+            "qps@c4: 2 pairs: the Wilcoxon test cannot reach p<0.05 (needs >= 6 pairs)",
+        ]
+    )
+    assert line == (
+        "high run-to-run spread on A: CV 12–22% over 2 runs (> 10%) (×2); "
+        "high run-to-run spread on after: CV 51–70% over 3 runs (> 10%) (×3); "
+        "2 pairs: the Wilcoxon test cannot reach p<0.05 (needs >= 6 pairs)"
+    )
+
+
+def test_changes_line_reads_after_a_finding_that_ends_its_sentence(
+    ws: Workspace, frozen_now: str
+) -> None:
+    _ddl_session(ws)
+    engine.record(ws, "ddl", phase="change", findings=["Added the index and applied it."])
+    entry = close(ws, "ddl", dry_run=True).plan.entry
+    assert "; Added the index and applied it. `catalog.rs` (+1 −1)" in entry
+    assert ".;" not in entry

@@ -41,7 +41,15 @@ def history_cmd(
         head = f"{cname}: {len(h.rows)} session(s)"
         if h.metric:
             head += f", headline {h.metric}" + (f" ({h.better} is better)" if h.better else "")
-        console.table(head, history.TABLE_COLUMNS, history.table_rows(h))
+        left_out = console.fitted_table(
+            head,
+            history.table_columns(h),
+            history.table_rows(h),
+            drop_order=history.TABLE_DROP_ORDER,
+            shrink=history.TABLE_SHRINKS,
+        )
+        if left_out:
+            console.print_text(f"(left out to fit: {', '.join(left_out)}; see --json or --csv)")
         if h.cumulative is not None:
             console.print_text("Cumulative: " + history.cumulative_text(h.cumulative))
         for w in h.warnings:

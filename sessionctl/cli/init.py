@@ -33,7 +33,12 @@ def init_cmd(
     ] = None,
     headline: Annotated[
         str | None,
-        option("--headline", help="The campaign's one-line title (the rendered prompt's heading)."),
+        option(
+            "--title",
+            "--headline",
+            help="The campaign's one-line title (the rendered prompt's heading; not the "
+            "headline: metric the sessions are judged on, which the YAML names).",
+        ),
     ] = None,
     force: Annotated[
         bool, typer.Option("--force", help="Replace an existing campaign file and log.")
@@ -65,7 +70,7 @@ def init_cmd(
         default = scaffold.DEFAULT_QUERY
         query = console.ask("Benchmark query", default) if ask else default
     if headline is None and ask:
-        headline = console.ask("Headline (one line: what this campaign is about)", "") or None
+        headline = console.ask("Title (one line: what this campaign is about)", "") or None
     answers = scaffold.Answers(
         name=scaffold.check_name(name),
         target_url=target_url,

@@ -177,11 +177,14 @@ def import_cmd(
     md = None
     if not no_render:
         md = store.write_prompt(ws, name)
+    summary = dict(result.summary)
+    if adopted:  # the log's highest session may have raised it
+        summary["last_session"] = adopted["next_session"] - 1
     info = {
         "campaign": name,
         "yaml": store.display_path(ws, cf.path),
         "markdown": store.display_path(ws, md) if md else None,
-        **result.summary,
+        **summary,
         "superseded": result.superseded,
         "instructions_kept": keep_instructions,
         **({"log": adopted} if adopted else {}),
@@ -194,7 +197,7 @@ def import_cmd(
         )
         console.kv(
             None,
-            {k: ", ".join(v) if isinstance(v, list) else v for k, v in result.summary.items()},
+            {k: ", ".join(v) if isinstance(v, list) else v for k, v in summary.items()},
         )
         where = "kept in the prompt (--keep-instructions)" if keep_instructions else (
             f"not rendered; kept under superseded: in {info['yaml']}")  # fmt: skip

@@ -34,10 +34,13 @@ from sessionctl.history.model import (
 from sessionctl.history.text import (
     CSV_COLUMNS,
     TABLE_COLUMNS,
+    TABLE_DROP_ORDER,
+    TABLE_SHRINKS,
     ci_text,
     csv_text,
     cumulative_text,
     effect_text,
+    table_columns,
     table_rows,
     value_text,
 )
@@ -47,6 +50,8 @@ __all__ = [
     "CSV_COLUMNS",
     "OUTCOMES",
     "TABLE_COLUMNS",
+    "TABLE_DROP_ORDER",
+    "TABLE_SHRINKS",
     "Cumulative",
     "Gain",
     "Headline",
@@ -62,6 +67,7 @@ __all__ = [
     "headline_from_rows",
     "headline_gain",
     "session_row",
+    "table_columns",
     "table_rows",
     "value_text",
 ]
@@ -275,7 +281,11 @@ def collect(ws: Workspace, campaign: str, *, since: int | None = None) -> Histor
     if headings - set(rows):
         # Logged sessions this machine has no archive of: their commits may say more.
         committed = committed_rows(ws, campaign, vcs=camp.vcs, metric=metric, better=better)
-        rows.update({n: r for n, r in committed.items() if n not in rows})
+        retired = {n for step in camp.retired for n in step.sessions}
+        rows.update({
+            n: replace(r, outcome="retired") if r.outcome == "aborted" and n in retired else r
+            for n, r in committed.items() if n not in rows
+        })  # fmt: skip
     for m in _LOG_HEADING.finditer(log_text):
         n = int(m[1])
         if n not in rows:

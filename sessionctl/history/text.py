@@ -34,23 +34,39 @@ def cumulative_text(c: Cumulative) -> str:
     )
 
 
-TABLE_COLUMNS = ("#", "date", "step", "kind", "outcome", "headline", "effect [95% CI]",
+TABLE_COLUMNS = ("#", "date", "step", "kind", "outcome", "headline", "effect", "95% CI",
                  "verdict", "change", "agent")  # fmt: skip
+# What a narrow terminal leaves out first (empty columns always go); ``--json`` has them all.
+TABLE_DROP_ORDER = ("kind", "date", "95% CI", "change", "agent")
+TABLE_SHRINKS = ("step",)  # cut with an ellipsis when even the fewest columns are too wide
+
+
+def table_columns(h: History) -> list[str]:
+    """TABLE_COLUMNS, the headline's named with its unit when every session shares one."""
+    unit = _shared_unit(h)
+    return [f"headline ({unit})" if c == "headline" and unit else c for c in TABLE_COLUMNS]
+
+
+def _shared_unit(h: History) -> str:
+    units = {r.headline.unit for r in h.rows if r.headline is not None and r.headline.unit}
+    return units.pop() if len(units) == 1 else ""
 
 
 def table_rows(h: History) -> list[list[Any]]:
-    """The rows of ``history``'s table (see TABLE_COLUMNS), as text."""
+    """The rows of ``history``'s table (see :func:`table_columns`), as short text."""
+    shared = _shared_unit(h)
     out: list[list[Any]] = []
     for r in h.rows:
         hd = r.headline
-        moved = effect = ""
+        moved = effect = ci = ""
         if hd is not None:
-            moved = f"{value_text(hd.before, hd.unit)} → {value_text(hd.after, hd.unit)}"
-            effect = effect_text(hd.effect) + (f" [{ci_text(hd.ci)}]" if hd.ci else "")
+            unit = "" if shared else hd.unit
+            moved = f"{value_text(hd.before, unit)} → {value_text(hd.after, unit)}"
+            effect, ci = effect_text(hd.effect), ci_text(hd.ci)
         out.append([
-            r.number, r.date or "", r.step or r.title or "", r.kind or "", r.outcome, moved,
-            effect, r.verdict or (hd.verdict if hd and hd.verdict else ""), r.change or "",
-            f"${r.cost_usd:.2f}" if r.cost_usd is not None else "",
+            r.number, r.date or "", r.step or r.title or "", r.kind or "",
+            r.outcome, moved, effect, ci, r.verdict or (hd.verdict if hd and hd.verdict else ""),
+            (r.change or "")[:8], f"${r.cost_usd:.2f}" if r.cost_usd is not None else "",
         ])  # fmt: skip
     return out
 

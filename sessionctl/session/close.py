@@ -171,7 +171,9 @@ def close(
         vcs = detect(ws.root, prefer=cf.campaign.vcs)
         reporter.phase(f"Closing session {session.number}")
         plan = build(ws, campaign, session, vcs=vcs, cf=cf, **args)
-        for w in plan.warnings:
+        from sessionctl.verdict.session import grouped_warnings
+
+        for w in grouped_warnings(plan.warnings):
             reporter.warn(w)
         if dry_run:
             return CloseResult(plan=plan, dry_run=True)

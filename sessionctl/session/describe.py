@@ -201,6 +201,12 @@ def log_entry(
         "resolved": args.resolve,
         "added_steps": [{"id": s.id, "title": s.title} for s in args.add_steps],
         "status": args.status_text,
+        # What the next session starts on (the users' entries end with "Next step: ...").
+        "next_step": (
+            {"id": new_camp.next_steps[0].id, "title": new_camp.next_steps[0].title}
+            if new_camp.next_steps
+            else None
+        ),
         "agent": perflog.agent_view(entries),
     }
     from sessionctl import perflog_compact

@@ -398,6 +398,13 @@ def _judge(
             at = [i for i, j in enumerate(judgements) if j is choice.judgement]
             effect = f" {rows[at[0]].delta_text}" if at else ""
             outcome = f"{primary}{effect}, {verdict}"
+    elif kind == "abort" and primary and choice.judgement is not None:
+        # No verdict for an abort, but what it measured on the headline stays in its change's
+        # trailers, where `history` on a fresh clone (no .sessionctl/) reads it.
+        measured = [
+            (k, v) for k, v in verdicts.trailers(judgements, measurements, choice=choice)
+            if k != "Verdict"
+        ]  # fmt: skip
     headline = {
         "metric": choice.metric,
         "label": choice.judgement.metric if choice.judgement else None,  # 'bench:name' maybe

@@ -436,3 +436,27 @@ def trailers(
     if j.ci_low is not None and j.ci_high is not None:
         out.append(("CI", f"{pct(j.ci_low)}..{pct(j.ci_high)}"))
     return [*out, ("Method", j.method)]
+
+
+def grouped_warnings(warnings: Sequence[str], *, named: int = 3) -> list[str]:
+    """``metric: text`` warnings that several metrics share, said once with the metrics named.
+
+    ``["a: x", "b: x", "c: y"]`` gives ``["x (2 metrics: a, b)", "c: y"]``; the first ``named``
+    metrics are listed, then how many more (each is still in ``close --dry-run --json``).
+    """
+    groups: dict[str, list[str]] = {}
+    for w in warnings:
+        head, sep, rest = w.partition(": ")
+        key, metric = (rest, head) if sep and head and " " not in head.strip() else (w, "")
+        groups.setdefault(key, []).append(metric)
+    out: list[str] = []
+    for text, metrics in groups.items():
+        names = [m for m in metrics if m]
+        if len(names) < 2:
+            out.extend(f"{m}: {text}" if m else text for m in metrics)
+            continue
+        shown = ", ".join(names[:named]) + (
+            f", and {len(names) - named} more" if len(names) > named else ""
+        )
+        out.append(f"{text} ({len(names)} metrics: {shown})")
+    return out
