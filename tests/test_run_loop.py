@@ -330,7 +330,8 @@ def test_stop_rules(ws: Workspace) -> None:
 def test_infrastructure_failures_blame_no_step_and_stop_the_run(ws: Workspace) -> None:
     make_campaign(ws, plan="1=api401,2=api401,3=api401", max_without_improvement="1")
     code, data, output = run_cli("--sessions", "3")
-    assert code == 0, output
+    assert code == 1, output  # a wrapper script looping over `sessionctl run` stops
+    assert data["infrastructure_failure"] is True
     # Not stopped by `max_without_improvement: 1`: no step was tried, so none failed to improve.
     assert outcomes(data) == [(1, "infrastructure"), (2, "infrastructure")]
     assert data["stop_reason"] == (
@@ -361,8 +362,29 @@ def test_infrastructure_failures_blame_no_step_and_stop_the_run(ws: Workspace) -
     ws.campaign_path(CAMPAIGN).write_text(text)
     git(ws.root, "commit", "-qam", "max_infra_failures: 1")
     code, data, output = run_cli("--sessions", "3")
-    assert outcomes(data) == [(3, "infrastructure")]
+    assert code == 1 and outcomes(data) == [(3, "infrastructure")]
     assert data["stop_reason"].startswith("1 session in a row whose agent never reached")
+
+
+def test_run_exits_1_when_it_ends_on_an_infrastructure_failure(ws: Workspace) -> None:
+    make_campaign(ws, plan="1=api401,2=record,3=api401")
+    # The session count ends the run right after one: still exit 1, and the reason says why.
+    code, data, output = run_cli("--sessions", "1")
+    assert code == 1, output
+    assert outcomes(data) == [(1, "infrastructure")] and data["infrastructure_failure"] is True
+    assert data["stop_reason"] == (
+        "1 session(s) run; the last session's agent never reached a working model: "
+        "Invalid API key · Fix external API key (HTTP 401) (after 2 retries)"
+    )
+    # A working session after it: the run did not end on trouble, exit 0.
+    code, data, output = run_cli("--sessions", "1")
+    assert code == 0, output
+    assert outcomes(data) == [(2, "closed")] and data["infrastructure_failure"] is False
+    assert data["stop_reason"] == "1 session(s) run"
+    # The human output exits 1 too, after its table and stop line.
+    result = CliRunner().invoke(app, ["run", CAMPAIGN, "--sessions", "1"])
+    assert result.exit_code == 1, result.output
+    assert "stopped: 1 session(s) run; the last session's agent never reached" in result.output
 
 
 def test_no_next_steps_left_stops_the_loop(ws: Workspace) -> None:

@@ -76,12 +76,15 @@ class RunResult:
     stop_reason: str = ""
     total_cost_usd: float = 0.0
     plan: dict[str, Any] | None = None  # --dry-run: what would run
+    # The run ended on a session whose agent never reached a working model (`run` exits 1).
+    infrastructure_failure: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "campaign": self.campaign,
             "sessions": [s.to_dict() for s in self.sessions],
             "stop_reason": self.stop_reason,
+            "infrastructure_failure": self.infrastructure_failure,
             "total_cost_usd": round(self.total_cost_usd, 6),
             "plan": self.plan,
         }
@@ -267,9 +270,21 @@ def run(
             loop.outcomes.append(outcome)
             loop.index += 1
             loop.progress("done", outcome.session, outcome.step, outcome=outcome)
+        infra = loop.infra_streak()
+        if infra and "never reached a working model" not in stop:
+            # Stopped by the session count (or the stop file) right after one: say so.
+            said = (infra[0].ending or {}).get("message") or "?"
+            stop += f"; the last session's agent never reached a working model: {said}"
         loop.log("stop", reason=stop, total_cost_usd=loop.total_cost)
         loop.save(clear=True)
-        return RunResult(campaign, tuple(loop.outcomes), stop, loop.total_cost)
+        ended_on_infra = bool(infra)
+        return RunResult(
+            campaign,
+            tuple(loop.outcomes),
+            stop,
+            loop.total_cost,
+            infrastructure_failure=ended_on_infra,
+        )
 
 
 def plan(ws: Workspace, campaign: str, *, options: RunOptions) -> RunResult:
