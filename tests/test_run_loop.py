@@ -366,6 +366,19 @@ def test_infrastructure_failures_blame_no_step_and_stop_the_run(ws: Workspace) -
     assert data["stop_reason"].startswith("1 session in a row whose agent never reached")
 
 
+def test_an_infrastructure_failure_keeps_the_earlier_sessions_advice(ws: Workspace) -> None:
+    # Session 1 fails its audit; session 2's agent never reaches its model. The advice written
+    # for "the next session" must survive until a session that can read it.
+    make_campaign(ws, plan="1=nolog+two,2=api401", extra="  require_measurements: false\n")
+    code, data, output = run_cli("--sessions", "2")
+    assert code == 1, output  # it ended on the infrastructure failure
+    assert outcomes(data) == [(1, "failed"), (2, "infrastructure")], output
+    advice = "Session 1 was marked failed by the audit: looks like more than one change"
+    assert advice in ws.campaign_path(CAMPAIGN).read_text()
+    assert advice in ws.rendered_path(CAMPAIGN).read_text()
+    assert_clean(ws)
+
+
 def test_run_exits_1_when_it_ends_on_an_infrastructure_failure(ws: Workspace) -> None:
     make_campaign(ws, plan="1=api401,2=record,3=api401")
     # The session count ends the run right after one: still exit 1, and the reason says why.
