@@ -9,11 +9,13 @@ real PostgreSQL fixture. The agents' HOME, CLAUDE_CONFIG_DIR and CODEX_HOME are 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import socket
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -92,10 +94,13 @@ def point_at(monkeypatch: pytest.MonkeyPatch, homes: dict[str, Path], url: str) 
     )
 
 
-def closed_port() -> int:
+@contextlib.contextmanager
+def closed_port() -> Iterator[int]:
+    """A port that refuses connections: bound but not listening, and held, so no other process
+    (another test's server) can start listening on it meanwhile."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+        yield int(s.getsockname()[1])
 
 
 def git(repo: Path, *args: str) -> str:
@@ -264,8 +269,9 @@ def test_an_unreachable_api_is_bounded_by_the_session_timeout(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     make_campaign(ws, pg_url, preset=preset)
-    point_at(monkeypatch, agents_env, f"http://127.0.0.1:{closed_port()}")
-    code, data, output = run_cli("--sessions", "1", "--timeout", "8s", "--grace", "2s")
+    with closed_port() as port:
+        point_at(monkeypatch, agents_env, f"http://127.0.0.1:{port}")
+        code, data, output = run_cli("--sessions", "1", "--timeout", "8s", "--grace", "2s")
     assert code == 1, output
     [s] = data["sessions"]
     # Whether or not the CLI got to print a retry line before the timeout (on a loaded machine
