@@ -545,3 +545,27 @@ def test_a_close_made_outside_the_loop_is_audited_and_accepted(ws: Workspace) ->
         "campaign",
     ]
     assert_clean(ws)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root loses its privileges in the sandbox")
+def test_codex_as_root_is_warned_that_its_sandbox_cannot_start_the_embedded_server(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    start = [sys.executable, "-m", "sessionctl.target.embedded_postgres", "serve"]
+    target = f"target:\n  start: {json.dumps([*start, '--datadir', 'd', '--port', '9'])}\n"
+    make_campaign(ws, extra=target)
+    monkeypatch.setenv("PATH", "/nonexistent")  # no codex: the run stops before any session
+    warning = "as root, Codex's workspace-write sandbox drops root's privileges"
+    result = CliRunner().invoke(app, ["run", CAMPAIGN, "--agent", "codex"])
+    assert result.exit_code == 1 and warning in result.stderr
+    assert "install Codex" in result.stderr and record.current(ws, CAMPAIGN) is None
+    # Claude has no such sandbox; a campaign that chose Codex's sandbox itself is not warned.
+    result = CliRunner().invoke(app, ["run", CAMPAIGN, "--agent", "claude"])
+    assert result.exit_code == 1 and warning not in result.stderr
+    text = ws.campaign_path(CAMPAIGN).read_text()
+    own = "  codex_args: [-s, danger-full-access]\n"
+    text = text.replace("  grace: 0.5s\n", "  grace: 0.5s\n" + own)
+    ws.campaign_path(CAMPAIGN).write_text(text)
+    result = CliRunner().invoke(app, ["run", CAMPAIGN, "--agent", "codex", "--allow-dirty"])
+    assert result.exit_code == 1 and warning not in result.stderr
+    assert "install Codex" in result.stderr

@@ -253,6 +253,7 @@ def run(
         )
         loop.log("run", options=asdict(options))
         _warn_unpriced(loop, loop.campaign_now())
+        _warn_sandboxed_root(loop, loop.campaign_now())
         if interrupted:
             outcome = settle.recover(loop, interrupted)
             if outcome is not None:
@@ -449,6 +450,26 @@ def _warn_unpriced(loop: Loop, camp: Campaign) -> None:
             "Codex reports tokens, not money: set agent.token_prices (USD per million tokens: "
             "input, cached_input, output) in the campaign, or the budget cannot be enforced"
         )
+
+
+def _warn_sandboxed_root(loop: Loop, camp: Campaign) -> None:
+    """Say so when Codex's sandbox will keep the agent's `sessionctl bench` from the target.
+
+    As root, workspace-write drops every capability; the embedded PostgreSQL target (the demo's)
+    must switch to its own user to start, which it then cannot.
+    """
+    if os.geteuid() != 0 or (loop.opts.preset or camp.agent.preset) != "codex":
+        return
+    if not any("sessionctl.target.embedded_postgres" in a for a in camp.target.start or ()):
+        return
+    if "workspace-write" not in _command(loop, camp, 0, "").argv:
+        return  # the campaign chose the sandbox itself
+    loop.reporter.warn(
+        "as root, Codex's workspace-write sandbox drops root's privileges, so the agent's "
+        "`sessionctl bench` cannot start this campaign's embedded PostgreSQL (it runs as "
+        "another user): run as a normal user, or set agent.codex_args: "
+        "[--sandbox, danger-full-access] where the machine is itself a sandbox"
+    )
 
 
 def _command(loop: Loop, camp: Campaign, n: int, prompt: str) -> presets.AgentCommand:
