@@ -57,6 +57,39 @@ def test_claude_unreachable_and_the_timeout_that_bounds_it_are_api_errors() -> N
     assert e.message == "no answer from the API (unknown); timeout after 10s"
 
 
+@pytest.mark.parametrize(
+    "name", ["claude-timeout-sigint-under-sessionctl.jsonl", "codex-unreachable.jsonl"]
+)
+def test_a_timeout_before_any_model_reply_is_an_api_error_without_a_retry_line(
+    name: str, tmp_path: Path
+) -> None:
+    # The same real transcripts, cut as if the timeout came before the CLI printed its first
+    # retry: the API never answered, so the step is still not to blame.
+    cut = tmp_path / name
+    lines = (REAL / name).read_text().splitlines(keepends=True)
+    cut.write_text("".join(x for x in lines if "api_retry" not in x and "Reconnecting" not in x))
+    s = parse_file(cut).summary()
+    assert s.api_retries == 0 and s.api_error is None
+    preset = name.split("-", 1)[0]
+    e = classify(
+        exit_reason="timeout", exit_code=0, detail="timeout after 8s", summary=s, preset=preset
+    )
+    assert e == Ending("api_error", "no answer from the API; timeout after 8s", True)
+    # A command agent's silence says nothing about a model; a reply before the timeout is the
+    # agent's own slowness: both stay timeouts.
+    e = classify(exit_reason="timeout", exit_code=0, detail="timeout after 8s", summary=s)
+    assert e.kind == "timeout" and not e.infrastructure
+    answered, _ = read("claude-success-under-sessionctl.jsonl")
+    e = classify(
+        exit_reason="timeout",
+        exit_code=0,
+        detail="timeout after 8s",
+        summary=answered,
+        preset="claude",
+    )
+    assert e.kind == "timeout" and not e.infrastructure
+
+
 def test_claude_default_permissions_refuse_every_tool_and_each_is_listed() -> None:
     e = ending_of("claude-default-permissions-under-sessionctl.jsonl")
     assert e.kind == "refused_tools" and e.infrastructure  # every call refused: the harness

@@ -235,6 +235,23 @@ def test_codex_preset_passes_the_prompt_last_and_runs_in_the_root() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    "own",
+    [
+        ("--sandbox", "danger-full-access"),
+        ("-s", "danger-full-access"),
+        ("--sandbox=read-only",),
+        ("--dangerously-bypass-approvals-and-sandbox",),
+    ],
+)
+def test_codex_args_that_choose_a_sandbox_replace_the_presets(own: tuple[str, ...]) -> None:
+    # `codex exec` fails with "the argument '--sandbox' cannot be used multiple times".
+    cmd = build(AgentSpec(preset="codex", codex_args=own))
+    assert "workspace-write" not in cmd.argv and "--sandbox" not in cmd.argv[: -1 - len(own)]
+    assert cmd.argv[-1 - len(own) : -1] == own
+    assert cmd.argv[cmd.argv.index("-C") + 1] == "/w"  # the rest of the preset stays
+
+
 def test_command_preset_expands_placeholders_once() -> None:
     spec = AgentSpec(
         preset="command",

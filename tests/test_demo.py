@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -121,3 +122,35 @@ def test_as_root_a_dir_the_server_user_cannot_reach_is_one_error(reachable_tmp: 
         result.stderr.strip().splitlines()[-1]
     ]
     assert not (private / "demo" / ".sessionctl" / "pgdata" / "PG_VERSION").exists()
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("setpriv") is None,
+    reason="needs root and setpriv to run root without its capabilities",
+)
+def test_root_without_its_privileges_cannot_serve_and_says_why_in_one_line(
+    reachable_tmp: Path,
+) -> None:
+    # What Codex's workspace-write sandbox does to root: every capability dropped, so the
+    # data folder of the server's user is unreadable (it was a PermissionError traceback).
+    from sessionctl.target.embedded_postgres import unprivileged_user
+
+    user = unprivileged_user()
+    assert user is not None
+    datadir = reachable_tmp / "pgdata"
+    datadir.mkdir()
+    (datadir / "PG_VERSION").write_text("16\n")
+    shutil.chown(datadir, user, user)
+    os.chmod(datadir, 0o700)
+    argv = ["setpriv", "--bounding-set=-all", "--inh-caps=-all", "--", sys.executable]
+    argv += ["-m", "sessionctl.target.embedded_postgres", "serve", "--datadir", str(datadir)]
+    proc = subprocess.run(
+        [*argv, "--port", "9"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 1 and "Traceback" not in proc.stdout + proc.stderr
+    assert proc.stdout == (
+        f"error: {datadir}: Permission denied: running as root without root's privileges "
+        f"(inside an agent's sandbox?), so the server cannot be started as {user}; run as a "
+        "normal user, or let the agent run unsandboxed "
+        "(agent.codex_args: [--sandbox, danger-full-access])\n"
+    )

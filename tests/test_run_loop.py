@@ -330,7 +330,8 @@ def test_stop_rules(ws: Workspace) -> None:
 def test_infrastructure_failures_blame_no_step_and_stop_the_run(ws: Workspace) -> None:
     make_campaign(ws, plan="1=api401,2=api401,3=api401", max_without_improvement="1")
     code, data, output = run_cli("--sessions", "3")
-    assert code == 0, output
+    assert code == 1, output  # a wrapper script looping over `sessionctl run` stops
+    assert data["infrastructure_failure"] is True
     # Not stopped by `max_without_improvement: 1`: no step was tried, so none failed to improve.
     assert outcomes(data) == [(1, "infrastructure"), (2, "infrastructure")]
     assert data["stop_reason"] == (
@@ -361,8 +362,42 @@ def test_infrastructure_failures_blame_no_step_and_stop_the_run(ws: Workspace) -
     ws.campaign_path(CAMPAIGN).write_text(text)
     git(ws.root, "commit", "-qam", "max_infra_failures: 1")
     code, data, output = run_cli("--sessions", "3")
-    assert outcomes(data) == [(3, "infrastructure")]
+    assert code == 1 and outcomes(data) == [(3, "infrastructure")]
     assert data["stop_reason"].startswith("1 session in a row whose agent never reached")
+
+
+def test_an_infrastructure_failure_keeps_the_earlier_sessions_advice(ws: Workspace) -> None:
+    # Session 1 fails its audit; session 2's agent never reaches its model. The advice written
+    # for "the next session" must survive until a session that can read it.
+    make_campaign(ws, plan="1=nolog+two,2=api401", extra="  require_measurements: false\n")
+    code, data, output = run_cli("--sessions", "2")
+    assert code == 1, output  # it ended on the infrastructure failure
+    assert outcomes(data) == [(1, "failed"), (2, "infrastructure")], output
+    advice = "Session 1 was marked failed by the audit: looks like more than one change"
+    assert advice in ws.campaign_path(CAMPAIGN).read_text()
+    assert advice in ws.rendered_path(CAMPAIGN).read_text()
+    assert_clean(ws)
+
+
+def test_run_exits_1_when_it_ends_on_an_infrastructure_failure(ws: Workspace) -> None:
+    make_campaign(ws, plan="1=api401,2=record,3=api401")
+    # The session count ends the run right after one: still exit 1, and the reason says why.
+    code, data, output = run_cli("--sessions", "1")
+    assert code == 1, output
+    assert outcomes(data) == [(1, "infrastructure")] and data["infrastructure_failure"] is True
+    assert data["stop_reason"] == (
+        "1 session(s) run; the last session's agent never reached a working model: "
+        "Invalid API key · Fix external API key (HTTP 401) (after 2 retries)"
+    )
+    # A working session after it: the run did not end on trouble, exit 0.
+    code, data, output = run_cli("--sessions", "1")
+    assert code == 0, output
+    assert outcomes(data) == [(2, "closed")] and data["infrastructure_failure"] is False
+    assert data["stop_reason"] == "1 session(s) run"
+    # The human output exits 1 too, after its table and stop line.
+    result = CliRunner().invoke(app, ["run", CAMPAIGN, "--sessions", "1"])
+    assert result.exit_code == 1, result.output
+    assert "stopped: 1 session(s) run; the last session's agent never reached" in result.output
 
 
 def test_no_next_steps_left_stops_the_loop(ws: Workspace) -> None:
@@ -510,3 +545,27 @@ def test_a_close_made_outside_the_loop_is_audited_and_accepted(ws: Workspace) ->
         "campaign",
     ]
     assert_clean(ws)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root loses its privileges in the sandbox")
+def test_codex_as_root_is_warned_that_its_sandbox_cannot_start_the_embedded_server(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    start = [sys.executable, "-m", "sessionctl.target.embedded_postgres", "serve"]
+    target = f"target:\n  start: {json.dumps([*start, '--datadir', 'd', '--port', '9'])}\n"
+    make_campaign(ws, extra=target)
+    monkeypatch.setenv("PATH", "/nonexistent")  # no codex: the run stops before any session
+    warning = "as root, Codex's workspace-write sandbox drops root's privileges"
+    result = CliRunner().invoke(app, ["run", CAMPAIGN, "--agent", "codex"])
+    assert result.exit_code == 1 and warning in result.stderr
+    assert "install Codex" in result.stderr and record.current(ws, CAMPAIGN) is None
+    # Claude has no such sandbox; a campaign that chose Codex's sandbox itself is not warned.
+    result = CliRunner().invoke(app, ["run", CAMPAIGN, "--agent", "claude"])
+    assert result.exit_code == 1 and warning not in result.stderr
+    text = ws.campaign_path(CAMPAIGN).read_text()
+    own = "  codex_args: [-s, danger-full-access]\n"
+    text = text.replace("  grace: 0.5s\n", "  grace: 0.5s\n" + own)
+    ws.campaign_path(CAMPAIGN).write_text(text)
+    result = CliRunner().invoke(app, ["run", CAMPAIGN, "--agent", "codex", "--allow-dirty"])
+    assert result.exit_code == 1 and warning not in result.stderr
+    assert "install Codex" in result.stderr

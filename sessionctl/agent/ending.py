@@ -82,13 +82,22 @@ def classify(
     exit_code: int | None,
     detail: str,
     summary: TranscriptSummary,
+    preset: str | None = None,
 ) -> Ending:
-    """Name how a run ended; ``exit_reason`` is launch's (exited, timeout, api_error, ...)."""
+    """Name how a run ended; ``exit_reason`` is launch's (exited, timeout, api_error, ...).
+
+    ``preset``: the agent was launched as ``claude`` or ``codex``, whose first act is to call
+    its model, so a whole session timeout without one model reply is an API that never
+    answered, whether or not the CLI got to print a retry line.
+    """
     s = summary
     subtype = s.result_subtype or ""
     first_error = s.errors[0] if s.errors else ""
     no_model = not s.model_answered
     if exit_reason == API_ERROR or (no_model and s.api_error and exit_reason != "interrupted"):
+        return Ending(API_ERROR, _api_message(s, exit_reason, detail), infrastructure=True)
+    silent = no_model and not s.tool_calls and not s.denied
+    if exit_reason == "timeout" and silent and preset in ("claude", "codex"):
         return Ending(API_ERROR, _api_message(s, exit_reason, detail), infrastructure=True)
     if exit_reason == "timeout":
         return Ending(TIMEOUT, f"the agent was stopped: {detail or 'timeout'}")

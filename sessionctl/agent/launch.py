@@ -79,6 +79,7 @@ class AgentRun:
             exit_code=self.exit_code,
             detail=self.detail,
             summary=self.summary,
+            preset=self.preset,
         )
 
     @property

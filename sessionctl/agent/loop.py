@@ -76,12 +76,15 @@ class RunResult:
     stop_reason: str = ""
     total_cost_usd: float = 0.0
     plan: dict[str, Any] | None = None  # --dry-run: what would run
+    # The run ended on a session whose agent never reached a working model (`run` exits 1).
+    infrastructure_failure: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "campaign": self.campaign,
             "sessions": [s.to_dict() for s in self.sessions],
             "stop_reason": self.stop_reason,
+            "infrastructure_failure": self.infrastructure_failure,
             "total_cost_usd": round(self.total_cost_usd, 6),
             "plan": self.plan,
         }
@@ -250,6 +253,7 @@ def run(
         )
         loop.log("run", options=asdict(options))
         _warn_unpriced(loop, loop.campaign_now())
+        _warn_sandboxed_root(loop, loop.campaign_now())
         if interrupted:
             outcome = settle.recover(loop, interrupted)
             if outcome is not None:
@@ -267,9 +271,21 @@ def run(
             loop.outcomes.append(outcome)
             loop.index += 1
             loop.progress("done", outcome.session, outcome.step, outcome=outcome)
+        infra = loop.infra_streak()
+        if infra and "never reached a working model" not in stop:
+            # Stopped by the session count (or the stop file) right after one: say so.
+            said = (infra[0].ending or {}).get("message") or "?"
+            stop += f"; the last session's agent never reached a working model: {said}"
         loop.log("stop", reason=stop, total_cost_usd=loop.total_cost)
         loop.save(clear=True)
-        return RunResult(campaign, tuple(loop.outcomes), stop, loop.total_cost)
+        ended_on_infra = bool(infra)
+        return RunResult(
+            campaign,
+            tuple(loop.outcomes),
+            stop,
+            loop.total_cost,
+            infrastructure_failure=ended_on_infra,
+        )
 
 
 def plan(ws: Workspace, campaign: str, *, options: RunOptions) -> RunResult:
@@ -434,6 +450,26 @@ def _warn_unpriced(loop: Loop, camp: Campaign) -> None:
             "Codex reports tokens, not money: set agent.token_prices (USD per million tokens: "
             "input, cached_input, output) in the campaign, or the budget cannot be enforced"
         )
+
+
+def _warn_sandboxed_root(loop: Loop, camp: Campaign) -> None:
+    """Say so when Codex's sandbox will keep the agent's `sessionctl bench` from the target.
+
+    As root, workspace-write drops every capability; the embedded PostgreSQL target (the demo's)
+    must switch to its own user to start, which it then cannot.
+    """
+    if os.geteuid() != 0 or (loop.opts.preset or camp.agent.preset) != "codex":
+        return
+    if not any("sessionctl.target.embedded_postgres" in a for a in camp.target.start or ()):
+        return
+    if "workspace-write" not in _command(loop, camp, 0, "").argv:
+        return  # the campaign chose the sandbox itself
+    loop.reporter.warn(
+        "as root, Codex's workspace-write sandbox drops root's privileges, so the agent's "
+        "`sessionctl bench` cannot start this campaign's embedded PostgreSQL (it runs as "
+        "another user): run as a normal user, or set agent.codex_args: "
+        "[--sandbox, danger-full-access] where the machine is itself a sandbox"
+    )
 
 
 def _command(loop: Loop, camp: Campaign, n: int, prompt: str) -> presets.AgentCommand:

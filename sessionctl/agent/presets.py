@@ -138,7 +138,12 @@ def build(
         if spec.argv and own:
             template = list(spec.argv) + extra
         else:
-            template = [*CODEX_ARGV, *extra, "{prompt}"]
+            base = list(CODEX_ARGV)
+            if _chooses_sandbox(extra):
+                # `codex exec` refuses a second --sandbox: the campaign's choice replaces ours.
+                i = base.index("--sandbox")
+                del base[i : i + 2]
+            template = [*base, *extra, "{prompt}"]
         fmt = "codex"
     else:
         if not spec.argv or not own:
@@ -189,6 +194,14 @@ _PERMISSION_FLAGS = frozenset(
 def _grants_permissions(argv: Sequence[str]) -> bool:
     """Whether the campaign's own claude arguments already say what the agent may do."""
     return any(a.split("=", 1)[0] in _PERMISSION_FLAGS for a in argv)
+
+
+def _chooses_sandbox(argv: Sequence[str]) -> bool:
+    """Whether the campaign's own codex arguments pick a sandbox (``--sandbox X``, ``-s X``)."""
+    return (
+        any(a in ("--sandbox", "-s") or a.startswith(("--sandbox=", "-s=")) for a in argv)
+        or "--dangerously-bypass-approvals-and-sandbox" in argv
+    )
 
 
 def agent_env(

@@ -169,7 +169,7 @@ def finish(
     if not still_open:
         outcome = _settled(ws, c, n, snap, closed, problems, base, phase_before=phase_before)
     elif infra:
-        outcome = _infrastructure(loop, status, n, snap, problems, base)
+        outcome = _infrastructure(loop, n, snap, problems, base)
     elif problems:
         outcome = _fail(loop, status, n, snap, problems, base, request=req)
     elif req is not None and req.kind == "abort":
@@ -316,7 +316,6 @@ def _fail(
 
 def _infrastructure(
     loop: Loop,
-    status: str | None,
     n: int,
     snap: audit_mod.Snapshot,
     problems: tuple[str, ...],
@@ -325,7 +324,9 @@ def _infrastructure(
     """Abort a session whose agent never got a working model: logged, the step left alone.
 
     The session keeps its number and its aborted log entry (with the API's message), so
-    nothing is lost; the prompt's status gets no "avoid this" line and the step stays first.
+    nothing is lost; the prompt's status is left as it was (no "avoid this" line, and an
+    earlier session's one stays for the next session that reaches its model) and the step
+    stays first.
     """
     from sessionctl.session import close as close_mod
 
@@ -337,7 +338,7 @@ def _infrastructure(
         ws,
         c,
         reason="; ".join(problems),
-        status_text=_cleaned_status(status),
+        status_text=None,
         discard=True,
         reporter=loop.reporter,
         set_aside_to=failed_dir(n),

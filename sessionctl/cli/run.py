@@ -85,7 +85,8 @@ def run_cmd(
     How each agent ended is named in the table, the log entry and --json: finished, refused
     tools, API error (with the API's message), turn limit, budget limit, timeout or killed. A
     session whose agent never reached its model is aborted without blaming its step, and
-    run.max_infra_failures (default 2) such sessions in a row stop the run.
+    run.max_infra_failures (default 2) such sessions in a row stop the run. Exits 1 when the
+    run ended on such a session (so a wrapper script stops), else 0.
 
     A killed `sessionctl run` is picked up by the next one: the interrupted session is audited
     and closed or marked failed, never continued (it does not count toward N). Touch the
@@ -114,6 +115,12 @@ def run_cmd(
     with _live_view(enabled=not json_output) as on_progress:
         result = loop.run(ws, cname, options=options, reporter=rep, on_progress=on_progress)
     emit(json_output, result.to_dict(), lambda: _show_result(result))
+    if result.infrastructure_failure:
+        # A wrapper script looping over `sessionctl run` must stop: the agent has no working
+        # model (rejected key, unreachable API), and the next session would fail the same way.
+        from sessionctl.errors import EXIT_USER
+
+        raise typer.Exit(EXIT_USER)
 
 
 def _show_plan(plan: dict[str, Any]) -> None:

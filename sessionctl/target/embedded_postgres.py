@@ -363,23 +363,35 @@ def serve(datadir: Path, port: int) -> None:
     As root, privileges are dropped to the unprivileged user first. The data folder must exist
     (made by :meth:`EmbeddedPostgres.init`).
     """
-    if not (datadir / "PG_VERSION").exists():
-        raise TargetError(
-            f"{datadir}: not a PostgreSQL data folder; create it first with "
-            f"`python -m sessionctl.target.embedded_postgres init --datadir {datadir}`"
-        )
     user = unprivileged_user()
-    _make_socket_folder(datadir, user)
-    bindir = _reachable_bindir(find_bindir(), user)
-    argv = server_argv(bindir, datadir, port)
-    if user is not None:
-        import pwd
+    try:
+        if not (datadir / "PG_VERSION").exists():
+            raise TargetError(
+                f"{datadir}: not a PostgreSQL data folder; create it first with "
+                f"`python -m sessionctl.target.embedded_postgres init --datadir {datadir}`"
+            )
+        _make_socket_folder(datadir, user)
+        bindir = _reachable_bindir(find_bindir(), user)
+        argv = server_argv(bindir, datadir, port)
+        if user is not None:
+            import pwd
 
-        pw = pwd.getpwnam(user)
-        os.setgroups([])
-        os.setgid(pw.pw_gid)
-        os.setuid(pw.pw_uid)
-        os.environ["HOME"] = pw.pw_dir
+            pw = pwd.getpwnam(user)
+            os.setgroups([])
+            os.setgid(pw.pw_gid)
+            os.setuid(pw.pw_uid)
+            os.environ["HOME"] = pw.pw_dir
+    except PermissionError as exc:
+        if user is None:
+            raise
+        # Root without root's privileges: an agent's sandbox (Codex's workspace-write drops
+        # every capability) can neither read the server user's data folder nor become it.
+        raise TargetError(
+            f"{datadir}: {exc.strerror or exc}: running as root without root's privileges "
+            f"(inside an agent's sandbox?), so the server cannot be started as {user}; run as "
+            "a normal user, or let the agent run unsandboxed "
+            "(agent.codex_args: [--sandbox, danger-full-access])"
+        ) from None
     os.execv(argv[0], argv)
 
 
