@@ -35,12 +35,14 @@ NEW_QUERY = "SQL = 'SELECT id FROM orders WHERE customer_id = %s'\n"
 
 
 @pytest.fixture(scope="session")
-def agent_bin(pytestconfig: pytest.Config) -> Path:
-    """The folder holding the real `claude` and `codex` (installed once into pytest's cache)."""
+def agent_bin(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder holding the real `claude` and `codex` (installed once into pytest's cache;
+    into a temp folder of this run when the cache plugin is off, ``-p no:cacheprovider``)."""
     if shutil.which("npm") is None:
         pytest.skip("npm is not installed: the real agent CLIs cannot be installed")
-    assert pytestconfig.cache is not None
-    folder = pytestconfig.cache.mkdir("agent-clis-claude-2.1.197-codex-0.171.0")
+    name = "agent-clis-claude-2.1.197-codex-0.171.0"
+    cache = getattr(pytestconfig, "cache", None)
+    folder = cache.mkdir(name) if cache is not None else tmp_path_factory.mktemp(name)
     bindir = folder / "node_modules" / ".bin"
     if not ((bindir / "claude").exists() and (bindir / "codex").exists()):
         env = {

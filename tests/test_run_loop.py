@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -197,12 +198,34 @@ def test_three_sessions_closed_on_request_by_default_and_failed(
     assert_clean(ws)
 
 
-def test_misbehaving_agents_are_bounded_and_failed(ws: Workspace) -> None:
+class ClockThatJumpsOnce:
+    """``time`` for the launcher, whose clock jumps two hours ahead once ``marker`` exists.
+
+    The hanging agent writes its child's pid before it hangs: with a 1 h timeout and this clock,
+    the timeout fires right after that, however slowly a loaded machine starts the agent.
+    """
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def monotonic(self) -> float:
+        return time.monotonic() + (7200.0 if self.marker.exists() else 0.0)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
+def test_misbehaving_agents_are_bounded_and_failed(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Measurements are not the point here: the audit must fail each for its misbehaviour alone.
     make_campaign(
         ws, plan="1=hang,2=budget,3=nolog+two+forbidden", extra="  require_measurements: false\n"
     )
-    code, first, output = run_cli("--sessions", "1", "--timeout", "1s")
+    with monkeypatch.context() as m:
+        clock = ClockThatJumpsOnce(ws.scratch / "test-agent" / "1.child")
+        m.setattr("sessionctl.agent.launch.time", clock)
+        code, first, output = run_cli("--sessions", "1", "--timeout", "1h")
     assert code == 0, output
     code, data, output = run_cli("--sessions", "2", "--budget", "0.25")
     assert code == 0, output
@@ -210,7 +233,7 @@ def test_misbehaving_agents_are_bounded_and_failed(ws: Workspace) -> None:
     (hang,) = first["sessions"]
     budget, two = data["sessions"]
     assert hang["exit_reason"] == "timeout"
-    assert hang["problems"] == ["the agent was stopped: timeout after 1s"]
+    assert hang["problems"] == ["the agent was stopped: timeout after 1h"]
     child = int((ws.scratch / "test-agent" / "1.child").read_text())
     assert (
         not Path(f"/proc/{child}").exists()
@@ -230,9 +253,9 @@ def test_misbehaving_agents_are_bounded_and_failed(ws: Workspace) -> None:
     assert (ws.scratch / "failed" / "3" / "lib" / "cache.py").exists()
     entries = log_entries(ws)
     assert all(entries[n].startswith(f"{n} (aborted)") for n in (1, 2, 3))
-    assert "- Audit: failed\n  - the agent was stopped: timeout after 1s\n" in entries[1]
+    assert "- Audit: failed\n  - the agent was stopped: timeout after 1h\n" in entries[1]
     assert "- command (scripted-agent): 1 turn, cost n/a, " in entries[1]
-    assert "; stopped: timeout after 1s" in entries[1]
+    assert "; stopped: timeout after 1h" in entries[1]
     assert "  - looks like more than one change: edits in unrelated areas" in entries[3]
     assert "  - app/query.py:3: caches query results" in entries[3]
     # The log says where the new file went and where the discarded edit is kept.
