@@ -388,7 +388,8 @@ def layout_parts(c: Campaign) -> list[Part]:
             group = runs[0].group if runs else None
             if opens and group and group.title:
                 if not group.level:  # "Remaining directions:" becomes the heading, not a 2nd
-                    runs = (replace(runs[0], group=replace(group, level=2)), *runs[1:])
+                    title = group.title.rstrip().removesuffix(":").rstrip() or group.title
+                    runs = (replace(runs[0], group=replace(group, level=2, title=title)), *runs[1:])
                 opens = False
             parts.append(
                 Part(key=key, kind=base, heading=head, sub=bool(sub), runs=runs, opens=opens)

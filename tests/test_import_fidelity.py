@@ -59,11 +59,29 @@ _DEFAULT_HEADINGS = {
 
 
 def without_generated(rendered: str, original: str = "") -> str:
-    """Drop what sessionctl adds: its own section, step-id lines, default headings it made."""
+    """Drop what sessionctl adds: its own section, step-id lines, default headings it made.
+
+    A lead-in line of the original ("**Remaining directions:**") rendered as a heading without
+    its closing colon ("## Remaining directions") reads as the original line again.
+    """
     have = {line.strip() for line in original.splitlines()}
+    heading = re.compile(r"^#{1,6}\s+(.*?)\s*$")
+    leads: dict[str, list[str]] = {}  # heading text -> the original lead-in lines it may be
+    headings: Counter[str] = Counter()  # the original's own headings: never converted
+    for s in (line.strip() for line in original.splitlines()):
+        bare = re.sub(r"^\*\*(.*)\*\*$", r"\1", s)
+        if (m := heading.match(s)) is not None:
+            headings[m[1]] += 1
+        elif bare.endswith(":"):
+            leads.setdefault(bare.removesuffix(":").strip(), []).append(s)
+    seen: Counter[str] = Counter()
     out: list[str] = []
     skipping = False
     for line in rendered.splitlines():
+        if (m := heading.match(line)) is not None:
+            seen[m[1]] += 1
+            if seen[m[1]] > headings[m[1]] and leads.get(m[1]):
+                line = leads[m[1]].pop()
         if line.startswith("## Recording your work with sessionctl"):
             skipping = True
             continue
@@ -192,7 +210,7 @@ def test_seed_import_recognises_the_structure() -> None:
     assert c.target.metrics_url == "http://localhost:6878/metrics"
     assert c.layout[-2:] == ("next_steps.immediate-next-steps", "sessionctl")
     assert c.headings == {"title": ""}
-    # The prose went where it belongs; only the lead-in to the steps stays a section.
+    # The prose went where it belongs; the paragraph introducing the steps goes with them.
     assert c.context is not None and c.context.startswith("I'm working on a testbed")
     assert c.goal is not None and c.goal.startswith("Figure out how we can improve")
     assert "Please focus on where we spend time" in c.goal
@@ -207,9 +225,14 @@ def test_seed_import_recognises_the_structure() -> None:
     assert bench.description == (
         "We have dbbench at ~/dbbench/dbbench, and you can use this script for testing:"
     )
-    assert [s.body for s in c.sections] == [
+    assert c.sections == ()
+    assert [g.intro for g in c.next_step_groups] == [
         "Below here, I have some immediate next steps to explore."
     ]
+    assert c.layout == (
+        "context", "goal", "workflow", "rules", "benchmarks.dbbench", "target", "status",
+        "next_steps.immediate-next-steps", "sessionctl",
+    )  # fmt: skip
     # The instructions sessionctl carries out itself are kept, with what replaces them.
     assert [(x.text.split()[:4], x.replaced_by.split()[0]) for x in c.superseded] == [
         (["We", "have", "a", "log"], "`sessionctl"),
@@ -221,6 +244,9 @@ def test_seed_import_recognises_the_structure() -> None:
     rendered = render.render_prompt(c)
     for gone in ("jj new", "update this prompt", "@pgwire-server-perf-log.md", "separate jj"):
         assert gone not in rendered
+    # Not under "Current status": under the steps' heading, above the list it introduces.
+    assert _under(rendered, "Below here, I have some") == "## Immediate next steps (handoff)"
+    assert "Below here, I have some immediate next steps to explore.\n\n1. **Remaining" in rendered
     # `close --status` replaces the imported status: the prompt never carries two.
     from sessionctl.campaign import next_steps
 
@@ -365,6 +391,35 @@ def test_current_status_section_with_subsections_and_ranked_groups() -> None:
     # The status heading named the old status's session: a new status drops it.
     assert "Session 50 - CREATE TABLE" not in text_after
     assert "## Current status\n\nCREATE TABLE at 90 ms.\n" in text_after
+
+
+def test_how_to_work_imperatives_are_rules_not_verbatim_sections() -> None:
+    """ "Please keep the object count at 100k ..." after the DDL prompt's steps is a rule."""
+    result, rendered = roundtrip((DATA_DIR / "ddl-latency.md").read_text(), "ddl")
+    c = store.loads(result.yaml, name="ddl", source="d.yaml").campaign
+    keep = "Please keep the object count at 100k between sessions (Session 46 accidentally "
+    assert [r for r in c.rules if r.startswith(keep)] == [keep + "dropped 2,000)."]
+    assert not [s for s in c.sections if "Please keep" in s.body]
+    assert _under(rendered, "Please keep the object count") == "## Rules"
+
+
+@pytest.mark.parametrize(
+    ("paragraph", "rule"),
+    [
+        ("Always rebuild with --release before measuring.", True),
+        ("Make sure the filler objects exist first.", True),
+        ("Please make sure the log is committed.", True),
+        ("Please keep the object count at 100k.", True),
+        ("Be sure to warm the cache.", True),
+        ("Ensure the server runs on core 2.", True),
+        ("Keeping the count steady matters.", False),
+        ("Log in as mz_system and make sure the object count holds.", False),  # the target
+    ],
+)
+def test_imperatives_about_how_to_work_signal_rules(paragraph: str, rule: bool) -> None:
+    from sessionctl.campaign.placement import signal
+
+    assert (signal(paragraph) == "rules") == rule
 
 
 def test_keep_instructions_keeps_them_rendered() -> None:
@@ -686,11 +741,12 @@ def _under(rendered: str, needle: str) -> str:
 @pytest.mark.parametrize(
     ("path", "bench_line", "first_step", "steps_heading"),
     [
-        (SEED, "We have dbbench at", "Remaining Histogram::observe", "## Immediate next steps"),
+        (SEED, "We have dbbench at", "Remaining Histogram::observe",
+         "## Immediate next steps (handoff)"),
         (DATA_DIR / "sink-throughput.md", "Benchmark with dbbench", "Coalesce flushes",
-         "## Next steps:"),
+         "## Next steps"),
         (DATA_DIR / "ddl-remaining-directions.md", None, "Overlap storage_collections",
-         "## Remaining directions:"),
+         "## Remaining directions"),
     ],
     ids=lambda p: p.stem if isinstance(p, Path) else None,
 )  # fmt: skip
@@ -702,6 +758,7 @@ def test_a_prompt_without_headings_renders_benchmarks_and_next_steps_under_their
     _, rendered = roundtrip(path.read_text(), "shape")
     if bench_line:
         assert _under(rendered, bench_line) == "## How to benchmark"
-    assert _under(rendered, first_step).startswith(steps_heading)
+    # The lead-in line becomes a clean heading: no bold, no closing colon.
+    assert _under(rendered, first_step) == steps_heading
     prompt = rendered.split("## Recording your work with sessionctl")[0]
     assert prompt.count("Next steps") <= 1  # a group titled "Next steps:" is not doubled

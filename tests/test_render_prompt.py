@@ -213,7 +213,7 @@ def test_an_old_layout_still_renders_what_was_configured_after_it() -> None:
         "## How to benchmark",
         "## Metrics and how to read them",
         "## Current status",
-        "First:",
+        "## First\n",  # the first group's lead-in heads the steps: a heading, no colon
         "Later:",
         "## Recording your work",
     ]

@@ -209,6 +209,15 @@ def _place(
             if idx + 1 < len(units) and units[idx + 1].kind == "ini":
                 _describe_benchmark(u, units[idx + 1], placer)
                 continue
+            group = _introduced_group(units, idx, lists)
+            if group is not None:
+                # "Below here, I have some next steps to explore." goes with the steps (as
+                # their group's intro), not with whatever field came before it.
+                text = "\n".join(ln.rstrip() for ln in u.lines).strip("\n")
+                kept = placer.kept(text)
+                if kept:
+                    group["intro"] = kept
+                continue
             placer.prose(u.lines, u.start, u.end)
         else:
             text = "\n".join(ln.rstrip() for ln in lines[u.start : u.end]).strip("\n")
@@ -217,6 +226,26 @@ def _place(
                 items = tuple("\n".join(i.content).strip("\n") for i in u.block.items)
             placer.block(text, u.start, u.end, items)
     return benchmarks
+
+
+def _introduced_group(units: list[blocks.Unit], idx: int, lists: _Lists) -> dict[str, Any] | None:
+    """The step group a paragraph introduces: it speaks of next steps from its first sentence
+    and sits right above the one-line lead-in ("Immediate next steps:") of a group's list."""
+    from sessionctl.campaign.placement import is_opaque, sentences
+
+    u = units[idx]
+    if idx + 2 >= len(units) or idx + 1 not in lists.consumed or is_opaque(u.lines):
+        return None
+    if units[idx + 1].kind != "prose":
+        return None  # a heading starts a part of its own: the paragraph stays where it is
+    key = lists.structured.get(idx + 2, "")
+    if not key.startswith("next_steps."):
+        return None
+    first = sentences(" ".join(ln.strip() for ln in u.lines))[:1]
+    if not first or not _NEXT.search(strip_marks(first[0])):
+        return None
+    gid = key.partition(".")[2]
+    return next((g for g in lists.groups if g["id"] == gid), None)
 
 
 def _describe_benchmark(u: blocks.Unit, ini: blocks.Unit, placer: Placer) -> None:

@@ -49,6 +49,9 @@ _SIGNALS: tuple[tuple[str, re.Pattern[str]], ...] = (
         re.compile(
             r"(?i)^\W*(?:please\s+)?(?:don't|do\s+not|never|must\s+not)\b"
             r"|^\W*we\s+(?:don't|do\s+not|never)\s+want\b|^\W*no\s+\w+(?:\s+\w+)?\s+of\s+any\s+kind\b"
+            # Imperatives about how to work: "Please keep ...", "Always ...", "Make sure ...".
+            r"|^\W*(?:please\s+)?(?:always|make\s+sure|be\s+sure\s+to|ensure)\b"
+            r"|^\W*please\s+keep\b"
         ),
     ),
     (
@@ -330,11 +333,15 @@ class Placer:
 
     def _put_kept(self, text: str, kind: str, start: int, end: int) -> None:
         """Put a paragraph whole, less its superseded sentences."""
-        kept = [s.strip() for s in sentences(text) if not self._superseded(s)]
-        if len(kept) == len(sentences(text)):
-            self.put(kind, Piece(text, start, end))
-        elif kept:
-            self.put(kind, Piece(" ".join(kept), start, end))
+        kept = self.kept(text)
+        if kept:
+            self.put(kind, Piece(kept, start, end))
+
+    def kept(self, text: str) -> str:
+        """A paragraph less its superseded sentences (whole when none is; reflowed else)."""
+        parts = sentences(text)
+        kept = [s.strip() for s in parts if not self._superseded(s)]
+        return text if len(kept) == len(parts) else " ".join(kept)
 
     def _superseded(self, sentence: str) -> bool:
         rep = replaced_by(sentence, log_path=self.log_path)
