@@ -42,10 +42,23 @@ _SIGNIFICANT = ("improved", "regressed")
 _WARNING_WIDTH = 160
 
 
-def cell(row: ResultRow) -> str:
-    """``444 → 127 (**−71.4%**)``: bold when the verdict is significant."""
-    before = format_number(row.before) if row.before is not None else "n/a"
-    after = format_number(row.after) if row.after is not None else "n/a"
+def cell(row: ResultRow, *, with_unit: bool = False) -> str:
+    """``444 → 127 (**−71.4%**)``: bold when the verdict is significant.
+
+    ``with_unit`` (a table whose header names no unit): ``10 ms → 5 ms (...)``, the unit the
+    row carries or, for a record that kept none, the one the commit message infers from the
+    name (``p50_ms`` -> ms; :func:`sessionctl.verdict.session.default_unit`).
+    """
+    if with_unit:
+        from dataclasses import replace
+
+        from sessionctl.verdict.session import default_unit
+
+        shown = replace(row, unit=row.unit or default_unit(row.metric))
+        before, after = shown.before_text, shown.after_text
+    else:
+        before = format_number(row.before) if row.before is not None else "n/a"
+        after = format_number(row.after) if row.after is not None else "n/a"
     delta = row.delta_text
     if row.verdict in _SIGNIFICANT and delta != "n/a":
         delta = f"**{delta}**"
@@ -128,7 +141,7 @@ def results_table(
         extra = list(rows[:4])  # nothing recognised: the first few rows stand in
     if extra:
         lines = ["| metric | before → after (delta) | verdict |", "|---|---:|---|"]
-        lines += [f"| `{r.metric}` | {cell(r)} | {r.verdict} |" for r in extra]
+        lines += [f"| `{r.metric}` | {cell(r, with_unit=True)} | {r.verdict} |" for r in extra]
         parts.append("\n".join(lines))
         shown |= {r.metric for r in extra}
     return "\n\n".join(parts), sum(1 for r in rows if r.metric not in shown)

@@ -187,7 +187,7 @@ def test_abort_retire_moves_the_step_and_keeps_everything_recorded(ws: Workspace
     entry = log[log.index("## Session 1") :]
     assert "- planner dominates" in entry  # the profile finding
     assert "**Tried:** memoized the plan cache" in entry  # the change finding
-    assert "| `p50_ms` | 10.1 → 10 (-0.5%) | inconclusive |" in entry  # measured, judged
+    assert "| `p50_ms` | 10.1 ms → 10 ms (-0.5%) | inconclusive |" in entry  # measured, judged
     assert "**Cumulative:**" not in entry  # an abort's change is not kept
     assert "Retired `cache-plans`" in entry
     # The full record keeps every measurement too.
@@ -409,6 +409,21 @@ def test_close_says_a_warning_many_metrics_share_once(ws: Workspace) -> None:
     lines = [line for line in err.splitlines() if "single run per side" in line]
     assert lines == ["warning: single run per side (2 metrics: p90_ms, p99_ms)"], err
     assert "warning: p50_ms: unpaired: drift" in err  # a warning of one metric still names it
+
+
+def test_the_log_entrys_results_give_a_recorded_value_the_commit_messages_unit(
+    ws: Workspace, frozen_now: str
+) -> None:
+    """`p50_ms` recorded by hand has no unit: the entry infers "ms" as the commit message does."""
+    setup(ws)
+    assert invoke("start")[0] == 0
+    record("baseline", "p50_ms=10", "p50_ms=10.1", "p50_ms=9.9")
+    (ws.root / "app.py").write_text("x = 2\n")
+    record("remeasure", "p50_ms=5", "p50_ms=5.1", "p50_ms=4.9")
+    assert invoke("close", "--resolve", "cache-plans")[0] == 0
+    assert "| `p50_ms` | 10 ms | 5 ms | -50.0% |" in last_message(ws)
+    log = (ws.root / "logs" / "ddl-perf-log.md").read_text()
+    assert "| `p50_ms` | 10 ms → 5 ms (**-50.0%**) | improved |" in log
 
 
 def test_the_log_entry_names_the_next_step_like_the_users_entries(ws: Workspace) -> None:

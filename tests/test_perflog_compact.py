@@ -8,6 +8,7 @@ every value the ddl driver records); its snapshot is tests/data/session/log-entr
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from conftest import git
 from test_perflog_entry import check_snapshot
@@ -16,7 +17,7 @@ from sessionctl import perflog_compact
 from sessionctl.measurement import Measurement, Value
 from sessionctl.session import engine, record
 from sessionctl.session.close import close
-from sessionctl.verdict.session import ResultRow
+from sessionctl.verdict.session import ResultRow, default_unit
 from sessionctl.workspace import Workspace
 
 CAMPAIGN = """\
@@ -140,6 +141,29 @@ def test_cumulative_gain_starts_at_the_earliest_session_with_the_metric(
     assert perflog_compact.cumulative_gain(ws, "demo", 47, row) == (
         "`qps@c64`: 250.0 → 330.0 queries/s = +32.0% since Session 44"
     )
+
+
+def test_a_results_cell_outside_the_grids_names_the_unit() -> None:
+    """Rows from a record that kept no unit get the one the commit message infers."""
+    from sessionctl import perflog
+
+    rows = [
+        ResultRow("p50_ms", "", "lower", 10.0, 8.0, 0.8, "improved"),
+        ResultRow("lookup:flush_us@c4", "", "lower", 300.0, 330.0, 1.1, "inconclusive"),
+        ResultRow("score", "", "higher", 3.0, 4.0, 4 / 3, "improved"),
+        ResultRow("qps@c64", "queries/s", "higher", 100.0, 120.0, 1.2, "improved"),
+    ]
+    table, left_out = perflog_compact.results_table(
+        rows[:3], headline="p50_ms", watched=["flush_us", "score"]
+    )
+    assert left_out == 0
+    assert "| `p50_ms` | 10 ms → 8 ms (**-20.0%**) | improved |" in table
+    assert "| `lookup:flush_us@c4` | 300.0 us → 330.0 us (+10.0%) | inconclusive |" in table
+    assert "| `score` | 3 → 4 (**+33.3%**) | improved |" in table  # no suffix: no unit
+    grid, _ = perflog_compact.results_table(rows[3:], headline="qps@c64")
+    assert "| 64 | 100.0 → 120.0 (**+20.0%**) |" in grid  # the grid's header names the unit
+    with_units = [replace(r, unit=default_unit(r.metric)) for r in rows[:2]]
+    assert "| 10 ms | 8 ms |" in perflog.results_table(with_units)  # the commit message's
 
 
 def test_warnings_collapse_to_one_line_with_counts() -> None:

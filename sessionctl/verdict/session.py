@@ -299,9 +299,13 @@ def _latest(ms: Sequence[Measurement], phase: str, bench: str | None, name: str)
     return found
 
 
-def _default_unit(name: str) -> str:
-    """The unit the drivers give a value of this name (for records that did not keep one)."""
-    base = name.split("@", 1)[0]
+def default_unit(name: str) -> str:
+    """The unit the drivers give a value of this name (for records that did not keep one):
+    ``queries/s`` for ``qps``, else the name's suffix (``p50_ms`` -> ``ms``, ``_us``, ``_s``).
+
+    ``bench:name`` labels and ``@`` levels are allowed (``lookup:p50_ms@c4`` -> ``ms``).
+    """
+    base = name.split("@", 1)[0].rsplit(":", 1)[-1]
     units = {"qps": "queries/s", "tps": "transactions/s"}
     if base in units:
         return units[base]
@@ -322,7 +326,7 @@ def result_row(j: Judgement, measurements: Sequence[Measurement]) -> ResultRow:
         ratio = after / before if before and after is not None else None
     unit = j.unit or next((v.unit for v in (base, again) if v is not None and v.unit), "")
     return ResultRow(
-        metric=j.metric, unit=unit or _default_unit(name), better=j.better, before=before,
+        metric=j.metric, unit=unit or default_unit(name), better=j.better, before=before,
         after=after, ratio=ratio, verdict=j.verdict, ci_low=j.ci_low, ci_high=j.ci_high,
         method=j.method, n=j.n,
     )  # fmt: skip
