@@ -218,37 +218,37 @@ def cumulative_gain(
     *,
     metric: str | None = None,
 ) -> str | None:
-    """'qps@c64: 1,000 → 1,400 queries/s = +40.0% since Session 40' for the headline.
+    """The headline's cumulative gain, in the words ``history`` uses for it:
+    '`qps@c64`: 250.0 → 330.0 queries/s = +32.0% over 3 sessions (44-47; compounded +31.2%)'.
 
     ``metric``: the headline's name (the campaign's ``headline:``, ``close --metric``, or the
-    default rule's pick; a ``bench:name`` label matches its name). The start is the earliest
-    closed session of this campaign whose results have it (``closed.json``; aborted sessions'
-    changes were not kept, so they never start it); with none, None.
+    default rule's pick; a ``bench:name`` label matches its name). The kept sessions are those
+    of :func:`sessionctl.history.cumulative`: closed (never aborted: their change was not kept)
+    sessions whose archive (``closed.json``) has both sides of it, then this one. With no
+    earlier one, None (the results table already says it all).
     """
-    from sessionctl.verdict.session import matches
+    from sessionctl import history
 
     if row is None or row.after is None:
         return None
     name = metric or row.metric
-    start, since = row.before, session
+    rows: list[history.SessionRow] = []
     for n in range(1, session):
         data = _closed(ws, campaign, n)
-        if data.get("kind") == "abort":
+        if not data:
             continue
-        for r in data.get("results") or ():
-            if matches(str(r.get("metric")), name) and r.get("before") is not None:
-                start, since = float(r["before"]), n
-                break
-        if since != session:
-            break
-    if not start or since == session:
-        return None  # no earlier session measured it: the results table already says it all
-    gain = (row.after / start - 1) * 100
-    unit = f" {row.unit}" if row.unit else ""
-    return (
-        f"`{name}`: {format_number(start)} → {format_number(row.after)}{unit} "
-        f"= {gain:+.1f}% since Session {since}"
-    )
+        head = history.headline_from_rows(data.get("results") or (), metric=name)
+        outcome = "aborted" if data.get("kind") == "abort" else "closed"
+        rows.append(history.SessionRow(number=n, outcome=outcome, headline=head))
+    own = history.Headline(
+        metric=name, better=row.better, unit=row.unit, before=row.before, after=row.after,
+        effect=None if row.ratio is None else (row.ratio - 1) * 100,
+    )  # fmt: skip
+    rows.append(history.SessionRow(number=session, outcome="closed", headline=own))
+    gain = history.cumulative(rows, metric=name)
+    if gain is None or gain.sessions < 2:
+        return None
+    return history.cumulative_text(gain, markdown=True)
 
 
 def _closed(ws: Workspace, campaign: str, number: int) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from typing import Any
 
 from sessionctl.files import atomic_write
 from sessionctl.history import History, SessionRow, ci_text, collect, effect_text, value_text
+from sessionctl.history.text import DRIFT_NOTE
 from sessionctl.workspace import Workspace
 
 TEMPLATE = "report.html.j2"
@@ -114,6 +115,8 @@ def _cumulative_view(h: History) -> dict[str, Any] | None:
         "last": value_text(c.last_after, c.unit),
         "effect": effect_text(c.effect),
         "compounded": effect_text(c.compounded) if c.compounded is not None else "",
+        "disagree": c.signs_disagree,  # then the compounded figure leads, with DRIFT_NOTE
+        "drift_note": DRIFT_NOTE,
         "sessions": c.sessions,
         "span": f"{c.first_session}–{c.last_session}",
     }

@@ -386,15 +386,16 @@ def test_the_log_entrys_cumulative_gain_follows_the_headline_and_skips_aborts(
     from sessionctl import perflog_compact
     from sessionctl.verdict.session import ResultRow
 
-    for n, kind, before in ((1, "abort", 20.0), (2, "close", 10.0)):
+    for n, kind, before, after in ((1, "abort", 20.0, 19.0), (2, "close", 10.0, 6.0)):
         folder = ws.session_dir("ddl") / str(n)
         folder.mkdir(parents=True)
-        results = [{"metric": "lookup:p50_ms", "before": before}]
+        results = [{"metric": "lookup:p50_ms", "unit": "ms", "before": before, "after": after,
+                    "ratio": after / before}]  # fmt: skip
         (folder / "closed.json").write_text(json.dumps({"kind": kind, "results": results}))
     row = ResultRow("lookup:p50_ms", "ms", "lower", 6.0, 4.0, 4 / 6, "improved")
     # Session 1 was aborted (its change not kept): the gain starts at session 2.
     assert perflog_compact.cumulative_gain(ws, "ddl", 3, row, metric="p50_ms") == (
-        "`p50_ms`: 10 → 4 ms = -60.0% since Session 2"
+        "`p50_ms`: 10 ms → 4 ms = -60.0% over 2 sessions (2-3; compounded -60.0%)"
     )
 
 

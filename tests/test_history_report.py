@@ -153,6 +153,43 @@ def test_history_since_and_csv(campaign: Workspace) -> None:
     assert "Cumulative: p50_ms: " in text and " over 2 sessions (2-4; compounded " in text
 
 
+def test_a_gain_whose_two_figures_disagree_in_sign_says_so_everywhere(
+    ws: Workspace, frozen_now: str, tmp_path: Path
+) -> None:
+    """Each session cuts p50 by a fifth, but the baseline drifts up between them: compounded
+    is negative, first→last as measured positive. history, report and the log entry lead with
+    the compounded figure and say the two disagree; --json carries both and the flag."""
+    (ws.root / "prompts" / "ddl.yaml").write_text(CAMPAIGN)
+    edit(ws, "x = 0\n")
+    git(ws.root, "add", "-A")
+    git(ws.root, "commit", "-qm", "campaign")
+    for n, (base, after) in enumerate(((10.0, 8.0), (14.0, 11.2)), start=1):
+        invoke("start")
+        record("baseline", "p50_ms", base, base * 1.01, base * 0.99)
+        edit(ws, f"x = {n}\n")
+        record("remeasure", "p50_ms", after, after * 1.01, after * 0.99)
+        invoke("close")
+    cum = json.loads(invoke("history", "--json"))["cumulative"]
+    assert cum["effect"] == pytest.approx(12.0, abs=0.2)  # 10 ms -> 11.2 ms
+    assert cum["compounded"] == pytest.approx(-36.0, abs=0.2)  # 0.8 x 0.8
+    assert cum["signs_disagree"] is True
+    said = (
+        "compounded -36.0% over 2 sessions (1-2); first→last as measured 10 ms → 11.2 ms "
+        "= +12.0% (opposite signs: the level drifted between sessions)"
+    )
+    assert f"Cumulative: p50_ms: {said}" in " ".join(invoke("history").split())
+    log = ws.log_path("ddl").read_text()
+    assert f"**Cumulative:** `p50_ms`: {said}\n" in log
+    out = tmp_path / "report.html"
+    invoke("report", "-o", str(out))
+    html = " ".join(out.read_text().split())
+    assert (
+        "Cumulative: <code>p50_ms</code> compounded <strong>-36.0%</strong> over 2 kept sessions "
+        "(1–2); first→last as measured 10 ms → 11.2 ms = +12.0% (opposite signs: the level "
+        "drifted between sessions)"
+    ) in html
+
+
 def test_history_lists_logged_sessions_without_records(campaign: Workspace) -> None:
     log = campaign.log_path("ddl")
     log.write_text(log.read_text() + "\n## Session 5 — tried by hand, no sessionctl\n\nnotes\n")

@@ -133,13 +133,19 @@ def test_cumulative_gain_starts_at_the_earliest_session_with_the_metric(
 ) -> None:
     row = ResultRow("qps@c64", "queries/s", "higher", 300.0, 330.0, 1.1, "improved")
     assert perflog_compact.cumulative_gain(ws, "demo", 47, row) is None  # nothing earlier
-    for n, before in ((44, 250.0), (45, 200.0)):
+    for n, before, after in ((44, 250.0, 275.0), (45, 280.0, 300.0)):
         folder = ws.session_dir("demo") / str(n)
         folder.mkdir(parents=True)
-        results = [{"metric": "qps@c64", "before": before}, {"metric": "x", "before": 1.0}]
+        results = [
+            {"metric": "qps@c64", "unit": "queries/s", "before": before, "after": after,
+             "ratio": after / before},
+            {"metric": "x", "before": 1.0, "after": 1.0, "ratio": 1.0},
+        ]  # fmt: skip
         (folder / "closed.json").write_text(json.dumps({"results": results}))
+    # The words `history` uses: first before → last after, and compounded (1.1 x 1.0714 x 1.1).
     assert perflog_compact.cumulative_gain(ws, "demo", 47, row) == (
-        "`qps@c64`: 250.0 → 330.0 queries/s = +32.0% since Session 44"
+        "`qps@c64`: 250.0 queries/s → 330.0 queries/s = +32.0% over 3 sessions (44-47; compounded "
+        "+29.6%)"
     )
 
 

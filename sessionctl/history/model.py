@@ -64,7 +64,9 @@ class Cumulative:
 
     ``effect``: the last session's after vs the first session's before, as measured (what the
     users' logs state: "444 ms → 127 ms = -71 %"); ``compounded``: the product of every
-    session's own after/before, which does not mix measurements made on different days.
+    session's own after/before, which does not mix measurements made on different days. When
+    the two disagree in sign (:attr:`signs_disagree`: the level drifted between sessions), the
+    texts lead with the compounded figure and say so in plain words.
     """
 
     metric: str
@@ -78,8 +80,15 @@ class Cumulative:
     effect: float | None
     compounded: float | None
 
+    @property
+    def signs_disagree(self) -> bool:
+        """As measured and compounded point opposite ways (e.g. +10.6% vs -23.0%)."""
+        if self.effect is None or self.compounded is None:
+            return False
+        return self.effect * self.compounded < 0
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return asdict(self) | {"signs_disagree": self.signs_disagree}
 
 
 @dataclass(frozen=True)

@@ -23,14 +23,30 @@ def ci_text(ci: tuple[float, float] | None) -> str:
     return "" if ci is None else f"{ci[0]:+.1f}%..{ci[1]:+.1f}%"
 
 
-def cumulative_text(c: Cumulative) -> str:
-    """``p50_ms: 444 ms → 127 ms = -71.4% over 5 sessions (1-9; compounded -69.8%)``."""
+# Said when as measured and compounded disagree in sign (history, report, log entry).
+DRIFT_NOTE = "opposite signs: the level drifted between sessions"
+
+
+def cumulative_text(c: Cumulative, *, markdown: bool = False) -> str:
+    """``p50_ms: 444 ms → 127 ms = -71.4% over 5 sessions (1-9; compounded -69.8%)``.
+
+    When the two figures disagree in sign the compounded one (each session against its own
+    baseline) leads and the line says why they differ: ``p50_ms: compounded -23.0% over 3
+    sessions (2-4); first→last as measured 10 ms → 11.1 ms = +10.6% (opposite signs: ...)``.
+    ``markdown``: the metric in backticks (the log entry).
+    """
+    metric = f"`{c.metric}`" if markdown else c.metric
     span = f"{c.first_session}-{c.last_session}" if c.sessions > 1 else str(c.first_session)
     word = "session" if c.sessions == 1 else "sessions"
+    moved = f"{value_text(c.first_before, c.unit)} → {value_text(c.last_after, c.unit)}"
+    if c.signs_disagree:
+        return (
+            f"{metric}: compounded {effect_text(c.compounded)} over {c.sessions} {word} "
+            f"({span}); first→last as measured {moved} = {effect_text(c.effect)} ({DRIFT_NOTE})"
+        )
     compounded = f"; compounded {effect_text(c.compounded)}" if c.compounded is not None else ""
     return (
-        f"{c.metric}: {value_text(c.first_before, c.unit)} → {value_text(c.last_after, c.unit)}"
-        f" = {effect_text(c.effect)} over {c.sessions} {word} ({span}{compounded})"
+        f"{metric}: {moved} = {effect_text(c.effect)} over {c.sessions} {word} ({span}{compounded})"
     )
 
 
