@@ -146,12 +146,18 @@ def test_valid_looking_values_are_one_line_config_errors(
     assert err.strip().startswith("error: prompts/demo.yaml") and field in err
 
 
-def test_a_blank_finding_is_not_reported_as_recorded(demo: Workspace) -> None:
+@pytest.mark.parametrize("flag", ["--finding", "--observation", "--root-cause"])
+def test_a_blank_finding_is_refused_and_nothing_is_recorded(demo: Workspace, flag: str) -> None:
     engine.start(demo, "demo")
-    code, out, err = invoke("record", "demo", "--phase", "profile", "--finding", "   ", "--json")
-    assert code == 0, err
-    assert json.loads(out)["findings"] == []
-    assert [e["type"] for e in record.entries(demo, "demo", 1)] == ["phase"]
+    before = record.entries(demo, "demo", 1)
+    code, out, err = invoke(
+        "record", "demo", "--phase", "baseline", "--finding", "real one", flag, "   ", "--json"
+    )
+    assert code == 2, out  # a bad flag value, like --phase lunch
+    assert out == "" and err.strip() == (
+        f"error: {flag}: blank; write it in one sentence, or leave {flag} out (nothing recorded)"
+    )
+    assert record.entries(demo, "demo", 1) == before  # no phase mark, no finding
 
 
 def test_crlf_and_bom_survive_a_write(demo: Workspace) -> None:

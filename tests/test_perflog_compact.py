@@ -203,7 +203,7 @@ def test_record_cli_takes_observations_and_root_causes(ws: Workspace) -> None:
         ("root_cause", "re-planning on postgres://u:***@h/db"),  # never stored with a password
     ]
     empty = CliRunner().invoke(app, ["record", "--observation", " "])
-    assert empty.exit_code == 2 and "nothing to record" in empty.stderr
+    assert empty.exit_code == 2 and "--observation: blank" in empty.stderr
 
 
 def test_the_entry_sits_at_the_level_of_a_hand_kept_log(ws: Workspace, frozen_now: str) -> None:

@@ -116,9 +116,10 @@ def test_record_findings_files_and_metrics(ws: Workspace, tmp_path: Path) -> Non
     engine.start(ws, "demo")
     profile = tmp_path / "flame.txt"
     profile.write_text("observe 30%\n")
-    engine.record(
-        ws, "demo", phase="profile", findings=["observe is hot", "  "], files=[profile, profile]
-    )
+    with pytest.raises(UsageError, match="--finding: blank"):
+        engine.record(ws, "demo", phase="profile", findings=["observe is hot", "  "])
+    assert record.entries(ws, "demo", 10) == []  # refused before anything was written
+    engine.record(ws, "demo", phase="profile", findings=["observe is hot"], files=[profile] * 2)
     engine.record(ws, "demo", phase="baseline", metrics=["qps=1000", "p99=3ms"])
     engine.record(ws, "demo", phase="change")
     entries = record.entries(ws, "demo", 10)

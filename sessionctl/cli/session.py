@@ -301,9 +301,9 @@ def record_cmd(
         observations=observation or (),
         root_causes=root_cause or (),
     )
-    finding = [f.strip() for f in finding or () if f.strip()]  # as stored: blanks are skipped
-    observation = [o.strip() for o in observation or () if o.strip()]
-    root_cause = [r.strip() for r in root_cause or () if r.strip()]
+    finding = [f.strip() for f in finding or ()]  # as stored (a blank one was refused)
+    observation = [o.strip() for o in observation or ()]
+    root_cause = [r.strip() for r in root_cause or ()]
     parts = [
         f"{len(finding)} finding(s)",
         *([f"{len(observation)} observation(s)"] if observation else []),

@@ -287,10 +287,17 @@ def record(
     values = [parse_metric(m) for m in metrics]
     from sessionctl.redaction import redact
 
-    # A blank finding is no finding; a password typed into one is never stored (or committed).
-    findings = [redact(f.strip()) for f in findings if f.strip()]
-    observations = [redact(o.strip()) for o in observations if o.strip()]
-    root_causes = [redact(r.strip()) for r in root_causes if r.strip()]
+    # A blank text is a slip (an empty shell variable, a stray quote), not a finding: refused
+    # before anything is written. A password typed into one is never stored (or committed).
+    for flag, texts in (("--finding", findings), ("--observation", observations),
+                        ("--root-cause", root_causes)):  # fmt: skip
+        if any(not t.strip() for t in texts):
+            raise UsageError(
+                f"{flag}: blank; write it in one sentence, or leave {flag} out (nothing recorded)"
+            )
+    findings = [redact(f.strip()) for f in findings]
+    observations = [redact(o.strip()) for o in observations]
+    root_causes = [redact(r.strip()) for r in root_causes]
     if values and phase is None:
         raise UsageError(
             "--metric needs --phase (baseline or remeasure): which side of the change is it?"
@@ -298,7 +305,7 @@ def record(
     paths = [Path(f).expanduser() for f in files]
     for p in paths:
         _check_attachment(p)
-    texts = [t for t in (*findings, *observations, *root_causes) if t.strip()]
+    texts = [*findings, *observations, *root_causes]
     if not (values or paths or texts) and phase is None:
         raise UsageError(
             "nothing to record: pass --phase, --finding, --observation, --root-cause, --file "
@@ -310,10 +317,7 @@ def record(
     for kind, items in (("finding", findings), ("observation", observations),
                         ("root_cause", root_causes)):  # fmt: skip
         for text in items:
-            if text.strip():
-                session = store_.append(
-                    ws, campaign, {"type": kind, "phase": phase, "text": text.strip()}
-                )
+            session = store_.append(ws, campaign, {"type": kind, "phase": phase, "text": text})
     for p in paths:
         with ws.lock(campaign):
             session = store_.require_open(ws, campaign)
