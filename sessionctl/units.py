@@ -9,8 +9,15 @@ _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 _FACTORS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
+# The longest duration any config or flag may give (a benchmark run, a wait, an agent's time
+# limit): past a week it is a typo (an extra zero, a unit left out), and a 40-digit number of
+# seconds would otherwise overflow whatever sleeps or schedules on it.
+MAX_DURATION = 7 * 24 * 3600.0
+
+
 def parse_duration(text: str | float | int) -> float:
-    """Parse ``20s``, ``1m30s``, ``500ms`` or a bare number of seconds into seconds."""
+    """Parse ``20s``, ``1m30s``, ``500ms`` or a bare number of seconds into seconds (at most
+    :data:`MAX_DURATION`)."""
     if isinstance(text, bool):
         raise ValueError(f"expected a duration like 20s, got {text!r}")
     if isinstance(text, (int, float)):
@@ -22,14 +29,16 @@ def parse_duration(text: str | float | int) -> float:
             raise ValueError(f"duration must be a finite number of seconds, got {_short(text)}")
         if seconds < 0:
             raise ValueError(f"duration must be >= 0, got {text}")
-        return seconds
+        return _bounded(seconds, f"{seconds:g}s")
     s = text.strip()
     if not s:
         raise ValueError("empty duration; use e.g. 20s, 1m30s, 500ms")
     try:
-        return parse_duration(float(s))
+        number = float(s)
     except ValueError:
         pass
+    else:
+        return parse_duration(number)
     pos = 0
     total = 0.0
     for m in _DURATION_RE.finditer(s):
@@ -41,7 +50,18 @@ def parse_duration(text: str | float | int) -> float:
         raise ValueError(f"bad duration {text!r}; use e.g. 20s, 1m30s, 500ms")
     if not math.isfinite(total):
         raise ValueError(f"duration {text!r} is out of range; use e.g. 20s, 1m30s, 500ms")
-    return total
+    return _bounded(total, s)
+
+
+def _bounded(seconds: float, shown: str) -> float:
+    if seconds > MAX_DURATION:
+        if len(shown) > 24:  # 40 digits of seconds: say how many, not all of them
+            shown = f"{seconds:.3g}s"
+        raise ValueError(
+            f"duration {shown} is over 7 days (168h), the longest a run, wait or timeout may "
+            "be; use e.g. 20s, 5m, 2h"
+        )
+    return seconds
 
 
 def _short(value: float) -> str:

@@ -119,6 +119,25 @@ def test_bad_concurrency_is_a_usage_error(ws: Workspace, pg_url: str) -> None:
     assert result.exit_code == 2 and "--concurrency '1,x'" in result.output
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [["bench", "-d", "1" + "0" * 39 + "s"], ["bench", "--duration", "169h"],
+     ["compare", "--duration", "1" + "0" * 39 + "s"], ["run", "--timeout", "1" + "0" * 39]],
+    ids=["bench-40-digits", "bench-169h", "compare", "run-timeout"],
+)  # fmt: skip
+def test_a_duration_over_a_week_is_a_usage_error(
+    ws: Workspace, pg_url: str, argv: list[str]
+) -> None:
+    (ws.prompts_dir / "cli.yaml").write_text(campaign_yaml(pg_url))
+    before = sorted(p for p in ws.root.rglob("*") if ".git" not in p.parts)
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 2, result.output
+    (line,) = result.stderr.splitlines()
+    flag = "--duration" if argv[1] == "-d" else argv[1]
+    assert line.startswith(f"error: {flag}: duration ") and "is over 7 days (168h)" in line
+    assert sorted(p for p in ws.root.rglob("*") if ".git" not in p.parts) == before
+
+
 def test_positional_name_resolves_benchmark_or_campaign(ws: Workspace) -> None:
     (ws.prompts_dir / "alpha.yaml").write_text(
         campaign_yaml("postgresql://h/db", bench_name="lookup")

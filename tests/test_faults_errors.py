@@ -129,12 +129,17 @@ def test_a_read_only_file_system_is_exit_1_in_one_line(
     [
         ("benchmarks:\n  - name: b\n    driver: builtin\n    query: select 1\n"
          "    duration: .inf\n", "benchmarks[0].duration"),
+        ("benchmarks:\n  - name: b\n    driver: builtin\n    query: select 1\n"
+         "    duration: " + "1" + "0" * 39 + "s\n", "benchmarks[0].duration: duration 1e+39s "
+         "is over 7 days (168h)"),
+        ("agent:\n  timeout: " + "1" + "0" * 39 + "\n", "agent.timeout: duration 1e+39s"),
         ("compare:\n  threshold_throughput: .nan\n", "compare.threshold_throughput"),
         ("compare:\n  pairs: " + "9" * 400 + "\n", "compare.pairs"),
         ("compare:\n  threshold_tail: " + "9" * 5000 + "\n", "Exceeds the limit"),
         ("status: " + "[" * 500 + "]" * 500 + "\n", "nested too deeply"),
     ],
-    ids=["inf-duration", "nan-threshold", "long-int", "5000-digits", "deep-list"],
+    ids=["inf-duration", "40-digit-duration", "40-digit-number", "nan-threshold", "long-int",
+         "5000-digits", "deep-list"],
 )  # fmt: skip
 def test_valid_looking_values_are_one_line_config_errors(
     demo: Workspace, yaml_text: str, field: str

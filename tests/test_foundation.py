@@ -12,7 +12,7 @@ import pytest
 from sessionctl.errors import CommandError, ToolNotFound
 from sessionctl.files import append_line, atomic_write, locked
 from sessionctl.process import run
-from sessionctl.units import format_duration, parse_duration
+from sessionctl.units import MAX_DURATION, format_duration, parse_duration
 
 
 def test_atomic_write_replaces_and_keeps_mode(tmp_path: Path) -> None:
@@ -84,6 +84,24 @@ def test_parse_duration(text: str, seconds: float) -> None:
 def test_parse_duration_rejects_garbage() -> None:
     with pytest.raises(ValueError, match="bad duration"):
         parse_duration("20 parsecs")
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [("1" + "0" * 39 + "s", "1e+39s"), ("1" + "0" * 39, "1e+39s"), (10**39, "1e+39s"),
+     (1e39, "1e+39s"), ("169h", "169h"), ("604801", "604801s"), ("10081m", "10081m")],
+)  # fmt: skip
+def test_parse_duration_refuses_more_than_a_week(value: str | float, shown: str) -> None:
+    with pytest.raises(ValueError) as err:
+        parse_duration(value)
+    assert str(err.value) == (
+        f"duration {shown} is over 7 days (168h), the longest a run, wait or timeout may be; "
+        "use e.g. 20s, 5m, 2h"
+    )
+
+
+def test_parse_duration_takes_a_week_exactly() -> None:
+    assert parse_duration("168h") == parse_duration(604800) == MAX_DURATION == 7 * 86400
 
 
 def test_format_duration_round_trips() -> None:
