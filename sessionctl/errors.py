@@ -38,6 +38,13 @@ class CampaignNotFound(SessionctlError):
     """No campaign by that name, or no way to choose one."""
 
 
+class CampaignNotNamed(UsageError, CampaignNotFound):
+    """Several campaigns and none named: the command line must say which (a usage error, exit
+    2; still a CampaignNotFound for callers that fall back when no campaign can be chosen)."""
+
+    exit_code = EXIT_USAGE
+
+
 class SessionStateError(SessionctlError):
     """The session is not in a state that allows this command (none open, already open...)."""
 

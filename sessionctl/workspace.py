@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from sessionctl.errors import CampaignNotFound, UsageError
+from sessionctl.errors import CampaignNotFound, CampaignNotNamed, UsageError
 from sessionctl.files import atomic_write, locked
 
 SCRATCH = ".sessionctl"
@@ -156,6 +156,6 @@ def resolve_campaign(ws: Workspace, name: str | None) -> str:
             f"{ws.prompts_dir}: no campaigns; create one with `sessionctl prompt import PROMPT.md "
             "--campaign NAME`"
         )
-    raise CampaignNotFound(
+    raise CampaignNotNamed(
         f"several campaigns ({', '.join(names)}); name one, or set {ENV_CAMPAIGN}"
     )

@@ -175,6 +175,20 @@ def test_load_missing_campaign(ws: Workspace) -> None:
         store.load(ws, "nope")
 
 
+def test_several_campaigns_and_none_named_is_a_usage_error(ws: Workspace) -> None:
+    write(ws, "ddl", COMMENTED)
+    write(ws, "shop", COMMENTED)
+    before = {p: p.read_bytes() for p in ws.prompts_dir.iterdir()}
+    result = CliRunner().invoke(app, ["next", "list"])
+    assert result.exit_code == 2, result.output  # the command line must say which: usage
+    assert result.stderr == (
+        "error: several campaigns (ddl, shop); name one, or set SESSIONCTL_CAMPAIGN\n"
+    )
+    assert {p: p.read_bytes() for p in ws.prompts_dir.iterdir()} == before
+    named = CliRunner().invoke(app, ["next", "list", "ddl", "--json"])
+    assert named.exit_code == 0, named.output
+
+
 V0 = """\
 # An old draft (schema 0).
 schema: 0
