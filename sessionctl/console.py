@@ -32,7 +32,44 @@ def _console(name: str) -> Console:
         from rich.console import Console
 
         found = _consoles[name] = Console(stderr=name == "err", highlight=False, soft_wrap=True)
+        # rich answers a closed pipe with its own SystemExit(1); raise it instead, so the CLI's
+        # one handler (sessionctl.cli) decides, as it does for every other write.
+        found.on_broken_pipe = _broken_pipe  # type: ignore[method-assign]
     return found
+
+
+def _broken_pipe() -> None:
+    import errno
+    import os
+
+    raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+
+
+def stdout_closed() -> bool:
+    """Whether stdout is a pipe whose reader has gone (``sessionctl status | head -1``), as
+    opposed to some other pipe (an agent's stdin, a server's socket) breaking."""
+    import select
+
+    poll = getattr(select, "poll", None)
+    if poll is None:
+        return False
+    try:
+        poller = poll()
+        poller.register(sys.__stdout__.fileno() if sys.__stdout__ else 1, select.POLLOUT)
+        events = poller.poll(0)
+    except (OSError, ValueError):
+        return False
+    return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in events)
+
+
+def silence_stdout() -> None:
+    """Point stdout at the null device, so the interpreter's last flush does not fail again."""
+    import os
+
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.__stdout__.fileno() if sys.__stdout__ else 1)
+        os.close(devnull)
 
 
 def __getattr__(name: str) -> Any:

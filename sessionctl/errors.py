@@ -12,6 +12,7 @@ EXIT_USER = 1
 EXIT_USAGE = 2
 EXIT_INTERNAL = 3
 EXIT_INTERRUPTED = 130
+EXIT_CLOSED_PIPE = 141  # 128 + SIGPIPE: stdout's reader went away (see sessionctl.cli)
 
 
 class SessionctlError(Exception):

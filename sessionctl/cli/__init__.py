@@ -18,7 +18,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from gettext import gettext
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import click
 import typer
@@ -27,7 +27,13 @@ from typer.core import TyperGroup
 
 from sessionctl import __version__, console
 from sessionctl.cli import click_compat
-from sessionctl.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USER, SessionctlError
+from sessionctl.errors import (
+    EXIT_CLOSED_PIPE,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_USER,
+    SessionctlError,
+)
 
 click_compat.install()
 
@@ -221,6 +227,8 @@ class _Group(TyperGroup):
             raise typer.Exit(EXIT_INTERRUPTED) from None
         except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
             raise
+        except BrokenPipeError as exc:
+            closed_pipe(exc)
         except OSError as exc:
             # The disk is full, a folder read-only, a file gone: the machine's fault, not ours.
             console.error(os_error_line(exc))
@@ -235,6 +243,37 @@ class _Group(TyperGroup):
                 "(a sessionctl bug; rerun with SESSIONCTL_DEBUG=1 for the traceback)"
             )
             raise typer.Exit(EXIT_INTERNAL) from None
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        # --help and --version write while the arguments are parsed, before invoke.
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except BrokenPipeError as exc:
+            closed_pipe(exc)
+
+
+def closed_pipe(exc: BrokenPipeError) -> NoReturn:
+    """End quietly when whoever read stdout has gone (``sessionctl history | head -1``).
+
+    We exit 141 (128 + SIGPIPE), what a shell reports for ``git log | head -1`` or
+    ``ls | head -1``, which the default SIGPIPE action kills: without ``set -o pipefail`` the
+    pipeline still succeeds (it has head's status), with it a script learns the output was cut
+    short rather than read in full, which exit 0 would hide. No message: the reader chose to
+    stop. stdout is pointed at the null device first (Python's advice for BrokenPipeError) so the
+    interpreter's final flush cannot fail a second time. A broken pipe that is not stdout (an
+    agent's stdin) stays an ordinary OS error (exit 1, one line).
+    """
+    if not console.stdout_closed():
+        console.error(os_error_line(exc))
+        raise typer.Exit(EXIT_USER) from None
+    console.silence_stdout()
+    raise typer.Exit(EXIT_CLOSED_PIPE) from None
 
 
 _OS_FIXES = {
