@@ -127,6 +127,22 @@ def test_single_pair_is_inconclusive() -> None:
     assert j.warnings == ("single pair: no interval",)
 
 
+def test_two_pairs_never_name_a_direction() -> None:
+    a = [10.0, 12.0]
+    b = [10.0 * 1.0813, 12.0 * 1.0817]  # the acceptance case: "regressed +8.1%" from 2 pairs
+    j = judge_paired("p50_ms@c4", a, b, better="lower", threshold=0.02)
+    assert j.verdict == "inconclusive" and j.n == 2
+    assert j.ratio == pytest.approx(1.0815, abs=1e-4) and j.ci_high is not None
+    assert j.ci_low is not None and j.ci_low > 1.02  # the t interval alone would say regressed
+    assert j.warnings[0] == (
+        "2 pairs: a direction needs at least 3 (no bootstrap cross-check with fewer): "
+        "regressed -> inconclusive; rerun with --pairs 3 or more"
+    )
+    three = judge_paired("p50_ms@c4", [*a, 11.0], [*b, 11.0 * 1.0815], better="lower",
+                         threshold=0.02)  # fmt: skip
+    assert three.verdict == "regressed" and not any("--pairs" in w for w in three.warnings)
+
+
 def test_zero_values_give_no_ratio() -> None:
     j = judge_paired("errors@c4", [0.0, 0.0], [0.0, 1.0], better="lower", threshold=0.02)
     assert j.verdict == "inconclusive" and j.ratio is None

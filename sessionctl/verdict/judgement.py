@@ -42,7 +42,11 @@ Cross-checks: a directional verdict (improved, regressed, probably …) also nee
 p < 0.05 (when this many pairs can reach it at all: the exact signed-rank test needs 6 pairs)
 and a bootstrap interval that excludes no change on the same side. When either disagrees the
 verdict steps down one level (improved → probably improved → inconclusive) with a warning
-naming the check, so every claim of a direction rests on all three methods.
+naming the check, so every claim of a direction rests on all three methods. Hence a paired
+direction needs at least ``MIN_PAIRS_FOR_DIRECTION`` (3) pairs: with 2 there is no bootstrap
+to cross-check with, and the t interval on one degree of freedom rests on a single estimate of
+the spread (two near-equal ratios, 1.0813 and 1.0817, would say "regressed +8.1%" with nothing
+to back it); such a verdict is inconclusive, with a warning naming ``--pairs``.
 
 When which direction is better is unknown, a verdict other than no change/inconclusive cannot be
 named; the judgement says "inconclusive" with a warning giving the change.
@@ -70,6 +74,8 @@ VERDICTS = (
     "probably regressed",
     "inconclusive",
 )
+DIRECTIONAL = ("improved", "regressed", "probably improved", "probably regressed")
+MIN_PAIRS_FOR_DIRECTION = 3
 UNPAIRED_DRIFT_ALLOWANCE = 0.05
 HIGH_CV = 0.10
 N_RESAMPLES = 4000
@@ -331,6 +337,13 @@ def _conclude(
     verdict = classify(fit.low, fit.high, delta=math.log1p(threshold), better=better)
     verdict = _cross_check(verdict, better=better, p_rank=fit.p_rank, min_p_rank=fit.min_p_rank,
                            boot=fit.boot, warnings=warnings)  # fmt: skip
+    if method == "paired" and n < MIN_PAIRS_FOR_DIRECTION and verdict in DIRECTIONAL:
+        warnings.append(
+            f"{n} pairs: a direction needs at least {MIN_PAIRS_FOR_DIRECTION} (no bootstrap "
+            f"cross-check with fewer): {verdict} -> inconclusive; rerun with --pairs "
+            f"{MIN_PAIRS_FOR_DIRECTION} or more"
+        )
+        verdict = "inconclusive"
     for label, values in sides.items():
         c = stats.cv(values)
         if c is not None and c > HIGH_CV:
@@ -468,9 +481,6 @@ def judge_unpaired(
     return _conclude(metric, "unpaired", fit, {"before": before, "after": after}, better=better,
                      threshold=threshold, n=min(len(lx), len(ly)), first=(caveat,),
                      then=notes)  # fmt: skip
-
-
-DIRECTIONAL = ("improved", "regressed", "probably improved", "probably regressed")
 
 
 def judge_family(judgements: Sequence[Judgement]) -> list[Judgement]:
