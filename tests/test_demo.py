@@ -154,3 +154,14 @@ def test_root_without_its_privileges_cannot_serve_and_says_why_in_one_line(
         "normal user, or let the agent run unsandboxed "
         "(agent.codex_args: [--sandbox, danger-full-access])\n"
     )
+
+
+def test_two_pairs_are_refused_before_anything_runs(tmp_path: Path) -> None:
+    # Two pairs can never name a direction (see sessionctl.verdict.judgement): a usage error.
+    result = CliRunner().invoke(app, ["demo", "--dir", str(tmp_path / "d"), "--pairs", "2"])
+    assert (
+        result.exit_code == 2
+        and "--pairs" in result.stderr
+        and "2 is not in the range x>=3" in result.stderr
+    )
+    assert not (tmp_path / "d").exists()

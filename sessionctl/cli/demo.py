@@ -25,7 +25,10 @@ def demo(
         typer.Option("--duration", help="Seconds per benchmark run (default: the campaign's 3s)."),
     ] = None,
     pairs: Annotated[
-        int, typer.Option("--pairs", min=2, help="Interleaved A/B pairs for the verdict.")
+        int,
+        typer.Option(
+            "--pairs", min=3, help="Interleaved A/B pairs for the verdict (a direction needs 3)."
+        ),
     ] = 6,
     json_output: JsonOpt = False,
 ) -> None:
