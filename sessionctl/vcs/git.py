@@ -130,9 +130,14 @@ class GitVcs:
 
     def git_path(self, name: str) -> Path:
         """Where git keeps ``name`` (``index``, ``MERGE_HEAD``...) for this worktree."""
-        out = self._read("rev-parse", "--git-path", name).stdout.strip()
-        path = Path(out)
-        return path if path.is_absolute() else self.root / path
+        return self.git_paths([name])[0]
+
+    def git_paths(self, names: Sequence[str]) -> list[Path]:
+        """:meth:`git_path` of each name, from one ``git rev-parse`` (not one per name)."""
+        args = [arg for name in names for arg in ("--git-path", name)]
+        lines = self._read("rev-parse", *args).stdout.splitlines()
+        paths = [Path(line.strip()) for line in lines]
+        return [path if path.is_absolute() else self.root / path for path in paths]
 
     def preflight(self) -> list[str]:
         """Refuse (VcsError, nothing changed) when git cannot commit now; return warnings.
@@ -144,15 +149,14 @@ class GitVcs:
         ref = self._read("symbolic-ref", "--quiet", "HEAD", ok=(0, 1))
         branch = ref.stdout.strip() if ref.returncode == 0 else None
         locks = ["index.lock", "HEAD.lock"] + ([f"{branch}.lock"] if branch else [])
-        for name in locks:
-            lock = self.git_path(name)
+        found = self.git_paths([*locks, *(name for name, _, _ in _IN_PROGRESS)])
+        for lock in found[: len(locks)]:
             if lock.exists():
                 raise VcsError(
                     f"{lock}: a git lock file exists (another git is running, or one crashed); "
                     "if no git is running, remove it, then rerun the command"
                 )
-        for name, what, fix in _IN_PROGRESS:
-            marker = self.git_path(name)
+        for marker, (_, what, fix) in zip(found[len(locks) :], _IN_PROGRESS, strict=True):
             if marker.exists():
                 raise VcsError(
                     f"{self.root}: {what} is in progress ({marker} exists); {fix}, then rerun "
