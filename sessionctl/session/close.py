@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Unpack
 
 from sessionctl.errors import CommandError, SessionctlError, SessionStateError, VcsError
-from sessionctl.files import atomic_write, atomic_write_json
+from sessionctl.files import atomic_write, atomic_write_json, read_exact
 from sessionctl.measurement import now_iso
 from sessionctl.reporting import NULL, Reporter
 from sessionctl.session import record
@@ -318,14 +318,6 @@ def _crash(point: str) -> None:
         os._exit(99)
 
 
-def _read_text(path: Path) -> str | None:
-    try:
-        with open(path, encoding="utf-8", newline="") as fh:  # exactly: CRLF stays CRLF
-            return fh.read()
-    except FileNotFoundError:
-        return None
-
-
 def _run(
     ws: Workspace, vcs: Vcs, plan: ClosePlan, steps: Sequence[str], *, reporter: Reporter
 ) -> tuple[Commit, ...]:
@@ -346,9 +338,9 @@ def _run(
         "pre": {},
         "commits": {},
         "originals": {
-            "log": _read_text(root / plan.log_path),
-            "yaml": _read_text(root / plan.yaml_path),
-            "md": _read_text(root / plan.md_path),
+            "log": read_exact(root / plan.log_path),
+            "yaml": read_exact(root / plan.yaml_path),
+            "md": read_exact(root / plan.md_path),
         },
         "plan": plan.to_dict(),
     }
