@@ -17,9 +17,9 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from sessionctl.errors import SessionctlError
 
@@ -54,49 +54,50 @@ def atomic_write(path: Path, data: str | bytes, *, mode: int | None = None) -> N
             mode = path.stat().st_mode & 0o7777
         except FileNotFoundError:
             mode = 0o644
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.name}.{os.getpid()}.", suffix=TEMP_SUFFIX, dir=path.parent
-    )
+
+    def fill(fh: BinaryIO) -> int:
+        fh.write(raw)
+        return mode
+
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(raw)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
+        _replace(path, fill)
     except OSError as exc:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
         if exc.filename is None:  # a failed write names no file: name the one we were writing
             raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
         raise
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
 
 
 def atomic_copy(src: Path, dest: Path) -> None:
     """Copy ``src`` to ``dest`` atomically, streamed (any size) and with ``src``'s permissions."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
+
+    def fill(fout: BinaryIO) -> int:
+        with open(src, "rb") as fin:
+            shutil.copyfileobj(fin, fout, 1024 * 1024)
+            return os.fstat(fin.fileno()).st_mode & 0o7777
+
+    _replace(dest, fill)
+
+
+def _replace(path: Path, fill: Callable[[BinaryIO], int]) -> None:
+    """Replace ``path`` with what ``fill`` writes (it returns the file's mode): a temp file in
+    the same folder, fsync, chmod, rename; the temp file is removed on any failure."""
     fd, tmp = tempfile.mkstemp(
-        prefix=f".{dest.name}.{os.getpid()}.", suffix=TEMP_SUFFIX, dir=dest.parent
+        prefix=f".{path.name}.{os.getpid()}.", suffix=TEMP_SUFFIX, dir=path.parent
     )
     try:
-        with open(src, "rb") as fin, os.fdopen(fd, "wb") as fout:
-            mode = os.fstat(fin.fileno()).st_mode & 0o7777
-            shutil.copyfileobj(fin, fout, 1024 * 1024)
-            fout.flush()
-            os.fsync(fout.fileno())
+        with os.fdopen(fd, "wb") as fh:
+            mode = fill(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
         os.chmod(tmp, mode)
-        os.replace(tmp, dest)
+        os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    _fsync_dir(dest.parent)
+    _fsync_dir(path.parent)
 
 
 def read_exact(path: Path) -> str | None:
