@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sessionctl.campaign import migrate
+from sessionctl.campaign import cache, migrate
+from sessionctl.campaign.cache import fingerprint
 from sessionctl.campaign.model import SCHEMA_VERSION, Campaign
 from sessionctl.errors import CampaignNotFound, ConfigError, SessionctlError, UsageError
 from sessionctl.files import atomic_write
@@ -349,49 +350,30 @@ def check_prompt(ws: Workspace, name: str) -> Drift | None:
 # --- read-only loads, cached ------------------------------------------------------------------
 # Parsing the round-trip YAML (ruamel) costs about 0.4 ms per next step: most of what `next list`
 # or `prompt render` spend on a long campaign. A successful `read` keeps the document as plain
-# JSON data in .sessionctl/cache/<name>.campaign.json, beside the exact text it came from and a
-# fingerprint of the validating code; the next `read` of the same text validates that data again
-# (the typed model is rebuilt, so every rule still runs) without the parse. Any other text, a
-# broken one included, goes through `load`, so errors are reported exactly as before. Commands
-# that edit the YAML use `load`/`edit`.
+# JSON data in .sessionctl/cache/<name>.campaign.json (see sessionctl.campaign.cache); the next
+# `read` of the same text validates that data again (the typed model is rebuilt, so every rule
+# still runs) without the parse. Any other text, a broken one included, goes through `load`, so
+# errors are reported exactly as before. Commands that edit the YAML use `load`/`edit`.
 
 
 def read(ws: Workspace, name: str) -> Campaign:
     """The validated campaign ``prompts/<name>.yaml`` (read-only), parsed at most once per text."""
-    import json
-
     from sessionctl.campaign import schema
 
-    cache = ws.scratch / "cache" / f"{name}.campaign.json"
     source = display_path(ws, ws.campaign_path(name))
     key = fingerprint()
-    try:
-        text = ws.campaign_path(name).read_text(encoding="utf-8")
-        saved = json.loads(cache.read_text(encoding="utf-8"))
-        if saved["key"] == key and saved["text"] == text:
-            return schema.build(saved["data"], name=name, source=source)
-    except (OSError, ValueError, LookupError, TypeError):
-        pass  # no usable entry (or no readable campaign: load below says why)
+    hit = cache.lookup(
+        ws, name, "campaign", key, lambda data: schema.build(data, name=name, source=source)
+    )
+    if hit is not None:
+        return hit
     cf = load(ws, name)
     data = _plain(cf.doc)
     # Cache only what validates to the very same campaign from plain data (a YAML timestamp,
     # say, would not survive JSON): otherwise every read parses, as before.
     if data is not None and schema.build(data, name=name, source=source) == cf.campaign:
-        entry = {"key": key, "text": cf.text, "data": data}
-        with contextlib.suppress(OSError):  # a cache that cannot be written only costs time
-            atomic_write(cache, json.dumps(entry))
+        cache.save(ws, name, "campaign", key, cf.text, data)
     return cf.campaign
-
-
-def fingerprint() -> list[Any]:
-    """The version and the state of every module that validates a campaign."""
-    import os
-
-    import sessionctl
-
-    folder = Path(__file__).parent
-    files = sorted(e.path for e in os.scandir(folder) if e.name.endswith(".py"))
-    return [sessionctl.__version__, *([st.st_mtime_ns, st.st_size] for st in map(os.stat, files))]
 
 
 def _plain(doc: Any) -> Any:

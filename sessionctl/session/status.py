@@ -8,15 +8,11 @@ once and cached (:func:`campaign_facts`), so ``status`` stays fast in a large wo
 
 from __future__ import annotations
 
-import contextlib
-import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
 from typing import Any
 
 from sessionctl.errors import SessionctlError
-from sessionctl.files import atomic_write
 from sessionctl.session import record as store_
 from sessionctl.session.record import OpenSession
 from sessionctl.session.workflow import (
@@ -291,20 +287,12 @@ def campaign_facts(ws: Workspace, campaign: str) -> CampaignFacts:
     validated from and a fingerprint of the validating code. Any other text (edited, broken) or
     code goes through ``store.load``, so errors are reported exactly as before.
     """
-    import json
+    from sessionctl.campaign import cache
 
-    cache = ws.scratch / "cache" / f"{campaign}.facts.json"
-    key = _validator_fingerprint()
-    try:
-        text = ws.campaign_path(campaign).read_text(encoding="utf-8")
-        saved = json.loads(cache.read_text(encoding="utf-8"))
-        if saved["key"] == key and saved["text"] == text:
-            f = saved["facts"]
-            return CampaignFacts(
-                str(f["vcs"]), int(f["last_session"]), f["top"], f.get("headline"), f.get("better")
-            )
-    except (OSError, ValueError, LookupError, TypeError):
-        pass  # no usable entry (or no readable campaign: store.load below says why)
+    key = cache.fingerprint(__file__)  # the facts are this module's reading of the campaign
+    facts = cache.lookup(ws, campaign, "facts", key, _facts)
+    if facts is not None:
+        return facts
     from sessionctl.campaign import store
 
     cf = store.load(ws, campaign)
@@ -317,26 +305,18 @@ def campaign_facts(ws: Workspace, campaign: str) -> CampaignFacts:
         head.metric if head else None,
         head.better if head else None,
     )
-    entry = {
-        "key": key,
-        "text": cf.text,
-        "facts": {
-            "vcs": facts.vcs,
-            "last_session": facts.last_session,
-            "top": facts.top,
-            "headline": facts.headline,
-            "better": facts.better,
-        },
+    data = {
+        "vcs": facts.vcs,
+        "last_session": facts.last_session,
+        "top": facts.top,
+        "headline": facts.headline,
+        "better": facts.better,
     }
-    with contextlib.suppress(OSError):  # a cache that cannot be written only costs time
-        atomic_write(cache, json.dumps(entry))
+    cache.save(ws, campaign, "facts", key, cf.text, data)
     return facts
 
 
-def _validator_fingerprint() -> list[Any]:
-    """The version and the state of every module that validates a campaign (or reads facts)."""
-    import sessionctl
-
-    folder = Path(sessionctl.__file__).parent / "campaign"
-    files = [*sorted(e.path for e in os.scandir(folder) if e.name.endswith(".py")), __file__]
-    return [sessionctl.__version__, *([st.st_mtime_ns, st.st_size] for st in map(os.stat, files))]
+def _facts(f: dict[str, Any]) -> CampaignFacts:
+    return CampaignFacts(
+        str(f["vcs"]), int(f["last_session"]), f["top"], f.get("headline"), f.get("better")
+    )
