@@ -94,11 +94,15 @@ def set_quiet(quiet: bool) -> None:
 
 def print_json(data: Any) -> None:
     """Write ``data`` as JSON to stdout (one document, nothing else on stdout)."""
+    sys.stdout.write(_dumps(data) + "\n")
+    sys.stdout.flush()
+
+
+def _dumps(data: Any) -> str:
+    """``data`` as indented strict JSON (see :func:`_finite`), non-JSON values as strings."""
     import json
 
-    text = json.dumps(_finite(data), indent=2, default=str, ensure_ascii=False, allow_nan=False)
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
+    return json.dumps(_finite(data), indent=2, default=str, ensure_ascii=False, allow_nan=False)
 
 
 def _finite(data: Any) -> Any:
@@ -139,10 +143,7 @@ def stream_json(data: Mapping[str, Any], *, chunk: int = 2000) -> None:
                 write(("\n" if first else ",\n") + ",\n".join(buf))
             write("]")
         else:
-            text = json.dumps(
-                _finite(value), indent=2, default=str, ensure_ascii=False, allow_nan=False
-            )
-            write(text)
+            write(_dumps(value))
     write("\n}\n")
     sys.stdout.flush()
 
