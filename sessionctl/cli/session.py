@@ -163,6 +163,7 @@ def _status_human(st: Any, cname: str, last: int | None) -> None:
     now = st.headline_now
     if now is not None:
         from sessionctl.perflog import format_value
+        from sessionctl.units import format_percent
 
         moved = format_value(now["before"], now["unit"])
         if now["after"] is None:
@@ -170,7 +171,7 @@ def _status_human(st: Any, cname: str, last: int | None) -> None:
         else:
             moved += f" → {format_value(now['after'], now['unit'])}"
             if now["before"]:
-                moved += f" ({(now['after'] / now['before'] - 1) * 100:+.1f}%, judged at close)"
+                moved += f" ({format_percent(now['after'] / now['before'])}, judged at close)"
         facts["headline so far"] = moved
     if st.artifacts:
         facts["baseline build"] = st.artifacts
