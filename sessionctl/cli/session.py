@@ -139,8 +139,6 @@ def _status_human(st: Any, cname: str, last: int | None) -> None:
     phase and level) and findings, and the close plan with long path lists cut short."""
     from sessionctl.session import digest
 
-    if st.recovered:
-        console.warn(st.recovered)
     if st.pending_close:
         p = st.pending_close
         why = f" ({p['error']})" if p.get("error") else ""

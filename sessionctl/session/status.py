@@ -55,7 +55,7 @@ class SessionStatus:
     plan_error: str | None = None
     pending_close: dict[str, Any] | None = None
     close_request: dict[str, Any] | None = None  # the agent's latest, under `sessionctl run`
-    recovered: str | None = None
+    recovered: str | None = None  # always None: status never finishes a close (kept for --json)
     last_session: int | None = None
     next_step: str | None = None
     headline: str | None = None  # the campaign's headline metric (None: the default rule)
@@ -118,7 +118,6 @@ def status(ws: Workspace, campaign: str, *, plan: bool = True) -> SessionStatus:
     from sessionctl.session import close as close_mod
     from sessionctl.session.request import TYPES as request_types
 
-    recovered = None
     pending = None
     try:
         pending = close_mod.pending(ws, campaign)
@@ -134,7 +133,6 @@ def status(ws: Workspace, campaign: str, *, plan: bool = True) -> SessionStatus:
             campaign=campaign,
             open=False,
             pending_close=pending,
-            recovered=recovered,
             last_session=camp.last_session,
             next_step=top,
             headline=camp.headline_text,
@@ -202,7 +200,6 @@ def status(ws: Workspace, campaign: str, *, plan: bool = True) -> SessionStatus:
         plan_error=plan_error,
         pending_close=pending,
         close_request=requests[-1] if requests else None,
-        recovered=recovered,
         last_session=camp.last_session,
         next_step=top,
         headline=camp.headline_text,
