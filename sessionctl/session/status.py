@@ -175,7 +175,7 @@ def status(ws: Workspace, campaign: str, *, plan: bool = True) -> SessionStatus:
     plan_error = None
     if plan and pending is None:
         try:
-            close_plan = _plan_summary(ws, campaign, session, prefer=camp.vcs)
+            close_plan = _plan_summary(ws, campaign, session, camp.vcs)
         except SessionctlError as exc:
             plan_error = str(exc)
     if close_plan is not None and len(close_plan["code"]["paths"]) > 1:
@@ -212,16 +212,12 @@ def status(ws: Workspace, campaign: str, *, plan: bool = True) -> SessionStatus:
     )
 
 
-def _plan_summary(
-    ws: Workspace, campaign: str, session: OpenSession, *, prefer: str | None = None
-) -> dict[str, Any]:
-    from sessionctl.session.close import _vcs
+def _plan_summary(ws: Workspace, campaign: str, session: OpenSession, vcs: str) -> dict[str, Any]:
+    """What close would do, on the campaign's ``vcs:`` (from the cached facts: no YAML parse)."""
     from sessionctl.session.plan import preview
     from sessionctl.vcs import detect
 
-    # `prefer` is the loaded campaign's `vcs:`; without it _vcs parses the YAML a second time.
-    vcs = _vcs(ws, campaign) if prefer is None else detect(ws.root, prefer=prefer)
-    return preview(ws, campaign, session, vcs=vcs)
+    return preview(ws, campaign, session, vcs=detect(ws.root, prefer=vcs))
 
 
 def _headline_now(
