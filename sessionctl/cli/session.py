@@ -10,6 +10,7 @@ import typer
 
 from sessionctl import console
 from sessionctl.cli.common import CampaignArg, JsonOpt, campaign, emit, option, reporter
+from sessionctl.session import digest
 
 StatusOpt = Annotated[
     str | None, option("--status", help="New current-status prose for the campaign.")
@@ -18,8 +19,6 @@ StatusOpt = Annotated[
 
 def _path_lines(paths: Sequence[str]) -> None:
     """One path per line, the first few only; the count of the rest (all are in --json)."""
-    from sessionctl.session import digest
-
     shown, more = digest.capped(paths, digest.FIRST_PATHS * 2)
     console.print_text("\n".join(f"       {p}" for p in shown))
     if more:
@@ -120,7 +119,7 @@ def status_cmd(
     last: Annotated[
         int,
         typer.Option("--last", metavar="N", help="Show the last N measurements and findings."),
-    ] = 10,
+    ] = digest.LAST,
     json_output: JsonOpt = False,
 ) -> None:
     """Show the open session: phases, measurements, findings and what close will do."""
@@ -137,8 +136,6 @@ def status_cmd(
 def _status_human(st: Any, cname: str, last: int | None) -> None:
     """Phases with per-phase summaries, the last measurements (one value per row, grouped by
     phase and level) and findings, and the close plan with long path lists cut short."""
-    from sessionctl.session import digest
-
     if st.pending_close:
         p = st.pending_close
         why = f" ({p['error']})" if p.get("error") else ""
@@ -228,8 +225,6 @@ def _status_human(st: Any, cname: str, last: int | None) -> None:
 
 def _paths(paths: list[str], show_all: bool) -> str:
     """Paths on one line: the first few and a count of the rest (all of them with --all)."""
-    from sessionctl.session import digest
-
     shown, more = (paths, 0) if show_all else digest.capped(paths)
     tail = f", … and {more:,} more (--all or --json lists them)" if more else ""
     return ", ".join(shown) + tail
@@ -239,7 +234,6 @@ def measurement_rows(measurements: Sequence[dict[str, Any]]) -> list[list[str]]:
     """One row per value (a ddl bench has dozens), the phase and benchmark on a group's first;
     a measurement's values grouped by level (the part of a name after ``@``), first seen first."""
     from sessionctl.perflog import format_value
-    from sessionctl.session import digest
 
     rows: list[list[str]] = []
     for m in measurements:
