@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from conftest import git
 from test_cli_startup import probe, top_level
@@ -48,3 +49,15 @@ def test_read_equals_load_and_skips_a_cache_for_other_text(ws: Workspace) -> Non
     assert entry["text"] == CAMPAIGN and entry["key"] == store.fingerprint()
     (ws.root / "prompts" / "demo.yaml").write_text(CAMPAIGN.replace("Step 1\n", "Step one\n"))
     assert store.read(ws, "demo").next_steps[1].title == "Step one"
+
+
+def test_a_crlf_campaign_is_read_from_the_cache_too(ws: Workspace, monkeypatch: Any) -> None:
+    path = ws.root / "prompts" / "demo.yaml"
+    path.write_bytes(CAMPAIGN.replace("\n", "\r\n").encode())
+    loaded = store.read(ws, "demo")  # parsed, then cached with its CRLF text
+
+    def no_parse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("parsed the YAML again")
+
+    monkeypatch.setattr(store, "load", no_parse)
+    assert store.read(ws, "demo") == loaded

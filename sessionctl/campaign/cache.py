@@ -28,7 +28,9 @@ def lookup(ws: Workspace, name: str, kind: str, key: Any, build: Callable[[Any],
     ``key``; None when there is no such entry, or the campaign cannot be read, or ``build``
     refuses the data."""
     try:
-        text = ws.campaign_path(name).read_text(encoding="utf-8")
+        # As store.load reads it (CRLF kept), or a CRLF campaign would never match its entry.
+        with open(ws.campaign_path(name), encoding="utf-8", newline="") as fh:
+            text = fh.read()
         saved = json.loads(_path(ws, name, kind).read_text(encoding="utf-8"))
         if saved["key"] == key and saved["text"] == text:
             return build(saved["data"])
