@@ -26,6 +26,7 @@ from sessionctl.metrics.exposition import (
     bucket_labels,
     gc_paused,
     label_key,
+    split_label,
 )
 from sessionctl.metrics.quantile import QuantileResult, bucket_quantile, parse_go_float
 
@@ -319,7 +320,7 @@ def _group_index(
             continue
         other[(name, labels)] = value
         if not histogram and name == family:
-            key, _q = _split(labels, "quantile")
+            key, _q = split_label(labels, "quantile")
             groups.setdefault(key, _Group()).other.append((name, labels, value))
     return groups, other
 
@@ -341,14 +342,6 @@ def _missing_groups(
             yield family + "_sum", key
         if b.count is not None and (a is None or a.count is None):
             yield family + "_count", key
-
-
-@lru_cache(maxsize=1 << 17)
-def _split(labels: Labels, strip: str) -> tuple[Labels, str | None]:
-    """The labels without ``strip`` (``le`` or ``quantile``), and its value; cached because the
-    before and after scrapes share nearly every label set."""
-    value = next((val for k, val in labels if k == strip), None)
-    return tuple(p for p in labels if p[0] != strip), value
 
 
 def _diff_groups(

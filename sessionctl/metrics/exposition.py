@@ -264,8 +264,16 @@ def bucket_labels(raw: str) -> tuple[Labels, str | None, Labels]:
             if all(k != "le" for k, _ in key):
                 return key, le, tuple(sorted((*key, ("le", le))))
     full = label_key(raw)
-    le_value = next((v for k, v in full if k == "le"), None)
-    return tuple(p for p in full if p[0] != "le"), le_value, full
+    key, le_value = split_label(full, "le")
+    return key, le_value, full
+
+
+@lru_cache(maxsize=1 << 17)
+def split_label(labels: Labels, name: str) -> tuple[Labels, str | None]:
+    """``labels`` without ``name`` (``le`` or ``quantile``), and its value; cached because the
+    before and after scrapes share nearly every label set."""
+    value = next((val for k, val in labels if k == name), None)
+    return tuple(p for p in labels if p[0] != name), value
 
 
 def format_labels(labels: Labels | Mapping[str, str]) -> str:
