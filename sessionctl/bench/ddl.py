@@ -71,6 +71,11 @@ class MetricWindow:
     def enabled(self) -> bool:
         return bool(self.url and self.specs) and self.failed is None
 
+    @property
+    def messages(self) -> list[str]:
+        """What the report should say about the metrics: a failed scrape, then the notes."""
+        return ([self.failed] if self.failed else []) + self.notes
+
     def snapshot(self) -> Any:
         """A filtered scrape (only the watched families are parsed), or None."""
         if not self.enabled:
@@ -380,7 +385,7 @@ def run_ddl_core(
         # Runs on every exit: the probes this run created are the only objects it may drop.
         tracker.drop_all()
         tracker.sweep()
-    for note in ([window.failed] if window.failed else []) + window.notes:
+    for note in window.messages:
         reporter.warn(note)
     result = DdlResult(
         dialect=p.dialect,
@@ -393,7 +398,7 @@ def run_ddl_core(
         txns=tuple(txns),
         kept_probes=keep_probes,
         leftovers=tuple(tracker.leftovers),
-        metrics_note="; ".join(([window.failed] if window.failed else []) + window.notes) or None,
+        metrics_note="; ".join(window.messages) or None,
     )
     if run_dir is not None:
         from sessionctl.files import atomic_write_json

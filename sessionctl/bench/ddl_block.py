@@ -141,7 +141,7 @@ def run_block(ctx: BenchContext, *, kinds: Sequence[str] | None = None, raw: Pat
     finally:
         tracker.drop_all()
         tracker.sweep()
-    for note in ([window.failed] if window.failed else []) + window.notes:
+    for note in window.messages:
         ctx.reporter.warn(note)
     spans = [r.window for r in runs if r.window]
     start = min((w[0] for w in spans), default=time.monotonic())
