@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -183,6 +183,22 @@ class _Probes:
                 f"(e.g. {stuck[0][0].prefix}{stuck[0][1]}); check the cleanup templates"
             )
 
+    @contextlib.contextmanager
+    def cleanup(self, interrupted: str) -> Iterator[None]:
+        """Around the probing: on every exit drop the probes this run created (the only objects
+        it may drop); Ctrl-C becomes :class:`Interrupted` (``interrupted``), a SQL error ours."""
+        import psycopg
+
+        try:
+            yield
+        except KeyboardInterrupt:
+            raise Interrupted(interrupted) from None
+        except psycopg.Error as exc:
+            raise sql_error("ddl probe", "probe statements", exc) from None
+        finally:
+            self.drop_all()
+            self.sweep()
+
     def drop_all(self, conn: psycopg.Connection[Any] | None = None) -> list[float]:
         """Drop what this run created (newest first: a view may depend on an older probe)."""
         import psycopg
@@ -294,7 +310,6 @@ def run_ddl_core(
     where: str = "ddl",
 ) -> DdlResult:
     """Grow to each level, probe there, run the txn batches at the top level; return the data."""
-    import psycopg
 
     from sessionctl.bench.ddl_report import DdlResult
 
@@ -328,7 +343,7 @@ def run_ddl_core(
         reporter=reporter,
         first_n=max(used, default=0) + 1,
     )
-    try:
+    with tracker.cleanup("ddl run interrupted; its probe objects were dropped, fillers kept"):
         for level in p.levels:
             reporter.phase(
                 f"level {level:,} objects" if level else "level 0: the objects that exist now"
@@ -375,16 +390,6 @@ def run_ddl_core(
                             )
         with contextlib.closing(connect()) as conn:
             final = count_objects(conn, p)
-    except KeyboardInterrupt:
-        raise Interrupted(
-            "ddl run interrupted; its probe objects were dropped, fillers kept"
-        ) from None
-    except psycopg.Error as exc:
-        raise sql_error("ddl probe", "probe statements", exc) from None
-    finally:
-        # Runs on every exit: the probes this run created are the only objects it may drop.
-        tracker.drop_all()
-        tracker.sweep()
     for note in window.messages:
         reporter.warn(note)
     result = DdlResult(

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sessionctl.bench.ddl import MetricWindow, _Probes, probe_kind
-from sessionctl.bench.ddl_population import count_objects, numbers_in_use, plan, sql_error
+from sessionctl.bench.ddl_population import count_objects, numbers_in_use, plan
 from sessionctl.bench.ddl_report import ProbeRun
-from sessionctl.errors import ConfigError, Interrupted
+from sessionctl.errors import ConfigError
 
 if TYPE_CHECKING:
     from sessionctl.bench import BenchContext
@@ -97,7 +97,6 @@ class ProbeBlock:
 
 def run_block(ctx: BenchContext, *, kinds: Sequence[str] | None = None, raw: Path) -> ProbeBlock:
     """One block at the current count: every probe kind (or only ``kinds``), probes dropped."""
-    import psycopg
 
     bench, target = ctx.bench, ctx.target
     where = f"prompts/{ctx.campaign.name}.yaml: benchmarks.{bench.name}.ddl"
@@ -117,30 +116,23 @@ def run_block(ctx: BenchContext, *, kinds: Sequence[str] | None = None, raw: Pat
     tracker = _Probes(connect=connect, plan=p, keep=False, reporter=ctx.reporter,
                       first_n=max(used, default=0) + 1)  # fmt: skip
     runs: list[ProbeRun] = []
-    try:
-        with contextlib.closing(connect()) as conn:
-            conn.autocommit = True
-            for kind in probes:
-                runs.append(
-                    probe_kind(
-                        conn,
-                        kind,
-                        level=count,
-                        count=count,
-                        probes=p.probes_per_level,
-                        window=window,
-                        tracker=tracker,
-                        label=kind.kind,
-                    )
+    interrupted = "ddl probe block interrupted; its probe objects were dropped"
+    with tracker.cleanup(interrupted), contextlib.closing(connect()) as conn:
+        conn.autocommit = True
+        for kind in probes:
+            runs.append(
+                probe_kind(
+                    conn,
+                    kind,
+                    level=count,
+                    count=count,
+                    probes=p.probes_per_level,
+                    window=window,
+                    tracker=tracker,
+                    label=kind.kind,
                 )
-            after = count_objects(conn, p)
-    except KeyboardInterrupt:
-        raise Interrupted("ddl probe block interrupted; its probe objects were dropped") from None
-    except psycopg.Error as exc:
-        raise sql_error("ddl probe", "probe statements", exc) from None
-    finally:
-        tracker.drop_all()
-        tracker.sweep()
+            )
+        after = count_objects(conn, p)
     for note in window.messages:
         ctx.reporter.warn(note)
     spans = [r.window for r in runs if r.window]
