@@ -65,7 +65,7 @@ class ProbeBlock:
 
     def judged(self) -> Judged:
         """Per kind: ``<kind>.median_ms``, ``<kind>.p90_ms`` and ``<series>.ms_per_<kind>``."""
-        from sessionctl.bench.ddl_report import stats
+        from sessionctl.bench.ddl_report import metric_stem, stats
 
         out: Judged = {}
         for r in self.runs:
@@ -73,10 +73,8 @@ class ProbeBlock:
             out[f"{r.kind}.median_ms"] = (s.median, "lower", "ms")
             out[f"{r.kind}.p90_ms"] = (s.p90, "lower", "ms")
             for m in r.metrics:
-                if m.get("unit", "ms") == "ms":
-                    out[f"{m['series']}.ms_per_{r.kind}"] = (m["ms_per_stmt"], "lower", "ms")
-                else:
-                    out[f"{m['series']}.per_{r.kind}"] = (m["ms_per_stmt"], "lower", "")
+                unit = "ms" if m.get("unit", "ms") == "ms" else ""
+                out[metric_stem(m, r.kind)] = (m["ms_per_stmt"], "lower", unit)
         return out
 
     def line(self) -> str:
