@@ -31,13 +31,11 @@ from sessionctl.bench.dbbench_config import (
 from sessionctl.bench.dbbench_output import (
     DbbenchJob,
     DbbenchOutput,
-    DbbenchStats,
     format_go_duration,
     go_duration,
     histogram_percentile,
     mask_saved,
     parse_output,
-    parse_stats,
     stats_of_line,
 )
 from sessionctl.bench.external import configured_binary, run_watched
@@ -50,7 +48,6 @@ from sessionctl.target.server import MASK, redact, scrub, secrets_of
 __all__ = [
     "DbbenchJob",
     "DbbenchOutput",
-    "DbbenchStats",
     "build_argv",
     "config_jobs",
     "config_level",
@@ -60,7 +57,6 @@ __all__ = [
     "histogram_percentile",
     "override_config",
     "parse_output",
-    "parse_stats",
     "redact_argv",
     "render_ini",
     "run_dbbench",

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -70,6 +70,11 @@ class MetricWindow:
     @property
     def enabled(self) -> bool:
         return bool(self.url and self.specs) and self.failed is None
+
+    @property
+    def messages(self) -> list[str]:
+        """What the report should say about the metrics: a failed scrape, then the notes."""
+        return ([self.failed] if self.failed else []) + self.notes
 
     def snapshot(self) -> Any:
         """A filtered scrape (only the watched families are parsed), or None."""
@@ -177,6 +182,22 @@ class _Probes:
                 f"{len(stuck)} probe object(s) of this run are still there after cleanup "
                 f"(e.g. {stuck[0][0].prefix}{stuck[0][1]}); check the cleanup templates"
             )
+
+    @contextlib.contextmanager
+    def cleanup(self, interrupted: str) -> Iterator[None]:
+        """Around the probing: on every exit drop the probes this run created (the only objects
+        it may drop); Ctrl-C becomes :class:`Interrupted` (``interrupted``), a SQL error ours."""
+        import psycopg
+
+        try:
+            yield
+        except KeyboardInterrupt:
+            raise Interrupted(interrupted) from None
+        except psycopg.Error as exc:
+            raise sql_error("ddl probe", "probe statements", exc) from None
+        finally:
+            self.drop_all()
+            self.sweep()
 
     def drop_all(self, conn: psycopg.Connection[Any] | None = None) -> list[float]:
         """Drop what this run created (newest first: a view may depend on an older probe)."""
@@ -289,7 +310,6 @@ def run_ddl_core(
     where: str = "ddl",
 ) -> DdlResult:
     """Grow to each level, probe there, run the txn batches at the top level; return the data."""
-    import psycopg
 
     from sessionctl.bench.ddl_report import DdlResult
 
@@ -323,7 +343,7 @@ def run_ddl_core(
         reporter=reporter,
         first_n=max(used, default=0) + 1,
     )
-    try:
+    with tracker.cleanup("ddl run interrupted; its probe objects were dropped, fillers kept"):
         for level in p.levels:
             reporter.phase(
                 f"level {level:,} objects" if level else "level 0: the objects that exist now"
@@ -370,17 +390,7 @@ def run_ddl_core(
                             )
         with contextlib.closing(connect()) as conn:
             final = count_objects(conn, p)
-    except KeyboardInterrupt:
-        raise Interrupted(
-            "ddl run interrupted; its probe objects were dropped, fillers kept"
-        ) from None
-    except psycopg.Error as exc:
-        raise sql_error("ddl probe", "probe statements", exc) from None
-    finally:
-        # Runs on every exit: the probes this run created are the only objects it may drop.
-        tracker.drop_all()
-        tracker.sweep()
-    for note in ([window.failed] if window.failed else []) + window.notes:
+    for note in window.messages:
         reporter.warn(note)
     result = DdlResult(
         dialect=p.dialect,
@@ -393,7 +403,7 @@ def run_ddl_core(
         txns=tuple(txns),
         kept_probes=keep_probes,
         leftovers=tuple(tracker.leftovers),
-        metrics_note="; ".join(([window.failed] if window.failed else []) + window.notes) or None,
+        metrics_note="; ".join(window.messages) or None,
     )
     if run_dir is not None:
         from sessionctl.files import atomic_write_json

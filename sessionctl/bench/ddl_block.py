@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sessionctl.bench.ddl import MetricWindow, _Probes, probe_kind
-from sessionctl.bench.ddl_population import count_objects, numbers_in_use, plan, sql_error
+from sessionctl.bench.ddl_population import count_objects, numbers_in_use, plan
 from sessionctl.bench.ddl_report import ProbeRun
-from sessionctl.errors import ConfigError, Interrupted
+from sessionctl.errors import ConfigError
 
 if TYPE_CHECKING:
     from sessionctl.bench import BenchContext
@@ -65,7 +65,7 @@ class ProbeBlock:
 
     def judged(self) -> Judged:
         """Per kind: ``<kind>.median_ms``, ``<kind>.p90_ms`` and ``<series>.ms_per_<kind>``."""
-        from sessionctl.bench.ddl_report import stats
+        from sessionctl.bench.ddl_report import metric_stem, stats
 
         out: Judged = {}
         for r in self.runs:
@@ -73,10 +73,8 @@ class ProbeBlock:
             out[f"{r.kind}.median_ms"] = (s.median, "lower", "ms")
             out[f"{r.kind}.p90_ms"] = (s.p90, "lower", "ms")
             for m in r.metrics:
-                if m.get("unit", "ms") == "ms":
-                    out[f"{m['series']}.ms_per_{r.kind}"] = (m["ms_per_stmt"], "lower", "ms")
-                else:
-                    out[f"{m['series']}.per_{r.kind}"] = (m["ms_per_stmt"], "lower", "")
+                unit = "ms" if m.get("unit", "ms") == "ms" else ""
+                out[metric_stem(m, r.kind)] = (m["ms_per_stmt"], "lower", unit)
         return out
 
     def line(self) -> str:
@@ -97,7 +95,6 @@ class ProbeBlock:
 
 def run_block(ctx: BenchContext, *, kinds: Sequence[str] | None = None, raw: Path) -> ProbeBlock:
     """One block at the current count: every probe kind (or only ``kinds``), probes dropped."""
-    import psycopg
 
     bench, target = ctx.bench, ctx.target
     where = f"prompts/{ctx.campaign.name}.yaml: benchmarks.{bench.name}.ddl"
@@ -117,31 +114,24 @@ def run_block(ctx: BenchContext, *, kinds: Sequence[str] | None = None, raw: Pat
     tracker = _Probes(connect=connect, plan=p, keep=False, reporter=ctx.reporter,
                       first_n=max(used, default=0) + 1)  # fmt: skip
     runs: list[ProbeRun] = []
-    try:
-        with contextlib.closing(connect()) as conn:
-            conn.autocommit = True
-            for kind in probes:
-                runs.append(
-                    probe_kind(
-                        conn,
-                        kind,
-                        level=count,
-                        count=count,
-                        probes=p.probes_per_level,
-                        window=window,
-                        tracker=tracker,
-                        label=kind.kind,
-                    )
+    interrupted = "ddl probe block interrupted; its probe objects were dropped"
+    with tracker.cleanup(interrupted), contextlib.closing(connect()) as conn:
+        conn.autocommit = True
+        for kind in probes:
+            runs.append(
+                probe_kind(
+                    conn,
+                    kind,
+                    level=count,
+                    count=count,
+                    probes=p.probes_per_level,
+                    window=window,
+                    tracker=tracker,
+                    label=kind.kind,
                 )
-            after = count_objects(conn, p)
-    except KeyboardInterrupt:
-        raise Interrupted("ddl probe block interrupted; its probe objects were dropped") from None
-    except psycopg.Error as exc:
-        raise sql_error("ddl probe", "probe statements", exc) from None
-    finally:
-        tracker.drop_all()
-        tracker.sweep()
-    for note in ([window.failed] if window.failed else []) + window.notes:
+            )
+        after = count_objects(conn, p)
+    for note in window.messages:
         ctx.reporter.warn(note)
     spans = [r.window for r in runs if r.window]
     start = min((w[0] for w in spans), default=time.monotonic())

@@ -370,10 +370,17 @@ def _metric_values(rows: Sequence[dict[str, Any]], kind: str, at: str, n: int) -
     return out
 
 
+def metric_stem(m: dict[str, Any], kind: str) -> str:
+    """A per-statement metric row's value name before ``@``: ``<series>.ms_per_<kind>`` for a
+    histogram in ms, ``<series>.per_<kind>`` otherwise."""
+    return f"{m['series']}.{'ms_per' if m.get('unit', 'ms') == 'ms' else 'per'}_{kind}"
+
+
 def _metric_value(m: dict[str, Any], kind: str, at: str) -> Value:
+    name = f"{metric_stem(m, kind)}@{at}"
     if m.get("unit", "ms") == "ms":
-        return Value(f"{m['series']}.ms_per_{kind}@{at}", m["ms_per_stmt"], "ms", "lower")
-    return Value(f"{m['series']}.per_{kind}@{at}", m["ms_per_stmt"], "", None)
+        return Value(name, m["ms_per_stmt"], "ms", "lower")
+    return Value(name, m["ms_per_stmt"], "", None)
 
 
 def _ms(v: float | None) -> str:

@@ -305,7 +305,7 @@ def bench_levels(bench: Benchmark, given: Sequence[int] | None = None) -> tuple[
     if given:
         levels = tuple(int(c) for c in given)
     elif bench.driver == "dbbench" and bench.config and bench.concurrency == (1,):
-        from sessionctl.bench.dbbench import config_level
+        from sessionctl.bench.dbbench_config import config_level
 
         levels = (config_level(bench.config),)
     else:
@@ -318,7 +318,7 @@ def bench_levels(bench: Benchmark, given: Sequence[int] | None = None) -> tuple[
 def check_levels(bench: Benchmark, levels: Sequence[int], duration: float) -> None:
     """Refuse, before the target starts, a level the driver cannot apply (naming the job)."""
     if bench.driver == "dbbench" and bench.config:
-        from sessionctl.bench.dbbench import override_config
+        from sessionctl.bench.dbbench_config import override_config
 
         for level in levels:
             try:

@@ -345,8 +345,9 @@ def _record(
     if rs.rate is not None:
         from sessionctl.bench.runner import open_loop_shortfall
 
-        rec["achieved_rate"] = (getattr(r, "details", None) or {}).get("achieved_rate")
-        rec["rate_short"] = open_loop_shortfall(r) if hasattr(r, "details") else None
+        # Only a driver run has a rate (a ddl block never does), so it has details.
+        rec["achieved_rate"] = r.details.get("achieved_rate")
+        rec["rate_short"] = open_loop_shortfall(r)
     if hasattr(r, "objects"):
         rec |= {"objects": r.objects, "objects_after": r.objects_after}
     return rec | {
