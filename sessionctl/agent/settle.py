@@ -139,11 +139,8 @@ def finish(
         snap=snap,
         closed=None if still_open else closed,
         requested=req.kind if req is not None and still_open else None,
-        exit_reason=run.exit_reason,
-        exit_code=run.exit_code,
-        detail=run.detail,
-        prefer=camp.vcs,
         ending=ending,
+        prefer=camp.vcs,
         overspent=run.overspent,
     )
     problems = tuple(broken) + tuple(p.message for p in result.problems)
