@@ -124,7 +124,9 @@ def agent_view(entries: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
     kind = str(ending.get("kind") or "")
     if kind not in ("", "finished", "timeout", "killed") and ending.get("message"):
         # Why it ended, as the agent said (API error, refused tools, turn or budget limit).
-        label = "API error" if kind == "api_error" else kind.replace("_", " ")
+        from sessionctl.agent.ending import label as ending_label
+
+        label = ending_label(kind)
         if kind == "api_error":
             end = f"{label}: {ending['message']}"
         elif reason == "exited":

@@ -13,7 +13,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -180,20 +180,25 @@ def stop_tree(
     SIGINT but orphans them on SIGTERM); after ``grace`` seconds SIGTERM, then SIGKILL, go to
     every process in the session. Returns the leader's exit code.
     """
-    sid = proc.pid
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             proc.send_signal(first_signal)
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=grace)
-    for sig, wait in ((signal.SIGTERM, term_grace), (signal.SIGKILL, term_grace)):
-        members = [p for p in session_pids(sid) if p != proc.pid or proc.poll() is None]
-        if not members and proc.poll() is not None:
+    end_session(proc.pid, exited=lambda: proc.poll() is not None, term_grace=term_grace)
+    return proc.wait()
+
+
+def end_session(sid: int, *, exited: Callable[[], bool], term_grace: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL, to every process in session ``sid`` still running (``term_grace``
+    seconds each), until its leader has ``exited`` and the session is empty."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        members = [p for p in session_pids(sid) if p != sid or not exited()]
+        if not members and exited():
             break
         signal_session(sid, sig)
-        deadline = time.monotonic() + wait
+        deadline = time.monotonic() + term_grace
         while time.monotonic() < deadline:
-            if proc.poll() is not None and not session_pids(sid):
+            if exited() and not session_pids(sid):
                 break
             time.sleep(0.05)
-    return proc.wait()

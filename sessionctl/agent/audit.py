@@ -295,12 +295,9 @@ def audit_session(
     spec: AuditSpec,
     snap: Snapshot,
     closed: dict[str, Any] | None,
-    exit_reason: str,
-    exit_code: int | None,
-    detail: str = "",
+    ending: Ending,
     prefer: str = "auto",
     requested: str | None = None,
-    ending: Ending | None = None,
     overspent: str | None = None,
 ) -> Audit:
     """Run every check on session ``number``.
@@ -338,13 +335,6 @@ def audit_session(
                 + ", ".join(left_out)
                 + " (pass them to `sessionctl close --include`)",
             )
-        )
-    if ending is None:
-        ending = classify(
-            exit_reason=exit_reason,
-            exit_code=exit_code,
-            detail=detail,
-            summary=TranscriptSummary("auto"),
         )
     problems += check_ending(ending, overspent=overspent)
     notes.append(f"diff: {diff.text()}")

@@ -52,7 +52,7 @@ class Ending:
     @property
     def label(self) -> str:
         """``API error``, ``refused tools``, ... (what a table column shows)."""
-        return _SHOWN.get(self.kind, self.kind)
+        return label(self.kind)
 
     def text(self) -> str:
         """``API error: Invalid API key · Fix external API key`` (a log entry's line)."""
@@ -74,6 +74,12 @@ class Ending:
             bool(d.get("infrastructure")),
             tuple(str(x) for x in d.get("refused") or ()),
         )
+
+
+def label(kind: str) -> str:
+    """How a kind is shown: ``api_error`` -> ``API error``, ``refused_tools`` -> ``refused tools``
+    (a launch exit reason such as ``budget`` or ``interrupted`` shows as it is)."""
+    return _SHOWN.get(kind) or kind.replace("_", " ")
 
 
 def classify(

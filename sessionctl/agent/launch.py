@@ -136,9 +136,12 @@ class AgentRun:
 
         s = self.summary
         cost = f"${s.cost_usd:.2f}" if s.cost_usd is not None else "cost n/a"
-        end = self.ending.text() if self.exit_reason == EXITED else self.detail or self.exit_reason
-        if self.exit_reason == EXITED and self.ending.kind in ("finished", "failed"):
+        if self.exit_reason != EXITED:
+            end = self.detail or self.exit_reason
+        elif self.ending.kind in ("finished", "failed"):
             end = f"exited {self.exit_code}"
+        else:
+            end = self.ending.text()
         return f"{s.turns} turns, {cost}, {format_duration(round(self.duration_s, 1))}, {end}"
 
 

@@ -139,11 +139,8 @@ def finish(
         snap=snap,
         closed=None if still_open else closed,
         requested=req.kind if req is not None and still_open else None,
-        exit_reason=run.exit_reason,
-        exit_code=run.exit_code,
-        detail=run.detail,
-        prefer=camp.vcs,
         ending=ending,
+        prefer=camp.vcs,
         overspent=run.overspent,
     )
     problems = tuple(broken) + tuple(p.message for p in result.problems)
@@ -290,27 +287,20 @@ def _fail(
     request: Request | None = None,
 ) -> SessionOutcome:
     """Abort the session with the audit's reasons in the log and the prompt's status."""
-    from sessionctl.session import close as close_mod
-
-    ws, c = loop.ws, loop.campaign
-    loop.save(phase="failing")
-    loop.progress("failing", n, base.get("step"))
-    _restore_log(loop, n, snap)
     reasons = "; ".join(problems)
     asked = ""
     if request is not None and request.kind == "abort":
         asked = f" (the agent asked to abort: {request.reason})"
-    done = close_mod.abort(
-        ws,
-        c,
+    moved = _discard_session(
+        loop,
+        n,
+        snap,
+        base,
+        phase="failing",
+        restore_log=True,
         reason=f"audit failed: {reasons}{asked}",
         status_text=_failed_status(status, n, reasons),
-        discard=True,
-        reporter=loop.reporter,
-        set_aside_to=failed_dir(n),
-        leave=snap.dirty,
     )
-    moved = _set_aside(ws, n, list(done.plan.set_aside))  # what the log entry names
     return SessionOutcome(outcome="failed", problems=problems, moved=moved, **base)
 
 
@@ -328,23 +318,16 @@ def _infrastructure(
     earlier session's one stays for the next session that reaches its model) and the step
     stays first.
     """
-    from sessionctl.session import close as close_mod
-
-    ws, c = loop.ws, loop.campaign
-    loop.save(phase="aborting")
-    loop.progress("aborting", n, base.get("step"))
-    _restore_log(loop, n, snap)
-    done = close_mod.abort(
-        ws,
-        c,
+    moved = _discard_session(
+        loop,
+        n,
+        snap,
+        base,
+        phase="aborting",
+        restore_log=True,
         reason="; ".join(problems),
         status_text=None,
-        discard=True,
-        reporter=loop.reporter,
-        set_aside_to=failed_dir(n),
-        leave=snap.dirty,
     )
-    moved = _set_aside(ws, n, list(done.plan.set_aside))
     return SessionOutcome(outcome="infrastructure", problems=problems, moved=moved, **base)
 
 
@@ -357,25 +340,57 @@ def _abort(
     base: dict[str, Any],
 ) -> SessionOutcome:
     """Carry out the agent's abort request: its reason logged, its edits set aside."""
+    moved = _discard_session(
+        loop,
+        n,
+        snap,
+        base,
+        phase="aborting",
+        restore_log=False,
+        reason=request.reason or "the agent aborted the session",
+        status_text=request.status or _cleaned_status(status),
+        retire=request.retire,
+    )
+    return SessionOutcome(outcome="aborted", moved=moved, **base)
+
+
+def _discard_session(
+    loop: Loop,
+    n: int,
+    snap: audit_mod.Snapshot,
+    base: dict[str, Any],
+    *,
+    phase: str,
+    restore_log: bool,
+    reason: str,
+    status_text: str | None,
+    retire: bool = False,
+) -> tuple[str, ...]:
+    """Abort the open session with its edits set aside (``phase`` shown meanwhile); return
+    what was moved into ``.sessionctl/failed/<N>/`` (what the log entry names).
+
+    ``restore_log``: put back the log as it was first (a hand edit kept aside).
+    """
     from sessionctl.session import close as close_mod
 
     ws, c = loop.ws, loop.campaign
-    loop.save(phase="aborting")
-    loop.progress("aborting", n, base.get("step"))
+    loop.save(phase=phase)
+    loop.progress(phase, n, base.get("step"))
+    if restore_log:
+        _restore_log(loop, n, snap)
     # The next session needs a clean working copy, whatever the agent said about --discard.
     done = close_mod.abort(
         ws,
         c,
-        reason=request.reason or "the agent aborted the session",
-        status_text=request.status or _cleaned_status(status),
+        reason=reason,
+        status_text=status_text,
         discard=True,
         reporter=loop.reporter,
         set_aside_to=failed_dir(n),
         leave=snap.dirty,
-        retire=request.retire,
+        retire=retire,
     )
-    moved = _set_aside(ws, n, list(done.plan.set_aside))  # what the log entry names
-    return SessionOutcome(outcome="aborted", moved=moved, **base)
+    return _set_aside(ws, n, list(done.plan.set_aside))
 
 
 def _restore_log(loop: Loop, n: int, snap: audit_mod.Snapshot) -> None:

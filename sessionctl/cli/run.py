@@ -187,9 +187,11 @@ def _show_result(result: Any) -> None:
 
 def _ending(s: Any) -> str:
     """The agent column: how it ended (``API error: Invalid API key``, ``finished``)."""
+    from sessionctl.agent.ending import label as ending_label
+
     ending = s.ending or {}
     kind = str(ending.get("kind") or s.exit_reason or "")
-    label = kind.replace("_", " ").replace("api error", "API error")
+    label = ending_label(kind)
     if kind in ("", "finished", "timeout", "killed"):
         return label or "exited"
     return f"{label}: {ending.get('message') or ''}".rstrip(": ")

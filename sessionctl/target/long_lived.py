@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -98,28 +97,22 @@ def live_state(ws: Workspace, campaign: str) -> State | None:
 def stop(ws: Workspace, campaign: str, *, first_signal: int, grace: float) -> State | None:
     """Stop the recorded server and its session (first signal to the leader, then SIGTERM and
     SIGKILL to the session); remove the state file. Returns what was stopped (None: nothing)."""
-    from sessionctl.process import session_pids, signal_session
+    from sessionctl.process import end_session
 
     st = live_state(ws, campaign)
     if st is None:
         return None
     with contextlib.suppress(ProcessLookupError):
         os.kill(st.pid, first_signal)
-    if not _wait(lambda: not alive(st.pid), grace) or session_pids(st.pid):
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            signal_session(st.pid, sig)
-            if _wait(lambda: not alive(st.pid) and not session_pids(st.pid), 5.0):
-                break
+    _wait(lambda: not alive(st.pid), grace)
+    end_session(st.pid, exited=lambda: not alive(st.pid))
     with contextlib.suppress(ChildProcessError, OSError):
         os.waitpid(st.pid, os.WNOHANG)  # reap it when this process started it
     clear_state(ws, campaign)
     return st
 
 
-def _wait(done: Any, timeout: float) -> bool:
+def _wait(done: Any, timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if done():
-            return True
+    while time.monotonic() < deadline and not done():
         time.sleep(0.05)
-    return bool(done())

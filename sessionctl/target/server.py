@@ -274,22 +274,21 @@ class TargetHandle:
                 f"long-lived target (pid {self.adopted}) exited before it was ready; "
                 f"log {self.log_path}: {self.log_tail() or '(empty)'}"
             )
-        if self.proc is None or self.proc.poll() is None:
-            return None
-        tail = self.log_tail()
-        return TargetError(
-            f"target `{self._shown_argv()}` exited with {self.proc.returncode} "
-            "before it was "
-            f"ready; log {self.log_path}: {tail or '(empty)'}"
-        )
+        return self._exited("before it was ready")
 
     def check_alive(self, what: str) -> None:
         """Raise if the server we started has exited: whatever answered ``what`` was not it."""
+        dead = self._exited(f"during {what}: its numbers are not trusted")
+        if dead is not None:
+            raise dead
+
+    def _exited(self, when: str) -> TargetError | None:
+        """The error for the server we started having exited ``when`` (None while it runs)."""
         if self.proc is None or self.proc.poll() is None:
-            return
-        raise TargetError(
-            f"target `{self._shown_argv()}` exited with {self.proc.returncode} during {what}: "
-            f"its numbers are not trusted; log {self.log_path}: {self.log_tail() or '(empty)'}"
+            return None
+        return TargetError(
+            f"target `{self._shown_argv()}` exited with {self.proc.returncode} {when}; "
+            f"log {self.log_path}: {self.log_tail() or '(empty)'}"
         )
 
     def _probe(self) -> tuple[bool, str]:
