@@ -234,7 +234,7 @@ def cumulative_gain(
     name = metric or row.metric
     rows: list[history.SessionRow] = []
     for n in range(1, session):
-        data = _closed(ws, campaign, n)
+        data = history.archive(ws.session_dir(campaign) / str(n))
         if not data:
             continue
         head = history.headline_from_rows(data.get("results") or (), metric=name)
@@ -249,21 +249,6 @@ def cumulative_gain(
     if gain is None or gain.sessions < 2:
         return None
     return history.cumulative_text(gain, markdown=True)
-
-
-def _closed(ws: Workspace, campaign: str, number: int) -> dict[str, Any]:
-    """Session ``number``'s archive (``closed.json``; {} when it has none or it is unreadable).
-
-    Read here rather than through ``session.close`` (which builds log entries with this module).
-    """
-    import json
-
-    path = ws.session_dir(campaign) / str(number) / "closed.json"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def setup_line(

@@ -20,6 +20,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from sessionctl.history.commits import committed_rows
@@ -57,6 +58,7 @@ __all__ = [
     "Headline",
     "History",
     "SessionRow",
+    "archive",
     "ci_text",
     "collect",
     "committed_rows",
@@ -157,8 +159,6 @@ def _entries(ws: Workspace, campaign: str, number: int) -> list[dict[str, Any]]:
 
 
 def _rel(ws: Workspace, path: str) -> str:
-    from pathlib import Path
-
     p = Path(path)
     if p.is_absolute():
         try:
@@ -246,18 +246,24 @@ def session_row(
 _LOG_HEADING = re.compile(r"^#+\s*Session\s+(\d+)\b[^\n]*?(?:[:—–-]\s*(.*))?$", re.MULTILINE)
 
 
+def archive(folder: Path) -> dict[str, Any] | None:
+    """A session folder's archive (``closed.json``); None when it has none or it is unreadable."""
+    try:
+        data = json.loads((folder / "closed.json").read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def _archived(ws: Workspace, campaign: str) -> dict[int, dict[str, Any]]:
     folder = ws.session_dir(campaign)
     found: dict[int, dict[str, Any]] = {}
     if not folder.is_dir():
         return found
     for sub in folder.iterdir():
-        if not sub.name.isdigit():
-            continue
-        try:
-            found[int(sub.name)] = json.loads((sub / "closed.json").read_text(encoding="utf-8"))
-        except (FileNotFoundError, json.JSONDecodeError):
-            continue
+        data = archive(sub) if sub.name.isdigit() else None
+        if data is not None:
+            found[int(sub.name)] = data
     return found
 
 
