@@ -45,15 +45,18 @@ def current_context() -> click.Context:
     return click.get_current_context()
 
 
-def workspace() -> Workspace:
-    """The workspace for this invocation (``--root``, ``$SESSIONCTL_ROOT`` or the nearest up)."""
+def workspace(*, here: bool = False) -> Workspace:
+    """The workspace for this invocation (``--root``, ``$SESSIONCTL_ROOT`` or the nearest up).
+
+    ``here``: without ``--root``, the current folder, not a search up (``init`` makes it).
+    """
     from sessionctl.workspace import Workspace, find_workspace
 
     ctx = current_context()
     root = ctx.find_root().params.get("root")
     if root:
         return Workspace(Path(root).expanduser().resolve())
-    return find_workspace()
+    return Workspace(Path.cwd().resolve()) if here else find_workspace()
 
 
 def campaign(name: str | None) -> tuple[Workspace, str]:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from sessionctl import console
-from sessionctl.cli.common import JsonOpt, current_context, emit, option
+from sessionctl.cli.common import JsonOpt, emit, option, workspace
 
 
 def init_cmd(
@@ -50,10 +49,8 @@ def init_cmd(
     Values not given as options are asked for when a terminal is attached, else defaulted.
     """
     from sessionctl.campaign import scaffold
-    from sessionctl.workspace import Workspace
 
-    given = current_context().find_root().params.get("root")
-    ws = Workspace(Path(given).expanduser().resolve() if given else Path.cwd().resolve())
+    ws = workspace(here=True)
     ask = console.interactive() and not json_output
     if name is None:
         default = scaffold.default_name(ws.root)

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from sessionctl import console
-from sessionctl.cli.common import CampaignArg, JsonOpt, campaign, current_context, emit, workspace
+from sessionctl.cli.common import CampaignArg, JsonOpt, campaign, emit, workspace
 
 prompt_app = typer.Typer(
     help="The campaign's handoff prompt: YAML source of truth, rendered markdown, import.",
@@ -149,7 +149,6 @@ def import_cmd(
     """
     from sessionctl.campaign import importer, store
     from sessionctl.errors import CampaignNotFound, UsageError
-    from sessionctl.workspace import Workspace, find_workspace
 
     try:
         text = source.read_text(encoding="utf-8")
@@ -159,14 +158,10 @@ def import_cmd(
         raise UsageError(
             f"--campaign {name!r}: use letters, digits, '-' and '_' (it names prompts/NAME.yaml)"
         )
-    root = current_context().find_root().params.get("root")
-    if root:
-        ws = Workspace(Path(root).expanduser().resolve())
-    else:
-        try:
-            ws = find_workspace()
-        except CampaignNotFound:  # no workspace yet: importing creates one here
-            ws = Workspace(Path.cwd().resolve())
+    try:
+        ws = workspace()
+    except CampaignNotFound:  # no workspace yet: importing creates one here
+        ws = workspace(here=True)
     result = importer.import_prompt(
         text, name=name, source=str(source), keep_instructions=keep_instructions
     )
