@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sessionctl.campaign.superseded import replaced_by
-from sessionctl.campaign.titles import Ids, slug
+from sessionctl.campaign.titles import ABBREVIATIONS, Ids, slug
 
 # Prose fields (one text each) and rules (a list), in the order the default layout renders them.
 TEXT_FIELDS = ("context", "goal", "workflow", "target", "status", "profiling_notes")
@@ -84,7 +84,7 @@ _SIGNALS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ),
 )
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(`*_~\[A-Z])")
-_ABBREV = ("e.g.", "i.e.", "etc.", "vs.", "cf.", "approx.", "incl.", "resp.", "no.")
+_ABBREV = (*ABBREVIATIONS, "no.")
 _STATUS_LEAD = re.compile(
     r"(?i)\b(?:status|where\s+we\s+(?:are|stand)|progress|after\s+session\s+\d+|as\s+of)\b"
 )

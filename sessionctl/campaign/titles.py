@@ -12,7 +12,8 @@ import re
 
 from sessionctl.campaign import markdown as md
 
-_ABBREV = ("e.g.", "i.e.", "etc.", "vs.", "cf.", "approx.", "incl.", "resp.")
+# Words whose "." ends no sentence (placement, splitting paragraphs, adds "no.").
+ABBREVIATIONS = ("e.g.", "i.e.", "etc.", "vs.", "cf.", "approx.", "incl.", "resp.")
 _SESSIONS = re.compile(r"(?i)\bsessions?\s+#?(\d+(?:\s*(?:,|and|&|-|–|to)\s*#?\d+)*)")
 # "(Session 10)" / "(Sessions 8, 9)" at the end of a title: the attribution, not the title.
 _ATTRIBUTION = re.compile(r"\s*\((?i:sessions?)\s+#?\d+(?:\s*(?:,|and|&|-|–|to)\s*#?\d+)*\)\s*$")
@@ -113,7 +114,7 @@ def _cut(text: str) -> tuple[int, int] | None:
         if pos > 160:
             break
         word = text[: pos + 1].split()[-1].lower()
-        if pos >= 3 and word not in _ABBREV and text[:pos].count("`") % 2 == 0:
+        if pos >= 3 and word not in ABBREVIATIONS and text[:pos].count("`") % 2 == 0:
             return pos + 1, m.end()
     return None
 
