@@ -72,6 +72,14 @@ def _ensure_key(doc: Doc, key: str, factory: Any) -> Any:
     return doc[key]
 
 
+def _put(doc: Doc, key: str, value: Any) -> None:
+    """Set ``doc[key]``, in place when present, else where :func:`_ensure_key` puts it."""
+    if key in doc:
+        doc[key] = value
+    else:
+        _ensure_key(doc, key, lambda: value)
+
+
 def _steps(doc: Doc) -> Any:
     steps = doc.get("next_steps")
     if steps is None:
@@ -356,10 +364,7 @@ def unretire_step(doc: Doc, step_id: str, *, rank: int | None = None) -> None:
 
 def set_status(doc: Doc, text: str) -> None:
     """Replace the current-status prose (and a heading that names the old status's session)."""
-    if "status" in doc:
-        doc["status"] = _text(text)
-    else:
-        _ensure_key(doc, "status", lambda: _text(text))
+    _put(doc, "status", _text(text))
     headings = doc.get("headings")
     if isinstance(headings, dict) and re.search(
         r"(?i)\bsessions?\s+\d", str(headings.get("status", ""))
@@ -371,15 +376,9 @@ def set_last_session(doc: Doc, number: int) -> None:
     """Record the number of the last finished session."""
     if isinstance(number, bool) or not isinstance(number, int) or number < 0:
         raise UsageError(f"last_session {number!r}: must be a session number >= 0")
-    if "last_session" in doc:
-        doc["last_session"] = number
-    else:
-        _ensure_key(doc, "last_session", lambda: number)
+    _put(doc, "last_session", number)
 
 
 def set_log(doc: Doc, path: str) -> None:
     """Name the campaign's perf log (``log:``, relative to the workspace)."""
-    if "log" in doc:
-        doc["log"] = path
-    else:
-        _ensure_key(doc, "log", lambda: path)
+    _put(doc, "log", path)
