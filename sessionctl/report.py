@@ -210,7 +210,7 @@ def _draw_cumulative(ax: Any, h: History, points: Sequence[SessionRow]) -> None:
     if xs:
         ax.step(xs, ys, where="post", color="#0969da", lw=1.5)
         ax.plot(xs, ys, "o", color="#0969da", ms=4)
-        ax.annotate(f"{ys[-1]:+.1f}%", (xs[-1], ys[-1]), textcoords="offset points",
+        ax.annotate(effect_text(ys[-1]), (xs[-1], ys[-1]), textcoords="offset points",
                     xytext=(6, 4), color="#0969da")  # fmt: skip
     ax.grid(axis="y", color="#eaeef2")
     numbers = [r.number for r in h.rows]
