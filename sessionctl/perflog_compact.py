@@ -15,7 +15,7 @@ metric the campaign watches (``metrics:``).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -69,53 +69,57 @@ def _level_value(label: str) -> int:
     return int(label[:-1]) * 1000 if label.endswith("k") else int(label)
 
 
-def ddl_table(rows: Sequence[ResultRow]) -> tuple[str, set[str]]:
-    """Objects level x statement, median ms per statement (empty when no DDL rows)."""
-    grid: dict[str, dict[str, ResultRow]] = {}
-    kinds: list[str] = []
+def _grid(
+    rows: Sequence[ResultRow],
+    pattern: re.Pattern[str],
+    *,
+    corner: str,
+    row_key: Callable[[re.Match[str]], Any],
+    row_order: Callable[[Any], Any],
+    column: str,
+    heading: Callable[[str], str],
+    column_order: Callable[[str], Any] | None = None,
+) -> tuple[str, set[str]]:
+    """The rows ``pattern`` matches as a grid: one line per ``row_key``, one column per
+    ``column`` group (first seen first, or by ``column_order``); empty when none match."""
+    grid: dict[Any, dict[str, ResultRow]] = {}
+    columns: list[str] = []
     for r in rows:
-        m = _DDL.match(r.metric)
+        m = pattern.match(r.metric)
         if m is None:
             continue
-        grid.setdefault(m["level"], {})[m["kind"]] = r
-        if m["kind"] not in kinds:
-            kinds.append(m["kind"])
+        grid.setdefault(row_key(m), {})[m[column]] = r
+        if m[column] not in columns:
+            columns.append(m[column])
     if not grid:
         return "", set()
+    if column_order is not None:
+        columns.sort(key=column_order)
     lines = [
-        "| objects | " + " | ".join(f"`{k}` (ms)" for k in kinds) + " |",
-        "|---:|" + "---:|" * len(kinds),
+        f"| {corner} | " + " | ".join(heading(c) for c in columns) + " |",
+        "|---:|" + "---:|" * len(columns),
     ]
-    for level in sorted(grid, key=_level_value):
-        cells = [cell(grid[level][k]) if k in grid[level] else "" for k in kinds]
-        lines.append(f"| {level} | " + " | ".join(cells) + " |")
-    shown = {r.metric for by_kind in grid.values() for r in by_kind.values()}
+    for key in sorted(grid, key=row_order):
+        cells = [cell(grid[key][c]) if c in grid[key] else "" for c in columns]
+        lines.append(f"| {key} | " + " | ".join(cells) + " |")
+    shown = {r.metric for by_column in grid.values() for r in by_column.values()}
     return "\n".join(lines), shown
+
+
+def ddl_table(rows: Sequence[ResultRow]) -> tuple[str, set[str]]:
+    """Objects level x statement, median ms per statement (empty when no DDL rows)."""
+    return _grid(
+        rows, _DDL, corner="objects", row_key=lambda m: m["level"], row_order=_level_value,
+        column="kind", heading=lambda k: f"`{k}` (ms)",
+    )  # fmt: skip
 
 
 def load_table(rows: Sequence[ResultRow]) -> tuple[str, set[str]]:
     """Connections x throughput and latency (empty when no such rows)."""
-    grid: dict[int, dict[str, ResultRow]] = {}
-    stats: list[str] = []
-    for r in rows:
-        m = _LOAD.match(r.metric)
-        if m is None:
-            continue
-        grid.setdefault(int(m["c"]), {})[m["stat"]] = r
-        if m["stat"] not in stats:
-            stats.append(m["stat"])
-    if not grid:
-        return "", set()
-    stats.sort(key=list(_LOAD_HEADERS).index)
-    lines = [
-        "| connections | " + " | ".join(_LOAD_HEADERS[s] for s in stats) + " |",
-        "|---:|" + "---:|" * len(stats),
-    ]
-    for conns in sorted(grid):
-        cells = [cell(grid[conns][s]) if s in grid[conns] else "" for s in stats]
-        lines.append(f"| {conns} | " + " | ".join(cells) + " |")
-    shown = {r.metric for by_stat in grid.values() for r in by_stat.values()}
-    return "\n".join(lines), shown
+    return _grid(
+        rows, _LOAD, corner="connections", row_key=lambda m: int(m["c"]), row_order=int,
+        column="stat", heading=_LOAD_HEADERS.__getitem__, column_order=list(_LOAD_HEADERS).index,
+    )  # fmt: skip
 
 
 def results_table(
