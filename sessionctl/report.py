@@ -70,7 +70,7 @@ def _title(ws: Workspace, campaign: str) -> str:
     """The campaign's one-line title (the rendered prompt's heading), for the page heading."""
     from sessionctl.campaign import store
 
-    return store.load(ws, campaign).campaign.title or campaign
+    return store.read(ws, campaign).title or campaign
 
 
 def _markup(svg: str) -> Any:

@@ -273,7 +273,7 @@ def collect(ws: Workspace, campaign: str, *, since: int | None = None) -> Histor
     from sessionctl.campaign import store
     from sessionctl.session import record
 
-    camp = store.load(ws, campaign).campaign
+    camp = store.read(ws, campaign)
     metric = camp.headline.metric if camp.headline else None
     better = camp.headline.better if camp.headline else None
     archived = _archived(ws, campaign)
