@@ -69,7 +69,7 @@ def init_cmd(
     if headline is None and ask:
         headline = console.ask("Title (one line: what this campaign is about)", "") or None
     answers = scaffold.Answers(
-        name=scaffold.check_name(name),
+        name=name,
         target_url=target_url,
         driver=driver,
         query=query or scaffold.DEFAULT_QUERY,
