@@ -283,8 +283,8 @@ def collect(ws: Workspace, campaign: str, *, since: int | None = None) -> Histor
     }
     warnings: list[str] = []
     log_text = perflog.read(ws, campaign) or ""
-    headings = {int(m[1]) for m in _LOG_HEADING.finditer(log_text)}
-    if headings - set(rows):
+    headings = list(_LOG_HEADING.finditer(log_text))
+    if {int(m[1]) for m in headings} - set(rows):
         # Logged sessions this machine has no archive of: their commits may say more.
         committed = committed_rows(ws, campaign, vcs=camp.vcs, metric=metric, better=better)
         retired = {n for step in camp.retired for n in step.sessions}
@@ -292,7 +292,7 @@ def collect(ws: Workspace, campaign: str, *, since: int | None = None) -> Histor
             n: replace(r, outcome="retired") if r.outcome == "aborted" and n in retired else r
             for n, r in committed.items() if n not in rows
         })  # fmt: skip
-    for m in _LOG_HEADING.finditer(log_text):
+    for m in headings:
         n = int(m[1])
         if n not in rows:
             title = (m[2] or "").strip() or None
