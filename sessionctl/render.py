@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from sessionctl.campaign.schema import LAYOUT_BUILTIN
 from sessionctl.errors import ConfigError, InternalError, UsageError
 from sessionctl.files import atomic_write
-from sessionctl.workspace import Workspace
+from sessionctl.workspace import Workspace, default_log
 
 if TYPE_CHECKING:
     import jinja2
@@ -437,7 +437,7 @@ def prompt_context(c: Campaign, ws: Workspace | None = None) -> dict[str, Any]:
         "next_session": c.last_session + 1,
         "yaml_path": f"prompts/{c.name}.yaml",
         "md_path": f"prompts/{c.name}.md",
-        "log_path": c.log or f"logs/{c.name}-perf-log.md",
+        "log_path": c.log or default_log(c.name),
         "completed_lists": _completed_lists(c.completed),
         "completed_sessions": {
             kind: sorted({n for e in entries for n in e.sessions})

@@ -22,6 +22,11 @@ ENV_ROOT = "SESSIONCTL_ROOT"
 ENV_CAMPAIGN = "SESSIONCTL_CAMPAIGN"
 
 
+def default_log(name: str) -> str:
+    """Where a campaign's perf log goes without a ``log:`` key, relative to the workspace."""
+    return f"logs/{name}-perf-log.md"
+
+
 @dataclass(frozen=True)
 class Workspace:
     """Paths of one workspace; creating it touches nothing on disk."""
@@ -59,7 +64,7 @@ class Workspace:
         return self.default_log_path(name)
 
     def default_log_path(self, name: str) -> Path:
-        return self.logs_dir / f"{name}-perf-log.md"
+        return self.root / default_log(name)
 
     def session_dir(self, name: str) -> Path:
         """Per-campaign session state (open session record, close journal)."""

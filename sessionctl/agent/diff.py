@@ -14,7 +14,7 @@ from typing import Any
 
 from sessionctl import process
 from sessionctl.errors import SessionctlError
-from sessionctl.workspace import SCRATCH, Workspace
+from sessionctl.workspace import SCRATCH, Workspace, default_log
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,7 @@ def file_hash(path: Path) -> str:
 
 def managed_paths(campaign: str, log: str | None = None) -> frozenset[str]:
     """Files only sessionctl writes; they are judged by the log and drift checks, not the diff."""
-    log = log or f"logs/{campaign}-perf-log.md"
+    log = log or default_log(campaign)
     return frozenset({f"prompts/{campaign}.yaml", f"prompts/{campaign}.md", log})
 
 

@@ -31,6 +31,7 @@ from sessionctl.campaign.titles import (
     strip_marks,
     without_attribution,
 )
+from sessionctl.workspace import default_log
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 _NEXT = re.compile(
@@ -86,7 +87,7 @@ def import_prompt(
     title, units, untitled = _take_title(units, name)
     lists = _structure_lists(units)
     placer = Placer(
-        log_path=f"logs/{name}-perf-log.md",
+        log_path=default_log(name),
         keep_instructions=keep_instructions,
         section_ids=Ids(_RESERVED),
     )

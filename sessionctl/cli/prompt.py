@@ -211,11 +211,12 @@ def _adopt_log(ws: Any, name: str, log: Path, *, force: bool) -> dict[str, Any]:
     """Point the new campaign at the users' log; number sessions on from its highest one."""
     from sessionctl import perflog
     from sessionctl.campaign import next_steps, store
+    from sessionctl.workspace import default_log
 
     rel, highest = perflog.adopt(ws, name, log, force=force)
     with ws.lock(name):
         cf = store.load(ws, name)
-        if rel != ws.default_log_path(name).relative_to(ws.root).as_posix():
+        if rel != default_log(name):
             next_steps.set_log(cf.doc, rel)
         last = max(cf.campaign.last_session, highest)
         next_steps.set_last_session(cf.doc, last)
