@@ -38,10 +38,6 @@ class Workspace:
         return self.root / "prompts"
 
     @property
-    def logs_dir(self) -> Path:
-        return self.root / "logs"
-
-    @property
     def templates_dir(self) -> Path:
         """The user's template override folder (templates here win over the packaged ones)."""
         return self.root / "templates"
